@@ -1,0 +1,8 @@
+/**
+ * allocator/: one partition's log-structured allocator over a region of a device file.
+ * Imports nothing else of Cairn's.
+ */
+export { Allocator } from './allocator.ts';
+export type { AllocatorOptions, AllocatorStats } from './allocator.ts';
+export { AllocatorFullError, AllocatorStateError, ChecksumError, FormatError } from './errors.ts';
+export { PAGE } from './layout.ts';
