@@ -88,6 +88,9 @@ export class LocalCluster {
     const child = fork(NODE_MAIN, ['--data-dir', this.dataDir, '--node', String(id)], {
       execArgv: ['--import', 'tsx'],
       stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
+      // Own process group: a terminal's Ctrl-C reaches only the parent, which drains
+      // clients before stopping nodes. Nodes still stop when the parent's IPC link drops.
+      detached: true,
     });
     const proc: NodeProc = {
       child,

@@ -3,9 +3,10 @@
  * Opens the node's partitions, serves the data path, and reports readiness to a parent
  * (IPC message {type: 'ready', port}) and on stdout. SIGTERM/SIGINT, or the parent going
  * away, stop it gracefully: in-flight requests finish and every partition is flushed.
+ * While it runs, `<data-dir>/run/node<ID>.pid` holds its process id.
  */
 import { parseArgs } from 'node:util';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, writeFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { pino, destination } from 'pino';
 import { loadConfig } from '../config/index.ts';
@@ -42,6 +43,9 @@ const me = config!.nodes.find((n) => n.id === nodeId) ?? fail(`node ${nodeId} is
 const storage = await NodeStorage.open(me, dataDir).catch((e: Error) => fail(`opening storage: ${e.message}`));
 const server = new NodeServer({ config: config!, nodeId, storage, log });
 const port = await server.listen(me.host, me.port).catch((e: Error) => fail(`listening on ${me.host}:${me.port}: ${e.message}`));
+const pidFile = join(dataDir, 'run', `node${nodeId}.pid`);
+mkdirSync(join(dataDir, 'run'), { recursive: true });
+writeFileSync(pidFile, `${process.pid}\n`);
 log.info({ port, partitions: storage.partitions.size }, 'ready');
 process.stdout.write(`cairn-node ${nodeId} ready on ${me.host}:${port}\n`);
 process.send?.({ type: 'ready', node: nodeId, port });
@@ -54,6 +58,7 @@ async function stop(reason: string): Promise<void> {
   try {
     await server.close();
     await storage.close();
+    rmSync(pidFile, { force: true });
     log.info('stopped');
     log.flush();
     process.exit(0);
