@@ -11,7 +11,7 @@ function fioArgs(uri: string, extra: string[]): string[] {
   // randrepeat (fio's default) makes the offsets and the verify headers' seeds repeat, so
   // a later --verify_only run checks exactly what this job wrote.
   return ['--name=persist', '--ioengine=nbd', `--uri=${uri}`, '--rw=randwrite', '--bs=4k', '--size=64m', '--offset=128m',
-    '--iodepth=16', '--verify=crc32c', '--verify_fatal=1', '--output-format=json', ...extra];
+    '--iodepth=16', '--verify=crc32c', '--verify_state_save=0', '--verify_fatal=1', '--output-format=json', ...extra];
 }
 
 function verified(stdout: string): number {
