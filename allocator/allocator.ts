@@ -218,6 +218,7 @@ export class Allocator {
 
   private readonly S: number;
   private readonly maxLive: number;
+  private readonly minGarbage: number;
   private readonly policy: CleanerPolicy;
   private readonly rate: number;
   private readonly ckptFactor: number;
@@ -241,7 +242,10 @@ export class Allocator {
     this.segs = new SegmentTable(segments, segBlocks);
     const util = opts.maxUtilization ?? 0.9;
     if (!(util > 0 && util <= 0.99)) throw new AllocatorStateError(`maxUtilization ${util} must be in (0, 0.99]`);
-    const perSeg = segBlocks - Math.ceil(segBlocks / MAX_ENTRIES) - 1;
+    // Cleaning a segment gains space only if its garbage exceeds the headers its copies
+    // need (one per 168 pages, plus one where the cold stream crosses into a new segment).
+    this.minGarbage = Math.ceil(segBlocks / MAX_ENTRIES) + 2;
+    const perSeg = segBlocks - this.minGarbage;
     this.maxLive = Math.max(0, Math.floor(Math.min(util * segments * segBlocks, (segments - RESERVE - 3) * perSeg)));
     this.policy = opts.cleaner ?? 'cost-benefit';
     this.rate = opts.cleanerBytesPerSec ?? 256 * 1024 * 1024;
@@ -1162,7 +1166,7 @@ export class Allocator {
           r = this.reclaim();
         }
         if (r.freed > 0 && this.segs.freeCount >= this.highWater) continue;
-        const victims = pickVictims(this.segs, this.policy, this.clock, 4, Math.ceil(this.S / MAX_ENTRIES) + 1);
+        const victims = pickVictims(this.segs, this.policy, this.clock, 4, this.minGarbage);
         if (victims.length === 0) {
           if (this.hotBlocked && this.dying.size === 0 && this.moveQueue.length === 0) {
             this.spaceStuck = true;
