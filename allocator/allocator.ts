@@ -69,6 +69,11 @@ export interface AllocatorOptions {
   checkpointFactor?: number;
   /** Lower bound of the checkpoint interval in appended bytes. Default 64 MiB. */
   checkpointMinBytes?: number;
+  /**
+   * Test hook: milliseconds to wait between a host read's map lookup and its device
+   * read, to widen the window in which the cleaner could reuse the segment. Default 0.
+   */
+  readDelayMs?: number;
 }
 
 /** Space, traffic and memory figures. Sizes in bytes. */
@@ -225,6 +230,7 @@ export class Allocator {
   private readonly ckptMinBlocks: number;
   private readonly lowWater: number;
   private readonly highWater: number;
+  private readonly readDelayMs: number;
 
   private constructor(
     private readonly fh: FileHandle,
@@ -251,6 +257,7 @@ export class Allocator {
     this.rate = opts.cleanerBytesPerSec ?? 256 * 1024 * 1024;
     this.ckptFactor = opts.checkpointFactor ?? 2;
     this.ckptMinBlocks = Math.ceil((opts.checkpointMinBytes ?? 64 * 1024 * 1024) / PAGE);
+    this.readDelayMs = opts.readDelayMs ?? 0;
     this.lowWater = RESERVE + 2 + Math.floor(segments / 256);
     this.highWater = this.lowWater + 2 + Math.floor(segments / 256);
   }
@@ -438,8 +445,10 @@ export class Allocator {
       this.segs.readers[seg]++;
       i += n;
     }
-    const reads = runs.map(([o, b, n]) => preadFully(this.fd, out, o * PAGE, n * PAGE, this.offset + b * PAGE));
-    return Promise.allSettled(reads).then((res) => {
+    const issue = (): Promise<PromiseSettledResult<number>[]> =>
+      Promise.allSettled(runs.map(([o, b, n]) => preadFully(this.fd, out, o * PAGE, n * PAGE, this.offset + b * PAGE)));
+    const done = this.readDelayMs > 0 ? sleep(this.readDelayMs).then(issue) : issue();
+    return done.then((res) => {
       for (const r of runs) this.segs.readers[r[3]]--;
       for (const r of res) if (r.status === 'rejected') throw r.reason;
       for (let j = 0; j < idx.length; j++) {
