@@ -102,6 +102,8 @@ export interface AllocatorStats {
   /** Record headers (segment summaries) plus checkpoint bytes handed to the database. */
   metadataBytesWritten: number;
   summaryBytesWritten: number;
+  /** Part of summaryBytesWritten that describes cleaner copies. */
+  cleanerSummaryBytesWritten: number;
   checkpointBytesWritten: number;
   /** Page bytes copied by the cleaner. */
   cleanerBytesMoved: number;
@@ -215,6 +217,7 @@ export class Allocator {
   private hostBytes = 0;
   private logBytes = 0;
   private summaryBytes = 0;
+  private coldSummaryBytes = 0;
   private ckptBytes = 0;
   private movedBytes = 0;
   private segmentsCleaned = 0;
@@ -258,8 +261,8 @@ export class Allocator {
     this.ckptFactor = opts.checkpointFactor ?? 2;
     this.ckptMinBlocks = Math.ceil((opts.checkpointMinBytes ?? 64 * 1024 * 1024) / PAGE);
     this.readDelayMs = opts.readDelayMs ?? 0;
-    this.lowWater = RESERVE + 2 + Math.floor(segments / 256);
-    this.highWater = this.lowWater + 2 + Math.floor(segments / 256);
+    this.lowWater = RESERVE + 1 + Math.floor(segments / 512);
+    this.highWater = this.lowWater + 1 + Math.floor(segments / 512);
   }
 
   /**
@@ -574,6 +577,7 @@ export class Allocator {
       deviceBytesWritten: this.logBytes,
       metadataBytesWritten: this.summaryBytes + this.ckptBytes,
       summaryBytesWritten: this.summaryBytes,
+      cleanerSummaryBytesWritten: this.coldSummaryBytes,
       checkpointBytesWritten: this.ckptBytes,
       cleanerBytesMoved: this.movedBytes,
       writeAmplification: host ? this.logBytes / host : 1,
@@ -931,6 +935,7 @@ export class Allocator {
     this.movedBytes += b.movedPages * PAGE;
     this.logBytes += b.blocks * PAGE;
     this.summaryBytes += b.headers * PAGE;
+    for (const r of b.recs) if (r.stream === COLD) this.coldSummaryBytes += PAGE;
     for (const op of b.done) op.resolve();
     for (const m of b.moves) m.resolve();
     this.completed += b.done.length;
@@ -1175,7 +1180,7 @@ export class Allocator {
           r = this.reclaim();
         }
         if (r.freed > 0 && this.segs.freeCount >= this.highWater) continue;
-        const victims = pickVictims(this.segs, this.policy, this.clock, 4, this.minGarbage);
+        const victims = pickVictims(this.segs, this.policy, this.clock, 16, this.minGarbage);
         if (victims.length === 0) {
           if (this.hotBlocked && this.dying.size === 0 && this.moveQueue.length === 0) {
             this.spaceStuck = true;
@@ -1184,11 +1189,22 @@ export class Allocator {
           await this.cleanerIdle(r.readers ? 1 : 20);
           continue;
         }
-        for (const v of victims) {
-          if (this.stopCleaner || this.failed) break;
-          if (this.segs.state[v] !== SEALED) continue;
+        // Clean victims in groups whose live pages fill whole record headers.
+        let vi = 0;
+        while (vi < victims.length && !this.stopCleaner && !this.failed) {
+          const group: number[] = [];
+          let live = 0;
+          // Enough victims to fill about one cold segment: their copies then share full
+          // record headers instead of one part-filled header per victim.
+          while (vi < victims.length && live < this.S - 1) {
+            const v = victims[vi++];
+            if (this.segs.state[v] !== SEALED) continue;
+            group.push(v);
+            live += this.segs.live[v];
+          }
+          if (group.length === 0) continue;
           const t0 = Date.now();
-          const moved = await this.cleanSegment(v);
+          const moved = await this.cleanGroup(group);
           const nowUrgent = this.hotBlocked || this.segs.freeCount <= RESERVE + 1;
           if (nowUrgent) {
             await this.sync();
@@ -1206,11 +1222,48 @@ export class Allocator {
     }
   }
 
-  /** Copies the live pages of segment `v` to the cold stream. Returns bytes copied. */
-  private async cleanSegment(v: number): Promise<number> {
+  /** Copies the live pages of segments `group` to the cold stream in one batch. Returns bytes copied. */
+  private async cleanGroup(group: number[]): Promise<number> {
+    const items: MoveItem[] = [];
+    const liveBefore = group.map((v) => this.segs.live[v]);
+    let age = 0;
+    for (const v of group) {
+      this.segs.state[v] = CLEANING;
+      if (this.segs.age[v] > age) age = this.segs.age[v];
+    }
+    try {
+      for (const v of group) await this.collectLive(v, items);
+    } catch (e) {
+      for (const v of group) if (this.segs.state[v] === CLEANING) this.segs.state[v] = SEALED;
+      throw e;
+    }
+    if (items.length > 0) {
+      try {
+        await new Promise<void>((resolve, reject) => {
+          this.moveQueue.push({ items, age, resolve, reject });
+          this.signal();
+          this.kick();
+        });
+      } catch (e) {
+        for (const v of group) if (this.segs.state[v] === CLEANING) this.segs.state[v] = SEALED;
+        if (!(e instanceof AllocatorFullError)) throw e;
+        return 0;
+      }
+    }
+    group.forEach((v, i) => {
+      if (this.segs.state[v] !== CLEANING) return;
+      if (this.segs.live[v] === 0) {
+        this.markDying(v, this.appliedSeq);
+        this.segmentsCleaned++;
+        this.cleanedLiveSum += liveBefore[i];
+      } else this.segs.state[v] = SEALED;
+    });
+    return items.length * PAGE;
+  }
+
+  /** Reads segment `v` and appends its live pages (current or pinned) to `items`. */
+  private async collectLive(v: number, items: MoveItem[]): Promise<void> {
     const S = this.S;
-    this.segs.state[v] = CLEANING;
-    const liveBefore = this.segs.live[v];
     const buf = Buffer.allocUnsafe(S * PAGE);
     this.segs.readers[v]++;
     let n: number;
@@ -1221,7 +1274,6 @@ export class Allocator {
     }
     if (n < S * PAGE) buf.fill(0, n);
     const base = 1 + v * S;
-    const items: MoveItem[] = [];
     const seen = new Set<number>();
     let pos = 0;
     let prev = 0;
@@ -1246,45 +1298,21 @@ export class Allocator {
       prev = h.crc;
       pos += 1 + h.dataBlocks;
     }
-    if (items.length < this.segs.live[v]) {
+    if (seen.size < this.segs.live[v]) {
       // A damaged summary: find the remaining live blocks from the map itself.
+      const add = (key: number, page: number, version: number, crc: number, b: number): void => {
+        if (b < base || b >= base + S || seen.has(b)) return;
+        items.push({ key, page, version, crc, data: buf.subarray((b - base) * PAGE, (b - base + 1) * PAGE), from: b });
+        seen.add(b);
+      };
       for (const [key, t] of this.tables) {
         for (let p = 0; p < t.capacity; p++) {
           const b = t.block(p);
-          if (b >= base && b < base + S && !seen.has(b)) {
-            items.push({ key, page: p, version: t.version(p), crc: t.crc(p), data: buf.subarray((b - base) * PAGE, (b - base + 1) * PAGE), from: b });
-            seen.add(b);
-          }
+          if (b !== NONE) add(key, p, t.version(p), t.crc(p), b);
         }
-        for (const r of t.retained ?? []) {
-          if (r.block >= base && r.block < base + S && !seen.has(r.block)) {
-            items.push({ key, page: r.page, version: r.version, crc: r.crc, data: buf.subarray((r.block - base) * PAGE, (r.block - base + 1) * PAGE), from: r.block });
-            seen.add(r.block);
-          }
-        }
+        for (const r of t.retained ?? []) add(key, r.page, r.version, r.crc, r.block);
       }
     }
-    if (items.length > 0) {
-      try {
-        await new Promise<void>((resolve, reject) => {
-          this.moveQueue.push({ items, age: this.segs.age[v], resolve, reject });
-          this.signal();
-          this.kick();
-        });
-      } catch (e) {
-        if (!(e instanceof AllocatorFullError)) throw e;
-        if (this.segs.state[v] === CLEANING) this.segs.state[v] = SEALED;
-        return 0;
-      }
-    }
-    if (this.segs.state[v] === CLEANING) {
-      if (this.segs.live[v] === 0) {
-        this.markDying(v, this.appliedSeq);
-        this.segmentsCleaned++;
-        this.cleanedLiveSum += liveBefore;
-      } else this.segs.state[v] = SEALED;
-    }
-    return items.length * PAGE;
   }
 
   // ---------------------------------------------------------------- checkpoints
