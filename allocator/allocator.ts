@@ -138,7 +138,6 @@ function checkRange(page: number, count: number): void {
 function checkVersion(version: number): void {
   if (!Number.isSafeInteger(version) || version < 0) throw new AllocatorStateError(`version ${version} must be a non-negative safe integer`);
 }
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms).unref());
 
 interface StreamState {
   /** Open segment, or -1. */
@@ -450,7 +449,7 @@ export class Allocator {
     }
     const issue = (): Promise<PromiseSettledResult<number>[]> =>
       Promise.allSettled(runs.map(([o, b, n]) => preadFully(this.fd, out, o * PAGE, n * PAGE, this.offset + b * PAGE)));
-    const done = this.readDelayMs > 0 ? sleep(this.readDelayMs).then(issue) : issue();
+    const done = this.readDelayMs > 0 ? new Promise((r) => setTimeout(r, this.readDelayMs)).then(issue) : issue();
     return done.then((res) => {
       for (const r of runs) this.segs.readers[r[3]]--;
       for (const r of res) if (r.status === 'rejected') throw r.reason;
@@ -1153,7 +1152,8 @@ export class Allocator {
   private cleanerIdle(ms: number): Promise<void> {
     return new Promise((resolve) => {
       const t = setTimeout(() => { this.cleanerWake = null; resolve(); }, ms);
-      t.unref();
+      // Idle waits must not keep the process alive, unless host operations wait on us.
+      if (this.queue.length === 0) t.unref();
       this.cleanerWake = () => { clearTimeout(t); resolve(); };
     });
   }
