@@ -33,9 +33,11 @@ export const SUPER_MAGIC = 'CAIRNALC';
 export const FORMAT_VERSION = 2;
 /** Record header magic ("CLG2" little-endian). */
 export const RECORD_MAGIC = 0x32474c43;
-/** Record types. */
+/** Record type: host write (entries describe the data pages that follow). */
 export const REC_WRITE = 1;
+/** Record type: host trim (header only; entries are page ranges). */
 export const REC_TRIM = 2;
+/** Record type: cleaner copy of live pages (same entry format as a write). */
 export const REC_MOVE = 3;
 /** Bytes before the first entry of a header. */
 export const HEADER_FIXED = 40;

@@ -10,10 +10,15 @@
  * data of a reused segment.
  */
 
+/** Segment state: on the free list. */
 export const FREE = 0;
+/** Segment state: a stream appends to it. */
 export const OPEN = 1;
+/** Segment state: no longer appended to; may be cleaned. */
 export const SEALED = 2;
+/** Segment state: the cleaner is copying its live pages out. */
 export const CLEANING = 3;
+/** Segment state: no live block left; waiting for the conditions to be freed. */
 export const DYING = 4;
 
 /** Flat arrays indexed by segment number, plus the free list. */
