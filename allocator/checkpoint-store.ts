@@ -4,13 +4,15 @@
  * later records instead of over the whole log.
  *
  * Keys (utf8) and values (bytes):
- *   "m"             meta JSON: uuid, cut seq, log clock, segments open at the cut
- *   "a"             segment ages (Float64Array, one per segment, log-clock units)
+ *   "m"             meta JSON: uuid, cut seq, host clock, segments open at the cut
+ *   "a"             host clock at which each segment was sealed (Float64Array)
  *   "k<14 hex>"     one KeyTable (see KeyTable.encode) per owner key
  *   "p<8 hex>"      one snapshot pin JSON
  * Key records are written first and the meta record last, with `sync: true`; LevelDB
  * batches are atomic, and a batch split in chunks leaves key records that are only newer
- * than the meta's cut, which roll-forward tolerates (see Allocator docs).
+ * than the meta's cut, which roll-forward tolerates (replaying a record twice is idempotent).
+ * A region is formatted only after its first (empty) checkpoint is committed, so a valid
+ * superblock without a matching meta record means the database was lost or replaced.
  */
 import { mkdir } from 'node:fs/promises';
 import { Level } from 'level';
@@ -22,7 +24,7 @@ export interface CheckpointMeta {
   uuid: string;
   /** Every record with seq ≤ cutSeq is reflected in the stored map. */
   cutSeq: number;
-  /** Log clock (blocks appended since format) at the cut. */
+  /** Host clock (pages written by hosts since format) at the cut. */
   clock: number;
   /** Segments that were open for appends at the cut (they may hold records after it). */
   openSegments: number[];
@@ -41,7 +43,8 @@ export interface PinRecord {
 /** What `load` found. */
 export interface LoadedCheckpoint {
   meta: CheckpointMeta;
-  ages: Float64Array | null;
+  /** Host clock at which each segment was sealed, or null. */
+  sealedAt: Float64Array | null;
   tables: Map<number, KeyTable>;
   pins: PinRecord[];
 }
@@ -73,39 +76,33 @@ export class CheckpointStore {
   }
 
   /**
-   * Loads the newest checkpoint of region `uuid`. Returns null when there is none or it
-   * belongs to another region (then the database is cleared).
+   * Loads the newest checkpoint of region `uuid`. Returns null when there is none, or a
+   * string naming the other region the stored one belongs to.
    * @throws Error when a stored record is malformed.
    */
-  async load(uuid: string): Promise<LoadedCheckpoint | null> {
+  async load(uuid: string): Promise<LoadedCheckpoint | null | string> {
     const m = await this.db.get('m');
-    if (!m) {
-      await this.db.clear();
-      return null;
-    }
+    if (!m) return null;
     const meta = JSON.parse(m.toString('utf8')) as CheckpointMeta;
-    if (meta.uuid !== uuid) {
-      await this.db.clear();
-      return null;
-    }
+    if (meta.uuid !== uuid) return meta.uuid;
     const a = await this.db.get('a');
-    let ages: Float64Array | null = null;
+    let sealedAt: Float64Array | null = null;
     if (a && a.length % 8 === 0) {
-      ages = new Float64Array(a.length / 8);
-      new Uint8Array(ages.buffer).set(a);
+      sealedAt = new Float64Array(a.length / 8);
+      new Uint8Array(sealedAt.buffer).set(a);
     }
     const tables = new Map<number, KeyTable>();
     for await (const [k, v] of this.db.iterator({ gte: 'k', lt: 'l' })) tables.set(parseInt(k.slice(1), 16), KeyTable.decode(v));
     const pins: PinRecord[] = [];
     for await (const [, v] of this.db.iterator({ gte: 'p', lt: 'q' })) pins.push(JSON.parse(v.toString('utf8')) as PinRecord);
-    return { meta, ages, tables, pins };
+    return { meta, sealedAt, tables, pins };
   }
 
   /**
-   * Writes key records (null value: delete) then the meta and ages, durably.
-   * Returns the bytes handed to the database (keys + values).
+   * Writes key records (null value: delete) then the meta and the segments' seal clocks,
+   * durably. Returns the bytes handed to the database (keys + values).
    */
-  async save(records: Array<[number, Buffer | null]>, meta: CheckpointMeta, ages: Float64Array): Promise<number> {
+  async save(records: Array<[number, Buffer | null]>, meta: CheckpointMeta, sealedAt: Float64Array): Promise<number> {
     let bytes = 0;
     let ops: Array<{ type: 'put'; key: string; value: Buffer } | { type: 'del'; key: string }> = [];
     let chunk = 0;
@@ -126,7 +123,7 @@ export class CheckpointStore {
       }
     }
     const m = Buffer.from(JSON.stringify(meta));
-    const a = Buffer.from(ages.buffer, ages.byteOffset, ages.byteLength);
+    const a = Buffer.from(sealedAt.buffer, sealedAt.byteOffset, sealedAt.byteLength);
     ops.push({ type: 'put', key: 'a', value: Buffer.from(a) });
     ops.push({ type: 'put', key: 'm', value: m });
     chunk += m.length + a.length + 2;

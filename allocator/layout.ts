@@ -9,14 +9,17 @@
  *                           record of the same group commit that lands in that segment.
  *
  * Record header (4096 bytes) — the segment summary of the pages that follow it:
- *    0 u32 magic "CLG2"      4 u8 type (1 write, 2 trim, 3 move)   5 u8 stream
- *    6 u16 entries           8 f64 seq (global, strictly increasing in log order)
+ *    0 u32 magic "CLG3"      4 u8 type (1 host, 3 cleaner)   5 u8 stream
+ *    6 u16 runs              8 f64 seq (global, strictly increasing in log order)
  *   16 u32 crc32c of the previous header in this segment (0 for the first record)
  *   20 u32 uuid tag (first 4 bytes of the superblock uuid)   24 u32 segment index
- *   28 u16 data blocks that follow   30 u16 0   32 f64 age (log clock of the youngest data)
- *   40 entries, 24 bytes each        4092 u32 crc32c of bytes 0..4092
- * Write / move entry: f64 key, u32 page, f64 version, u32 crc32c of that data page.
- * Trim entry:         f64 key, u32 first page, f64 version, u32 page count.
+ *   28 u16 data blocks that follow   30 u16 body bytes
+ *   32 f64 age: host clock (pages written by hosts since format) when the record was built
+ *   40 f64 durable seq: every record with seq ≤ this was covered by an fdatasync that had
+ *          completed when this header was built
+ *   48 body: `runs` runs, see summary.ts (key, first page, count, version, one crc32c per
+ *          data page; or a trimmed page range)
+ * 4092 u32 crc32c of bytes 0..4092
  *
  * A header is accepted only if magic, crc, uuid tag, segment index and the per-segment
  * chain all match, which makes torn appends and stale records of an earlier use of the
@@ -30,21 +33,17 @@ export const PAGE = 4096;
 /** Superblock magic at byte 0 of a region. */
 export const SUPER_MAGIC = 'CAIRNALC';
 /** Format version written by this code; others are refused with FormatError. */
-export const FORMAT_VERSION = 2;
-/** Record header magic ("CLG2" little-endian). */
-export const RECORD_MAGIC = 0x32474c43;
-/** Record type: host write (entries describe the data pages that follow). */
-export const REC_WRITE = 1;
-/** Record type: host trim (header only; entries are page ranges). */
-export const REC_TRIM = 2;
-/** Record type: cleaner copy of live pages (same entry format as a write). */
-export const REC_MOVE = 3;
-/** Bytes before the first entry of a header. */
-export const HEADER_FIXED = 40;
-/** Bytes per header entry. */
-export const ENTRY_SIZE = 24;
-/** Entries that fit in one header block (before the trailing crc): 168. */
-export const MAX_ENTRIES = Math.floor((PAGE - HEADER_FIXED - 4) / ENTRY_SIZE);
+export const FORMAT_VERSION = 3;
+/** Record header magic ("CLG3" little-endian). */
+export const RECORD_MAGIC = 0x33474c43;
+/** Record type: host writes and trims (hot stream). */
+export const REC_HOST = 1;
+/** Record type: cleaner copies of live pages (cold stream). */
+export const REC_CLEANER = 3;
+/** Bytes before the first run of a header. */
+export const HEADER_FIXED = 48;
+/** Bytes available for runs in one header: 4044. */
+export const BODY_MAX = PAGE - HEADER_FIXED - 4;
 /** "No block" / "no version" marker in 32-bit map slots. */
 export const NONE = 0xffffffff;
 
@@ -87,22 +86,26 @@ export function decodeSuperblock(b: Buffer): Superblock | null | string {
   return { size: b.readDoubleLE(16), uuid: Buffer.from(b.subarray(24, 40)), segBlocks: b.readUInt32LE(40), segments: b.readUInt32LE(44) };
 }
 
-/** Fields of a record header (entries are read from the buffer directly). */
+/** Fixed fields of a record header (the runs are decoded by summary.ts). */
 export interface RecordHeader {
   type: number;
   stream: number;
-  entries: number;
+  runs: number;
   seq: number;
   prev: number;
   segment: number;
   dataBlocks: number;
+  bodyBytes: number;
+  /** Host clock when the record was built. */
   age: number;
+  /** Every record with seq ≤ durable was durable when this header was built. */
+  durable: number;
   /** crc32c of the header (stored in its last 4 bytes). */
   crc: number;
 }
 
-/** Starts a header block: magic, type, stream, uuid tag, segment, seq, prev, age. */
-export function initHeader(h: Buffer, type: number, stream: number, uuidTag: number, segment: number, seq: number, prev: number, age: number): void {
+/** Starts a header block: zeroes it, then magic, type, stream, seq, prev, uuid tag, segment. */
+export function initHeader(h: Buffer, type: number, stream: number, uuidTag: number, segment: number, seq: number, prev: number): void {
   h.fill(0);
   h.writeUInt32LE(RECORD_MAGIC, 0);
   h[4] = type;
@@ -111,22 +114,28 @@ export function initHeader(h: Buffer, type: number, stream: number, uuidTag: num
   h.writeUInt32LE(prev, 16);
   h.writeUInt32LE(uuidTag, 20);
   h.writeUInt32LE(segment, 24);
-  h.writeDoubleLE(age, 32);
 }
 
-/** Finishes a header: entry and data-block counts, then its crc. Returns the crc. */
-export function sealHeader(h: Buffer, entries: number, dataBlocks: number): number {
-  h.writeUInt16LE(entries, 6);
+/**
+ * Finishes a header: run, data-block and body-byte counts, age and durable seq, then its
+ * crc. Returns the crc.
+ */
+export function sealHeader(h: Buffer, runs: number, dataBlocks: number, bodyBytes: number, age: number, durable: number): number {
+  h.writeUInt16LE(runs, 6);
   h.writeUInt16LE(dataBlocks, 28);
+  h.writeUInt16LE(bodyBytes, 30);
+  h.writeDoubleLE(age, 32);
+  h.writeDoubleLE(durable, 40);
   const crc = crc32c(h.subarray(0, PAGE - 4));
   h.writeUInt32LE(crc, PAGE - 4);
   return crc;
 }
 
 /**
- * Parses and validates a header block found at block `pos` of segment `segment` (S blocks
- * per segment). Returns null unless magic, crc, uuid tag, segment, type, counts and `prev`
- * (the crc of the preceding header in the segment, 0 for the first) all check out.
+ * Parses and validates the fixed part of a header block found at block `pos` of segment
+ * `segment` (S blocks per segment). Returns null unless magic, crc, uuid tag, segment,
+ * type, counts and `prev` (the crc of the preceding header in the segment, 0 for the
+ * first) all check out. The runs are validated separately (summary.ts decodeRuns).
  */
 export function parseHeader(h: Buffer, uuidTag: number, segment: number, pos: number, segBlocks: number, prev: number): RecordHeader | null {
   if (h.readUInt32LE(0) !== RECORD_MAGIC) return null;
@@ -134,14 +143,14 @@ export function parseHeader(h: Buffer, uuidTag: number, segment: number, pos: nu
   if (crc32c(h.subarray(0, PAGE - 4)) !== crc) return null;
   if (h.readUInt32LE(20) !== uuidTag || h.readUInt32LE(24) !== segment || h.readUInt32LE(16) !== prev) return null;
   const type = h[4];
-  const entries = h.readUInt16LE(6);
+  if (type !== REC_HOST && type !== REC_CLEANER) return null;
+  const runs = h.readUInt16LE(6);
   const dataBlocks = h.readUInt16LE(28);
-  if (entries > MAX_ENTRIES) return null;
-  if (type === REC_TRIM) {
-    if (dataBlocks !== 0) return null;
-  } else if (type === REC_WRITE || type === REC_MOVE) {
-    if (dataBlocks !== entries || entries === 0) return null;
-  } else return null;
-  if (pos + 1 + dataBlocks > segBlocks) return null;
-  return { type, stream: h[5], entries, seq: h.readDoubleLE(8), prev, segment, dataBlocks, age: h.readDoubleLE(32), crc };
+  const bodyBytes = h.readUInt16LE(30);
+  if (runs === 0 || bodyBytes > BODY_MAX || pos + 1 + dataBlocks > segBlocks) return null;
+  const seq = h.readDoubleLE(8);
+  const durable = h.readDoubleLE(40);
+  const age = h.readDoubleLE(32);
+  if (!Number.isSafeInteger(seq) || seq <= 0 || !Number.isSafeInteger(durable) || durable < 0 || !(age >= 0)) return null;
+  return { type, stream: h[5], runs, seq, prev, segment, dataBlocks, bodyBytes, age, durable, crc };
 }

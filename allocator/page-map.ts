@@ -8,6 +8,11 @@
  * more than 2^32 − 2 falls back to a Float64Array of full versions (20 bytes per slot).
  * Per-key overhead (Map entry, object, typed array) is ≈ 250 bytes, ≈ 1 byte per page for
  * 1 MiB extents. Old versions kept for snapshot pins live in a small per-key list.
+ *
+ * Trims of pages beyond the slots (never written, e.g. a whole-volume discard) are kept as
+ * "trim floors": disjoint page ranges with the version they were trimmed at, so that a
+ * late write of an older version is still refused there; a floor is folded into the slots
+ * when they grow over it.
  */
 import { NONE } from './layout.ts';
 
@@ -30,12 +35,14 @@ export class KeyTable {
   slots: Uint32Array;
   /** Base of the 32-bit version offsets (set by the first version stored). */
   base = -1;
-  /** Full versions when the key's version spread does not fit 32 bits. */
+  /** Full versions when the key's version spread does not fit 32 bits (-1: never touched). */
   wide: Float64Array | null = null;
   /** Pages with a block. */
   mapped = 0;
   /** Old versions kept for pins (rare), or null. */
   retained: Retained[] | null = null;
+  /** Trim floors beyond `capacity`: [start, end, version] triples, sorted, disjoint; or null. */
+  floors: number[] | null = null;
 
   constructor(capacity = 16) {
     this.slots = new Uint32Array(capacity * 3).fill(NONE);
@@ -46,19 +53,21 @@ export class KeyTable {
     return this.slots.length / 3;
   }
 
-  /** Makes sure page index `page` has a slot (grows by doubling). */
+  /** Makes sure page index `page` has a slot (grows by doubling, from at least 16). */
   ensure(page: number): void {
-    let cap = this.capacity;
-    if (page < cap) return;
+    const old = this.capacity;
+    if (page < old) return;
+    let cap = Math.max(16, old);
     while (cap <= page) cap *= 2;
     const s = new Uint32Array(cap * 3).fill(NONE);
     s.set(this.slots);
     this.slots = s;
     if (this.wide) {
-      const w = new Float64Array(cap);
+      const w = new Float64Array(cap).fill(-1);
       w.set(this.wide);
       this.wide = w;
     }
+    if (this.floors) this.foldFloors(old, cap);
   }
 
   /** Block of `page`, or NONE. */
@@ -73,8 +82,8 @@ export class KeyTable {
 
   /** Newest version applied to `page` (write or trim); 0 when never touched. */
   version(page: number): number {
-    if (page >= this.capacity) return 0;
-    if (this.wide) return this.wide[page];
+    if (page >= this.capacity) return this.floors ? this.floorVersion(page) : 0;
+    if (this.wide) return Math.max(0, this.wide[page]);
     const d = this.slots[page * 3 + 1];
     return d === NONE ? 0 : this.base + d;
   }
@@ -104,9 +113,13 @@ export class KeyTable {
 
   private widen(page: number, version: number): void {
     const w = new Float64Array(this.capacity);
-    for (let p = 0; p < w.length; p++) w[p] = this.version(p);
+    for (let p = 0; p < w.length; p++) w[p] = this.touchedSlot(p) ? this.version(p) : -1;
     w[page] = version;
     this.wide = w;
+  }
+
+  private touchedSlot(p: number): boolean {
+    return this.wide ? this.wide[p] >= 0 : this.slots[p * 3 + 1] !== NONE;
   }
 
   /** Sets block and crc of `page` (slot must exist). */
@@ -115,25 +128,102 @@ export class KeyTable {
     this.slots[page * 3 + 2] = crc;
   }
 
+  /** Index (multiple of 3) of the floor covering `page`, or -1. */
+  private floorIndex(page: number): number {
+    const f = this.floors!;
+    let lo = 0;
+    let hi = f.length / 3 - 1;
+    while (lo <= hi) {
+      const m = (lo + hi) >> 1;
+      if (page < f[m * 3]) hi = m - 1;
+      else if (page >= f[m * 3 + 1]) lo = m + 1;
+      else return m * 3;
+    }
+    return -1;
+  }
+
+  private floorVersion(page: number): number {
+    const i = this.floorIndex(page);
+    return i < 0 ? 0 : this.floors![i + 2];
+  }
+
+  /**
+   * Records that pages [start, end) — all at or beyond `capacity` — were trimmed as
+   * `version`: each page's floor becomes max(its floor, version).
+   */
+  addFloor(start: number, end: number, version: number): void {
+    if (end <= start) return;
+    const f = this.floors ?? [];
+    const out: number[] = [];
+    let cur = start;
+    const push = (s: number, e: number, v: number): void => {
+      if (e <= s) return;
+      const n = out.length;
+      if (n > 0 && out[n - 2] === s && out[n - 1] === v) out[n - 2] = e;
+      else out.push(s, e, v);
+    };
+    for (let i = 0; i < f.length; i += 3) {
+      const s = f[i];
+      const e = f[i + 1];
+      const v = f[i + 2];
+      if (e <= cur || s >= end) {
+        // Outside the new range, or before its uncovered remainder.
+        if (s >= end && cur < end) {
+          push(cur, end, version);
+          cur = end;
+        }
+        push(s, e, v);
+        continue;
+      }
+      // Overlap: the gap before it gets `version`, the overlap the higher version.
+      if (s > cur) push(cur, s, version);
+      if (s < cur) push(s, cur, v);
+      const oe = Math.min(e, end);
+      push(Math.max(s, cur), oe, Math.max(v, version));
+      if (e > end) push(end, e, v);
+      cur = oe;
+    }
+    if (cur < end) push(cur, end, version);
+    this.floors = out;
+  }
+
+  /** Moves the floors over [from, to) into the (new) slots there. */
+  private foldFloors(from: number, to: number): void {
+    const f = this.floors!;
+    const keep: number[] = [];
+    for (let i = 0; i < f.length; i += 3) {
+      const s = f[i];
+      const e = f[i + 1];
+      const v = f[i + 2];
+      const a = Math.max(s, from);
+      const b = Math.min(e, to);
+      for (let p = a; p < b; p++) this.setVersion(p, v);
+      if (e > to) keep.push(Math.max(s, to), e, v);
+    }
+    this.floors = keep.length ? keep : null;
+  }
+
   /** Bytes of memory held by this table (typed arrays + an estimate of object overhead). */
   bytes(): number {
-    return this.slots.byteLength + (this.wide ? this.wide.byteLength : 0) + 250 + (this.retained ? this.retained.length * 80 : 0);
+    return this.slots.byteLength + (this.wide ? this.wide.byteLength : 0) + 250 + (this.retained ? this.retained.length * 80 : 0) + (this.floors ? this.floors.length * 8 : 0);
   }
 
   /**
    * Serialises the table for a checkpoint:
-   *   u8 flags (1 wide) | u8 0 | u16 0 | u32 capacity | f64 base | u32 retained count | u32 0 |
-   *   slots (12 B × cap) | wide versions (8 B × cap, if wide) | retained (40 B each).
+   *   u32 flags (1 wide) | u32 capacity | f64 base | u32 retained count | u32 floor count |
+   *   slots (12 B × cap) | wide versions (8 B × cap, if wide) | retained (40 B each) |
+   *   floors (u32 start, u32 end, f64 version: 16 B each).
    */
   encode(): Buffer {
     const cap = this.capacity;
     const nRet = this.retained ? this.retained.length : 0;
-    const b = Buffer.allocUnsafe(24 + cap * 12 + (this.wide ? cap * 8 : 0) + nRet * 40);
+    const nFloor = this.floors ? this.floors.length / 3 : 0;
+    const b = Buffer.allocUnsafe(24 + cap * 12 + (this.wide ? cap * 8 : 0) + nRet * 40 + nFloor * 16);
     b.writeUInt32LE(this.wide ? 1 : 0, 0);
     b.writeUInt32LE(cap, 4);
     b.writeDoubleLE(this.base, 8);
     b.writeUInt32LE(nRet, 16);
-    b.writeUInt32LE(0, 20);
+    b.writeUInt32LE(nFloor, 20);
     let o = 24;
     Buffer.from(this.slots.buffer, this.slots.byteOffset, this.slots.byteLength).copy(b, o);
     o += cap * 12;
@@ -152,6 +242,12 @@ export class KeyTable {
       b.writeUInt32LE(0, o + 36);
       o += 40;
     }
+    for (let i = 0; i < nFloor; i++) {
+      b.writeUInt32LE(this.floors![i * 3], o);
+      b.writeUInt32LE(this.floors![i * 3 + 1], o + 4);
+      b.writeDoubleLE(this.floors![i * 3 + 2], o + 8);
+      o += 16;
+    }
     return b;
   }
 
@@ -160,8 +256,9 @@ export class KeyTable {
     const flags = b.readUInt32LE(0);
     const cap = b.readUInt32LE(4);
     const nRet = b.readUInt32LE(16);
-    const want = 24 + cap * 12 + (flags & 1 ? cap * 8 : 0) + nRet * 40;
-    if (b.length !== want || cap === 0) throw new Error(`bad key table record (${b.length} bytes, want ${want})`);
+    const nFloor = b.readUInt32LE(20);
+    const want = 24 + cap * 12 + (flags & 1 ? cap * 8 : 0) + nRet * 40 + nFloor * 16;
+    if (b.length !== want) throw new Error(`bad key table record (${b.length} bytes, want ${want})`);
     const t = new KeyTable(cap);
     t.base = b.readDoubleLE(8);
     let o = 24;
@@ -181,6 +278,13 @@ export class KeyTable {
           page: b.readUInt32LE(o + 24), block: b.readUInt32LE(o + 28), crc: b.readUInt32LE(o + 32),
         });
         o += 40;
+      }
+    }
+    if (nFloor > 0) {
+      t.floors = [];
+      for (let i = 0; i < nFloor; i++) {
+        t.floors.push(b.readUInt32LE(o), b.readUInt32LE(o + 4), b.readDoubleLE(o + 8));
+        o += 16;
       }
     }
     return t;

@@ -1,5 +1,5 @@
 /**
- * Per-segment state of one partition, in flat typed arrays (≈ 40 bytes per segment).
+ * Per-segment state of one partition, in flat typed arrays (≈ 37 bytes per segment).
  *
  * Life cycle: FREE → OPEN (a stream appends to it) → SEALED (full, or left by a restart)
  * → CLEANING (the cleaner is copying its live blocks) → back to SEALED, or DYING once no
@@ -28,8 +28,8 @@ export class SegmentTable {
   readonly live: Int32Array;
   /** Reads in flight on blocks of this segment. */
   readonly readers: Int32Array;
-  /** Log clock of the youngest data in the segment (LFS "age"). */
-  readonly age: Float64Array;
+  /** Host clock when the segment was sealed (its data's age for cost-benefit cleaning). */
+  readonly sealedAt: Float64Array;
   /** Seq of the record after which the segment had no live block. */
   readonly killSeq: Float64Array;
   /** Highest seq of a trim record in the segment (0: none). */
@@ -41,7 +41,7 @@ export class SegmentTable {
     this.state = new Uint8Array(count);
     this.live = new Int32Array(count);
     this.readers = new Int32Array(count);
-    this.age = new Float64Array(count);
+    this.sealedAt = new Float64Array(count);
     this.killSeq = new Float64Array(count);
     this.trimSeq = new Float64Array(count);
   }

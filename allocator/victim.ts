@@ -3,40 +3,65 @@
  *
  * - greedy: the segment with the fewest live blocks.
  * - cost-benefit (Rosenblum & Ousterhout, SOSP 1991, §5.4): maximise
- *   benefit / cost = (1 − u) · age / (1 + u), where u is the fraction of the segment still
- *   live and age is the time (here: log clock, blocks appended) since its youngest data
- *   was written. Cold segments are cleaned at higher utilisation than hot ones, which
- *   leaves a bimodal segment distribution and lowers write amplification under skew.
+ *   benefit / cost = (1 − u) · age / (1 + u), u the live fraction. Cold segments are then
+ *   cleaned at a higher u than hot ones, which leaves a bimodal distribution and lowers
+ *   write amplification under skew. Two refinements, both chosen with the in-memory LFS
+ *   simulation in bench/allocator/ideal.ts (1024 segments, 90 % of writes to 10 % of pages):
+ *     · "age" is the segment's stability: host pages written since it was sealed, per block
+ *       that has died in it since (+1), damped by a square root. LFS's raw age (time since
+ *       the youngest write) keeps growing for cold segments and makes the cleaner copy
+ *       half-full cold segments when plenty of nearly empty hot ones exist; at 50 %
+ *       utilisation that cost 12 % more copying than greedy. With the damped stability
+ *       the simulated WA is 1.14 / 1.64 / 3.36 at 50 / 75 / 90 % (raw LFS age: 1.28 /
+ *       1.71 / 3.74; greedy: 1.13 / 2.66 / 5.94).
+ *     · a segment at most 15 % live is taken first whatever its age: it costs at most
+ *       0.18 copies per block gained, and waiting cannot gain much more.
  */
 import { SEALED, type SegmentTable } from './segments.ts';
 
 /** Victim selection policy. */
 export type CleanerPolicy = 'cost-benefit' | 'greedy';
 
+/** Live fraction at or below which cost-benefit takes a segment regardless of age. */
+export const CHEAP_VICTIM = 0.15;
+
 /**
  * Returns up to `max` victim segment numbers, best first. Only SEALED segments with at
- * least `minGarbage` dead blocks are considered (cleaning must gain space).
+ * least `minGarbage` dead blocks are considered (cleaning must gain space). `clock` is the
+ * host clock (pages written by hosts since format).
  */
 export function pickVictims(segs: SegmentTable, policy: CleanerPolicy, clock: number, max: number, minGarbage: number): number[] {
   const S = segs.blocks;
-  const best: Array<{ s: number; score: number }> = [];
-  let worst = -Infinity;
+  const ids: number[] = [];
+  const scores: number[] = [];
+  let worst = Infinity;
+  let worstAt = -1;
   for (let s = 0; s < segs.count; s++) {
     if (segs.state[s] !== SEALED) continue;
     const live = segs.live[s];
-    if (S - live < minGarbage) continue;
+    const dead = S - live;
+    if (dead < minGarbage) continue;
     const u = live / S;
-    const score = policy === 'greedy' ? 1 - u : ((1 - u) * (clock - segs.age[s] + 1)) / (1 + u);
-    if (best.length < max) {
-      best.push({ s, score });
-      if (best.length === max) worst = Math.min(...best.map((b) => b.score));
+    let score: number;
+    if (policy === 'greedy') score = 1 - u;
+    else if (u <= CHEAP_VICTIM) score = 1e300 * (1 - u);
+    else score = ((1 - u) * Math.sqrt((clock - segs.sealedAt[s] + 1) / (dead + 1))) / (1 + u);
+    if (ids.length < max) {
+      ids.push(s);
+      scores.push(score);
+      if (ids.length === max) {
+        worstAt = 0;
+        for (let i = 1; i < max; i++) if (scores[i] < scores[worstAt]) worstAt = i;
+        worst = scores[worstAt];
+      }
     } else if (score > worst) {
-      let wi = 0;
-      for (let i = 1; i < best.length; i++) if (best[i].score < best[wi].score) wi = i;
-      best[wi] = { s, score };
-      worst = Math.min(...best.map((b) => b.score));
+      ids[worstAt] = s;
+      scores[worstAt] = score;
+      worstAt = 0;
+      for (let i = 1; i < max; i++) if (scores[i] < scores[worstAt]) worstAt = i;
+      worst = scores[worstAt];
     }
   }
-  best.sort((a, b) => b.score - a.score);
-  return best.map((b) => b.s);
+  const order = ids.map((_, i) => i).sort((a, b) => scores[b] - scores[a]);
+  return order.map((i) => ids[i]);
 }

@@ -1,0 +1,553 @@
+/**
+ * The allocator's write path: group commit of host writes, trims and cleaner copies.
+ *
+ * Every operation queued while the previous group commit is on its way goes into the next
+ * one. A group commit ("batch") is built in memory — cleaner copies first, into records of
+ * the cold stream, then host operations in arrival order, into records of the hot stream —
+ * written with one pwritev per segment touched, and only then applied to the page map, in
+ * record seq order (which is also the order roll-forward uses). Each record is one header
+ * block (its segment summary, see layout.ts and summary.ts) followed by its data pages, so
+ * a host write needs no separate metadata write. A 1 MiB host write costs one crc32c per
+ * page, one run in the header and one iovec (its buffer is not split per page).
+ *
+ * Space: the hot stream leaves RESERVE free segments to the cleaner. A host write that
+ * would map more pages than the capacity fails with AllocatorFullError before anything is
+ * written; one that merely has to wait for the cleaner stays queued (`hotBlocked`).
+ */
+import { crc32c } from '@node-rs/crc32';
+import { AllocatorFullError, AllocatorStateError } from './errors.ts';
+import { initHeader, NONE, PAGE, REC_CLEANER, REC_HOST, sealHeader } from './layout.ts';
+import { MIN_PAGES_PER_HEADER, RunWriter } from './summary.ts';
+import { SEALED } from './segments.ts';
+import { datasync, pwritevFully } from './device-io.ts';
+import type { PartitionState } from './partition-state.ts';
+import type { HostOp, MoveItem, MoveOp } from './ops.ts';
+
+/** Stream of host appends. */
+export const HOT = 0;
+/** Stream of cleaner copies. */
+export const COLD = 1;
+/** Free segments only the cleaner may take. */
+export const RESERVE = 2;
+/** Most pages of host writes in one group commit. */
+const MAX_BATCH_PAGES = 4096;
+
+/** Where a stream appends. */
+interface StreamState {
+  /** Open segment, or -1. */
+  seg: number;
+  /** Next block within the segment. */
+  pos: number;
+  /** crc of the last header written in the segment (chain). */
+  prev: number;
+}
+
+/** A record being built in the current batch. */
+interface Rec {
+  stream: number;
+  seg: number;
+  seq: number;
+  hdr: Buffer;
+  w: RunWriter;
+}
+
+/** A run of blocks within one segment written with one pwritev. */
+interface Extent {
+  seg: number;
+  /** First block within the segment. */
+  start: number;
+  bufs: Buffer[];
+  /** Pending slice [s0, s1) of `src` (consecutive pages of one host buffer). */
+  src: Buffer | null;
+  s0: number;
+  s1: number;
+}
+
+function pushBuf(e: Extent, buf: Buffer): void {
+  flushExt(e);
+  e.bufs.push(buf);
+}
+
+function flushExt(e: Extent): void {
+  if (e.src) {
+    e.bufs.push(e.src.subarray(e.s0, e.s1));
+    e.src = null;
+  }
+}
+
+function pushSlice(e: Extent, src: Buffer, off: number): void {
+  if (e.src === src && e.s1 === off) {
+    e.s1 += PAGE;
+    return;
+  }
+  if (e.src) e.bufs.push(e.src.subarray(e.s0, e.s1));
+  e.src = src;
+  e.s0 = off;
+  e.s1 = off + PAGE;
+}
+
+/**
+ * One group commit under construction. The apply list (parallel arrays, build order =
+ * seq order) holds data runs (kind 0: `count` pages from `first` at blocks from `block`,
+ * crcs from `crcs[crc0]`) and trims (kind 1).
+ */
+class Batch {
+  readonly recs: Rec[] = [];
+  readonly exts: Extent[] = [];
+  readonly cur: Array<Rec | null> = [null, null];
+  readonly curExt: Array<Extent | null> = [null, null];
+  readonly kind: number[] = [];
+  readonly key: number[] = [];
+  readonly first: number[] = [];
+  readonly count: number[] = [];
+  readonly version: number[] = [];
+  readonly block: number[] = [];
+  readonly crc0: number[] = [];
+  readonly rec: Rec[] = [];
+  readonly crcs: number[] = [];
+  readonly done: HostOp[] = [];
+  readonly moves: MoveOp[] = [];
+  readonly sealedSegs: number[] = [];
+  blocks = 0;
+  headers = 0;
+  coldHeaders = 0;
+  hostPages = 0;
+  movedPages = 0;
+  newPages = 0;
+}
+
+/** What the write path needs from the rest of the allocator. */
+export interface WritePathHooks {
+  /** After every applied batch (checkpoint trigger, cleaner wake-up). */
+  applied(): void;
+  /** Host operations wait for free segments. */
+  needSpace(): void;
+  /** The allocator failed (I/O error): wake everything up. */
+  failed(): void;
+  /** Frees dying segments whose conditions hold (the cleaner's reclaim). */
+  reclaim(): void;
+}
+
+/** Queues, batches, writes and applies appends. See the module comment. */
+export class WritePath {
+  queue: HostOp[] = [];
+  moveQueue: MoveOp[] = [];
+  /** First I/O error; the allocator refuses further work after it. */
+  failed: Error | null = null;
+  /** Host operations wait for the cleaner. */
+  hotBlocked = false;
+  /** The cleaner found nothing to clean while hosts wait: fail their writes with ENOSPC. */
+  spaceStuck = false;
+  submitted = 0;
+  completed = 0;
+  readonly streams: StreamState[] = [{ seg: -1, pos: 0, prev: 0 }, { seg: -1, pos: 0, prev: 0 }];
+  private inflight: Batch | null = null;
+  private draining = false;
+  private eventWaiters: Array<() => void> = [];
+  private flushWaiters: Array<{ target: number; resolve: () => void }> = [];
+  private syncTail: Promise<void> = Promise.resolve();
+  private pendingSync: Promise<void> | null = null;
+  private readonly S: number;
+
+  constructor(private readonly st: PartitionState, private readonly maxLive: number, private readonly hooks: WritePathHooks) {
+    this.S = st.geo.S;
+  }
+
+  /** Queues a host write or trim. */
+  enqueue(op: HostOp): void {
+    this.queue.push(op);
+    this.submitted++;
+    this.kick();
+  }
+
+  /**
+   * Queues cleaner copies for the cold stream; resolves when they are written and applied.
+   * Items no longer live by then are skipped, and so are the last ones when no free
+   * segment is left for them (the cleaner sees them still live in their victim).
+   */
+  move(items: MoveItem[], fresh: boolean): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      this.moveQueue.push({ items, fresh, resolve, reject });
+      this.signal();
+      this.kick();
+    });
+  }
+
+  /** Resolves when every operation submitted before the call is applied (or failed). */
+  flushQueued(): Promise<void> {
+    const target = this.submitted;
+    if (this.completed >= target) return Promise.resolve();
+    return new Promise<void>((resolve) => this.flushWaiters.push({ target, resolve }));
+  }
+
+  /** One fdatasync, shared by every caller that arrives before it starts. */
+  sync(): Promise<void> {
+    if (this.pendingSync) return this.pendingSync;
+    const p = this.syncTail.then(async () => {
+      this.pendingSync = null;
+      const s = this.st.appliedSeq;
+      try {
+        await datasync(this.st.geo.fd);
+      } catch (e) {
+        this.fail(e as Error);
+        throw e;
+      }
+      if (s > this.st.durableSeq) this.st.durableSeq = s;
+    });
+    this.pendingSync = p;
+    this.syncTail = p.catch(() => undefined);
+    return p;
+  }
+
+  /** Wakes everything waiting for a space or failure event. */
+  signal(): void {
+    const w = this.eventWaiters;
+    this.eventWaiters = [];
+    for (const f of w) f();
+  }
+
+  /** Resolves at the next `signal()`. */
+  waitEvent(): Promise<void> {
+    return new Promise((resolve) => this.eventWaiters.push(resolve));
+  }
+
+  /** Segments appended to now or by the batch in flight (they may hold records after a cut). */
+  openSegments(): number[] {
+    const open = new Set<number>();
+    for (const s of this.streams) if (s.seg >= 0) open.add(s.seg);
+    if (this.inflight) for (const e of this.inflight.exts) open.add(e.seg);
+    return [...open];
+  }
+
+  /** Data blocks left after one header in the cold stream's open segment (0 when none). */
+  coldRoom(): number {
+    const c = this.streams[COLD];
+    return c.seg < 0 ? 0 : Math.max(0, this.S - c.pos - 1);
+  }
+
+  /** Blocks the stream can still get without waiting: room left plus takeable segments. */
+  roomFor(stream: number): number {
+    const s = this.streams[stream];
+    const left = s.seg >= 0 ? this.S - s.pos : 0;
+    const segsFree = Math.max(0, this.st.segs.freeCount - (stream === HOT ? RESERVE : 0));
+    return left + segsFree * this.S;
+  }
+
+  /** Worst-case blocks `pages` data pages take, headers and segment ends included. */
+  blocksNeeded(pages: number): number {
+    return pages + Math.ceil(pages / MIN_PAGES_PER_HEADER) + 2 + Math.ceil(pages / Math.max(1, this.S - 1));
+  }
+
+  /** Records the first failure and wakes waiters. */
+  fail(e: Error): void {
+    if (!this.failed) this.failed = e;
+    this.signal();
+    this.hooks.failed();
+  }
+
+  private kick(): void {
+    if (!this.draining) {
+      this.draining = true;
+      setImmediate(() => void this.drain());
+    }
+  }
+
+  private async drain(): Promise<void> {
+    try {
+      for (;;) {
+        if (this.failed) break;
+        const b = this.build();
+        if (!b) {
+          if (this.queue.length > 0 && this.hotBlocked) {
+            if (this.spaceStuck) {
+              this.spaceStuck = false;
+              this.rejectBlocked();
+              continue;
+            }
+            this.hooks.needSpace();
+            await this.waitEvent();
+            continue;
+          }
+          break;
+        }
+        this.inflight = b;
+        if (b.exts.length > 0) {
+          const { fd, offset } = this.st.geo;
+          const S = this.S;
+          await Promise.all(b.exts.map((e) => pwritevFully(fd, e.bufs, offset + (1 + e.seg * S + e.start) * PAGE)));
+        }
+        this.inflight = null;
+        this.apply(b);
+      }
+    } catch (e) {
+      this.fail(e as Error);
+      const b = this.inflight;
+      this.inflight = null;
+      if (b) {
+        for (const op of b.done) op.reject(e as Error);
+        for (const m of b.moves) m.reject(e as Error);
+        this.completed += b.done.length;
+      }
+    } finally {
+      this.draining = false;
+    }
+    if (this.failed) {
+      const err = new AllocatorStateError(`allocator failed: ${this.failed.message}`);
+      for (const op of this.queue) op.reject(err);
+      for (const m of this.moveQueue) m.reject(err);
+      this.completed += this.queue.length;
+      this.queue = [];
+      this.moveQueue = [];
+      this.wakeFlushers();
+    } else if (this.queue.length > 0 || this.moveQueue.length > 0) this.kick();
+  }
+
+  private rejectBlocked(): void {
+    const err = new AllocatorFullError(`partition full: no space can be cleaned (${this.st.mappedPages} pages mapped, ${this.st.segs.freeCount} free segments)`);
+    const keep: HostOp[] = [];
+    for (const op of this.queue) {
+      if (op.kind === 1) {
+        op.reject(err);
+        this.completed++;
+      } else keep.push(op);
+    }
+    this.queue = keep;
+    this.wakeFlushers();
+  }
+
+  // ------------------------------------------------------------ building records
+
+  /** Seals the stream's record under construction (finishes its runs, extends the chain). */
+  private closeRecord(b: Batch, stream: number): void {
+    const r = b.cur[stream];
+    if (!r) return;
+    const body = r.w.finish();
+    this.streams[stream].prev = sealHeader(r.hdr, r.w.runs, r.w.dataPages, body, this.st.clock, this.st.durableSeq);
+    b.cur[stream] = null;
+  }
+
+  /** Leaves the stream's open segment (sealed once this batch is applied). */
+  private leaveSegment(b: Batch, stream: number): void {
+    this.closeRecord(b, stream);
+    const s = this.streams[stream];
+    if (s.seg >= 0) b.sealedSegs.push(s.seg);
+    s.seg = -1;
+  }
+
+  /**
+   * Starts a record in `stream`, moving to a new segment when fewer than `need` blocks are
+   * left. Returns null when no segment can be had.
+   */
+  private openRecord(b: Batch, stream: number, need: number): Rec | null {
+    this.closeRecord(b, stream);
+    const s = this.streams[stream];
+    const S = this.S;
+    if (s.seg < 0 || S - s.pos < need) {
+      const segs = this.st.segs;
+      let n = segs.take(stream === HOT ? RESERVE : 0);
+      if (n < 0) {
+        this.hooks.reclaim();
+        n = segs.take(stream === HOT ? RESERVE : 0);
+      }
+      if (n < 0) return null;
+      if (s.seg >= 0) b.sealedSegs.push(s.seg);
+      s.seg = n;
+      s.pos = 0;
+      s.prev = 0;
+    }
+    const h = Buffer.allocUnsafe(PAGE);
+    const seq = ++this.st.seq;
+    initHeader(h, stream === HOT ? REC_HOST : REC_CLEANER, stream, this.st.geo.uuidTag, s.seg, seq, s.prev);
+    const r: Rec = { stream, seg: s.seg, seq, hdr: h, w: new RunWriter(h) };
+    let e = b.curExt[stream];
+    if (!e || e.seg !== s.seg) {
+      e = { seg: s.seg, start: s.pos, bufs: [], src: null, s0: 0, s1: 0 };
+      b.exts.push(e);
+      b.curExt[stream] = e;
+    }
+    pushBuf(e, h);
+    s.pos++;
+    b.blocks++;
+    b.headers++;
+    if (stream === COLD) b.coldHeaders++;
+    b.recs.push(r);
+    b.cur[stream] = r;
+    return r;
+  }
+
+  /** Appends one data page (the 4 KiB at `off` of `src`) to the stream. Returns false when no segment can be had. */
+  private addPage(b: Batch, stream: number, key: number, page: number, version: number, crc: number, src: Buffer, off: number): boolean {
+    const s = this.streams[stream];
+    let r = b.cur[stream];
+    if (!r || s.pos >= this.S || !r.w.addPage(key, page, version, crc)) {
+      r = this.openRecord(b, stream, 2);
+      if (!r) return false;
+      r.w.addPage(key, page, version, crc);
+    }
+    const block = 1 + s.seg * this.S + s.pos;
+    s.pos++;
+    b.blocks++;
+    pushSlice(b.curExt[stream]!, src, off);
+    const n = b.kind.length - 1;
+    if (n >= 0 && b.rec[n] === r && b.kind[n] === 0 && b.key[n] === key && b.version[n] === version && b.first[n] + b.count[n] === page && b.block[n] + b.count[n] === block) {
+      b.count[n]++;
+    } else {
+      b.kind.push(0);
+      b.key.push(key);
+      b.first.push(page);
+      b.count.push(1);
+      b.version.push(version);
+      b.block.push(block);
+      b.crc0.push(b.crcs.length);
+      b.rec.push(r);
+    }
+    b.crcs.push(crc);
+    return true;
+  }
+
+  /** Builds the next group commit from queued cleaner copies and host operations, or null. */
+  private build(): Batch | null {
+    const b = new Batch();
+    const st = this.st;
+    let progress = false;
+    // Cleaner copies first: they may use the reserve.
+    while (this.moveQueue.length > 0) {
+      const m = this.moveQueue.shift()!;
+      progress = true;
+      const live: number[] = [];
+      const crcs: number[] = [];
+      for (let i = 0; i < m.items.length; i++) {
+        const it = m.items[i];
+        const c = st.liveCrc(it.key, it.page, it.version, it.from);
+        if (c >= 0) {
+          live.push(i);
+          crcs.push(c);
+        }
+      }
+      b.moves.push(m);
+      if (m.fresh && live.length > 0 && this.st.segs.freeCount > 0) this.leaveSegment(b, COLD);
+      for (let j = 0; j < live.length; j++) {
+        const it = m.items[live[j]];
+        if (!this.addPage(b, COLD, it.key, it.page, it.version, crcs[j], it.data, 0)) break;
+        b.movedPages++;
+      }
+    }
+    this.closeRecord(b, COLD);
+    this.hotBlocked = false;
+    let hostPages = 0;
+    while (this.queue.length > 0 && hostPages < MAX_BATCH_PAGES) {
+      const op = this.queue[0];
+      if (op.kind === 1) {
+        const n = op.data.length / PAGE;
+        const t = st.tables.get(op.key);
+        let write = 0;
+        let fresh = 0;
+        for (let i = 0; i < n; i++) {
+          const p = op.firstPage + i;
+          const cur = t ? t.version(p) : 0;
+          if (op.version < cur) continue;
+          write++;
+          const blk = t ? t.block(p) : NONE;
+          if (blk === NONE || st.retainNeeded(op.key, cur, op.version, st.seq + 1)) fresh++;
+        }
+        if (fresh > 0 && st.mappedPages + st.retainedPages + b.newPages + fresh > this.maxLive) {
+          this.queue.shift();
+          progress = true;
+          op.reject(new AllocatorFullError(`partition full: ${st.mappedPages + st.retainedPages} of ${this.maxLive} pages in use, write needs ${fresh} more`));
+          this.completed++;
+          continue;
+        }
+        if (write > 0 && this.roomFor(HOT) < this.blocksNeeded(write)) {
+          this.hotBlocked = true;
+          break;
+        }
+        this.queue.shift();
+        progress = true;
+        b.done.push(op);
+        b.newPages += fresh;
+        for (let i = 0; i < n; i++) {
+          const p = op.firstPage + i;
+          if (t && op.version < t.version(p)) continue;
+          const off = i * PAGE;
+          const crc = crc32c(op.data.subarray(off, off + PAGE));
+          if (!this.addPage(b, HOT, op.key, p, op.version, crc, op.data, off)) throw new Error('host stream lost its space');
+          hostPages++;
+        }
+        b.hostPages += n;
+      } else {
+        let r = b.cur[HOT];
+        if (!r || !r.w.addTrim(op.key, op.firstPage, op.count, op.version)) {
+          if (this.roomFor(HOT) < 3) {
+            this.hotBlocked = true;
+            break;
+          }
+          r = this.openRecord(b, HOT, 1);
+          if (!r) throw new Error('host stream lost its space');
+          r.w.addTrim(op.key, op.firstPage, op.count, op.version);
+        }
+        this.queue.shift();
+        progress = true;
+        b.done.push(op);
+        b.kind.push(1);
+        b.key.push(op.key);
+        b.first.push(op.firstPage);
+        b.count.push(op.count);
+        b.version.push(op.version);
+        b.block.push(0);
+        b.crc0.push(0);
+        b.rec.push(r);
+        if (r.seq > st.segs.trimSeq[r.seg]) st.segs.trimSeq[r.seg] = r.seq;
+      }
+    }
+    this.closeRecord(b, HOT);
+    for (const e of b.exts) flushExt(e);
+    if (!progress) return null;
+    return b;
+  }
+
+  /** Applies a written batch to the map, in seq order, and completes its operations. */
+  private apply(b: Batch): void {
+    const st = this.st;
+    for (let i = 0; i < b.kind.length; i++) {
+      const seq = b.rec[i].seq;
+      const key = b.key[i];
+      if (b.kind[i] === 1) {
+        st.applyTrim(key, b.first[i], b.count[i], b.version[i], seq);
+        continue;
+      }
+      const t = st.table(key);
+      const first = b.first[i];
+      const version = b.version[i];
+      const block = b.block[i];
+      const c0 = b.crc0[i];
+      for (let j = 0, n = b.count[i]; j < n; j++) st.applyPage(t, key, first + j, version, block + j, b.crcs[c0 + j], seq);
+      st.dirty.add(key);
+    }
+    st.appliedSeq = st.seq;
+    st.clock += b.hostPages;
+    for (const s of b.sealedSegs) {
+      st.segs.state[s] = SEALED;
+      st.segs.sealedAt[s] = st.clock;
+      if (st.segs.live[s] === 0) st.markDying(s, st.appliedSeq);
+    }
+    const c = st.counters;
+    c.hostBytes += b.hostPages * PAGE;
+    c.movedBytes += b.movedPages * PAGE;
+    c.logBytes += b.blocks * PAGE;
+    c.summaryBytes += b.headers * PAGE;
+    c.coldSummaryBytes += b.coldHeaders * PAGE;
+    st.blocksSinceCut += b.blocks;
+    for (const op of b.done) op.resolve();
+    for (const m of b.moves) m.resolve();
+    this.completed += b.done.length;
+    this.wakeFlushers();
+    this.hooks.applied();
+  }
+
+  private wakeFlushers(): void {
+    if (this.flushWaiters.length === 0) return;
+    const still: typeof this.flushWaiters = [];
+    for (const w of this.flushWaiters) (w.target <= this.completed ? w.resolve() : still.push(w));
+    this.flushWaiters = still;
+  }
+}
