@@ -64,7 +64,7 @@ export class Allocator {
     private readonly tuning: Tuning,
     private readonly recovery: RecoveryReport,
   ) {
-    this.wp = new WritePath(st, tuning.maxLive, {
+    this.wp = new WritePath(st, tuning.maxLive, tuning.summaryHoldMs, {
       applied: () => {
         this.ckpt.maybe();
         if (st.segs.freeCount < tuning.lowWater) this.cleaner.poke();
@@ -214,7 +214,7 @@ export class Allocator {
     if (this.closed) throw new AllocatorStateError('allocator is closed');
     await this.wp.flushQueued();
     if (this.wp.failed) throw this.wp.failed;
-    await this.wp.sync();
+    await this.wp.sync(true);
   }
 
   /**
@@ -274,6 +274,8 @@ export class Allocator {
     checkKey(firstKey);
     checkKey(lastKey);
     if (lastKey < firstKey) throw new AllocatorStateError(`pin range ${firstKey}..${lastKey} is empty`);
+    // Supersessions before the pin must carry lower seqs than sinceSeq, in replay too.
+    await this.wp.sealHot();
     const p: PinRecord = { id: this.st.nextPinId++, version, firstKey, lastKey, sinceSeq: this.st.appliedSeq };
     this.st.pins.set(p.id, p);
     try {
@@ -338,7 +340,7 @@ export class Allocator {
     await this.wp.flushQueued();
     await this.cleaner.stop();
     if (!this.wp.failed) {
-      await this.wp.sync().catch(() => undefined);
+      await this.wp.sync(true).catch(() => undefined);
       await this.ckpt.checkpoint().catch((e: Error) => {
         this.ckpt.lastError = e;
       });

@@ -93,7 +93,7 @@ export class Checkpointer {
         if (++n % 512 === 0) await new Promise((r) => setImmediate(r));
       }
       // The serialized tables reference only applied records; make them durable first.
-      await this.wp.sync();
+      await this.wp.sync(true);
       const bytes = await this.store.save(records, { uuid: st.geo.uuidHex, cutSeq, clock, openSegments }, sealedAt);
       st.counters.ckptBytes += bytes;
       st.counters.checkpoints++;

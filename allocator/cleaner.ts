@@ -42,7 +42,10 @@ const MIN_CHUNK = 16;
 /** What reclaim found: segments freed, and what still holds back the others. */
 export interface ReclaimResult {
   freed: number;
+  /** An fdatasync would free some. */
   needSync: boolean;
+  /** Sealing the host record still being filled (then an fdatasync) would free some. */
+  needHotSeal: boolean;
   needCkpt: boolean;
   readers: boolean;
 }
@@ -91,6 +94,7 @@ export class Cleaner {
     const { segs, dying } = this.st;
     let freed = 0;
     let needSync = false;
+    let needHotSeal = false;
     let needCkpt = false;
     let readers = false;
     for (const s of dying) {
@@ -98,7 +102,7 @@ export class Cleaner {
         dying.delete(s);
         continue;
       }
-      const a = segs.killSeq[s] <= this.st.durableSeq;
+      const a = segs.killSeq[s] <= this.st.durableSeq && segs.hotKill[s] <= this.st.hotGenDurable;
       const c = segs.trimSeq[s] <= this.st.committedCutSeq;
       const r = segs.readers[s] === 0;
       if (a && c && r) {
@@ -106,13 +110,16 @@ export class Cleaner {
         segs.release(s);
         freed++;
       } else {
-        if (!a) needSync = true;
+        if (!a) {
+          if (segs.hotKill[s] > this.st.hotGenSealed) needHotSeal = true;
+          else needSync = true;
+        }
         if (!c) needCkpt = true;
         if (!r) readers = true;
       }
     }
     if (freed > 0) this.wp.signal();
-    return { freed, needSync, needCkpt, readers };
+    return { freed, needSync, needHotSeal, needCkpt, readers };
   }
 
   private idle(ms: number): Promise<void> {
@@ -145,7 +152,12 @@ export class Cleaner {
         }
         let r = this.reclaim();
         if (r.needSync && (urgent || segs.freeCount < lowWater || this.st.dying.size >= 2)) {
-          await this.wp.sync();
+          await this.wp.sync(false);
+          r = this.reclaim();
+        }
+        if (r.needHotSeal && urgent && r.freed === 0 && segs.freeCount <= RESERVE) {
+          // Hosts wait for space that only the host record being filled holds back.
+          await this.wp.sync(true);
           r = this.reclaim();
         }
         if (r.needCkpt && (urgent || segs.freeCount < lowWater)) {
@@ -167,7 +179,7 @@ export class Cleaner {
           continue;
         }
         if (this.wp.hotBlocked || segs.freeCount <= RESERVE) {
-          await this.wp.sync();
+          await this.wp.sync(false);
           this.reclaim();
         } else if (bytesPerSec > 0 && moved > 0) {
           const wait = (moved / bytesPerSec) * 1000 - (Date.now() - t0);

@@ -72,6 +72,15 @@ export class PartitionState {
   appliedSeq = 0;
   /** Every record with seq ≤ durableSeq is durable (an fdatasync completed after it). */
   durableSeq = 0;
+  /** Generation of the last host record sealed (host records are numbered as they open). */
+  hotGenSealed = 0;
+  /** Host records of generation ≤ this are sealed and durable. */
+  hotGenDurable = 0;
+  /**
+   * While applying pages of the host record that is still open: its generation (kills are
+   * then recorded per segment in `hotKill`, as the record has no seq yet); else 0.
+   */
+  killHot = 0;
   /** Cut of the newest committed checkpoint. */
   committedCutSeq = 0;
   /** Host clock: pages written by hosts since format (the cleaner's notion of time). */
@@ -107,16 +116,20 @@ export class PartitionState {
     this.segs.live[this.segOf(block)]++;
   }
 
-  /** One block of its segment died; `seq` is the record that killed it. */
+  /** One block of its segment died; `seq` is the record that killed it (see `killHot`). */
   decLive(block: number, seq: number): void {
     const s = this.segOf(block);
-    if (--this.segs.live[s] === 0 && this.segs.state[s] === SEALED) this.markDying(s, seq);
+    const segs = this.segs;
+    if (this.killHot > 0) {
+      if (this.killHot > segs.hotKill[s]) segs.hotKill[s] = this.killHot;
+    } else if (seq > segs.killSeq[s]) segs.killSeq[s] = seq;
+    if (--segs.live[s] === 0 && segs.state[s] === SEALED) this.markDying(s, this.killHot > 0 ? 0 : seq);
   }
 
-  /** Segment `s` has no live block left since record `seq`. */
+  /** Segment `s` has no live block left since record `seq` (0: see its kill marks). */
   markDying(s: number, seq: number): void {
     this.segs.state[s] = DYING;
-    this.segs.killSeq[s] = seq;
+    if (seq > this.segs.killSeq[s]) this.segs.killSeq[s] = seq;
     this.dying.add(s);
   }
 

@@ -3,11 +3,12 @@
  *
  * Life cycle: FREE → OPEN (a stream appends to it) → SEALED (full, or left by a restart)
  * → CLEANING (the cleaner is copying its live blocks) → back to SEALED, or DYING once no
- * live block is left → FREE when (a) the records that killed its last live block are
- * durable (an fdatasync completed after them), (b) every trim record it holds is covered
- * by a committed checkpoint, and (c) no read that looked up one of its blocks is still in
- * flight. (a) and (b) keep roll-forward recovery correct; (c) keeps a read from returning
- * data of a reused segment.
+ * live block is left → FREE when (a) the records that killed its blocks are durable (an
+ * fdatasync completed after they were written — for kills by the host record still being
+ * filled, after it was sealed), (b) every trim record it holds is covered by a committed
+ * checkpoint, and (c) no read that looked up one of its blocks is still in flight. (a) and
+ * (b) keep roll-forward recovery correct; (c) keeps a read from returning data of a reused
+ * segment.
  */
 
 /** Segment state: on the free list. */
@@ -30,8 +31,10 @@ export class SegmentTable {
   readonly readers: Int32Array;
   /** Host clock when the segment was sealed (its data's age for cost-benefit cleaning). */
   readonly sealedAt: Float64Array;
-  /** Seq of the record after which the segment had no live block. */
+  /** Highest seq of a sealed record that killed one of its blocks (or emptied it). */
   readonly killSeq: Float64Array;
+  /** Highest generation of an open (unsealed) host record that killed one of its blocks. */
+  readonly hotKill: Float64Array;
   /** Highest seq of a trim record in the segment (0: none). */
   readonly trimSeq: Float64Array;
   /** Free segments (a stack). */
@@ -43,6 +46,7 @@ export class SegmentTable {
     this.readers = new Int32Array(count);
     this.sealedAt = new Float64Array(count);
     this.killSeq = new Float64Array(count);
+    this.hotKill = new Float64Array(count);
     this.trimSeq = new Float64Array(count);
   }
 
@@ -62,6 +66,7 @@ export class SegmentTable {
     this.state[s] = FREE;
     this.live[s] = 0;
     this.killSeq[s] = 0;
+    this.hotKill[s] = 0;
     this.trimSeq[s] = 0;
     this.free.push(s);
   }
@@ -79,6 +84,7 @@ export class SegmentTable {
       this.state[s] = OPEN;
       this.live[s] = 0;
       this.killSeq[s] = 0;
+      this.hotKill[s] = 0;
       this.trimSeq[s] = 0;
       return s;
     }

@@ -4,11 +4,24 @@
  * Every operation queued while the previous group commit is on its way goes into the next
  * one. A group commit ("batch") is built in memory — cleaner copies first, into records of
  * the cold stream, then host operations in arrival order, into records of the hot stream —
- * written with one pwritev per segment touched, and only then applied to the page map, in
- * record seq order (which is also the order roll-forward uses). Each record is one header
- * block (its segment summary, see layout.ts and summary.ts) followed by its data pages, so
- * a host write needs no separate metadata write. A 1 MiB host write costs one crc32c per
- * page, one run in the header and one iovec (its buffer is not split per page).
+ * written with one pwritev per segment touched, and only then applied to the page map.
+ * Each record is one header block (its segment summary, see layout.ts and summary.ts)
+ * followed by its data pages, so a host write needs no separate metadata write. A 1 MiB
+ * host write costs one crc32c per page, one run in the header and one iovec.
+ *
+ * The host stream's record may stay open across batches: its pages are written (and
+ * readable) at once, its header slot is reserved, and the header is written when the
+ * record is sealed — when it is full, at the next flush or sync, before a pin, or at the
+ * latest `holdMs` after it was opened. One summary block then describes up to a segment of
+ * pages instead of one batch; the price is that a process crash loses the open record's
+ * pages like any unflushed write. Records get their seq when sealed, and the cold records
+ * of a batch are sealed before its host pages are added, so seq order is the order in
+ * which the map saw each page — except that pages of the open host record applied before
+ * a later cold record replay after it, which changes nothing: a cleaner copy only carries
+ * a version that was live, hence not one those earlier pages superseded, and pins cannot
+ * change while a host record is open. Blocks killed by the open record are marked per
+ * segment (`hotKill`, by record generation) and only count as durable once that record is
+ * sealed and an fdatasync has completed.
  *
  * Space: the hot stream leaves RESERVE free segments to the cleaner. A host write that
  * would map more pages than the capacity fails with AllocatorFullError before anything is
@@ -42,13 +55,19 @@ interface StreamState {
   prev: number;
 }
 
-/** A record being built in the current batch. */
+/** A record being built (cold: within one batch; host: possibly across batches). */
 interface Rec {
   stream: number;
   seg: number;
+  /** Block of its header within the segment. */
+  hdrPos: number;
+  /** Seq, assigned when sealed (0 while open). */
   seq: number;
+  /** Host records: generation (1, 2, ... in opening order); cold records: 0. */
+  gen: number;
   hdr: Buffer;
   w: RunWriter;
+  hasTrim: boolean;
 }
 
 /** A run of blocks within one segment written with one pwritev. */
@@ -56,6 +75,8 @@ interface Extent {
   seg: number;
   /** First block within the segment. */
   start: number;
+  /** Blocks in it. */
+  n: number;
   bufs: Buffer[];
   /** Pending slice [s0, s1) of `src` (consecutive pages of one host buffer). */
   src: Buffer | null;
@@ -66,6 +87,7 @@ interface Extent {
 function pushBuf(e: Extent, buf: Buffer): void {
   flushExt(e);
   e.bufs.push(buf);
+  e.n++;
 }
 
 function flushExt(e: Extent): void {
@@ -76,6 +98,7 @@ function flushExt(e: Extent): void {
 }
 
 function pushSlice(e: Extent, src: Buffer, off: number): void {
+  e.n++;
   if (e.src === src && e.s1 === off) {
     e.s1 += PAGE;
     return;
@@ -108,6 +131,10 @@ class Batch {
   readonly done: HostOp[] = [];
   readonly moves: MoveOp[] = [];
   readonly sealedSegs: number[] = [];
+  /** Callers waiting for the host record to be sealed, served by this batch. */
+  sealWaiters: Array<() => void> = [];
+  /** Generation of the host record sealed in this batch (0: none). */
+  sealedHot = 0;
   blocks = 0;
   headers = 0;
   coldHeaders = 0;
@@ -143,13 +170,23 @@ export class WritePath {
   readonly streams: StreamState[] = [{ seg: -1, pos: 0, prev: 0 }, { seg: -1, pos: 0, prev: 0 }];
   private inflight: Batch | null = null;
   private draining = false;
+  /** The host record still open across batches, or null. */
+  private hot: Rec | null = null;
+  private hotGen = 0;
+  private hotTimer: NodeJS.Timeout | null = null;
+  private sealRequested = false;
+  private sealWaiters: Array<() => void> = [];
   private eventWaiters: Array<() => void> = [];
   private flushWaiters: Array<{ target: number; resolve: () => void }> = [];
   private syncTail: Promise<void> = Promise.resolve();
   private pendingSync: Promise<void> | null = null;
   private readonly S: number;
 
-  constructor(private readonly st: PartitionState, private readonly maxLive: number, private readonly hooks: WritePathHooks) {
+  /**
+   * `maxLive`: capacity in pages; `holdMs`: longest a host record stays open (0: seal
+   * every record with its batch).
+   */
+  constructor(private readonly st: PartitionState, private readonly maxLive: number, private readonly holdMs: number, private readonly hooks: WritePathHooks) {
     this.S = st.geo.S;
   }
 
@@ -180,12 +217,18 @@ export class WritePath {
     return new Promise<void>((resolve) => this.flushWaiters.push({ target, resolve }));
   }
 
-  /** One fdatasync, shared by every caller that arrives before it starts. */
-  sync(): Promise<void> {
+  /**
+   * Makes every applied record durable: seals the open host record first when `sealHost`
+   * (flush, checkpoint, close), then one fdatasync, shared by every caller that arrives
+   * before it starts.
+   */
+  async sync(sealHost: boolean): Promise<void> {
+    if (sealHost) await this.sealHot();
     if (this.pendingSync) return this.pendingSync;
     const p = this.syncTail.then(async () => {
       this.pendingSync = null;
       const s = this.st.appliedSeq;
+      const g = this.st.hotGenSealed;
       try {
         await datasync(this.st.geo.fd);
       } catch (e) {
@@ -193,10 +236,27 @@ export class WritePath {
         throw e;
       }
       if (s > this.st.durableSeq) this.st.durableSeq = s;
+      if (g > this.st.hotGenDurable) this.st.hotGenDurable = g;
     });
     this.pendingSync = p;
     this.syncTail = p.catch(() => undefined);
     return p;
+  }
+
+  /** Seals the open host record (writes its header); resolves once that is applied. */
+  sealHot(): Promise<void> {
+    if (this.failed) return Promise.reject(new AllocatorStateError(`allocator failed: ${this.failed.message}`));
+    if (!this.hot && !this.inflight && !this.draining) return Promise.resolve();
+    return new Promise<void>((resolve) => {
+      this.sealWaiters.push(resolve);
+      this.kick();
+      this.signal();
+    });
+  }
+
+  /** Whether a host record is open (its pages are not yet described on the device). */
+  get hotOpen(): boolean {
+    return this.hot !== null;
   }
 
   /** Wakes everything waiting for a space or failure event. */
@@ -258,6 +318,11 @@ export class WritePath {
         if (this.failed) break;
         const b = this.build();
         if (!b) {
+          // Nothing open and nothing to write: a seal request is served as it stands.
+          const w = this.sealWaiters;
+          this.sealWaiters = [];
+          this.sealRequested = false;
+          for (const f of w) f();
           if (this.queue.length > 0 && this.hotBlocked) {
             if (this.spaceStuck) {
               this.spaceStuck = false;
@@ -274,7 +339,7 @@ export class WritePath {
         if (b.exts.length > 0) {
           const { fd, offset } = this.st.geo;
           const S = this.S;
-          await Promise.all(b.exts.map((e) => pwritevFully(fd, e.bufs, offset + (1 + e.seg * S + e.start) * PAGE)));
+          await Promise.all(b.exts.filter((e) => e.bufs.length > 0).map((e) => pwritevFully(fd, e.bufs, offset + (1 + e.seg * S + e.start) * PAGE)));
         }
         this.inflight = null;
         this.apply(b);
@@ -286,6 +351,7 @@ export class WritePath {
       if (b) {
         for (const op of b.done) op.reject(e as Error);
         for (const m of b.moves) m.reject(e as Error);
+        for (const f of b.sealWaiters) f();
         this.completed += b.done.length;
       }
     } finally {
@@ -299,7 +365,10 @@ export class WritePath {
       this.queue = [];
       this.moveQueue = [];
       this.wakeFlushers();
-    } else if (this.queue.length > 0 || this.moveQueue.length > 0) this.kick();
+      const w = this.sealWaiters;
+      this.sealWaiters = [];
+      for (const f of w) f();
+    } else if (this.queue.length > 0 || this.moveQueue.length > 0 || this.sealWaiters.length > 0 || this.sealRequested) this.kick();
   }
 
   private rejectBlocked(): void {
@@ -317,12 +386,27 @@ export class WritePath {
 
   // ------------------------------------------------------------ building records
 
-  /** Seals the stream's record under construction (finishes its runs, extends the chain). */
+  /**
+   * Seals the stream's record under construction: assigns its seq, finishes its runs,
+   * stamps the header and extends the segment's chain. A host record's header, whose slot
+   * was skipped when its pages were written, goes out as an extent of its own.
+   */
   private closeRecord(b: Batch, stream: number): void {
     const r = b.cur[stream];
     if (!r) return;
+    const st = this.st;
+    r.seq = ++st.seq;
+    r.hdr.writeDoubleLE(r.seq, 8);
     const body = r.w.finish();
-    this.streams[stream].prev = sealHeader(r.hdr, r.w.runs, r.w.dataPages, body, this.st.clock, this.st.durableSeq);
+    this.streams[stream].prev = sealHeader(r.hdr, r.w.runs, r.w.dataPages, body, st.clock, st.durableSeq);
+    if (r.hasTrim && r.seq > st.segs.trimSeq[r.seg]) st.segs.trimSeq[r.seg] = r.seq;
+    if (stream === HOT) {
+      b.exts.push({ seg: r.seg, start: r.hdrPos, n: 1, bufs: [r.hdr], src: null, s0: 0, s1: 0 });
+      b.sealedHot = r.gen;
+      this.hot = null;
+    }
+    b.headers++;
+    if (stream === COLD) b.coldHeaders++;
     b.cur[stream] = null;
   }
 
@@ -332,6 +416,18 @@ export class WritePath {
     const s = this.streams[stream];
     if (s.seg >= 0) b.sealedSegs.push(s.seg);
     s.seg = -1;
+  }
+
+  /** The stream's extent in this batch continuing at its append position. */
+  private extentAt(b: Batch, stream: number): Extent {
+    const s = this.streams[stream];
+    let e = b.curExt[stream];
+    if (!e || e.seg !== s.seg || e.start + e.n !== s.pos) {
+      e = { seg: s.seg, start: s.pos, n: 0, bufs: [], src: null, s0: 0, s1: 0 };
+      b.exts.push(e);
+      b.curExt[stream] = e;
+    }
+    return e;
   }
 
   /**
@@ -356,21 +452,17 @@ export class WritePath {
       s.prev = 0;
     }
     const h = Buffer.allocUnsafe(PAGE);
-    const seq = ++this.st.seq;
-    initHeader(h, stream === HOT ? REC_HOST : REC_CLEANER, stream, this.st.geo.uuidTag, s.seg, seq, s.prev);
-    const r: Rec = { stream, seg: s.seg, seq, hdr: h, w: new RunWriter(h) };
-    let e = b.curExt[stream];
-    if (!e || e.seg !== s.seg) {
-      e = { seg: s.seg, start: s.pos, bufs: [], src: null, s0: 0, s1: 0 };
-      b.exts.push(e);
-      b.curExt[stream] = e;
+    initHeader(h, stream === HOT ? REC_HOST : REC_CLEANER, stream, this.st.geo.uuidTag, s.seg, 0, s.prev);
+    const r: Rec = { stream, seg: s.seg, hdrPos: s.pos, seq: 0, gen: stream === HOT ? ++this.hotGen : 0, hdr: h, w: new RunWriter(h), hasTrim: false };
+    if (stream === HOT) {
+      // The header slot is skipped now and written when the record is sealed.
+      this.hot = r;
+      s.pos++;
+    } else {
+      pushBuf(this.extentAt(b, stream), h);
+      s.pos++;
     }
-    pushBuf(e, h);
-    s.pos++;
     b.blocks++;
-    b.headers++;
-    if (stream === COLD) b.coldHeaders++;
-    b.recs.push(r);
     b.cur[stream] = r;
     return r;
   }
@@ -385,9 +477,9 @@ export class WritePath {
       r.w.addPage(key, page, version, crc);
     }
     const block = 1 + s.seg * this.S + s.pos;
+    pushSlice(this.extentAt(b, stream), src, off);
     s.pos++;
     b.blocks++;
-    pushSlice(b.curExt[stream]!, src, off);
     const n = b.kind.length - 1;
     if (n >= 0 && b.rec[n] === r && b.kind[n] === 0 && b.key[n] === key && b.version[n] === version && b.first[n] + b.count[n] === page && b.block[n] + b.count[n] === block) {
       b.count[n]++;
@@ -410,7 +502,8 @@ export class WritePath {
     const b = new Batch();
     const st = this.st;
     let progress = false;
-    // Cleaner copies first: they may use the reserve.
+    // Cleaner copies first: they may use the reserve. Their records are sealed before any
+    // host page joins the batch (see the module comment on seq order).
     while (this.moveQueue.length > 0) {
       const m = this.moveQueue.shift()!;
       progress = true;
@@ -425,7 +518,7 @@ export class WritePath {
         }
       }
       b.moves.push(m);
-      if (m.fresh && live.length > 0 && this.st.segs.freeCount > 0) this.leaveSegment(b, COLD);
+      if (m.fresh && live.length > 0 && st.segs.freeCount > 0) this.leaveSegment(b, COLD);
       for (let j = 0; j < live.length; j++) {
         const it = m.items[live[j]];
         if (!this.addPage(b, COLD, it.key, it.page, it.version, crcs[j], it.data, 0)) break;
@@ -433,6 +526,7 @@ export class WritePath {
       }
     }
     this.closeRecord(b, COLD);
+    b.cur[HOT] = this.hot;
     this.hotBlocked = false;
     let hostPages = 0;
     while (this.queue.length > 0 && hostPages < MAX_BATCH_PAGES) {
@@ -485,6 +579,7 @@ export class WritePath {
           if (!r) throw new Error('host stream lost its space');
           r.w.addTrim(op.key, op.firstPage, op.count, op.version);
         }
+        r.hasTrim = true;
         this.queue.shift();
         progress = true;
         b.done.push(op);
@@ -496,20 +591,36 @@ export class WritePath {
         b.block.push(0);
         b.crc0.push(0);
         b.rec.push(r);
-        if (r.seq > st.segs.trimSeq[r.seg]) st.segs.trimSeq[r.seg] = r.seq;
       }
     }
-    this.closeRecord(b, HOT);
+    // The host record stays open unless a seal was asked for (or holding is off).
+    if (b.cur[HOT] && (this.sealRequested || this.sealWaiters.length > 0 || this.holdMs <= 0)) {
+      this.closeRecord(b, HOT);
+      progress = true;
+    }
+    if (this.sealRequested || this.sealWaiters.length > 0) {
+      this.sealRequested = false;
+      b.sealWaiters = this.sealWaiters;
+      this.sealWaiters = [];
+    }
     for (const e of b.exts) flushExt(e);
-    if (!progress) return null;
+    if (!progress) {
+      // Nothing built: hand any seal waiters back to the caller (drain resolves them).
+      this.sealWaiters = b.sealWaiters.concat(this.sealWaiters);
+      return null;
+    }
     return b;
   }
 
-  /** Applies a written batch to the map, in seq order, and completes its operations. */
+  /** Applies a written batch to the map, in build order, and completes its operations. */
   private apply(b: Batch): void {
     const st = this.st;
     for (let i = 0; i < b.kind.length; i++) {
-      const seq = b.rec[i].seq;
+      const r = b.rec[i];
+      // Pages of the still-open host record: kills are marked by its generation, and its
+      // eventual seq (> every seq so far) stands in for pin decisions.
+      const seq = r.seq > 0 ? r.seq : st.seq + 1;
+      st.killHot = r.seq > 0 ? 0 : r.gen;
       const key = b.key[i];
       if (b.kind[i] === 1) {
         st.applyTrim(key, b.first[i], b.count[i], b.version[i], seq);
@@ -523,7 +634,9 @@ export class WritePath {
       for (let j = 0, n = b.count[i]; j < n; j++) st.applyPage(t, key, first + j, version, block + j, b.crcs[c0 + j], seq);
       st.dirty.add(key);
     }
+    st.killHot = 0;
     st.appliedSeq = st.seq;
+    if (b.sealedHot > st.hotGenSealed) st.hotGenSealed = b.sealedHot;
     st.clock += b.hostPages;
     for (const s of b.sealedSegs) {
       st.segs.state[s] = SEALED;
@@ -539,9 +652,29 @@ export class WritePath {
     st.blocksSinceCut += b.blocks;
     for (const op of b.done) op.resolve();
     for (const m of b.moves) m.resolve();
+    for (const f of b.sealWaiters) f();
     this.completed += b.done.length;
     this.wakeFlushers();
+    if (this.hot && !this.hotTimer) this.armHoldTimer();
+    else if (!this.hot && this.hotTimer) {
+      clearTimeout(this.hotTimer);
+      this.hotTimer = null;
+    }
     this.hooks.applied();
+  }
+
+  /** Seals the open host record at the latest `holdMs` after this call. */
+  private armHoldTimer(): void {
+    const r = this.hot;
+    this.hotTimer = setTimeout(() => {
+      this.hotTimer = null;
+      if (!this.hot || this.failed) return;
+      if (this.hot !== r) return this.armHoldTimer();
+      this.sealRequested = true;
+      this.kick();
+      this.signal();
+    }, this.holdMs);
+    this.hotTimer.unref();
   }
 
   private wakeFlushers(): void {

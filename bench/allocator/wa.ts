@@ -17,6 +17,8 @@ export interface WaResult {
   policy: CleanerPolicy;
   writeAmplification: number;
   metadataRatio: number;
+  /** Parts of metadataRatio: host record headers, cleaner record headers, checkpoints. */
+  metadataParts: { hostSummary: number; cleanerSummary: number; checkpoint: number };
   /** Mean live fraction of the segments the cleaner emptied. */
   cleanedUtilization: number;
   hostWrites: number;
@@ -72,6 +74,11 @@ export async function simulate(dir: string, regionBytes: number, segmentBytes: n
     policy,
     writeAmplification: round((end.deviceBytesWritten - m.deviceBytesWritten) / host),
     metadataRatio: round((end.metadataBytesWritten - m.metadataBytesWritten) / host, 4),
+    metadataParts: {
+      hostSummary: round((end.summaryBytesWritten - end.cleanerSummaryBytesWritten - (m.summaryBytesWritten - m.cleanerSummaryBytesWritten)) / host, 4),
+      cleanerSummary: round((end.cleanerSummaryBytesWritten - m.cleanerSummaryBytesWritten) / host, 4),
+      checkpoint: round((end.checkpointBytesWritten - m.checkpointBytesWritten) / host, 4),
+    },
     cleanedUtilization: round(end.cleanedUtilization),
     hostWrites: total,
     seconds: round((Date.now() - t0) / 1000, 1),

@@ -26,12 +26,14 @@ test('flipped bytes fail exactly the affected reads, through reopen and cleaning
   const KEY = 42;
   const N = 400;
   for (let p = 0; p < N; p += 10) await a.write(KEY, p, Buffer.concat(Array.from({ length: 10 }, (_, i) => pageData(KEY, p + i, 1))), 1);
+  // A flush seals the open host record, so key 7's write starts a record of its own.
+  await a.flush();
   await a.write(7, 0, pageData(7, 0, 1), 1);
   const rand = rng(5);
   const bad = new Set<number>();
   while (bad.size < 12) bad.add(Math.floor(rand() * N));
   for (const p of bad) flip(dev.path, a.locate(KEY, p)! + Math.floor(rand() * PAGE));
-  // A flipped header byte (the block before page 0's data starts a record) loses nothing.
+  // A flipped header byte (the block before key 7's page starts its record) loses nothing.
   const hdr = a.locate(7, 0)! - PAGE;
   flip(dev.path, hdr + 200);
 
