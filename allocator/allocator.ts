@@ -53,6 +53,9 @@ function checkVersion(version: number): void {
 export class Allocator {
   private closing = false;
   private closed = false;
+  private horizonSeq = 0;
+  private horizonLog = 0;
+  private horizonAt = 0;
   private readonly wp: WritePath;
   private readonly cleaner: Cleaner;
   private readonly ckpt: Checkpointer;
@@ -72,6 +75,7 @@ export class Allocator {
       needSpace: () => this.cleaner.poke(),
       failed: () => this.cleaner.poke(),
       reclaim: () => void this.cleaner.reclaim(),
+      synced: (seq) => this.noteDurable(seq),
     });
     this.ckpt = new Checkpointer(st, this.wp, store, { factor: tuning.checkpointFactor, minBlocks: tuning.checkpointMinBlocks }, () => void this.cleaner.reclaim());
     this.cleaner = new Cleaner(st, this.wp, () => this.ckpt.checkpoint(), {
@@ -348,6 +352,23 @@ export class Allocator {
     this.closed = true;
     await this.store.close().catch(() => undefined);
     await this.fh.close();
+  }
+
+  /**
+   * Records the durable horizon in the database (no sync) when 32 MiB of log or a second
+   * went by since the last record of it, so that recovery reads and checks the pages of at
+   * most that much log (recovery.ts).
+   */
+  private noteDurable(seq: number): void {
+    const log = this.st.counters.logBytes;
+    const now = performance.now();
+    if (seq <= this.horizonSeq || (log - this.horizonLog < 32 * 1024 * 1024 && now - this.horizonAt < 1000)) return;
+    this.horizonSeq = seq;
+    this.horizonLog = log;
+    this.horizonAt = now;
+    this.store.putHorizon(this.st.geo.uuidHex, seq).then((n) => {
+      this.st.counters.ckptBytes += n;
+    }, () => undefined);
   }
 
   private refuse(): Error | null {

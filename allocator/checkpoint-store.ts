@@ -8,6 +8,9 @@
  *   "a"             host clock at which each segment was sealed (Float64Array)
  *   "k<14 hex>"     one KeyTable (see KeyTable.encode) per owner key
  *   "p<8 hex>"      one snapshot pin JSON
+ *   "d"             durable horizon: uuid (16 B) + f64 seq; every record with seq ≤ it was
+ *                   covered by a completed fdatasync. Written without sync after some
+ *                   fdatasyncs (losing it only makes recovery check more pages).
  * Key records are written first and the meta record last, with `sync: true`; LevelDB
  * batches are atomic, and a batch split in chunks leaves key records that are only newer
  * than the meta's cut, which roll-forward tolerates (replaying a record twice is idempotent).
@@ -47,6 +50,8 @@ export interface LoadedCheckpoint {
   sealedAt: Float64Array | null;
   tables: Map<number, KeyTable>;
   pins: PinRecord[];
+  /** Durable horizon recorded for this region (0 when none). */
+  horizon: number;
 }
 
 const CHUNK_BYTES = 16 * 1024 * 1024;
@@ -95,7 +100,9 @@ export class CheckpointStore {
     for await (const [k, v] of this.db.iterator({ gte: 'k', lt: 'l' })) tables.set(parseInt(k.slice(1), 16), KeyTable.decode(v));
     const pins: PinRecord[] = [];
     for await (const [, v] of this.db.iterator({ gte: 'p', lt: 'q' })) pins.push(JSON.parse(v.toString('utf8')) as PinRecord);
-    return { meta, sealedAt, tables, pins };
+    const d = await this.db.get('d');
+    const horizon = d && d.length === 24 && d.subarray(0, 16).toString('hex') === uuid ? d.readDoubleLE(16) : 0;
+    return { meta, sealedAt, tables, pins, horizon };
   }
 
   /**
@@ -129,6 +136,18 @@ export class CheckpointStore {
     chunk += m.length + a.length + 2;
     await this.db.batch(ops, { sync: true });
     return bytes + chunk;
+  }
+
+  /**
+   * Records (without waiting for stable storage) that every record of region `uuid` with
+   * seq ≤ `seq` is durable. Returns the bytes handed to the database.
+   */
+  async putHorizon(uuid: string, seq: number): Promise<number> {
+    const v = Buffer.alloc(24);
+    Buffer.from(uuid, 'hex').copy(v, 0, 0, 16);
+    v.writeDoubleLE(seq, 16);
+    await this.db.put('d', v);
+    return 25;
   }
 
   /** Stores a pin durably. */

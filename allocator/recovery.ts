@@ -10,11 +10,12 @@
  * 2. Read the first header of every segment; roll forward over segments whose first record
  *    is newer than the cut, and over those open at the cut.
  * 3. Walk each such segment's header chain, reading only header blocks (one 4 KiB read per
- *    record, 32 segments at a time) — not the data pages.
+ *    record, 32 segments at a time, the first one kept from step 2) — not the data pages.
  * 4. Apply the records after the cut in seq order. Data pages are read and their crc32c
  *    checked only for records newer than the durable horizon D, the highest "durable seq"
- *    stamped in any header read (and at least the cut): a header says "every record with
- *    seq ≤ d was covered by a completed fdatasync when I was built", so records ≤ D were on
+ *    stamped in any header read, or recorded in the database after an fdatasync, and at
+ *    least the cut: each says "every record with seq ≤ d was covered by a completed
+ *    fdatasync" (a header: when it was built), so records ≤ D were on
  *    stable storage, whole, before the crash and cannot be torn. Their bytes may still rot
  *    later, but then reads catch it with the crc from the summary (ChecksumError) instead of
  *    recovery dropping them and every later record of their segment. Records above D can be
@@ -80,6 +81,7 @@ export async function recover(st: PartitionState, store: CheckpointStore, where:
   };
   const loaded = await store.load(geo.uuidHex);
   let cut = 0;
+  let dbHorizon = 0;
   let open: number[] = [];
   if (loaded === null || typeof loaded === 'string') {
     if (!rebuild) {
@@ -97,33 +99,41 @@ export async function recover(st: PartitionState, store: CheckpointStore, where:
       if (p.id >= st.nextPinId) st.nextPinId = p.id + 1;
     }
     cut = loaded.meta.cutSeq;
+    dbHorizon = loaded.horizon;
     st.clock = loaded.meta.clock;
     open = loaded.meta.openSegments;
     if (loaded.sealedAt && loaded.sealedAt.length === nSeg) segs.sealedAt.set(loaded.sealedAt);
   }
 
-  // 2. First header of every segment.
+  // 2. First header of every segment; those of the candidates are kept for step 3.
   const firstSeq = new Float64Array(nSeg);
+  const openSet = new Set(open);
+  const firstHeader = new Map<number, Buffer>();
   if (!fresh) {
     let next = 0;
     await Promise.all(Array.from({ length: PARALLEL }, async () => {
-      const h = Buffer.allocUnsafe(PAGE);
+      let h = Buffer.allocUnsafe(PAGE);
       while (next < nSeg) {
         const s = next++;
         const n = await pread(fd, h, 0, PAGE, offset + (1 + s * S) * PAGE);
         report.headerReads++;
         if (n < PAGE) continue;
         const r = parseHeader(h, uuidTag, s, 0, S, 0);
-        if (r) firstSeq[s] = r.seq;
+        if (!r) continue;
+        firstSeq[s] = r.seq;
+        if (r.seq > cut || openSet.has(s)) {
+          firstHeader.set(s, h);
+          h = Buffer.allocUnsafe(PAGE);
+        }
       }
     }));
   }
-  const openSet = new Set(open);
-  const cands: number[] = [];
-  for (let s = 0; s < nSeg; s++) if (firstSeq[s] > 0 && (firstSeq[s] > cut || openSet.has(s))) cands.push(s);
+  const cands = [...firstHeader.keys()];
   report.segmentsScanned = cands.length;
 
-  // 3. Walk the header chains of the candidates (header blocks only).
+  // 3. Walk the header chains of the candidates (header blocks only). The headers are kept
+  // for step 4 unless there are very many.
+  const keep = cands.length <= 65536;
   const dSeg: number[] = [];
   const dPos: number[] = [];
   const dSeq: number[] = [];
@@ -131,22 +141,27 @@ export async function recover(st: PartitionState, store: CheckpointStore, where:
   const dRuns: number[] = [];
   const dBody: number[] = [];
   const dAge: number[] = [];
+  const dHdr: Array<Buffer | null> = [];
   let maxSeq = cut;
-  let horizon = cut;
+  let horizon = Math.max(cut, dbHorizon);
   for (let s = 0; s < nSeg; s++) if (firstSeq[s] > maxSeq) maxSeq = firstSeq[s];
   let ci = 0;
   await Promise.all(Array.from({ length: PARALLEL }, async () => {
-    const h = Buffer.allocUnsafe(PAGE);
     const runs = new RunTable();
     while (ci < cands.length) {
       const s = cands[ci++];
       let pos = 0;
       let prev = 0;
       let last = -1;
+      let h = firstHeader.get(s)!;
+      firstHeader.delete(s);
       while (pos < S) {
-        const n = await pread(fd, h, 0, PAGE, offset + (1 + s * S + pos) * PAGE);
-        report.headerReads++;
-        if (n < PAGE) break;
+        if (pos > 0) {
+          h = Buffer.allocUnsafe(PAGE);
+          const n = await pread(fd, h, 0, PAGE, offset + (1 + s * S + pos) * PAGE);
+          report.headerReads++;
+          if (n < PAGE) break;
+        }
         const r = parseHeader(h, uuidTag, s, pos, S, prev);
         if (!r || r.seq <= last || !runs.decode(h, r.runs, r.bodyBytes, r.dataBlocks)) break;
         dSeg.push(s);
@@ -156,6 +171,7 @@ export async function recover(st: PartitionState, store: CheckpointStore, where:
         dRuns.push(r.runs);
         dBody.push(r.bodyBytes);
         dAge.push(r.age);
+        dHdr.push(keep && r.seq > cut ? h : null);
         if (r.seq > maxSeq) maxSeq = r.seq;
         if (r.durable > horizon) horizon = r.durable;
         if (r.age > st.clock) st.clock = r.age;
@@ -177,6 +193,8 @@ export async function recover(st: PartitionState, store: CheckpointStore, where:
   let aboveHorizon = false;
   const read = async (i: number): Promise<Buffer> => {
     const verify = dSeq[i] > horizon;
+    const kept = dHdr[i];
+    if (kept && !verify) return kept;
     const blocks = verify ? 1 + dData[i] : 1;
     const b = Buffer.allocUnsafe(blocks * PAGE);
     const n = await preadFully(fd, b, 0, blocks * PAGE, offset + (1 + dSeg[i] * S + dPos[i]) * PAGE);
@@ -191,6 +209,7 @@ export async function recover(st: PartitionState, store: CheckpointStore, where:
     inflight[k] = null;
     if (k + PARALLEL < order.length) inflight[k + PARALLEL] = read(order[k + PARALLEL]);
     const i = order[k];
+    dHdr[i] = null;
     const s = dSeg[i];
     if (stopped.has(s)) continue;
     const seq = dSeq[i];

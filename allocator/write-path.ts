@@ -153,6 +153,8 @@ export interface WritePathHooks {
   failed(): void;
   /** Frees dying segments whose conditions hold (the cleaner's reclaim). */
   reclaim(): void;
+  /** An fdatasync completed: every record with seq ≤ `seq` is durable. */
+  synced(seq: number): void;
 }
 
 /** Queues, batches, writes and applies appends. See the module comment. */
@@ -237,6 +239,7 @@ export class WritePath {
       }
       if (s > this.st.durableSeq) this.st.durableSeq = s;
       if (g > this.st.hotGenDurable) this.st.hotGenDurable = g;
+      this.hooks.synced(s);
     });
     this.pendingSync = p;
     this.syncTail = p.catch(() => undefined);
