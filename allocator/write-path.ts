@@ -43,7 +43,7 @@ export const COLD = 1;
 /** Free segments only the cleaner may take. */
 export const RESERVE = 2;
 /** Most pages of host writes in one group commit. */
-const MAX_BATCH_PAGES = 4096;
+const MAX_BATCH_PAGES = 1024;
 
 /** Where a stream appends. */
 interface StreamState {
@@ -135,6 +135,8 @@ class Batch {
   sealWaiters: Array<() => void> = [];
   /** Generation of the host record sealed in this batch (0: none). */
   sealedHot = 0;
+  /** Resolves with the write's error, or null, once the batch is written. */
+  written: Promise<Error | null> = Promise.resolve(null);
   blocks = 0;
   headers = 0;
   coldHeaders = 0;
@@ -170,7 +172,10 @@ export class WritePath {
   submitted = 0;
   completed = 0;
   readonly streams: StreamState[] = [{ seg: -1, pos: 0, prev: 0 }, { seg: -1, pos: 0, prev: 0 }];
-  private inflight: Batch | null = null;
+  /** New pages admitted by batches in flight (not yet in mappedPages). */
+  private pendingNew = 0;
+  /** Batches built and being written, oldest first (at most two). */
+  private inflight: Batch[] = [];
   private draining = false;
   /** The host record still open across batches, or null. */
   private hot: Rec | null = null;
@@ -249,7 +254,7 @@ export class WritePath {
   /** Seals the open host record (writes its header); resolves once that is applied. */
   sealHot(): Promise<void> {
     if (this.failed) return Promise.reject(new AllocatorStateError(`allocator failed: ${this.failed.message}`));
-    if (!this.hot && !this.inflight && !this.draining) return Promise.resolve();
+    if (!this.hot && this.inflight.length === 0 && !this.draining) return Promise.resolve();
     return new Promise<void>((resolve) => {
       this.sealWaiters.push(resolve);
       this.kick();
@@ -278,7 +283,7 @@ export class WritePath {
   openSegments(): number[] {
     const open = new Set<number>();
     for (const s of this.streams) if (s.seg >= 0) open.add(s.seg);
-    if (this.inflight) for (const e of this.inflight.exts) open.add(e.seg);
+    for (const b of this.inflight) for (const e of b.exts) open.add(e.seg);
     return [...open];
   }
 
@@ -315,50 +320,69 @@ export class WritePath {
     }
   }
 
+  /** Writes a built batch; resolves with the I/O error, or null. */
+  private write(b: Batch): Promise<Error | null> {
+    const { fd, offset } = this.st.geo;
+    const S = this.S;
+    return Promise.all(b.exts.filter((e) => e.bufs.length > 0).map((e) => pwritevFully(fd, e.bufs, offset + (1 + e.seg * S + e.start) * PAGE)))
+      .then(() => null, (e: Error) => e);
+  }
+
+  /**
+   * The group-commit loop. Two batches may be in flight: the next one is built (crc32c of
+   * its pages, summaries) while the previous one is being written, and batches are applied
+   * strictly in order once written.
+   */
   private async drain(): Promise<void> {
+    let error: Error | null = null;
     try {
       for (;;) {
         if (this.failed) break;
-        const b = this.build();
-        if (!b) {
-          // Nothing open and nothing to write: a seal request is served as it stands.
-          const w = this.sealWaiters;
-          this.sealWaiters = [];
-          this.sealRequested = false;
-          for (const f of w) f();
-          if (this.queue.length > 0 && this.hotBlocked) {
-            if (this.spaceStuck) {
-              this.spaceStuck = false;
-              this.rejectBlocked();
-              continue;
-            }
-            this.hooks.needSpace();
-            await this.waitEvent();
+        const b = this.inflight.length < 2 ? this.build() : null;
+        if (b) {
+          b.written = this.write(b);
+          this.inflight.push(b);
+          if (this.inflight.length < 2) continue;
+        }
+        if (this.inflight.length > 0) {
+          const o = this.inflight[0];
+          const e = await o.written;
+          if (e) throw e;
+          this.inflight.shift();
+          this.apply(o);
+          continue;
+        }
+        // Nothing open, nothing to write: a seal request is served as it stands.
+        const w = this.sealWaiters;
+        this.sealWaiters = [];
+        this.sealRequested = false;
+        for (const f of w) f();
+        if (this.queue.length > 0 && this.hotBlocked) {
+          if (this.spaceStuck) {
+            this.spaceStuck = false;
+            this.rejectBlocked();
             continue;
           }
-          break;
+          this.hooks.needSpace();
+          await this.waitEvent();
+          continue;
         }
-        this.inflight = b;
-        if (b.exts.length > 0) {
-          const { fd, offset } = this.st.geo;
-          const S = this.S;
-          await Promise.all(b.exts.filter((e) => e.bufs.length > 0).map((e) => pwritevFully(fd, e.bufs, offset + (1 + e.seg * S + e.start) * PAGE)));
-        }
-        this.inflight = null;
-        this.apply(b);
+        break;
       }
     } catch (e) {
-      this.fail(e as Error);
-      const b = this.inflight;
-      this.inflight = null;
-      if (b) {
-        for (const op of b.done) op.reject(e as Error);
-        for (const m of b.moves) m.reject(e as Error);
+      error = e as Error;
+    } finally {
+      this.draining = false;
+    }
+    if (error) {
+      this.fail(error);
+      for (const b of this.inflight) {
+        for (const op of b.done) op.reject(error);
+        for (const m of b.moves) m.reject(error);
         for (const f of b.sealWaiters) f();
         this.completed += b.done.length;
       }
-    } finally {
-      this.draining = false;
+      this.inflight = [];
     }
     if (this.failed) {
       const err = new AllocatorStateError(`allocator failed: ${this.failed.message}`);
@@ -547,7 +571,7 @@ export class WritePath {
           const blk = t ? t.block(p) : NONE;
           if (blk === NONE || st.retainNeeded(op.key, cur, op.version, st.seq + 1)) fresh++;
         }
-        if (fresh > 0 && st.mappedPages + st.retainedPages + b.newPages + fresh > this.maxLive) {
+        if (fresh > 0 && st.mappedPages + st.retainedPages + this.pendingNew + b.newPages + fresh > this.maxLive) {
           this.queue.shift();
           progress = true;
           op.reject(new AllocatorFullError(`partition full: ${st.mappedPages + st.retainedPages} of ${this.maxLive} pages in use, write needs ${fresh} more`));
@@ -607,6 +631,7 @@ export class WritePath {
       this.sealWaiters = [];
     }
     for (const e of b.exts) flushExt(e);
+    this.pendingNew += b.newPages;
     if (!progress) {
       // Nothing built: hand any seal waiters back to the caller (drain resolves them).
       this.sealWaiters = b.sealWaiters.concat(this.sealWaiters);
@@ -618,6 +643,7 @@ export class WritePath {
   /** Applies a written batch to the map, in build order, and completes its operations. */
   private apply(b: Batch): void {
     const st = this.st;
+    this.pendingNew -= b.newPages;
     for (let i = 0; i < b.kind.length; i++) {
       const r = b.rec[i];
       // Pages of the still-open host record: kills are marked by its generation, and its

@@ -126,11 +126,17 @@ try {
     log(`io: ${JSON.stringify(psync)}; fio io_uring`);
     const uring = fioRates(dir, IO_BYTES, 'io_uring', SECS);
     log(`io: ${JSON.stringify(uring)}`);
-    const ratio = (a: IoRates, b: IoRates): Record<keyof IoRates, number> => ({
+    const ratio = (a: IoRates, b: IoRates): Record<string, number | Record<string, number>> => ({
       randWriteIops: round(a.randWriteIops / b.randWriteIops, 2),
       randReadIops: round(a.randReadIops / b.randReadIops, 2),
       seqWriteMBps: round(a.seqWriteMBps / b.seqWriteMBps, 2),
       seqReadMBps: round(a.seqReadMBps / b.seqReadMBps, 2),
+      cpuPerMB: {
+        randWrite: round(a.cpuMsPerMB.randWrite / b.cpuMsPerMB.randWrite, 2),
+        randRead: round(a.cpuMsPerMB.randRead / b.cpuMsPerMB.randRead, 2),
+        seqWrite: round(a.cpuMsPerMB.seqWrite / b.cpuMsPerMB.seqWrite, 2),
+        seqRead: round(a.cpuMsPerMB.seqRead / b.cpuMsPerMB.seqRead, 2),
+      },
     });
     result.io = {
       fileBytes: IO_BYTES, secondsPerPhase: SECS, writesInFlight: 32, loadAverage: [loadBefore, load()],

@@ -2,19 +2,34 @@
  * Throughput of the allocator next to fio on a plain file of the same size, in one run:
  * 4 KiB random writes and reads (32 in flight) and 1 MiB sequential writes and reads.
  * fio runs with --ioengine=psync (one job, queue depth 1 by nature) and io_uring
- * (iodepth 32); no job uses O_DIRECT or fsync, as the allocator only syncs on flush.
+ * (iodepth 32); no job uses O_DIRECT or fsync, and the allocator's timed phases do not
+ * include a flush either (it flushes between phases). Both files are first filled by the
+ * same fio job (zeros, which an allocator region reads as unformatted), so neither side
+ * pays for allocating file blocks in its timed phases.
  */
 import { execFileSync } from 'node:child_process';
+
+/** Writes `bytes` of zeros over `file` with fio, as both sides' files are prepared. */
+function fill(file: string, bytes: number): void {
+  execFileSync('fio', ['--name=fill', `--filename=${file}`, `--size=${bytes}`, '--rw=write', '--bs=1M', '--ioengine=psync', '--zero_buffers', '--output-format=json'], { encoding: 'utf8' });
+}
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { Allocator, PAGE } from '../../allocator/index.ts';
 
-/** Measured rates. */
+/** Measured rates, and CPU milliseconds spent per MB moved in each phase (load-insensitive). */
 export interface IoRates {
   randWriteIops: number;
   randReadIops: number;
   seqWriteMBps: number;
   seqReadMBps: number;
+  cpuMsPerMB: { randWrite: number; randRead: number; seqWrite: number; seqRead: number };
+}
+
+/** CPU milliseconds of this process (all threads) since `c0`, per MB of `bytes`. */
+function cpuPerMB(c0: NodeJS.CpuUsage, bytes: number): number {
+  const c = process.cpuUsage(c0);
+  return Math.round(((c.user + c.system) / 1000 / (bytes / MB)) * 1000) / 1000;
 }
 
 const MB = 1e6;
@@ -24,11 +39,13 @@ export async function allocatorRates(dir: string, bytes: number, seconds: number
   const path = join(dir, 'io.img');
   rmSync(path, { force: true });
   rmSync(path + '.meta', { recursive: true, force: true });
+  fill(path, bytes + PAGE);
   const a = await Allocator.open({ path, offset: 0, size: bytes + PAGE });
   const dataPages = Math.floor((a.stats().capacityBytes / PAGE) * 0.8 / 256) * 256;
   const mib = Buffer.alloc(1024 * 1024, 0x77);
   let v = 1;
   // 1 MiB sequential writes, 16 in flight.
+  let c0 = process.cpuUsage();
   let t0 = performance.now();
   let next = 0;
   await Promise.all(Array.from({ length: 16 }, async () => {
@@ -38,9 +55,11 @@ export async function allocatorRates(dir: string, bytes: number, seconds: number
       await a.write(p / 256, 0, mib, v++);
     }
   }));
-  await a.flush();
   const seqWriteMBps = (dataPages * PAGE) / MB / ((performance.now() - t0) / 1000);
+  const seqWriteCpu = cpuPerMB(c0, dataPages * PAGE);
+  await a.flush();
   // 1 MiB sequential reads, 16 in flight.
+  c0 = process.cpuUsage();
   t0 = performance.now();
   next = 0;
   await Promise.all(Array.from({ length: 16 }, async () => {
@@ -51,8 +70,10 @@ export async function allocatorRates(dir: string, bytes: number, seconds: number
     }
   }));
   const seqReadMBps = (dataPages * PAGE) / MB / ((performance.now() - t0) / 1000);
-  const timed = async (op: (p: number) => Promise<unknown>): Promise<number> => {
+  const seqReadCpu = cpuPerMB(c0, dataPages * PAGE);
+  const timed = async (op: (p: number) => Promise<unknown>): Promise<[number, number]> => {
     let n = 0;
+    const c = process.cpuUsage();
     const end = performance.now() + seconds * 1000;
     await Promise.all(Array.from({ length: 32 }, async () => {
       while (performance.now() < end) {
@@ -60,38 +81,44 @@ export async function allocatorRates(dir: string, bytes: number, seconds: number
         n++;
       }
     }));
-    return n / seconds;
+    return [n / seconds, cpuPerMB(c, n * PAGE)];
   };
   const page = mib.subarray(0, PAGE);
-  const randWriteIops = await timed((p) => a.write(Math.floor(p / 256), p % 256, page, v++));
+  const [randWriteIops, randWriteCpu] = await timed((p) => a.write(Math.floor(p / 256), p % 256, page, v++));
   await a.flush();
-  const randReadIops = await timed((p) => a.read(Math.floor(p / 256), p % 256, 1));
+  const [randReadIops, randReadCpu] = await timed((p) => a.read(Math.floor(p / 256), p % 256, 1));
   await a.close();
   rmSync(path, { force: true });
   rmSync(path + '.meta', { recursive: true, force: true });
-  return { randWriteIops: Math.round(randWriteIops), randReadIops: Math.round(randReadIops), seqWriteMBps: Math.round(seqWriteMBps), seqReadMBps: Math.round(seqReadMBps) };
+  return {
+    randWriteIops: Math.round(randWriteIops), randReadIops: Math.round(randReadIops), seqWriteMBps: Math.round(seqWriteMBps), seqReadMBps: Math.round(seqReadMBps),
+    cpuMsPerMB: { randWrite: randWriteCpu, randRead: randReadCpu, seqWrite: seqWriteCpu, seqRead: seqReadCpu },
+  };
 }
 
-function fio(file: string, bytes: number, rw: string, bs: string, engine: string, depth: number, seconds: number): { iops: number; MBps: number } {
+function fio(file: string, bytes: number, rw: string, bs: string, engine: string, depth: number, seconds: number): { iops: number; MBps: number; cpu: number } {
   const out = execFileSync('fio', [
     '--name=ref', `--filename=${file}`, `--size=${bytes}`, `--rw=${rw}`, `--bs=${bs}`, `--ioengine=${engine}`, `--iodepth=${depth}`,
     '--direct=0', '--time_based', `--runtime=${seconds}`, '--numjobs=1', '--randrepeat=0', '--output-format=json',
   ], { encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 });
   const job = JSON.parse(out.slice(out.indexOf('{'))).jobs[0];
   const side = rw.includes('read') ? job.read : job.write;
-  return { iops: Math.round(side.iops), MBps: Math.round(side.bw_bytes / MB) };
+  const cpuMs = ((job.usr_cpu + job.sys_cpu) / 100) * side.runtime;
+  return { iops: Math.round(side.iops), MBps: Math.round(side.bw_bytes / MB), cpu: Math.round((cpuMs / (side.io_bytes / MB)) * 1000) / 1000 };
 }
 
 /** Runs fio on a prefilled plain file of `bytes` with engine `engine`. */
 export function fioRates(dir: string, bytes: number, engine: 'psync' | 'io_uring', seconds: number): IoRates {
   const file = join(dir, 'fio.img');
   const depth = engine === 'psync' ? 1 : 32;
-  execFileSync('fio', ['--name=fill', `--filename=${file}`, `--size=${bytes}`, '--rw=write', '--bs=1M', '--ioengine=psync', '--output-format=json'], { encoding: 'utf8' });
+  fill(file, bytes);
+  const rw = fio(file, bytes, 'randwrite', '4k', engine, depth, seconds);
+  const rr = fio(file, bytes, 'randread', '4k', engine, depth, seconds);
+  const sw = fio(file, bytes, 'write', '1M', engine, depth, seconds);
+  const sr = fio(file, bytes, 'read', '1M', engine, depth, seconds);
   const rates: IoRates = {
-    randWriteIops: fio(file, bytes, 'randwrite', '4k', engine, depth, seconds).iops,
-    randReadIops: fio(file, bytes, 'randread', '4k', engine, depth, seconds).iops,
-    seqWriteMBps: fio(file, bytes, 'write', '1M', engine, depth, seconds).MBps,
-    seqReadMBps: fio(file, bytes, 'read', '1M', engine, depth, seconds).MBps,
+    randWriteIops: rw.iops, randReadIops: rr.iops, seqWriteMBps: sw.MBps, seqReadMBps: sr.MBps,
+    cpuMsPerMB: { randWrite: rw.cpu, randRead: rr.cpu, seqWrite: sw.cpu, seqRead: sr.cpu },
   };
   rmSync(file, { force: true });
   return rates;
