@@ -36,7 +36,7 @@ export interface AllocatorOptions {
    * writes can share it (one 4 KiB header per up to a segment of pages instead of one per
    * group commit). Its pages are written and readable at once, and flush() writes the
    * summary; a process crash before it is written loses those pages as it may lose any
-   * unflushed write. 0: every group commit writes its own summary. Default 25.
+   * unflushed write. 0: every group commit writes its own summary. Default 100.
    */
   summaryHoldMs?: number;
   /** Cleaner victim policy. Default 'cost-benefit'. */
@@ -80,7 +80,7 @@ export function resolveTuning(opts: AllocatorOptions, S: number, segments: numbe
   const minGarbage = Math.ceil(S / MIN_PAGES_PER_HEADER) + 2;
   const perSeg = S - minGarbage;
   const maxLive = Math.max(0, Math.floor(Math.min(util * segments * S, (segments - RESERVE - 3) * perSeg)));
-  const hold = opts.summaryHoldMs ?? 25;
+  const hold = opts.summaryHoldMs ?? 100;
   if (!(hold >= 0 && hold <= 60_000)) throw new AllocatorStateError(`summaryHoldMs ${hold} must be in 0..60000`);
   const factor = opts.checkpointFactor ?? 8;
   if (!(factor > 0)) throw new AllocatorStateError(`checkpointFactor ${factor} must be positive`);
@@ -98,6 +98,6 @@ export function resolveTuning(opts: AllocatorOptions, S: number, segments: numbe
     checkpointFactor: factor,
     checkpointMinBlocks: Math.ceil((opts.checkpointMinBytes ?? 256 * 1024 * 1024) / PAGE),
     readDelayMs: opts.readDelayMs ?? 0,
-    summaryHoldMs: opts.summaryHoldMs ?? 25,
+    summaryHoldMs: hold,
   };
 }

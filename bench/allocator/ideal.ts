@@ -3,7 +3,8 @@
  * in the spirit of Rosenblum & Ousterhout (SOSP 1991, §5.3) over the same geometry as the
  * real run — `segments` segments of `S` pages, the same utilisation (live pages ÷ all
  * segment pages), the same workload and the same victim policy (allocator/victim.ts
- * formulas) — but with no summary blocks, no group commit, no fdatasync and no free-pool
+ * formulas; 'lfs-cost-benefit' is LFS's own, with age = time since the segment's youngest
+ * write, kept for comparison) — but with no summary blocks, no group commit, no fdatasync and no free-pool
  * slack: the cleaner empties one victim into a cold stream whenever fewer than `keepFree`
  * segments are free (2: one for each stream). What the real allocator loses against it is
  * its own overhead (headers, free pool, segments waiting for fdatasync).
@@ -19,13 +20,16 @@ export interface IdealResult {
  * Simulates `overwriteFactor` × live random 4 KiB overwrites (uniform, or hot/cold: 90 % of
  * writes to 10 % of pages), measuring over the second half.
  */
-export function idealCleaning(segments: number, S: number, utilization: number, workload: 'uniform' | 'hot-cold', policy: 'greedy' | 'cost-benefit', overwriteFactor: number, keepFree = 2): IdealResult {
+export function idealCleaning(segments: number, S: number, utilization: number, workload: 'uniform' | 'hot-cold', policy: 'greedy' | 'cost-benefit' | 'lfs-cost-benefit', overwriteFactor: number, keepFree = 2): IdealResult {
   const N = segments;
   const L = Math.floor(utilization * N * S);
   const where = new Int32Array(L).fill(-1);
   const owner = new Int32Array(N * S).fill(-1);
   const live = new Int32Array(N);
   const sealedAt = new Float64Array(N);
+  /** Host clock of the youngest page in each segment (LFS's age, for 'lfs-cost-benefit'). */
+  const youngest = new Float64Array(N);
+  const written = new Float64Array(L);
   const state = new Uint8Array(N); // 0 free, 1 open, 2 sealed
   const free: number[] = [];
   for (let s = N - 1; s >= 0; s--) free.push(s);
@@ -56,6 +60,8 @@ export function idealCleaning(segments: number, S: number, utilization: number, 
     where[page] = b;
     owner[b] = page;
     live[st.seg]++;
+    if (stream === 0) written[page] = clock;
+    if (written[page] > youngest[st.seg] || st.pos === 1) youngest[st.seg] = written[page];
     dev++;
   };
   const clean = (): void => {
@@ -65,8 +71,9 @@ export function idealCleaning(segments: number, S: number, utilization: number, 
       if (state[s] !== 2 || live[s] >= S) continue;
       const u = live[s] / S;
       const score = policy === 'greedy' ? 1 - u
-        : u <= 0.15 ? 1e300 * (1 - u)
-          : ((1 - u) * Math.sqrt((clock - sealedAt[s] + 1) / (S - live[s] + 1))) / (1 + u);
+        : policy === 'lfs-cost-benefit' ? ((1 - u) * (clock - youngest[s] + 1)) / (1 + u)
+          : u <= 0.15 ? 1e300 * (1 - u)
+            : ((1 - u) * Math.sqrt((clock - sealedAt[s] + 1) / (S - live[s] + 1))) / (1 + u);
       if (score > bestScore) {
         bestScore = score;
         best = s;
