@@ -12,6 +12,8 @@ export interface AllocatorStats {
   segmentBytes: number;
   segments: number;
   freeSegments: number;
+  /** Segments per state: free, open (being appended to), sealed, being cleaned, dying (empty, not yet reusable). */
+  segmentStates: { free: number; open: number; sealed: number; cleaning: number; dying: number };
   /** Bytes of segments holding log data (not free), plus the superblock. */
   usedBytes: number;
   /** capacityBytes − liveBytes − retainedBytes: room for new pages. */
@@ -63,6 +65,7 @@ export function computeStats(st: PartitionState, maxLive: number, recovery: Reco
     segmentBytes: S * PAGE,
     segments: st.segs.count,
     freeSegments: c.free,
+    segmentStates: c,
     usedBytes: (st.segs.count - c.free) * S * PAGE + PAGE,
     freeBytes: (maxLive - st.mappedPages - st.retainedPages) * PAGE,
     liveBytes: st.mappedPages * PAGE,

@@ -21,6 +21,8 @@ export interface WaResult {
   metadataParts: { hostSummary: number; cleanerSummary: number; checkpoint: number };
   /** Mean live fraction of the segments the cleaner emptied. */
   cleanedUtilization: number;
+  /** Mean segments not holding sealed data while measuring (free, open, being cleaned, dying), as a fraction of all. */
+  idleSegmentFraction: number;
   hostWrites: number;
   seconds: number;
 }
@@ -56,6 +58,14 @@ export async function simulate(dir: string, regionBytes: number, segmentBytes: n
   const page = data.subarray(0, PAGE);
   let issued = 0;
   let mark: ReturnType<Allocator['stats']> | null = null;
+  let idleSum = 0;
+  let samples = 0;
+  const sampler = setInterval(() => {
+    if (!mark) return;
+    const c = a.stats().segmentStates;
+    idleSum += c.free + c.open + c.cleaning + c.dying;
+    samples++;
+  }, 20);
   const worker = async (): Promise<void> => {
     while (issued < total) {
       if (!mark && issued >= total / 2) mark = a.stats();
@@ -65,6 +75,7 @@ export async function simulate(dir: string, regionBytes: number, segmentBytes: n
     }
   };
   await Promise.all(Array.from({ length: 128 }, worker));
+  clearInterval(sampler);
   const end = a.stats();
   const m = mark ?? st0;
   const host = end.hostBytesWritten - m.hostBytesWritten;
@@ -80,6 +91,7 @@ export async function simulate(dir: string, regionBytes: number, segmentBytes: n
       checkpoint: round((end.checkpointBytesWritten - m.checkpointBytesWritten) / host, 4),
     },
     cleanedUtilization: round(end.cleanedUtilization),
+    idleSegmentFraction: samples ? round(idleSum / samples / end.segments, 4) : 0,
     hostWrites: total,
     seconds: round((Date.now() - t0) / 1000, 1),
   };
