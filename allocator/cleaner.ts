@@ -13,9 +13,8 @@
  * It runs in the background (under a byte-rate limit) when free segments drop below a
  * low watermark, up to a high one, and without limit whenever host writes wait for space.
  */
-import { NONE, PAGE } from './layout.ts';
+import { NONE, PAGE, parseHeader } from './layout.ts';
 import { RunTable } from './summary.ts';
-import { parseHeader } from './layout.ts';
 import { CLEANING, DYING, SEALED } from './segments.ts';
 import { pickVictims, type CleanerPolicy } from './victim.ts';
 import { preadFully } from './device-io.ts';

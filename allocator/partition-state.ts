@@ -13,7 +13,7 @@
  * needs it: pin.version lies in [old, new) and the superseding record came after the pin.
  */
 import { KeyTable, type Retained } from './page-map.ts';
-import { NONE, PAGE } from './layout.ts';
+import { NONE } from './layout.ts';
 import { DYING, SEALED, SegmentTable } from './segments.ts';
 import type { PinRecord } from './checkpoint-store.ts';
 
@@ -46,11 +46,6 @@ export interface Counters {
   segmentsCleaned: number;
   cleanedLiveSum: number;
   checkpoints: number;
-}
-
-/** Byte offset in the device file of absolute region block `block`. */
-export function blockOffset(geo: Geometry, block: number): number {
-  return geo.offset + block * PAGE;
 }
 
 /** Shared state and map-update rule of one partition. See the module comment. */

@@ -33,8 +33,7 @@
  */
 import { crc32c } from '@node-rs/crc32';
 import { FormatError } from './errors.ts';
-import { PAGE, parseHeader } from './layout.ts';
-import { NONE } from './layout.ts';
+import { NONE, PAGE, parseHeader } from './layout.ts';
 import { RunTable } from './summary.ts';
 import { DYING, FREE, SEALED } from './segments.ts';
 import { datasync, pread, preadFully, pwritevFully } from './device-io.ts';
