@@ -19,7 +19,7 @@ export interface WaResult {
   metadataRatio: number;
   /** Parts of metadataRatio: host record headers, cleaner record headers, checkpoints. */
   metadataParts: { hostSummary: number; cleanerSummary: number; checkpoint: number };
-  /** Mean live fraction of the segments the cleaner emptied. */
+  /** Mean live fraction of the segments the cleaner emptied while measuring. */
   cleanedUtilization: number;
   /** Mean segments not holding sealed data while measuring (free, open, being cleaned, dying), as a fraction of all. */
   idleSegmentFraction: number;
@@ -90,7 +90,9 @@ export async function simulate(dir: string, regionBytes: number, segmentBytes: n
       cleanerSummary: round((end.cleanerSummaryBytesWritten - m.cleanerSummaryBytesWritten) / host, 4),
       checkpoint: round((end.checkpointBytesWritten - m.checkpointBytesWritten) / host, 4),
     },
-    cleanedUtilization: round(end.cleanedUtilization),
+    cleanedUtilization: end.segmentsCleaned > m.segmentsCleaned
+      ? round((end.cleanedUtilization * end.segmentsCleaned - m.cleanedUtilization * m.segmentsCleaned) / (end.segmentsCleaned - m.segmentsCleaned))
+      : 0,
     idleSegmentFraction: samples ? round(idleSum / samples / end.segments, 4) : 0,
     hostWrites: total,
     seconds: round((Date.now() - t0) / 1000, 1),
