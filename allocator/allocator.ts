@@ -56,6 +56,7 @@ export class Allocator {
   private horizonSeq = 0;
   private horizonLog = 0;
   private horizonAt = 0;
+  private horizonPut: Promise<void> = Promise.resolve();
   private readonly wp: WritePath;
   private readonly cleaner: Cleaner;
   private readonly ckpt: Checkpointer;
@@ -350,6 +351,7 @@ export class Allocator {
       });
     } else await this.ckpt.settled();
     this.closed = true;
+    await this.horizonPut;
     await this.store.close().catch(() => undefined);
     await this.fh.close();
   }
@@ -366,7 +368,7 @@ export class Allocator {
     this.horizonSeq = seq;
     this.horizonLog = log;
     this.horizonAt = now;
-    this.store.putHorizon(this.st.geo.uuidHex, seq).then((n) => {
+    this.horizonPut = this.store.putHorizon(this.st.geo.uuidHex, seq).then((n) => {
       this.st.counters.ckptBytes += n;
     }, () => undefined);
   }

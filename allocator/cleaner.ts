@@ -54,6 +54,7 @@ export class Cleaner {
   private stopped = false;
   private wake: (() => void) | null = null;
   private loopDone: Promise<void> = Promise.resolve();
+  private syncing: Promise<void> | null = null;
   /** Live pages read from victims, not yet handed to the write path. */
   private pending: MoveItem[] = [];
   /** Victims being cleaned → items of theirs not yet through the write path. */
@@ -78,7 +79,24 @@ export class Cleaner {
     this.stopped = true;
     this.poke();
     await this.loopDone;
+    if (this.syncing) await this.syncing;
     this.abandon();
+  }
+
+  /** Starts an fdatasync unless one is running; dying segments are reclaimed when it completes. */
+  private syncInBackground(): Promise<void> {
+    if (!this.syncing) {
+      this.syncing = this.wp.sync(false).then(
+        () => {
+          this.syncing = null;
+          this.reclaim();
+        },
+        () => {
+          this.syncing = null;
+        },
+      );
+    }
+    return this.syncing;
   }
 
   /** Wakes the loop if it idles. */
@@ -150,9 +168,14 @@ export class Cleaner {
           continue;
         }
         let r = this.reclaim();
+        // Segments emptied by cleaning wait for an fdatasync; one runs in the background
+        // while cleaning goes on, and the cleaner waits for it only when out of room.
         if (r.needSync && (urgent || segs.freeCount < lowWater || this.st.dying.size >= 2)) {
-          await this.wp.sync(false);
-          r = this.reclaim();
+          const p = this.syncInBackground();
+          if (segs.freeCount === 0 && this.wp.coldRoom() < MIN_CHUNK) {
+            await p;
+            r = this.reclaim();
+          }
         }
         if (r.needHotSeal && urgent && r.freed === 0 && segs.freeCount <= RESERVE) {
           // Hosts wait for space that only the host record being filled holds back.
@@ -170,6 +193,10 @@ export class Cleaner {
         const t0 = Date.now();
         const moved = await this.step();
         if (moved < 0) {
+          if (this.syncing) {
+            await this.syncing;
+            continue;
+          }
           if (this.wp.hotBlocked && this.st.dying.size === 0 && this.wp.moveQueue.length === 0) {
             this.wp.spaceStuck = true;
             this.wp.signal();
@@ -177,10 +204,8 @@ export class Cleaner {
           await this.idle(r.readers ? 1 : 20);
           continue;
         }
-        if (this.wp.hotBlocked || segs.freeCount <= RESERVE) {
-          await this.wp.sync(false);
-          this.reclaim();
-        } else if (bytesPerSec > 0 && moved > 0) {
+        if (this.wp.hotBlocked || segs.freeCount <= RESERVE) this.syncInBackground();
+        else if (bytesPerSec > 0 && moved > 0) {
           const wait = (moved / bytesPerSec) * 1000 - (Date.now() - t0);
           if (wait > 1) await this.idle(wait);
         }
