@@ -18,8 +18,9 @@
  * of a batch are sealed before its host pages are added, so seq order is the order in
  * which the map saw each page — except that pages of the open host record applied before
  * a later cold record replay after it, which changes nothing: a cleaner copy only carries
- * a version that was live, hence not one those earlier pages superseded, and pins cannot
- * change while a host record is open. Blocks killed by the open record are marked per
+ * a version that was live when it was built (after every earlier batch was applied), hence
+ * not one those earlier pages superseded or tied, and pins cannot change while a host
+ * record is open. Blocks killed by the open record are marked per
  * segment (`hotKill`, by record generation) and only count as durable once that record is
  * sealed and an fdatasync has completed.
  *
@@ -441,8 +442,12 @@ export class WritePath {
     const st = this.st;
     let progress = false;
     // Cleaner copies first: they may use the reserve. Their records are sealed before any
-    // host page joins the batch (see the module comment on seq order).
-    while (this.moveQueue.length > 0) {
+    // host page joins the batch (see the module comment on seq order), and they are taken
+    // only when no batch is in flight, so that the liveness they were checked for has seen
+    // every host write built before them (a copy built against a map that misses an
+    // in-flight rewrite of the same page and version would win a tie at run time that it
+    // loses in replay).
+    while (this.moveQueue.length > 0 && this.inflight.length === 0) {
       const m = this.moveQueue.shift()!;
       progress = true;
       const live: number[] = [];
