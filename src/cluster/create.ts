@@ -4,8 +4,12 @@
  */
 import { randomBytes, randomUUID } from 'node:crypto';
 import { createServer } from 'node:net';
+import { mkdir, writeFile } from 'node:fs/promises';
+import { dirname } from 'node:path';
 import { buildMap } from '../../placement/index.ts';
-import type { ClusterConfig } from '../config/index.ts';
+import { authorityKeyPath } from '../authority/index.ts';
+import { generateAuthorityKeys } from '../clustermap/index.ts';
+import type { ClusterConfig, Membership } from '../config/index.ts';
 
 /** Layout of a new local cluster. Sizes in bytes. */
 export interface ClusterLayout {
@@ -21,8 +25,13 @@ export interface ClusterLayout {
   extentBytes: number;
   /** Host the nodes listen on. */
   host: string;
-  /** First node port; 0 picks free ports. */
+  /**
+   * First node port; 0 picks free ports. With N nodes, node i listens on basePort + i (data
+   * path), basePort + N + i (gossip) and basePort + 2N + i (management API).
+   */
   basePort: number;
+  /** Membership timing written to cluster.json (defaults: DEFAULT_MEMBERSHIP). */
+  membership?: Partial<Membership>;
 }
 
 /** Defaults of `cairn up`: 3 nodes × 2 devices of 4 GiB (sparse), a 1 GiB 3-replica thin volume. */
@@ -73,11 +82,14 @@ export async function createClusterConfig(layout: ClusterLayout): Promise<Cluste
     throw new LayoutError('extent size must be a power of two between 4 KiB and 1 MiB');
   }
   if (l.volumeBytes % 4096) throw new LayoutError('volume size must be a multiple of 4 KiB');
-  const ports = l.basePort ? Array.from({ length: l.nodes }, (_, i) => l.basePort + i) : await freePorts(l.nodes, l.host);
+  const ports = l.basePort ? Array.from({ length: 3 * l.nodes }, (_, i) => l.basePort + i) : await freePorts(3 * l.nodes, l.host);
+  if (ports[ports.length - 1] > 65535) throw new LayoutError(`base port ${l.basePort} leaves too few ports for ${l.nodes} nodes (3 each)`);
   const nodes = Array.from({ length: l.nodes }, (_, id) => ({
     id,
     host: l.host,
     port: ports[id],
+    gossipPort: ports[l.nodes + id],
+    apiPort: ports[2 * l.nodes + id],
     devices: Array.from({ length: l.devicesPerNode }, (_, d) => ({
       path: `node${id}/dev${d}.img`,
       sizeBytes: l.deviceBytes,
@@ -95,5 +107,36 @@ export async function createClusterConfig(layout: ClusterLayout): Promise<Cluste
     volumes: l.volumeBytes > 0
       ? [{ id: 1, name: l.volumeName, sizeBytes: l.volumeBytes, pool: 0, extentBytes: l.extentBytes, thin: true, lease: 0 }]
       : [],
+    ...(l.membership ? { membership: l.membership } : {}),
   };
+}
+
+/**
+ * Fills in what the control plane needs and older data directories lack: gossip and API
+ * ports per node, and the map authority (embedded in the lowest node id: a new Ed25519 key
+ * pair, the private key written to `<dataDir>/node<ID>/authority.key` with mode 0600, the
+ * public key into the config). Mutates `config`.
+ * @returns true when it changed something (the caller saves the config).
+ */
+export async function provisionControlPlane(dataDir: string, config: ClusterConfig): Promise<boolean> {
+  let changed = false;
+  const missing = config.nodes.filter((n) => n.gossipPort === undefined || n.apiPort === undefined);
+  if (missing.length) {
+    const ports = await freePorts(2 * missing.length, missing[0].host);
+    missing.forEach((n, i) => {
+      n.gossipPort = ports[2 * i];
+      n.apiPort = ports[2 * i + 1];
+    });
+    changed = true;
+  }
+  if (!config.authority) {
+    const node = Math.min(...config.nodes.map((n) => n.id));
+    const keys = generateAuthorityKeys();
+    const path = authorityKeyPath(dataDir, node);
+    await mkdir(dirname(path), { recursive: true });
+    await writeFile(path, keys.privateKeyPem, { mode: 0o600 });
+    config.authority = { kind: 'embedded', node, publicKey: keys.publicKey };
+    changed = true;
+  }
+  return changed;
 }

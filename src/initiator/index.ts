@@ -1,7 +1,8 @@
 /**
  * src/initiator: turns volume I/O into placed requests — cluster view (map, placement
- * cache), the Volume block device, and attaching a volume by name.
+ * cache), the map follower (gossip), the Volume block device.
  */
-export { ClusterView, PlacementError, extentPlacementInput } from './cluster-view.ts';
-export { Volume, type VolumeOptions } from './volume.ts';
+export { ClusterView, PlacementError, extentPlacementInput, fixedViews, type ViewSource } from './cluster-view.ts';
+export { MapFollower, type MapFollowerOptions } from './map-follower.ts';
+export { Volume, type VolumeOptions, type VolumeCounters } from './volume.ts';
 export { WriteGate } from './write-gate.ts';
