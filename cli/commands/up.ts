@@ -62,7 +62,7 @@ export default class Up extends Command {
     const c = cluster.config;
     const devices = c.nodes.reduce((s, n) => s + n.devices.length, 0);
     const raw = c.nodes.reduce((s, n) => s + n.devices.reduce((t, d) => t + d.sizeBytes, 0), 0);
-    this.log(`${cluster.created ? 'Created' : 'Reopened'} cluster ${c.clusterId}: ${c.nodes.length} nodes, ${devices} devices, ${formatSize(raw)} raw, map epoch ${c.map.epoch}`);
+    this.log(`${cluster.created ? 'Created' : 'Reopened'} cluster ${c.clusterId}: ${c.nodes.length} nodes, ${devices} devices, ${formatSize(raw)} raw, map epoch ${cluster.view.epoch} (authority: node ${c.authority?.node})`);
     const record = c.volumes.find((v) => v.name === flags.volume);
     if (!record) {
       await cluster.stop();
@@ -89,6 +89,10 @@ export default class Up extends Command {
     this.log(`  fio --name=try --ioengine=nbd --uri=${uri} --rw=randwrite --bs=4k --iodepth=32 --size=256m --verify=crc32c`);
     this.log(`  qemu-img convert -n -f raw -O raw disk.img ${uri}`);
     this.log(`  nbdcopy disk.img ${uri}     # and back: nbdcopy ${uri} copy.img`);
+    this.log('');
+    const n0 = c.nodes[0];
+    this.log(`Management API: http://${n0.host}:${n0.apiPort} (every node serves one; token in cluster.json). Cluster map and nodes:`);
+    this.log(`  cairn map show --data-dir ${flags['data-dir']}     cairn node list --data-dir ${flags['data-dir']}`);
     this.log('');
     this.log('Press Ctrl-C to stop.');
 

@@ -16,6 +16,9 @@ import {
 import { membershipOf, type ClusterConfig, type Membership } from '../config/index.ts';
 import type { HistoryEntry, MapAuthority, SubmitResult } from './authority.ts';
 
+/** Milliseconds a node not yet heard from after the authority starts has before it is marked down. */
+const START_GRACE_MS = 15000;
+
 /** Path of the authority's private key for node `node` of a data directory. */
 export function authorityKeyPath(dataDir: string, node: number): string {
   return join(dataDir, `node${node}`, 'authority.key');
@@ -53,6 +56,9 @@ export class EmbeddedAuthority implements MapAuthority {
   private latest: SignedMap;
   private chain: Promise<unknown> = Promise.resolve();
   private readonly lastSeen = new Map<number, number>();
+  /** Nodes heard from since this authority started (others get the longer start-up grace). */
+  private readonly heard = new Set<number>();
+  private readonly startedAt = Date.now();
   private monitor: NodeJS.Timeout | null = null;
   private digestTimer: NodeJS.Timeout | null = null;
   private closed = false;
@@ -90,8 +96,6 @@ export class EmbeddedAuthority implements MapAuthority {
     const a = new EmbeddedAuthority(opts, key, latest ?? signMap(initialMap(c), key));
     if (!latest) await a.store(a.latest);
     if (a.latest.epoch > 0) opts.onLocalMap(a.latest);
-    const now = Date.now();
-    for (const n of a.latest.map.nodes) a.lastSeen.set(n.id, now);
     a.monitor = setInterval(() => a.checkMembership(), Math.max(50, Math.min(250, Math.floor(a.timing.heartbeatMs / 2))));
     a.digestTimer = setInterval(() => void opts.publisher.publishDigest(a.latest), a.timing.digestMs);
     void opts.publisher.publishMap(a.latest);
@@ -152,6 +156,7 @@ export class EmbeddedAuthority implements MapAuthority {
 
   heartbeat(node: number, at: number): void {
     this.lastSeen.set(node, at);
+    this.heard.add(node);
     const n = this.latest.map.nodes.find((x) => x.id === node);
     if (n && !n.up && !this.closed) {
       void this.submit({ type: 'up', nodes: [node] }).catch((e: Error) => this.opts.log.warn({ node, err: e.message }, 'could not mark node up'));
@@ -161,16 +166,21 @@ export class EmbeddedAuthority implements MapAuthority {
   private checkMembership(): void {
     if (this.closed) return;
     const now = Date.now();
-    const down: number[] = [];
+    const downs: number[] = [];
     const out: number[] = [];
     for (const n of this.latest.map.nodes) {
       if (n.id === this.opts.selfNode) continue;
-      const seen = this.lastSeen.get(n.id) ?? now;
-      if (!this.lastSeen.has(n.id)) this.lastSeen.set(n.id, now);
-      if (n.up && now - seen > this.timing.downAfterMs) down.push(n.id);
+      if (n.up) {
+        // A node not heard from since we started gets a start-up grace: on a busy machine
+        // the nodes of one cluster may finish starting seconds apart.
+        const down = this.heard.has(n.id)
+          ? now - (this.lastSeen.get(n.id) ?? now) > this.timing.downAfterMs
+          : now - this.startedAt > Math.max(this.timing.downAfterMs, START_GRACE_MS);
+        if (down) downs.push(n.id);
+      }
       if (!n.up && n.in && this.timing.outAfterMs > 0 && n.downSince !== null && now - n.downSince > this.timing.outAfterMs) out.push(n.id);
     }
-    if (down.length) void this.submit({ type: 'down', nodes: down }).catch((e: Error) => this.opts.log.warn({ err: e.message }, 'could not mark nodes down'));
+    if (downs.length) void this.submit({ type: 'down', nodes: downs }).catch((e: Error) => this.opts.log.warn({ err: e.message }, 'could not mark nodes down'));
     if (out.length) void this.submit({ type: 'auto-out', nodes: out }).catch((e: Error) => this.opts.log.warn({ err: e.message }, 'could not mark nodes out'));
   }
 

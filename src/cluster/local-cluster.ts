@@ -34,6 +34,8 @@ export interface NodeMapEvent {
   node: number;
   epoch: number;
   at: number;
+  /** Ids of the nodes that map marks down. */
+  down: number[];
 }
 
 /** Thrown when a node process fails to start; carries its stderr. */
@@ -148,13 +150,13 @@ export class LocalCluster {
     const timeout = this.opts.startTimeoutMs ?? 30000;
     const ready = await new Promise<boolean>((resolveReady) => {
       const t = setTimeout(() => resolveReady(false), timeout);
-      child.on('message', (m: { type?: string; epoch?: number; at?: number }) => {
+      child.on('message', (m: { type?: string; epoch?: number; at?: number; down?: number[] }) => {
         if (m?.type === 'ready') {
           clearTimeout(t);
           this.startEpoch = Math.max(this.startEpoch, m.epoch ?? 1);
           resolveReady(true);
         } else if (m?.type === 'map') {
-          this.events.emit('map', { node: id, epoch: m.epoch ?? 0, at: m.at ?? Date.now() } satisfies NodeMapEvent);
+          this.events.emit('map', { node: id, epoch: m.epoch ?? 0, at: m.at ?? Date.now(), down: m.down ?? [] } satisfies NodeMapEvent);
         }
       });
       void proc.exited.then(() => {

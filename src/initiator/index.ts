@@ -6,3 +6,6 @@ export { ClusterView, PlacementError, extentPlacementInput, fixedViews, type Vie
 export { MapFollower, type MapFollowerOptions } from './map-follower.ts';
 export { Volume, type VolumeOptions, type VolumeCounters } from './volume.ts';
 export { WriteGate } from './write-gate.ts';
+
+/** Path of the stand-alone initiator control-plane process's entry (follower-main.ts). */
+export const FOLLOWER_MAIN = new URL('./follower-main.ts', import.meta.url).pathname;

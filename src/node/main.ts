@@ -4,7 +4,8 @@
  * heartbeats; the map authority too when cluster.json names this node), serves the data path
  * and the management API, and reports readiness to a parent (IPC message {type: 'ready',
  * port, gossipPort, apiPort}) and on stdout; each accepted map epoch is reported as
- * {type: 'map', node, epoch, at} (at: ms since 1970, sub-ms precision). SIGTERM/SIGINT, or
+ * {type: 'map', node, epoch, at, down} (at: ms since 1970, sub-ms precision; down: node ids
+ * marked down in that map). SIGTERM/SIGINT, or
  * the parent going away, stop it gracefully: in-flight requests finish and every partition
  * is flushed. While it runs, `<data-dir>/run/node<ID>.pid` holds its process id.
  */
@@ -61,7 +62,7 @@ const control = await ControlPlane.start({
   persistPath: join(dataDir, `node${nodeId}`, 'map.current'),
 }).catch((e: Error) => fail(`starting the gossip peer on ${me.host}:${me.gossipPort}: ${e.message}`));
 control.on('map', (s: SignedMap) => {
-  if (process.connected) process.send?.({ type: 'map', node: nodeId, epoch: s.epoch, at: control.keeper.acceptedAt.get(s.epoch) });
+  if (process.connected) process.send?.({ type: 'map', node: nodeId, epoch: s.epoch, at: control.keeper.acceptedAt.get(s.epoch), down: s.map.nodes.filter((n) => !n.up).map((n) => n.id) });
 });
 let authority: MapAuthority | undefined;
 if (config!.authority!.node === nodeId) {
