@@ -5,7 +5,7 @@
  */
 import { Flags } from '@oclif/core';
 import { resolve } from 'node:path';
-import { ApiClient, ApiError } from '../../src/api/index.ts';
+import { ApiClient, ApiError } from '../../src/api/client.ts';
 import { loadConfig } from '../../src/config/index.ts';
 
 /** Flags of API commands. */
