@@ -60,7 +60,7 @@ test('stale epoch, unknown partition, bad page range and fenced lease get typed 
   // Tests run concurrently and leases are per volume: this one uses volume 2 alone.
   const volume = 2;
   const req = (over: Partial<RequestHeader>): Omit<RequestHeader, 'id'> => baseReq({ volume, ...over });
-  const view = new ClusterView(cluster.config);
+  const view = ClusterView.fromConfig(cluster.config);
   const members = view.members(volume, 0, 0);
   const primaryNode = view.nodeOf(members[0]);
   const c = client(primaryNode);
@@ -87,7 +87,7 @@ test('stale epoch, unknown partition, bad page range and fenced lease get typed 
 test('an acknowledged write is on every member, and a flush makes it durable', async (t) => {
   const volume = 3;
   const req = (over: Partial<RequestHeader>): Omit<RequestHeader, 'id'> => baseReq({ volume, ...over });
-  const view = new ClusterView(cluster.config);
+  const view = ClusterView.fromConfig(cluster.config);
   const extent = 5;
   const members = view.members(volume, extent, 0);
   t.is(members.length, 3);
