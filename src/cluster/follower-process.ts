@@ -85,6 +85,20 @@ export class FollowerProcess {
     });
   }
 
+  /** Sends an IPC ping; resolves with the time (ms since 1970) the process received it. */
+  ping(): Promise<number> {
+    return new Promise((resolve) => {
+      const on = (m: { type?: string; at?: number }): void => {
+        if (m?.type === 'pong') {
+          this.child.off('message', on);
+          resolve(m.at ?? Date.now());
+        }
+      };
+      this.child.on('message', on);
+      this.child.send({ type: 'ping' });
+    });
+  }
+
   /** Process id. */
   get pid(): number | undefined {
     return this.child.pid;

@@ -5,7 +5,8 @@
  * IPC: {type: 'ready', peerId, port, epoch}, then {type: 'map', epoch, at, down} for each
  * accepted epoch (at: ms since 1970, sub-ms precision; down: ids of nodes marked down).
  * Message {type: 'fetch', epoch} asks it to fetch a map on demand (answered with
- * {type: 'fetched', epoch}). SIGTERM or the parent going away stop it. Used by the tests and
+ * {type: 'fetched', epoch}); {type: 'ping'} with {type: 'pong', at} (a same-run reference for
+ * the benchmark: how fast a plain IPC message reaches the process). SIGTERM or the parent going away stop it. Used by the tests and
  * the gossip benchmark to run many initiators as real processes.
  */
 import '../gossip/polyfill.ts';
@@ -35,6 +36,7 @@ const report = (s: SignedMap): void => {
 };
 follower.control.on('map', report);
 process.on('message', (m: { type?: string; epoch?: number }) => {
+  if (m?.type === 'ping' && process.connected) process.send?.({ type: 'pong', at: performance.timeOrigin + performance.now() });
   if (m?.type === 'fetch') void follower.refresh(m.epoch ?? 0).then((v) => process.connected && process.send?.({ type: 'fetched', epoch: v.epoch }));
 });
 process.send?.({ type: 'ready', peerId: follower.control.peerId, port: follower.control.gossipPort, epoch: follower.epoch });
