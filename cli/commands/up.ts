@@ -1,7 +1,7 @@
 import { Command, Flags } from '@oclif/core';
 import { resolve } from 'node:path';
-import { DEFAULT_LAYOUT, LocalCluster } from '../../src/cluster/index.ts';
-import { NbdServer } from '../../src/nbd/index.ts';
+import { DEFAULT_LAYOUT } from '../../src/cluster/layout.ts';
+import type { LocalCluster } from '../../src/cluster/index.ts';
 import { formatSize, sizeFlag } from '../lib/size.ts';
 
 /**
@@ -37,6 +37,9 @@ export default class Up extends Command {
 
   async run(): Promise<void> {
     const { flags } = await this.parse(Up);
+    // Loaded here, not at the top: every other command shares this module table.
+    const { LocalCluster } = await import('../../src/cluster/index.ts');
+    const { NbdServer } = await import('../../src/nbd/index.ts');
     const dataDir = resolve(flags['data-dir']);
     this.log(`Starting Cairn in ${dataDir} ...`);
     let cluster: LocalCluster;

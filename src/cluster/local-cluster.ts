@@ -59,6 +59,7 @@ export class LocalCluster {
   /** The in-process initiator's map follower (null when started with initiator: false). */
   follower: MapFollower | null = null;
   private log: Logger | null = null;
+  private logDest: ReturnType<typeof destination> | null = null;
   /** Node-process events ('map'). */
   readonly events = new EventEmitter();
   /** Highest epoch any node reported at start. */
@@ -103,7 +104,8 @@ export class LocalCluster {
       await Promise.all(config.nodes.map((n) => cluster.startNode(n.id)));
       if (opts.initiator !== false) {
         await mkdir(join(dataDir, 'logs'), { recursive: true });
-        cluster.log = pino({ base: { initiator: process.pid } }, destination({ dest: join(dataDir, 'logs', 'initiator.log'), sync: true }));
+        cluster.logDest = destination({ dest: join(dataDir, 'logs', 'initiator.log'), sync: true });
+        cluster.log = pino({ base: { initiator: process.pid } }, cluster.logDest);
         cluster.follower = await MapFollower.start({
           config,
           host: config.nodes[0].host,
@@ -217,6 +219,7 @@ export class LocalCluster {
     this.connections.close();
     await this.follower?.stop();
     this.log?.flush();
+    this.logDest?.end();
     await Promise.all([...this.procs.entries()].map(async ([, p]) => {
       p.child.kill('SIGTERM');
       const t = setTimeout(() => p.child.kill('SIGKILL'), graceMs);

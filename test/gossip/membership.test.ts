@@ -37,6 +37,11 @@ test.before(async () => {
   // Wait until the gossip mesh has everybody at the current epoch.
   const epoch = cluster.follower!.epoch;
   await until(() => followers.every((f) => f.epoch >= epoch), 10000);
+  // Warm-up: one unmeasured epoch, then a few gossipsub heartbeats for the mesh to form —
+  // the timed epochs measure the steady state, not the start-up of 11 peers.
+  const w = await api.call<SubmitResult>('POST', '/v1/map/changes', { type: 'reweight', node: 1, weight: 0.9 });
+  await until(() => followers.every((f) => f.epoch >= w.epoch) && [...maps.latest.values()].filter((e) => e.epoch >= w.epoch).length === NODES, 10000);
+  await new Promise((r) => setTimeout(r, 1500));
 });
 
 test.after.always(async () => {
