@@ -60,6 +60,7 @@ export class LocalCluster {
   follower: MapFollower | null = null;
   private log: Logger | null = null;
   private logDest: ReturnType<typeof destination> | null = null;
+  private followerStarting: Promise<MapFollower> | null = null;
   /** Node-process events ('map'). */
   readonly events = new EventEmitter();
   /** Highest epoch any node reported at start. */
@@ -101,17 +102,15 @@ export class LocalCluster {
     // Build the libp2p bundle once here rather than in every node process at once.
     await ensureBundle().catch(() => undefined);
     try {
-      await Promise.all(config.nodes.map((n) => cluster.startNode(n.id)));
+      // The initiator's peer starts alongside the nodes; it dials them again once they are up.
       if (opts.initiator !== false) {
-        await mkdir(join(dataDir, 'logs'), { recursive: true });
-        cluster.logDest = destination({ dest: join(dataDir, 'logs', 'initiator.log'), sync: true });
-        cluster.log = pino({ base: { initiator: process.pid } }, cluster.logDest);
-        cluster.follower = await MapFollower.start({
-          config,
-          host: config.nodes[0].host,
-          log: cluster.log,
-          persistPath: join(dataDir, 'initiator', 'map.current'),
-        });
+        cluster.followerStarting = cluster.startFollower();
+        cluster.followerStarting.catch(() => undefined); // awaited below; no unhandled rejection meanwhile
+      }
+      await Promise.all(config.nodes.map((n) => cluster.startNode(n.id)));
+      if (cluster.followerStarting) {
+        cluster.follower = await cluster.followerStarting;
+        cluster.follower.control.redial();
         // Catch up with what the nodes hold before the first I/O (gossip would within a digest period).
         await cluster.follower.refresh(cluster.startEpoch);
       }
@@ -120,6 +119,20 @@ export class LocalCluster {
       throw e;
     }
     return cluster;
+  }
+
+  private async startFollower(): Promise<MapFollower> {
+    await mkdir(join(this.dataDir, 'logs'), { recursive: true });
+    this.logDest = destination({ dest: join(this.dataDir, 'logs', 'initiator.log'), sync: true });
+    this.log = pino({ base: { initiator: process.pid } }, this.logDest);
+    const f = await MapFollower.start({
+      config: this.config,
+      host: this.config.nodes[0].host,
+      log: this.log,
+      persistPath: join(this.dataDir, 'initiator', 'map.current'),
+    });
+    this.follower = f;
+    return f;
   }
 
   /**
@@ -217,6 +230,7 @@ export class LocalCluster {
     if (this.stopped) return;
     this.stopped = true;
     this.connections.close();
+    await this.followerStarting?.catch(() => undefined);
     await this.follower?.stop();
     this.log?.flush();
     this.logDest?.end();

@@ -128,6 +128,11 @@ export class ControlPlane extends EventEmitter {
     return this.peer.port;
   }
 
+  /** Dials the seeds we are not connected to now, without waiting for the next round. */
+  redial(): void {
+    this.peer.redial();
+  }
+
   /** Peer ids we are connected to. */
   connectedPeers(): string[] {
     return this.peer.connectedPeers();

@@ -102,6 +102,11 @@ export class GossipPeer {
     return this.node.services.pubsub.getSubscribers(topic).map((p) => p.toString());
   }
 
+  /** Dials the seeds we are not connected to now, without waiting for the next round. */
+  redial(): void {
+    this.dialSeeds();
+  }
+
   private seedKey(s: { host: string; port: number }): string {
     return `${s.host}:${s.port}`;
   }

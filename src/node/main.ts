@@ -21,6 +21,10 @@ import { mapNode, type SignedMap } from '../clustermap/index.ts';
 import { startManagementApi } from '../api/index.ts';
 import { NodeServer } from './server.ts';
 import { NodeStorage } from './storage.ts';
+import { loadLibp2pStack } from '../gossip/libp2p-stack.ts';
+
+// Start loading the libp2p stack now; it overlaps with opening the partitions.
+void loadLibp2pStack();
 
 const { values } = parseArgs({
   options: {
