@@ -72,6 +72,11 @@ export class GossipPeer {
           floodPublish: true,
           heartbeatInterval: opts.gossipHeartbeatMs ?? 700,
           ignoreDuplicatePublishError: true,
+          // Gossipsub's IP-colocation penalty is a Sybil defence for open networks. Ours is
+          // private (only holders of the cluster key connect), and many peers legitimately
+          // share one address (initiators on one host, a whole test cluster on 127.0.0.1):
+          // with the default, more than 10 peers per IP are graylisted and gossip stops.
+          scoreParams: { IPColocationFactorWeight: 0 },
         }),
       },
     });
