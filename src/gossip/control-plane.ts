@@ -86,6 +86,11 @@ export class ControlPlane extends EventEmitter {
       swarmKey: clusterSwarmKey(c.token, c.clusterId),
       seeds: cp.keeper.map.nodes.map((n) => ({ host: n.host, port: n.gossipPort })),
       seedTarget: opts.seedTarget ?? (isNode ? undefined : 3),
+      // Storage nodes are the relays: initiators dial a few of them and graft onto their
+      // mesh; a wide Dhi keeps every such initiator in the mesh (a map reaches it in two
+      // hops: authority -> node -> initiator) instead of pruning it down to lazy gossip,
+      // which costs heartbeat rounds. Map traffic is rare and small, so the fan-out is cheap.
+      mesh: isNode ? { D: 8, Dlo: 6, Dhi: 256 } : undefined,
       log: opts.log,
     });
     await cp.peer.handle(cp.protocol, async (req) => cp.serveFetch(req));

@@ -36,6 +36,12 @@ export interface GossipPeerOptions {
   redialMs?: number;
   /** gossipsub heartbeat interval in ms (default 700). */
   gossipHeartbeatMs?: number;
+  /**
+   * gossipsub mesh degree: target D, and the bounds Dlo..Dhi it keeps the mesh within
+   * (default gossipsub's 6, 4..12). Storage nodes use a wide upper bound so every initiator
+   * that grafts onto them stays in their mesh (see ControlPlane).
+   */
+  mesh?: { D: number; Dlo: number; Dhi: number };
   /** Largest request/response message in bytes (default 8 MiB). */
   maxMessageBytes?: number;
   log: PeerLog;
@@ -71,6 +77,7 @@ export class GossipPeer {
           emitSelf: false,
           floodPublish: true,
           heartbeatInterval: opts.gossipHeartbeatMs ?? 700,
+          ...(opts.mesh ?? {}),
           ignoreDuplicatePublishError: true,
           // Gossipsub's IP-colocation penalty is a Sybil defence for open networks. Ours is
           // private (only holders of the cluster key connect), and many peers legitimately
