@@ -68,7 +68,8 @@ export class GossipPeer {
       transports: [tcp()],
       connectionEncrypters: [noise()],
       streamMuxers: [yamux()],
-      connectionProtector: preSharedKey({ psk: opts.swarmKey }),
+      // pnet's nonce exchange must finish in 1 s by default; a loaded machine can miss that.
+      connectionProtector: preSharedKey({ psk: opts.swarmKey, timeout: 5000 }),
       connectionManager: { maxConnections: 400 },
       services: {
         identify: identify(),
