@@ -1,13 +1,117 @@
 import { Command, Flags } from '@oclif/core';
+import { resolve } from 'node:path';
+import { DEFAULT_LAYOUT, LocalCluster } from '../../src/cluster/index.ts';
+import { NbdServer } from '../../src/nbd/index.ts';
+import { formatSize, sizeFlag } from '../lib/size.ts';
 
-/** `cairn up`: starts a local cluster and exports a volume. */
+/**
+ * `cairn up`: starts a local cluster (storage nodes as child processes, file-backed
+ * devices in a data directory), attaches its volume and exports it over NBD, prints how to
+ * connect, and runs until Ctrl-C, when it drains I/O, flushes and stops every node.
+ */
 export default class Up extends Command {
-  static override summary = 'Start a local Cairn cluster and export a volume over NBD.';
+  static override summary = 'Start a local Cairn cluster and export its volume over NBD.';
+  static override description =
+    'Starts storage nodes as child processes with file-backed (sparse) devices under the data directory, ' +
+    'creates or reopens the volume, and serves it over NBD until interrupted. Running it again on the same ' +
+    'data directory serves the same data; layout flags only apply when the directory is new. ' +
+    'Sizes take binary units: 4GiB, 512M, 1G (or plain bytes).';
+  static override examples = [
+    '<%= config.bin %> up',
+    '<%= config.bin %> up --data-dir /var/tmp/cairn --nodes 4 --device-size 8GiB --volume-size 10GiB',
+    '<%= config.bin %> up --nbd-port 10810 --replicas 2',
+  ];
   static override flags = {
-    nodes: Flags.integer({ default: 3, summary: 'Storage nodes to start.' }),
+    'data-dir': Flags.string({ summary: 'Directory holding cluster.json, device files and logs.', default: '.cairn', env: 'CAIRN_DATA_DIR' }),
+    nodes: Flags.integer({ summary: 'Storage nodes to create (new data directory only).', default: DEFAULT_LAYOUT.nodes, min: 1, max: 64 }),
+    devices: Flags.integer({ summary: 'Devices (files) per node (new data directory only).', default: DEFAULT_LAYOUT.devicesPerNode, min: 1, max: 64 }),
+    'device-size': sizeFlag({ summary: 'Size of each device file, sparse (new data directory only).', default: DEFAULT_LAYOUT.deviceBytes, defaultHelp: async () => formatSize(DEFAULT_LAYOUT.deviceBytes) }),
+    partitions: Flags.integer({ summary: 'Partitions per device: units of placement and allocation (new data directory only).', default: DEFAULT_LAYOUT.partitionsPerDevice, min: 1, max: 256 }),
+    replicas: Flags.integer({ summary: 'Copies of every extent, each on a different node (new data directory only).', default: DEFAULT_LAYOUT.replicas, min: 1, max: 16 }),
+    volume: Flags.string({ summary: 'Name of the volume to create and export.', default: DEFAULT_LAYOUT.volumeName }),
+    'volume-size': sizeFlag({ summary: 'Size of the (thin) volume (new data directory only).', default: DEFAULT_LAYOUT.volumeBytes, defaultHelp: async () => formatSize(DEFAULT_LAYOUT.volumeBytes) }),
+    host: Flags.string({ summary: 'Address the NBD server and the nodes listen on.', default: '127.0.0.1' }),
+    'nbd-port': Flags.integer({ summary: 'TCP port of the NBD server (0 picks a free one).', default: 10809, min: 0, max: 65535 }),
+    'base-port': Flags.integer({ summary: 'First TCP port of the storage nodes (0 picks free ports; new data directory only).', default: 0, min: 0, max: 65535 }),
   };
+
   async run(): Promise<void> {
     const { flags } = await this.parse(Up);
-    this.log(`nodes ${flags.nodes}`);
+    const dataDir = resolve(flags['data-dir']);
+    this.log(`Starting Cairn in ${dataDir} ...`);
+    let cluster: LocalCluster;
+    try {
+      cluster = await LocalCluster.start({
+        dataDir,
+        layout: {
+          nodes: flags.nodes,
+          devicesPerNode: flags.devices,
+          deviceBytes: flags['device-size'],
+          partitionsPerDevice: flags.partitions,
+          replicas: flags.replicas,
+          volumeName: flags.volume,
+          volumeBytes: flags['volume-size'],
+          host: flags.host,
+          basePort: flags['base-port'],
+        },
+        onProgress: (line) => this.log(`  ${line}`),
+      });
+    } catch (e) {
+      this.error((e as Error).message, { exit: 1 });
+    }
+    const c = cluster.config;
+    const devices = c.nodes.reduce((s, n) => s + n.devices.length, 0);
+    const raw = c.nodes.reduce((s, n) => s + n.devices.reduce((t, d) => t + d.sizeBytes, 0), 0);
+    this.log(`${cluster.created ? 'Created' : 'Reopened'} cluster ${c.clusterId}: ${c.nodes.length} nodes, ${devices} devices, ${formatSize(raw)} raw, map epoch ${c.map.epoch}`);
+    const record = c.volumes.find((v) => v.name === flags.volume);
+    if (!record) {
+      await cluster.stop();
+      this.error(`this data directory has no volume '${flags.volume}' (it has: ${c.volumes.map((v) => v.name).join(', ') || 'none'})`, { exit: 1 });
+    }
+    const volume = await cluster.attach(record.name);
+    const pool = c.pools.find((p) => p.id === record.pool)!;
+    const nbd = new NbdServer({ log: (level, msg) => level === 'warn' && this.warn(msg) });
+    nbd.addExport(record.name, volume, `Cairn volume ${record.name} (${pool.replicas} replicas)`);
+    let port: number;
+    try {
+      port = await nbd.listen(flags['nbd-port'], flags.host);
+    } catch (e) {
+      await cluster.stop();
+      this.error(`cannot listen for NBD on ${flags.host}:${flags['nbd-port']}: ${(e as Error).message}`, { exit: 1 });
+    }
+    const uri = `nbd://${flags.host}:${port}/${record.name}`;
+    this.log(`Volume ${record.name}: ${formatSize(record.sizeBytes)}, ${record.thin ? 'thin' : 'thick'}, ${pool.replicas} replicas, write lease generation ${record.lease}`);
+    this.log('');
+    this.log(`NBD export: ${uri}`);
+    this.log('');
+    this.log('Try it:');
+    this.log(`  nbdinfo ${uri}`);
+    this.log(`  fio --name=try --ioengine=nbd --uri=${uri} --rw=randwrite --bs=4k --iodepth=32 --size=256m --verify=crc32c`);
+    this.log(`  qemu-img convert -n -f raw -O raw disk.img ${uri}`);
+    this.log(`  nbdcopy disk.img ${uri}     # and back: nbdcopy ${uri} copy.img`);
+    this.log('');
+    this.log('Press Ctrl-C to stop.');
+
+    await new Promise<void>((resolveStop) => {
+      let stopping = false;
+      const stop = (sig: string): void => {
+        if (stopping) {
+          this.log(`${sig} again: exiting now`);
+          process.exit(130);
+        }
+        stopping = true;
+        this.log(`\n${sig}: stopping — draining NBD clients, flushing volume, stopping nodes ...`);
+        void (async () => {
+          await nbd.close();
+          await volume.flush().catch((e: Error) => this.warn(`final flush failed: ${e.message}`));
+          volume.close();
+          await cluster.stop();
+          this.log('Stopped.');
+          resolveStop();
+        })();
+      };
+      process.on('SIGINT', () => stop('SIGINT'));
+      process.on('SIGTERM', () => stop('SIGTERM'));
+    });
   }
 }

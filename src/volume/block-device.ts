@@ -5,7 +5,21 @@
  */
 
 /** Error codes a BlockDevice reports; frontends map them to protocol statuses. */
-export type BlockErrorCode = 'EINVAL' | 'EIO' | 'ENOSPC' | 'EBADCRC' | 'ESTALE' | 'ESHUTDOWN' | 'EROFS';
+export type BlockErrorCode =
+  /** Bad argument, e.g. a range outside the device. */
+  | 'EINVAL'
+  /** I/O failed (a member unreachable, a device error). */
+  | 'EIO'
+  /** Out of space. */
+  | 'ENOSPC'
+  /** Every copy failed its checksum. */
+  | 'EBADCRC'
+  /** The cluster map is newer than ours and could not be refreshed. */
+  | 'ESTALE'
+  /** The device is closing. */
+  | 'ESHUTDOWN'
+  /** Another attachment holds a newer write lease (fenced, DESIGN promise 5). */
+  | 'EFENCED';
 
 /** A failed block operation, with a code a frontend maps to its protocol's error. */
 export class BlockDeviceError extends Error {

@@ -1,0 +1,47 @@
+/**
+ * Running fio jobs for benchmarks and reducing fio's JSON output to the figures we report:
+ * IOPS, MB/s (10^6 bytes/s), mean and p99 completion latency in µs.
+ */
+import { execFile } from 'node:child_process';
+
+/** Figures of one fio job for one direction (read or write). */
+export interface FioFigures {
+  iops: number;
+  mbps: number;
+  meanLatUs: number;
+  p99LatUs: number;
+}
+
+/** A benchmark job: its name and fio arguments (without the target). */
+export interface FioJob {
+  name: string;
+  rw: 'randread' | 'randwrite' | 'read' | 'write';
+  bs: string;
+  iodepth: number;
+}
+
+/** Rounds to `d` decimals. */
+export function round(n: number, d = 1): number {
+  const f = 10 ** d;
+  return Math.round(n * f) / f;
+}
+
+/**
+ * Runs fio with `args` (plus --output-format=json --lat_percentiles=1) and returns the
+ * figures of its only job, for `dir`.
+ * @throws Error with fio's stderr when it fails.
+ */
+export function fio(args: string[], dir: 'read' | 'write'): Promise<FioFigures> {
+  return new Promise((resolve, reject) => {
+    execFile('fio', [...args, '--output-format=json', '--lat_percentiles=1'], { maxBuffer: 64 << 20 }, (err, stdout, stderr) => {
+      if (err) return reject(new Error(`fio ${args.join(' ')} failed: ${stderr || err.message}`));
+      const j = JSON.parse(stdout.slice(stdout.indexOf('{'))).jobs[0][dir];
+      resolve({
+        iops: round(j.iops, 0),
+        mbps: round(j.bw_bytes / 1e6, 1),
+        meanLatUs: round(j.lat_ns.mean / 1000, 1),
+        p99LatUs: round((j.lat_ns.percentile?.['99.000000'] ?? 0) / 1000, 1),
+      });
+    });
+  });
+}

@@ -1,0 +1,100 @@
+/**
+ * `npm run bench -- nbd [--runtime S] [--size SIZE]`: fio's nbd engine against `cairn up`'s
+ * export (3 nodes, 3 replicas, all on this machine) and, in the same run, against
+ * `nbdkit memory` over TCP loopback as the ceiling of an NBD server that does no work.
+ * Prints one JSON object: figures per job for both targets and Cairn ÷ nbdkit ratios.
+ */
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir, cpus, loadavg } from 'node:os';
+import { join, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { freePorts } from '../../src/cluster/index.ts';
+import { fio, round, type FioFigures, type FioJob } from '../lib/fio.ts';
+
+const { values } = parseArgs({ options: { runtime: { type: 'string', default: '10' }, size: { type: 'string', default: '256m' } } });
+const runtime = Number(values.runtime);
+const size = values.size!;
+
+const JOBS: FioJob[] = [
+  { name: 'randread-4k-qd32', rw: 'randread', bs: '4k', iodepth: 32 },
+  { name: 'randwrite-4k-qd32', rw: 'randwrite', bs: '4k', iodepth: 32 },
+  { name: 'randread-4k-qd1', rw: 'randread', bs: '4k', iodepth: 1 },
+  { name: 'randwrite-4k-qd1', rw: 'randwrite', bs: '4k', iodepth: 1 },
+  { name: 'read-1m-qd8', rw: 'read', bs: '1m', iodepth: 8 },
+  { name: 'write-1m-qd8', rw: 'write', bs: '1m', iodepth: 8 },
+];
+
+const log = (s: string): void => void process.stderr.write(`[bench nbd] ${s}\n`);
+const ROOT = resolve(import.meta.dirname, '..', '..');
+
+async function startCairn(dataDir: string, port: number): Promise<() => Promise<void>> {
+  const p = spawn(process.execPath, [join(ROOT, 'bin', 'cairn.js'), 'up', '--data-dir', dataDir, '--nbd-port', String(port)], { stdio: ['ignore', 'pipe', 'inherit'] });
+  let out = '';
+  await new Promise<void>((res, rej) => {
+    p.stdout!.on('data', (d: Buffer) => {
+      out += d.toString();
+      if (out.includes('NBD export:')) res();
+    });
+    p.once('exit', (c) => rej(new Error(`cairn up exited ${c}: ${out}`)));
+  });
+  return async () => {
+    p.kill('SIGINT');
+    await new Promise((r) => p.once('exit', r));
+  };
+}
+
+async function startNbdkit(port: number): Promise<() => Promise<void>> {
+  const p = spawn('nbdkit', ['-f', '--exit-with-parent', '-i', '127.0.0.1', '-p', String(port), 'memory', '1G'], { stdio: 'inherit' });
+  for (let i = 0; i < 100; i++) {
+    const probe = await new Promise<number>((r) => spawn('nbdinfo', ['--size', `nbd://127.0.0.1:${port}`], { stdio: 'ignore' }).once('exit', (c) => r(c ?? 1)));
+    if (probe === 0) break;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return async () => {
+    p.kill('SIGTERM');
+    await new Promise((r) => p.once('exit', r));
+  };
+}
+
+function args(uri: string, job: FioJob): string[] {
+  return [`--name=${job.name}`, '--ioengine=nbd', `--uri=${uri}`, `--rw=${job.rw}`, `--bs=${job.bs}`, `--iodepth=${job.iodepth}`,
+    `--size=${size}`, '--time_based', `--runtime=${runtime}`, '--ramp_time=1', '--randrepeat=0'];
+}
+
+const dataDir = mkdtempSync(join(tmpdir(), 'cairn-bench-'));
+const [cairnPort, kitPort] = await freePorts(2);
+log(`starting cairn up (${dataDir}) and nbdkit memory; ${runtime}s per job over ${size}`);
+const stopCairn = await startCairn(dataDir, cairnPort);
+const stopKit = await startNbdkit(kitPort);
+const targets = { cairn: `nbd://127.0.0.1:${cairnPort}/vol0`, nbdkit: `nbd://127.0.0.1:${kitPort}` };
+const results: Record<string, Record<string, FioFigures>> = { cairn: {}, nbdkit: {} };
+try {
+  for (const [name, uri] of Object.entries(targets)) {
+    log(`prefill ${size} on ${name} (reads must hit written data, not holes)`);
+    await fio([`--name=prefill`, '--ioengine=nbd', `--uri=${uri}`, '--rw=write', '--bs=1m', '--iodepth=8', `--size=${size}`], 'write');
+  }
+  for (const job of JOBS) {
+    for (const [name, uri] of Object.entries(targets)) {
+      log(`${job.name} on ${name}`);
+      results[name][job.name] = await fio(args(uri, job), job.rw.includes('read') ? 'read' : 'write');
+    }
+  }
+} finally {
+  await stopCairn();
+  await stopKit();
+  rmSync(dataDir, { recursive: true, force: true });
+}
+const ratio: Record<string, { iops: number; meanLat: number }> = {};
+for (const job of JOBS) {
+  const c = results.cairn[job.name];
+  const k = results.nbdkit[job.name];
+  ratio[job.name] = { iops: round(c.iops / k.iops, 3), meanLat: round(c.meanLatUs / k.meanLatUs, 2) };
+}
+console.log(JSON.stringify({
+  bench: 'nbd',
+  setup: { cairn: 'cairn up defaults: 3 node processes, 3 replicas, 1 GiB thin volume, NBD over TCP loopback', reference: 'nbdkit memory 1G over TCP loopback', size, runtimeSeconds: runtime, cpus: cpus().length, loadavg: loadavg().map((l) => round(l, 2)) },
+  cairn: results.cairn,
+  nbdkit: results.nbdkit,
+  ratioCairnToNbdkit: ratio,
+}, null, 2));

@@ -1,0 +1,111 @@
+/**
+ * The NBD server: accepts TCP (or Unix socket) connections, runs the fixed-newstyle
+ * handshake and then a transmission session per connection against the chosen export.
+ * Any number of clients at once; one misbehaving client only loses its own connection.
+ */
+import { createServer, type Server, type Socket } from 'node:net';
+import type { BlockDevice } from '../volume/index.ts';
+import { serverHandshake, type NbdExport } from './handshake.ts';
+import { SocketReader } from './socket-reader.ts';
+import { NbdSession, type SessionLog } from './transmission.ts';
+
+/** Options of an NBD server. */
+export interface NbdServerOptions {
+  /** Receives protocol warnings (bad magic, aborted handshakes). Default: ignore. */
+  log?: SessionLog;
+  /** Milliseconds a client may take to finish the handshake (default 10000). */
+  handshakeTimeoutMs?: number;
+}
+
+/** Serves BlockDevices as NBD exports. */
+export class NbdServer {
+  private readonly exports = new Map<string, NbdExport>();
+  private defaultExport: string | null = null;
+  private server: Server | null = null;
+  private readonly sockets = new Set<Socket>();
+  private readonly sessions = new Set<NbdSession>();
+  private readonly log: SessionLog;
+
+  constructor(private readonly opts: NbdServerOptions = {}) {
+    this.log = opts.log ?? (() => undefined);
+  }
+
+  /** Adds (or replaces) export `name`. The first export added is also the default (''). */
+  addExport(name: string, device: BlockDevice, description = ''): void {
+    this.exports.set(name, { name, description, device });
+    this.defaultExport ??= name;
+  }
+
+  /** Removes export `name`; existing sessions keep their device. */
+  removeExport(name: string): void {
+    this.exports.delete(name);
+    if (this.defaultExport === name) this.defaultExport = this.exports.keys().next().value ?? null;
+  }
+
+  private lookup(name: string): NbdExport | undefined {
+    return this.exports.get(name === '' && this.defaultExport ? this.defaultExport : name);
+  }
+
+  /**
+   * Listens on `port` at `host` (TCP) or, when `port` is a string, on that Unix socket path.
+   * @returns the bound TCP port (0 for a Unix socket).
+   */
+  listen(port: number | string, host = '127.0.0.1'): Promise<number> {
+    const server = createServer({ noDelay: true }, (s) => void this.accept(s));
+    this.server = server;
+    return new Promise((resolve, reject) => {
+      server.once('error', reject);
+      const done = (): void => {
+        server.off('error', reject);
+        const a = server.address();
+        resolve(typeof a === 'object' && a ? a.port : 0);
+      };
+      if (typeof port === 'string') server.listen(port, done);
+      else server.listen(port, host, done);
+    });
+  }
+
+  private async accept(socket: Socket): Promise<void> {
+    this.sockets.add(socket);
+    socket.setNoDelay(true);
+    socket.on('error', () => socket.destroy());
+    socket.on('close', () => this.sockets.delete(socket));
+    const reader = new SocketReader(socket);
+    const timer = setTimeout(() => {
+      this.log('warn', 'NBD handshake timed out');
+      socket.destroy();
+    }, this.opts.handshakeTimeoutMs ?? 10000);
+    let negotiated;
+    try {
+      negotiated = await serverHandshake(socket, reader, (n) => this.lookup(n), () => [...this.exports.values()]);
+    } catch (e) {
+      negotiated = null;
+      this.log('info', `NBD handshake ended: ${(e as Error).message}`);
+    } finally {
+      clearTimeout(timer);
+    }
+    if (!negotiated) {
+      socket.end();
+      return;
+    }
+    const session = new NbdSession(socket, negotiated.export.device, negotiated.structuredReplies, this.log, reader.detach());
+    this.sessions.add(session);
+    socket.on('close', () => this.sessions.delete(session));
+  }
+
+  /** Number of connections in the transmission phase. */
+  get connections(): number {
+    return this.sessions.size;
+  }
+
+  /**
+   * Stops accepting, lets in-flight requests finish (new ones get ESHUTDOWN), then closes
+   * every connection.
+   */
+  async close(): Promise<void> {
+    const closed = new Promise<void>((r) => (this.server ? this.server.close(() => r()) : r()));
+    await Promise.all([...this.sessions].map((s) => s.shutdown()));
+    for (const s of this.sockets) s.destroy();
+    await closed;
+  }
+}

@@ -1,0 +1,262 @@
+/**
+ * The NBD transmission phase (NBD protocol, "Transmission"): parses pipelined requests,
+ * runs them against the export's BlockDevice concurrently, and sends simple or (when
+ * negotiated) structured replies in completion order. Replies are batched per event-loop
+ * tick. Out-of-range requests get EINVAL (ENOSPC for writes), unknown commands EINVAL; a
+ * bad request magic or an oversized payload ends the connection (the stream cannot be
+ * resynchronised).
+ */
+import type { Socket } from 'node:net';
+import { BlockDeviceError, type BlockDevice } from '../volume/index.ts';
+import * as C from './constants.ts';
+import { MAX_BLOCK } from './handshake.ts';
+
+/** Requests in flight per connection before we stop reading the socket. */
+const HIGH_WATER = 256;
+const LOW_WATER = 64;
+/** Write payloads up to this size are read (and refused with EOVERFLOW when > MAX_BLOCK); larger ones end the connection. */
+const MAX_DISCARD = 2 * MAX_BLOCK;
+
+interface Request {
+  flags: number;
+  type: number;
+  handle: Buffer;
+  offset: bigint;
+  length: number;
+}
+
+/** Logging hook for protocol events worth an operator's attention. */
+export type SessionLog = (level: 'warn' | 'info', msg: string) => void;
+
+/** A request longer than the maximum block size: answered with EOVERFLOW. */
+class OverflowError extends BlockDeviceError {
+  constructor(message: string) {
+    super('EINVAL', message);
+  }
+}
+
+/** Maps a BlockDevice failure to the NBD error value sent to the client. */
+function nbdErrno(e: unknown): number {
+  if (e instanceof OverflowError) return C.EOVERFLOW;
+  if (e instanceof BlockDeviceError) {
+    switch (e.code) {
+      case 'EINVAL': return C.EINVAL;
+      case 'ENOSPC': return C.ENOSPC;
+      case 'EFENCED': return C.EPERM;
+      case 'ESHUTDOWN': return C.ESHUTDOWN;
+      default: return C.EIO;
+    }
+  }
+  return C.EIO;
+}
+
+/** One client connection in the transmission phase. */
+export class NbdSession {
+  private chunks: Buffer[] = [];
+  private buffered = 0;
+  private pendingHeader: Request | null = null;
+  private inflight = 0;
+  private paused = false;
+  private corked = false;
+  private disconnecting = false;
+  private shuttingDown = false;
+  private idleWaiters: Array<() => void> = [];
+
+  constructor(
+    private readonly socket: Socket,
+    private readonly device: BlockDevice,
+    private readonly structured: boolean,
+    private readonly log: SessionLog,
+    initial: Buffer,
+  ) {
+    socket.on('data', (c: Buffer) => this.onData(c));
+    if (initial.length) this.onData(initial);
+  }
+
+  /** Resolves when no request is in flight. */
+  idle(): Promise<void> {
+    if (this.inflight === 0) return Promise.resolve();
+    return new Promise((r) => this.idleWaiters.push(r));
+  }
+
+  /** Server shutdown: later requests get ESHUTDOWN; closes once in-flight ones finish. */
+  async shutdown(): Promise<void> {
+    this.shuttingDown = true;
+    await this.idle();
+    this.socket.end();
+  }
+
+  private onData(chunk: Buffer): void {
+    if (this.disconnecting) return;
+    this.chunks.push(chunk);
+    this.buffered += chunk.length;
+    try {
+      this.parse();
+    } catch (e) {
+      this.log('warn', `closing NBD connection: ${(e as Error).message}`);
+      this.socket.destroy();
+    }
+  }
+
+  private take(n: number): Buffer {
+    let all = this.chunks.length === 1 ? this.chunks[0] : Buffer.concat(this.chunks, this.buffered);
+    const out = all.subarray(0, n);
+    all = all.subarray(n);
+    this.chunks = all.length ? [all] : [];
+    this.buffered = all.length;
+    return out;
+  }
+
+  private parse(): void {
+    for (;;) {
+      if (!this.pendingHeader) {
+        if (this.buffered < C.REQUEST_SIZE) return;
+        const h = this.take(C.REQUEST_SIZE);
+        const magic = h.readUInt32BE(0);
+        if (magic !== C.REQUEST_MAGIC) throw new Error(`bad request magic 0x${magic.toString(16)}`);
+        this.pendingHeader = {
+          flags: h.readUInt16BE(4),
+          type: h.readUInt16BE(6),
+          handle: Buffer.from(h.subarray(8, 16)),
+          offset: h.readBigUInt64BE(16),
+          length: h.readUInt32BE(24),
+        };
+        if (this.pendingHeader.type === C.CMD_WRITE && this.pendingHeader.length > MAX_DISCARD) {
+          throw new Error(`write payload of ${this.pendingHeader.length} bytes exceeds ${MAX_DISCARD}`);
+        }
+      }
+      const req = this.pendingHeader;
+      let payload: Buffer | null = null;
+      if (req.type === C.CMD_WRITE) {
+        if (this.buffered < req.length) return;
+        payload = this.take(req.length);
+      }
+      this.pendingHeader = null;
+      if (req.type === C.CMD_DISC) {
+        this.disconnecting = true;
+        void this.idle().then(() => this.socket.end());
+        return;
+      }
+      this.dispatch(req, payload);
+    }
+  }
+
+  private dispatch(req: Request, payload: Buffer | null): void {
+    this.inflight++;
+    if (this.inflight >= HIGH_WATER && !this.paused) {
+      this.paused = true;
+      this.socket.pause();
+    }
+    this.execute(req, payload).then(
+      (data) => this.reply(req, 0, data),
+      (e: unknown) => this.reply(req, nbdErrno(e), undefined, (e as Error).message),
+    ).finally(() => {
+      this.inflight--;
+      if (this.paused && this.inflight <= LOW_WATER) {
+        this.paused = false;
+        this.socket.resume();
+      }
+      if (this.inflight === 0) {
+        const w = this.idleWaiters;
+        this.idleWaiters = [];
+        for (const r of w) r();
+      }
+    });
+  }
+
+  private async execute(req: Request, payload: Buffer | null): Promise<Buffer | undefined> {
+    if (this.shuttingDown) throw new BlockDeviceError('ESHUTDOWN', 'server is shutting down');
+    const dev = this.device;
+    const end = req.offset + BigInt(req.length);
+    const outside = end > BigInt(dev.size);
+    const offset = Number(req.offset);
+    const fua = (req.flags & C.CMD_FLAG_FUA) !== 0;
+    const allowed = (mask: number): void => {
+      if (req.flags & ~mask) throw new BlockDeviceError('EINVAL', `unsupported command flags 0x${req.flags.toString(16)}`);
+    };
+    switch (req.type) {
+      case C.CMD_READ:
+        allowed(C.CMD_FLAG_DF);
+        if (outside) throw new BlockDeviceError('EINVAL', `read of ${req.length} bytes at ${req.offset} is beyond the end (${dev.size})`);
+        if (req.length > MAX_BLOCK) throw new OverflowError(`read of ${req.length} bytes exceeds the maximum block size ${MAX_BLOCK}`);
+        return dev.read(offset, req.length);
+      case C.CMD_WRITE:
+        allowed(C.CMD_FLAG_FUA);
+        if (outside) throw new BlockDeviceError('ENOSPC', `write of ${req.length} bytes at ${req.offset} is beyond the end (${dev.size})`);
+        if (req.length > MAX_BLOCK) throw new OverflowError(`write of ${req.length} bytes exceeds the maximum block size ${MAX_BLOCK}`);
+        await dev.write(offset, payload!, fua);
+        return undefined;
+      case C.CMD_FLUSH:
+        allowed(0);
+        await dev.flush();
+        return undefined;
+      case C.CMD_TRIM:
+        allowed(C.CMD_FLAG_FUA);
+        if (outside) throw new BlockDeviceError('EINVAL', `trim of ${req.length} bytes at ${req.offset} is beyond the end (${dev.size})`);
+        await dev.trim(offset, req.length);
+        if (fua) await dev.flush();
+        return undefined;
+      case C.CMD_WRITE_ZEROES:
+        allowed(C.CMD_FLAG_FUA | C.CMD_FLAG_NO_HOLE);
+        if (outside) throw new BlockDeviceError('ENOSPC', `write-zeroes of ${req.length} bytes at ${req.offset} is beyond the end (${dev.size})`);
+        await dev.writeZeroes(offset, req.length, fua);
+        return undefined;
+      default:
+        throw new BlockDeviceError('EINVAL', `command type ${req.type} is not supported`);
+    }
+  }
+
+  private write(b: Buffer): void {
+    const s = this.socket;
+    if (s.destroyed) return;
+    if (!this.corked) {
+      this.corked = true;
+      s.cork();
+      process.nextTick(() => {
+        this.corked = false;
+        s.uncork();
+      });
+    }
+    s.write(b);
+  }
+
+  private reply(req: Request, errno: number, data?: Buffer, message = ''): void {
+    if (errno === 0 && req.type === C.CMD_READ && this.structured) {
+      const h = Buffer.allocUnsafe(28);
+      h.writeUInt32BE(C.STRUCTURED_REPLY_MAGIC, 0);
+      h.writeUInt16BE(C.REPLY_FLAG_DONE, 4);
+      h.writeUInt16BE(req.length ? C.REPLY_TYPE_OFFSET_DATA : C.REPLY_TYPE_NONE, 6);
+      req.handle.copy(h, 8);
+      if (req.length) {
+        h.writeUInt32BE(8 + req.length, 16);
+        h.writeBigUInt64BE(req.offset, 20);
+        this.write(h);
+        this.write(data!);
+      } else {
+        h.writeUInt32BE(0, 16);
+        this.write(h.subarray(0, 20));
+      }
+      return;
+    }
+    if (errno !== 0 && this.structured) {
+      const msg = Buffer.from(message.slice(0, 1024), 'utf8');
+      const h = Buffer.allocUnsafe(26);
+      h.writeUInt32BE(C.STRUCTURED_REPLY_MAGIC, 0);
+      h.writeUInt16BE(C.REPLY_FLAG_DONE, 4);
+      h.writeUInt16BE(C.REPLY_TYPE_ERROR, 6);
+      req.handle.copy(h, 8);
+      h.writeUInt32BE(6 + msg.length, 16);
+      h.writeUInt32BE(errno, 20);
+      h.writeUInt16BE(msg.length, 24);
+      this.write(Buffer.concat([h, msg]));
+      return;
+    }
+    // Simple reply. On a read error no data follows (as libnbd, qemu and the kernel expect).
+    const h = Buffer.allocUnsafe(16);
+    h.writeUInt32BE(C.SIMPLE_REPLY_MAGIC, 0);
+    h.writeUInt32BE(errno, 4);
+    req.handle.copy(h, 8);
+    this.write(h);
+    if (errno === 0 && req.type === C.CMD_READ && req.length) this.write(data!);
+  }
+}

@@ -1,0 +1,11 @@
+/**
+ * src/node: the storage node daemon (run as its own process via main.ts): local partitions,
+ * the data-path server, version clock and lease fencing.
+ */
+export { NodeServer, type NodeServerOptions } from './server.ts';
+export { NodeStorage, partitionBytes } from './storage.ts';
+export { VersionClock } from './clock.ts';
+export { LeaseTable } from './fencing.ts';
+
+/** Path of the node daemon's entry module, for launching it as a child process. */
+export const NODE_MAIN = new URL('./main.ts', import.meta.url).pathname;

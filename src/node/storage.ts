@@ -1,0 +1,83 @@
+/**
+ * A node's local storage: its device files and one allocator per partition, found by
+ * partition leaf id.
+ */
+import { open, mkdir } from 'node:fs/promises';
+import { dirname, resolve } from 'node:path';
+import { Allocator, PAGE } from '../../allocator/index.ts';
+import { partitionLeafId } from '../../placement/index.ts';
+import type { NodeConfig } from '../config/index.ts';
+
+/** Byte size of each partition of a device: an equal share, rounded down to 4 KiB. */
+export function partitionBytes(deviceBytes: number, partitions: number): number {
+  return Math.floor(deviceBytes / partitions / PAGE) * PAGE;
+}
+
+/** Creates the device file (sparse) if missing, or grows it to `size` bytes. */
+async function ensureDeviceFile(path: string, size: number): Promise<void> {
+  await mkdir(dirname(path), { recursive: true });
+  const fh = await open(path, 'a+');
+  try {
+    const st = await fh.stat();
+    if (st.size < size) await fh.truncate(size);
+  } finally {
+    await fh.close();
+  }
+}
+
+/** The allocators of one node, keyed by partition leaf id. */
+export class NodeStorage {
+  private readonly dirty = new Set<Allocator>();
+
+  private constructor(readonly partitions: Map<number, Allocator>) {}
+
+  /**
+   * Opens every partition of every device of `node` (device paths relative to `dataDir`),
+   * creating device files on first use and recovering each partition's log.
+   */
+  static async open(node: NodeConfig, dataDir: string): Promise<NodeStorage> {
+    const partitions = new Map<number, Allocator>();
+    try {
+      for (const [d, dev] of node.devices.entries()) {
+        const path = resolve(dataDir, dev.path);
+        await ensureDeviceFile(path, dev.sizeBytes);
+        const size = partitionBytes(dev.sizeBytes, dev.partitions);
+        const opened = await Promise.all(
+          Array.from({ length: dev.partitions }, (_, p) => Allocator.open({ path, offset: p * size, size })),
+        );
+        opened.forEach((a, p) => partitions.set(partitionLeafId(node.id, d, p), a));
+      }
+    } catch (e) {
+      await Promise.all([...partitions.values()].map((a) => a.close()));
+      throw e;
+    }
+    return new NodeStorage(partitions);
+  }
+
+  /** The allocator of partition `leaf`, or undefined when this node does not hold it. */
+  get(leaf: number): Allocator | undefined {
+    return this.partitions.get(leaf);
+  }
+
+  /** Records that `a` has writes not yet flushed. */
+  markDirty(a: Allocator): void {
+    this.dirty.add(a);
+  }
+
+  /** Flushes every partition written since the last flush (fdatasync each). */
+  async flushDirty(): Promise<void> {
+    const list = [...this.dirty];
+    this.dirty.clear();
+    try {
+      await Promise.all(list.map((a) => a.flush()));
+    } catch (e) {
+      for (const a of list) this.dirty.add(a);
+      throw e;
+    }
+  }
+
+  /** Flushes and closes every partition. */
+  async close(): Promise<void> {
+    await Promise.all([...this.partitions.values()].map((a) => a.close()));
+  }
+}

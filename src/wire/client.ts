@@ -1,0 +1,171 @@
+/**
+ * A pipelined data-path connection to one storage node: many requests in flight, replies
+ * matched by request id, socket writes batched per event-loop tick (cork/uncork).
+ */
+import { connect, type Socket } from 'node:net';
+import { EventEmitter } from 'node:events';
+import { FrameReader } from './frame-reader.ts';
+import {
+  MAX_FRAME, Op, REP_HEADER, Status, decodeReply, encodeRequest, statusName, type ReplyHeader, type RequestHeader,
+} from './protocol.ts';
+
+/** The connection failed or closed, or a request timed out. `code` is 'ECONNLOST' or 'ETIMEDOUT'. */
+export class ConnectionError extends Error {
+  override name = 'ConnectionError';
+  constructor(readonly code: 'ECONNLOST' | 'ETIMEDOUT' | 'ECONNREFUSED' | 'EAUTH', message: string) {
+    super(message);
+  }
+}
+
+/** A reply: decoded header and payload (a view; valid as long as you hold it). */
+export interface Reply {
+  h: ReplyHeader;
+  payload: Buffer;
+}
+
+interface Pending {
+  resolve: (r: Reply) => void;
+  reject: (e: Error) => void;
+  deadline: number;
+}
+
+/** Options of a client connection. */
+export interface WireClientOptions {
+  host: string;
+  port: number;
+  /** Cluster token sent in Hello. */
+  token: string;
+  /** Per-request timeout in ms (default 15000). */
+  timeoutMs?: number;
+  /** Connect timeout in ms (default 3000). */
+  connectTimeoutMs?: number;
+}
+
+/**
+ * One authenticated connection. Emits 'close' once when the connection is gone; a closed
+ * client rejects every pending and future request with ConnectionError.
+ */
+export class WireClient extends EventEmitter {
+  private socket: Socket | null = null;
+  private readonly pending = new Map<number, Pending>();
+  private nextId = 1;
+  private corked = false;
+  private closed = false;
+  private sweeper: NodeJS.Timeout | null = null;
+  private readonly timeoutMs: number;
+
+  constructor(private readonly opts: WireClientOptions) {
+    super();
+    this.timeoutMs = opts.timeoutMs ?? 15000;
+  }
+
+  /** True until the connection closes. */
+  get alive(): boolean {
+    return !this.closed;
+  }
+
+  /**
+   * Connects and authenticates.
+   * @throws ConnectionError ('ECONNREFUSED' when nothing listens, 'ETIMEDOUT', 'EAUTH' on a rejected token).
+   */
+  async connect(): Promise<void> {
+    const { host, port } = this.opts;
+    const socket = await new Promise<Socket>((resolve, reject) => {
+      const s = connect({ host, port, noDelay: true });
+      const t = setTimeout(() => {
+        s.destroy();
+        reject(new ConnectionError('ETIMEDOUT', `connect to ${host}:${port} timed out`));
+      }, this.opts.connectTimeoutMs ?? 3000);
+      s.once('connect', () => {
+        clearTimeout(t);
+        s.removeAllListeners('error');
+        resolve(s);
+      });
+      s.once('error', (e) => {
+        clearTimeout(t);
+        reject(new ConnectionError('ECONNREFUSED', `connect to ${host}:${port}: ${(e as Error).message}`));
+      });
+    });
+    this.socket = socket;
+    const reader = new FrameReader(REP_HEADER, MAX_FRAME, (f) => this.onFrame(f));
+    socket.on('data', (chunk: Buffer) => {
+      try {
+        reader.push(chunk);
+      } catch (e) {
+        this.fail(new ConnectionError('ECONNLOST', `bad reply stream from ${host}:${port}: ${(e as Error).message}`));
+      }
+    });
+    socket.on('error', (e) => this.fail(new ConnectionError('ECONNLOST', `${host}:${port}: ${e.message}`)));
+    socket.on('close', () => this.fail(new ConnectionError('ECONNLOST', `connection to ${host}:${port} closed`)));
+    this.sweeper = setInterval(() => this.sweep(), 1000);
+    this.sweeper.unref();
+    const token = Buffer.from(this.opts.token, 'utf8');
+    const r = await this.request(
+      { op: Op.Hello, flags: 0, epoch: 0, volume: 0, extent: 0, partition: 0, firstPage: 0, pages: 0, lease: 0, version: 0, members: [] },
+      token,
+    );
+    if (r.h.status !== Status.Ok) {
+      this.close();
+      throw new ConnectionError('EAUTH', `${host}:${port} refused the cluster token (${statusName(r.h.status)})`);
+    }
+  }
+
+  /**
+   * Sends one request (`payload`: pages for Write, token for Hello) and resolves with the
+   * reply, whatever its status.
+   * @throws ConnectionError when the connection is or becomes unusable, or on timeout.
+   */
+  request(h: Omit<RequestHeader, 'id'>, payload?: Buffer): Promise<Reply> {
+    if (this.closed || !this.socket) return Promise.reject(new ConnectionError('ECONNLOST', `connection to ${this.opts.host}:${this.opts.port} is closed`));
+    const id = this.nextId;
+    this.nextId = this.nextId === 0xffffffff ? 1 : this.nextId + 1;
+    const head = encodeRequest({ ...h, id }, payload ? payload.length : 0);
+    const s = this.socket;
+    if (!this.corked) {
+      this.corked = true;
+      s.cork();
+      process.nextTick(() => {
+        this.corked = false;
+        s.uncork();
+      });
+    }
+    s.write(head);
+    if (payload && payload.length) s.write(payload);
+    return new Promise<Reply>((resolve, reject) => {
+      this.pending.set(id, { resolve, reject, deadline: Date.now() + this.timeoutMs });
+    });
+  }
+
+  private onFrame(frame: Buffer): void {
+    const r = decodeReply(frame);
+    const p = this.pending.get(r.h.id);
+    if (!p) return; // timed out earlier
+    this.pending.delete(r.h.id);
+    p.resolve(r);
+  }
+
+  private sweep(): void {
+    const now = Date.now();
+    for (const [id, p] of this.pending) {
+      if (p.deadline <= now) {
+        this.pending.delete(id);
+        p.reject(new ConnectionError('ETIMEDOUT', `request to ${this.opts.host}:${this.opts.port} timed out after ${this.timeoutMs} ms`));
+      }
+    }
+  }
+
+  private fail(e: ConnectionError): void {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.sweeper) clearInterval(this.sweeper);
+    this.socket?.destroy();
+    for (const p of this.pending.values()) p.reject(e);
+    this.pending.clear();
+    this.emit('close', e);
+  }
+
+  /** Closes the connection; pending requests fail with ConnectionError. */
+  close(): void {
+    this.fail(new ConnectionError('ECONNLOST', `connection to ${this.opts.host}:${this.opts.port} closed by us`));
+  }
+}

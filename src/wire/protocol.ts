@@ -1,0 +1,194 @@
+/**
+ * Cairn's binary data-path protocol between initiators and storage nodes (and between
+ * a primary and its replicas). Little-endian, length-prefixed frames, pipelined: many
+ * requests in flight per connection, replies matched by request id, in any order.
+ *
+ * Request (48-byte header, then `members` u32 partition ids, then the payload):
+ *   0  u32 frame length (bytes, whole frame)    4  u8 opcode    5  u8 flags
+ *   6  u16 member count                         8  u32 request id
+ *   12 u32 sender's map epoch                   16 u32 volume id
+ *   20 u32 extent index                         24 u32 target partition (leaf id)
+ *   28 u32 first page (4 KiB) in the extent     32 u32 page count
+ *   36 u32 volume lease generation              40 f64 version (set by the primary)
+ * Reply (24-byte header, then the payload):
+ *   0  u32 frame length   4 u8 opcode   5 u8 0   6 u16 status   8 u32 request id
+ *   12 u32 replier's map epoch   16 u32 aux (e.g. the replier's lease generation)   20 u32 0
+ */
+
+/** Request header size in bytes. */
+export const REQ_HEADER = 48;
+/** Reply header size in bytes. */
+export const REP_HEADER = 24;
+/** Largest frame accepted (bytes): a 1 MiB extent of pages plus headers. */
+export const MAX_FRAME = 2 * 1024 * 1024;
+/** Most members a request may name. */
+export const MAX_MEMBERS = 16;
+/** Bytes in a page, the unit of every data-path request. */
+export const PAGE_SIZE = 4096;
+
+/** Opcodes. */
+export const Op = {
+  /** Authenticate: payload is the cluster token (UTF-8). Must come first on a connection. */
+  Hello: 1,
+  Read: 2,
+  Write: 3,
+  Flush: 4,
+  Trim: 5,
+  Ping: 6,
+} as const;
+/** One of the values of Op. */
+export type OpCode = (typeof Op)[keyof typeof Op];
+
+/** Request flags (bit set). */
+export const Flag = {
+  /** Force unit access: durable on the device before the reply. */
+  Fua: 1,
+  /** Sent by a primary to a replica: apply locally, do not forward. */
+  Replica: 2,
+} as const;
+
+/** Reply statuses. */
+export const Status = {
+  Ok: 0,
+  /** Malformed request or argument out of range. */
+  Invalid: 1,
+  /** Device or replica I/O failed. */
+  Io: 2,
+  /** Partition out of space. */
+  NoSpace: 3,
+  /** Data read back failed its crc32c. */
+  BadChecksum: 4,
+  /** The sender's epoch is older than the node's; aux = the node's epoch. */
+  StaleEpoch: 5,
+  /** The sender's lease generation is older than one the node has seen; aux = that generation. */
+  Fenced: 6,
+  /** This node does not hold the named partition. */
+  NoPartition: 7,
+  /** Not authenticated (no or wrong Hello). */
+  Unauthorized: 8,
+  /** The node is shutting down. */
+  ShuttingDown: 9,
+} as const;
+/** One of the values of Status. */
+export type StatusCode = (typeof Status)[keyof typeof Status];
+
+/** Human-readable name of a status, for error messages. */
+export function statusName(s: number): string {
+  for (const [k, v] of Object.entries(Status)) if (v === s) return k;
+  return `status ${s}`;
+}
+
+/** Decoded request header. `members` are partition leaf ids, primary first. */
+export interface RequestHeader {
+  op: number;
+  flags: number;
+  id: number;
+  epoch: number;
+  volume: number;
+  extent: number;
+  partition: number;
+  firstPage: number;
+  pages: number;
+  lease: number;
+  version: number;
+  members: number[];
+}
+
+/** Decoded reply header. */
+export interface ReplyHeader {
+  op: number;
+  status: number;
+  id: number;
+  epoch: number;
+  aux: number;
+}
+
+/** The allocator key of an extent of a volume: volume × 2^32 + extent (a safe integer). */
+export function extentKey(volume: number, extent: number): number {
+  return volume * 0x100000000 + extent;
+}
+
+/**
+ * Encodes a request frame. `payload` (pages) is returned as a separate buffer so large
+ * writes are not copied: write both to the socket.
+ */
+export function encodeRequest(h: RequestHeader, payloadLength: number): Buffer {
+  const n = h.members.length;
+  const head = Buffer.allocUnsafe(REQ_HEADER + 4 * n);
+  head.writeUInt32LE(REQ_HEADER + 4 * n + payloadLength, 0);
+  head[4] = h.op;
+  head[5] = h.flags;
+  head.writeUInt16LE(n, 6);
+  head.writeUInt32LE(h.id >>> 0, 8);
+  head.writeUInt32LE(h.epoch >>> 0, 12);
+  head.writeUInt32LE(h.volume >>> 0, 16);
+  head.writeUInt32LE(h.extent >>> 0, 20);
+  head.writeUInt32LE(h.partition >>> 0, 24);
+  head.writeUInt32LE(h.firstPage >>> 0, 28);
+  head.writeUInt32LE(h.pages >>> 0, 32);
+  head.writeUInt32LE(h.lease >>> 0, 36);
+  head.writeDoubleLE(h.version, 40);
+  for (let i = 0; i < n; i++) head.writeUInt32LE(h.members[i] >>> 0, REQ_HEADER + 4 * i);
+  return head;
+}
+
+/** Thrown by the decoders on a frame that breaks the protocol; the connection must close. */
+export class ProtocolError extends Error {
+  override name = 'ProtocolError';
+}
+
+/**
+ * Decodes a request frame's header (frame = one whole frame). Returns the header and the
+ * payload view.
+ * @throws ProtocolError on a length or member count that does not fit the frame.
+ */
+export function decodeRequest(frame: Buffer): { h: RequestHeader; payload: Buffer } {
+  if (frame.length < REQ_HEADER) throw new ProtocolError(`request frame of ${frame.length} bytes is shorter than its header`);
+  const n = frame.readUInt16LE(6);
+  if (n > MAX_MEMBERS || REQ_HEADER + 4 * n > frame.length) throw new ProtocolError(`bad member count ${n}`);
+  const members = new Array<number>(n);
+  for (let i = 0; i < n; i++) members[i] = frame.readUInt32LE(REQ_HEADER + 4 * i);
+  return {
+    h: {
+      op: frame[4],
+      flags: frame[5],
+      id: frame.readUInt32LE(8),
+      epoch: frame.readUInt32LE(12),
+      volume: frame.readUInt32LE(16),
+      extent: frame.readUInt32LE(20),
+      partition: frame.readUInt32LE(24),
+      firstPage: frame.readUInt32LE(28),
+      pages: frame.readUInt32LE(32),
+      lease: frame.readUInt32LE(36),
+      version: frame.readDoubleLE(40),
+      members,
+    },
+    payload: frame.subarray(REQ_HEADER + 4 * n),
+  };
+}
+
+/** Encodes a reply header for a payload of `payloadLength` bytes sent right after it. */
+export function encodeReply(op: number, status: number, id: number, epoch: number, aux: number, payloadLength: number): Buffer {
+  const b = Buffer.allocUnsafe(REP_HEADER);
+  b.writeUInt32LE(REP_HEADER + payloadLength, 0);
+  b[4] = op;
+  b[5] = 0;
+  b.writeUInt16LE(status, 6);
+  b.writeUInt32LE(id >>> 0, 8);
+  b.writeUInt32LE(epoch >>> 0, 12);
+  b.writeUInt32LE(aux >>> 0, 16);
+  b.writeUInt32LE(0, 20);
+  return b;
+}
+
+/**
+ * Decodes a reply frame.
+ * @throws ProtocolError when the frame is shorter than a reply header.
+ */
+export function decodeReply(frame: Buffer): { h: ReplyHeader; payload: Buffer } {
+  if (frame.length < REP_HEADER) throw new ProtocolError(`reply frame of ${frame.length} bytes is shorter than its header`);
+  return {
+    h: { op: frame[4], status: frame.readUInt16LE(6), id: frame.readUInt32LE(8), epoch: frame.readUInt32LE(12), aux: frame.readUInt32LE(16) },
+    payload: frame.subarray(REP_HEADER),
+  };
+}
