@@ -46,7 +46,8 @@ export function buildDiscoveryLog(genctr: number, entries: DiscoveryEntry[]): Bu
     b[o] = TRTYPE_TCP;
     b[o + 1] = isIPv6(e.traddr) ? 2 : 1; // ADRFAM: IPv4 / IPv6
     b[o + 2] = e.subtype;
-    b[o + 3] = 0x02; // TREQ: secure channel not required; SQ flow control disable not supported
+    // TREQ (o + 3) = 0: secure channel not specified (hosts read "required"/"not required" as
+    // "TLS available" and would ask for it); SQ flow control cannot be disabled.
     b.writeUInt16LE(e.portId, o + 4);
     b.writeUInt16LE(0xffff, o + 6); // CNTLID: dynamic controller model
     b.writeUInt16LE(ASQSZ, o + 8);

@@ -36,10 +36,10 @@ export function identifyController(ctrl: Controller): Buffer {
   b[262] = ERROR_LOG_ENTRIES - 1; // ELPE
   b.writeUInt16LE(10, 320); // KAS: keep alive granularity 1 s (units of 100 ms)
   if (io) {
-    b[343] = 10; // ANATT, seconds
-    b[344] = 0x5f; // ANACAP: opt, non-opt, inaccessible, persistent loss, change; ANAGRPID fixed
-    b.writeUInt32LE(ANA_GROUP_MAX, 345); // ANAGRPMAX
-    b.writeUInt32LE(ANA_GROUP_MAX, 349); // NANAGRPID
+    b[342] = 10; // ANATT, seconds
+    b[343] = 0x5f; // ANACAP: opt, non-opt, inaccessible, persistent loss, change; ANAGRPID fixed
+    b.writeUInt32LE(ANA_GROUP_MAX, 344); // ANAGRPMAX
+    b.writeUInt32LE(ANA_GROUP_MAX, 348); // NANAGRPID
   }
   b[512] = 0x66; // SQES
   b[513] = 0x44; // CQES

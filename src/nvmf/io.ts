@@ -7,7 +7,7 @@
  * Commands are checked in `prepareIo` before any data moves (namespace, ANA state, LBA range,
  * transfer length) and run in `executeIo` once the host's data (if any) has arrived.
  */
-import { BlockDeviceError } from '../volume/block-device.ts';
+import { BlockDeviceError } from '../volume/index.ts';
 import { IoOpc } from './command.ts';
 import { MAX_TRANSFER, type Controller } from './controller.ts';
 import type { Completion, Request } from './request.ts';
@@ -18,7 +18,7 @@ import { LBA_SIZE, type Namespace } from './subsystem.ts';
 export interface IoContext {
   /** This gateway just took the namespace's write lease through `ctrl`'s port. */
   leaseTaken(ns: Namespace, ctrl: Controller): void;
-  /** The volume reported ESTALE: another gateway holds the lease now. */
+  /** The volume reported EFENCED: another gateway holds the lease now. */
   leaseLost(ns: Namespace, ctrl: Controller): void;
 }
 
@@ -87,7 +87,7 @@ export function prepareIo(req: Request, ctrl: Controller): number {
 
 function fail(e: unknown, write: boolean, ns: Namespace, ctrl: Controller, ctx: IoContext): Completion {
   if (e instanceof BlockDeviceError) {
-    if (e.code === 'ESTALE') ctx.leaseLost(ns, ctrl);
+    if (e.code === 'EFENCED') ctx.leaseLost(ns, ctrl);
     if (e.code === 'EIO' || e.code === 'EBADCRC') ns.counters.mediaErrors++;
     return { status: statusForBlockError(e.code, write) };
   }

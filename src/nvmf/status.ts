@@ -4,7 +4,7 @@
  * bits 7:0 SC, bits 10:8 SCT, bit 14 DNR (NVMe Base 2.0, figure "Completion Queue Entry:
  * Status Field"). `encodeStatus` shifts it left by one for the CQE's DW3[31:16].
  */
-import type { BlockErrorCode } from '../volume/block-device.ts';
+import type { BlockErrorCode } from '../volume/index.ts';
 
 /** Status Code Types (NVMe Base 2.0 "Status Code Type Values"). */
 export const Sct = { GENERIC: 0, COMMAND_SPECIFIC: 1, MEDIA: 2, PATH: 3 } as const;
@@ -109,9 +109,10 @@ export class NvmeStatusError extends Error {
  * Maps a BlockDeviceError code to the NVMe status a host should see.
  *  - EINVAL → Invalid Field in Command; EIO → Write Fault / Unrecovered Read Error (retryable);
  *  - ENOSPC → Capacity Exceeded; EBADCRC → Unrecovered Read Error with DNR (no good copy left);
- *  - ESTALE (write lease taken by another gateway: fenced) → ANA Transition, so a multipath host
- *    retries on another path and re-reads the ANA log;
- *  - ESHUTDOWN → ANA Inaccessible (this path is going away); EROFS → Namespace Is Write Protected.
+ *  - EFENCED (another gateway took the volume's write lease) → ANA Transition, so a multipath
+ *    host retries on another path and re-reads this path's ANA log;
+ *  - ESTALE (cluster map could not be refreshed) → Namespace Not Ready (retryable);
+ *  - ESHUTDOWN → ANA Inaccessible (this path is going away).
  */
 export function statusForBlockError(code: BlockErrorCode, write: boolean): number {
   switch (code) {
@@ -123,12 +124,12 @@ export function statusForBlockError(code: BlockErrorCode, write: boolean): numbe
       return S.CAPACITY_EXCEEDED;
     case 'EBADCRC':
       return status(Sct.MEDIA, 0x81, true);
-    case 'ESTALE':
+    case 'EFENCED':
       return S.ANA_TRANSITION;
+    case 'ESTALE':
+      return S.NS_NOT_READY;
     case 'ESHUTDOWN':
       return S.ANA_INACCESSIBLE;
-    case 'EROFS':
-      return S.NS_WRITE_PROTECTED;
     default:
       return S.INTERNAL_ERROR;
   }

@@ -3,7 +3,7 @@
  * allow-list, paths and ANA groups. NVMe-oF 1.1 §1.5 (subsystem, namespace, controller),
  * §5 (discovery), NVMe Base 2.0 §8.1 (ANA).
  */
-import type { BlockDevice } from '../volume/block-device.ts';
+import type { BlockDevice } from '../volume/index.ts';
 import { ANA_GROUP_MAX, AnaGroups, type AnaState } from './ana.ts';
 import { deriveNguid, deriveSerial, deriveUuid, isValidNqn, DISCOVERY_NQN } from './ids.ts';
 
@@ -15,11 +15,11 @@ export const MAX_NAMESPACES = 128;
 /**
  * The write lease of a volume as a gateway sees it (DESIGN promise 5). The gateway calls
  * `acquire()` before the first I/O it serves for the volume, and again after the device
- * reported ESTALE (another gateway took the lease); acquiring fences the previous holder.
+ * reported EFENCED (another gateway took the lease); acquiring fences the previous holder.
  */
 export interface VolumeLease {
   /** Takes the lease for this gateway. Rejects if the lease cannot be taken now. */
-  acquire(): Promise<void>;
+  acquire(): Promise<unknown>;
 }
 
 /** One namespace of a subsystem. */
@@ -138,18 +138,20 @@ export class Namespace {
    */
   async ensureLease(): Promise<boolean> {
     if (!this.lease || this.leaseHeld) return false;
-    if (!this.acquiring) {
-      this.acquiring = this.lease.acquire().then(
-        () => {
-          this.leaseHeld = true;
-          this.acquiring = undefined;
-        },
-        (e) => {
-          this.acquiring = undefined;
-          throw e;
-        },
-      );
+    if (this.acquiring) {
+      await this.acquiring;
+      return false;
     }
+    this.acquiring = this.lease.acquire().then(
+      () => {
+        this.leaseHeld = true;
+        this.acquiring = undefined;
+      },
+      (e) => {
+        this.acquiring = undefined;
+        throw e;
+      },
+    );
     await this.acquiring;
     return true;
   }

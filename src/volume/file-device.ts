@@ -2,7 +2,7 @@
  * A BlockDevice over one local file (pread/pwrite, fdatasync for Flush and FUA). For tests and
  * single-machine use before the cluster volume; several processes may open the same file and
  * see each other's completed writes (one page cache). Optionally guarded by a FileLease:
- * every operation then fails with ESTALE once another holder took the lease.
+ * every operation then fails with EFENCED once another holder took the lease.
  */
 import { open, type FileHandle } from 'node:fs/promises';
 import { BlockDeviceError, type BlockDevice } from './block-device.ts';
@@ -14,7 +14,7 @@ export interface FileDeviceOptions {
   size?: number;
   /** Natural block size, bytes. Default 4096. */
   blockSize?: number;
-  /** Fence operations with this lease (ESTALE when not held). */
+  /** Fence operations with this lease (EFENCED when not held). */
   lease?: FileLease;
 }
 

@@ -1,6 +1,6 @@
 /**
  * A write lease kept in a small local file: a generation number (u64) and the holder's name.
- * `acquire()` bumps the generation (fencing the previous holder); `check()` fails with ESTALE
+ * `acquire()` bumps the generation (fencing the previous holder); `check()` fails with EFENCED
  * once the file names a newer generation than ours. For tests and single-machine setups where
  * several gateway processes share one FileBlockDevice; the cluster's lease (with generations
  * checked by the storage nodes, DESIGN promise 5) replaces it. Check-then-write is not atomic
@@ -64,11 +64,11 @@ export class FileLease {
     return (await this.readRecord()).gen === this.gen;
   }
 
-  /** Throws BlockDeviceError('ESTALE') unless we hold the lease. */
+  /** Throws BlockDeviceError('EFENCED') unless we hold the lease. */
   async check(): Promise<void> {
-    if (this.gen === undefined) throw new BlockDeviceError('ESTALE', `lease ${this.path} not taken by ${this.holder}`);
+    if (this.gen === undefined) throw new BlockDeviceError('EFENCED', `lease ${this.path} not taken by ${this.holder}`);
     const r = await this.readRecord();
-    if (r.gen !== this.gen) throw new BlockDeviceError('ESTALE', `lease ${this.path} moved to ${r.holder} (generation ${r.gen})`);
+    if (r.gen !== this.gen) throw new BlockDeviceError('EFENCED', `lease ${this.path} moved to ${r.holder} (generation ${r.gen})`);
   }
 
   /** Closes the lease file (does not release the lease). */
