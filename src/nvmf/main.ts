@@ -10,9 +10,12 @@
  *   --port-id N            first port id (default 1)
  *   --advertise ADDR       TRADDR given to hosts in the discovery log (default: the listen host)
  *   --remote ID@ADDR:PORT  another gateway's path of this subsystem, for the discovery log (repeatable)
- *   --nqn NQN              subsystem NQN (default nqn.2024-01.io.cairn:local:<file name>)
+ *   --nqn NQN              subsystem NQN (default: the cluster volume's NQN, or
+ *                          nqn.2024-01.io.cairn:local:<file name>)
  *   --file PATH            backing file (created sparse); --size BYTES|nGiB|nMiB to create/extend it
  *   --lease-file PATH      write lease shared by the gateways of this volume (takeover on first I/O)
+ *   --data-dir DIR --volume NAME   serve a volume of the running local cluster in DIR instead;
+ *                          the gateway takes the volume's write lease on its first I/O
  *   --name NAME            this gateway's name in the lease file (default gw<port id>)
  *   --allow-host NQN       allowed host NQN (repeatable; default: any host)
  *   --ana STATE            initial ANA state of this gateway's ports (default optimized)
@@ -26,9 +29,10 @@
 import { basename } from 'node:path';
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
-import { FileBlockDevice, FileLease } from '../volume/index.ts';
+import { FileBlockDevice, FileLease, type BlockDevice } from '../volume/index.ts';
 import { ANA_STATES, type AnaState } from './ana.ts';
-import type { PathConfig } from './subsystem.ts';
+import { ClusterLeasedVolume } from './cluster-volume.ts';
+import type { NamespaceConfig, PathConfig } from './subsystem.ts';
 import { NvmfTarget } from './target.ts';
 
 /** Parses "1GiB", "512MiB", "4096" into bytes. Throws on anything else. */
@@ -54,6 +58,8 @@ async function main(): Promise<void> {
       remote: { type: 'string', multiple: true },
       nqn: { type: 'string' },
       file: { type: 'string' },
+      'data-dir': { type: 'string' },
+      volume: { type: 'string', default: 'vol0' },
       size: { type: 'string' },
       'lease-file': { type: 'string' },
       name: { type: 'string' },
@@ -65,14 +71,32 @@ async function main(): Promise<void> {
     },
     strict: true,
   });
-  if (!v.file) throw new Error('--file is required');
+  if (!v.file === !v['data-dir']) throw new Error('give either --file or --data-dir');
   if (!v.listen?.length) throw new Error('--listen is required');
   if (!ANA_STATES.includes(v.ana as AnaState)) throw new Error(`--ana must be one of ${ANA_STATES.join(', ')}`);
   const firstPort = Number(v['port-id']);
   const log = v.verbose ? (m: string) => process.stderr.write(`[nvmf gw${firstPort}] ${m}\n`) : () => {};
-  const lease = v['lease-file'] ? new FileLease(v['lease-file'], v.name ?? `gw${firstPort}`) : undefined;
-  const device = await FileBlockDevice.open(v.file, { size: v.size ? parseSize(v.size) : undefined, lease });
-  const nqn = v.nqn ?? `nqn.2024-01.io.cairn:local:${basename(v.file).replace(/[^A-Za-z0-9.-]/g, '-')}`;
+  let device: BlockDevice;
+  let ns: NamespaceConfig;
+  let nqn: string;
+  let closeDevice: () => Promise<void>;
+  if (v['data-dir']) {
+    const cv = await ClusterLeasedVolume.open(v['data-dir'], v.volume!);
+    device = cv;
+    ns = { nsid: 1, device, lease: cv.lease };
+    nqn = v.nqn ?? cv.nqn;
+    closeDevice = async () => cv.close();
+  } else {
+    const lease = v['lease-file'] ? new FileLease(v['lease-file'], v.name ?? `gw${firstPort}`) : undefined;
+    const fd = await FileBlockDevice.open(v.file!, { size: v.size ? parseSize(v.size) : undefined, lease });
+    device = fd;
+    ns = { nsid: 1, device, lease, usage: () => fd.allocatedBytes() };
+    nqn = v.nqn ?? `nqn.2024-01.io.cairn:local:${basename(v.file!).replace(/[^A-Za-z0-9.-]/g, '-')}`;
+    closeDevice = async () => {
+      await fd.close();
+      await lease?.close();
+    };
+  }
   const remotePaths: PathConfig[] = (v.remote ?? []).map((r) => {
     const [id, addr] = r.split('@');
     const hp = hostPort(addr);
@@ -85,7 +109,7 @@ async function main(): Promise<void> {
   target.addSubsystem({
     nqn,
     allowHosts: v['allow-host']?.length ? v['allow-host'] : 'any',
-    namespaces: [{ nsid: 1, device, lease, usage: () => device.allocatedBytes() }],
+    namespaces: [ns],
     remotePaths,
     anaState: v.ana as AnaState,
   });
@@ -103,8 +127,7 @@ async function main(): Promise<void> {
     log(`stopping: ${why}`);
     await target.close();
     await device.flush().catch(() => {});
-    await device.close();
-    await lease?.close();
+    await closeDevice();
     process.exit(0);
   };
   process.on('SIGTERM', () => void stop('SIGTERM'));
