@@ -106,22 +106,27 @@ export class ClusterLeasedVolume implements BlockDevice {
     return this.vol;
   }
 
+  /** Reads through the current lease's Volume. @throws BlockDeviceError EFENCED before the lease is taken. */
   read(offset: number, length: number): Promise<Buffer> {
     return this.current().read(offset, length);
   }
 
+  /** Writes through the current lease's Volume. @throws BlockDeviceError EFENCED before the lease is taken. */
   write(offset: number, data: Buffer, fua?: boolean): Promise<void> {
     return this.current().write(offset, data, fua);
   }
 
+  /** Deallocates through the current lease's Volume. */
   trim(offset: number, length: number): Promise<void> {
     return this.current().trim(offset, length);
   }
 
+  /** Zeroes through the current lease's Volume. */
   writeZeroes(offset: number, length: number, fua?: boolean): Promise<void> {
     return this.current().writeZeroes(offset, length, fua);
   }
 
+  /** Flushes; the first flush after a takeover reaches every node. @throws BlockDeviceError EIO. */
   async flush(): Promise<void> {
     const vol = this.current();
     if (this.flushEverywhere) {

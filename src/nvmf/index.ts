@@ -17,5 +17,6 @@ export { ANA_STATES } from './ana.ts';
 export type { PortInfo } from './discovery.ts';
 export { DISCOVERY_NQN, volumeNqn, isValidNqn, deriveNguid, deriveUuid, uuidString } from './ids.ts';
 export { MAXH2CDATA } from './connection.ts';
+export { ClusterLeasedVolume } from './cluster-volume.ts';
 export { MAX_TRANSFER, MAX_ICD, MQES } from './controller.ts';
 export { S as NvmeStatus, status as nvmeStatus, statusForBlockError } from './status.ts';

@@ -76,6 +76,7 @@ export class FileBlockDevice implements BlockDevice {
     }
   }
 
+  /** Reads `length` bytes at `offset` (holes read as zeros). @throws BlockDeviceError EINVAL, EIO, EFENCED, ESHUTDOWN. */
   async read(offset: number, length: number): Promise<Buffer> {
     await this.check(offset, length);
     return this.io(async () => {
@@ -90,6 +91,7 @@ export class FileBlockDevice implements BlockDevice {
     });
   }
 
+  /** Writes `data` at `offset`; with `fua`, fdatasync before resolving. @throws BlockDeviceError EINVAL, EIO, EFENCED, ESHUTDOWN. */
   async write(offset: number, data: Buffer, fua = false): Promise<void> {
     await this.check(offset, data.length);
     await this.io(async () => {
@@ -102,16 +104,19 @@ export class FileBlockDevice implements BlockDevice {
     });
   }
 
+  /** fdatasync: every completed write is durable. @throws BlockDeviceError EIO, EFENCED, ESHUTDOWN. */
   async flush(): Promise<void> {
     if (this.closed) throw new BlockDeviceError('ESHUTDOWN', 'device closed');
     if (this.lease) await this.lease.check();
     await this.io(() => this.fh.datasync());
   }
 
+  /** Deallocates a range: writes zeros (Node has no hole punching). */
   async trim(offset: number, length: number): Promise<void> {
     await this.writeZeroes(offset, length, false);
   }
 
+  /** Writes zeros over a range, in 1 MiB chunks; with `fua`, fdatasync before resolving. */
   async writeZeroes(offset: number, length: number, fua = false): Promise<void> {
     await this.check(offset, length);
     await this.io(async () => {
