@@ -85,7 +85,8 @@ export default class Up extends Command {
       this.error(`cannot listen for NBD on ${flags.host}:${flags['nbd-port']}: ${(e as Error).message}`, { exit: 1 });
     }
     const nqn = volumeNqn(c.clusterId, record.name);
-    const nvmf = new NvmfTarget({ log: (msg) => process.env.CAIRN_NVMF_DEBUG && this.warn(`nvmf: ${msg}`) });
+    // Controller ids 1-999: gateways started with `cairn export nvmf` use port id × 1000 and up.
+    const nvmf = new NvmfTarget({ cntlidRange: [1, 999], log: (msg) => process.env.CAIRN_NVMF_DEBUG && this.warn(`nvmf: ${msg}`) });
     const paths: PortInfo[] = [];
     if (flags['nvmf-paths'] > 0) {
       nvmf.addSubsystem({

@@ -1,22 +1,21 @@
 /**
- * Gateway process entry: serves one volume over NVMe/TCP. Used by tests (gateways as child
- * processes, one killed to test multipath) and by hand:
+ * Gateway process entry: serves one volume over NVMe/TCP (see gateway.ts). Used by tests
+ * (gateways as child processes, one killed to test multipath) and by hand:
  *
- *   node --import tsx src/nvmf/main.ts --listen 127.0.0.1:4420 --file /tmp/vol.img --size 1GiB \
- *        --nqn nqn.2024-01.io.cairn:local:vol --allow-host nqn.2014-08.org.nvmexpress:uuid:...
+ *   node --import tsx src/nvmf/main.ts --listen 127.0.0.1:4420 --file /tmp/vol.img --size 1GiB
+ *   node --import tsx src/nvmf/main.ts --listen 127.0.0.1:4421 --data-dir .cairn --volume vol0
  *
  * Options:
  *   --listen HOST:PORT     listen address (repeatable; port ids count up from --port-id)
  *   --port-id N            first port id (default 1)
  *   --advertise ADDR       TRADDR given to hosts in the discovery log (default: the listen host)
  *   --remote ID@ADDR:PORT  another gateway's path of this subsystem, for the discovery log (repeatable)
- *   --nqn NQN              subsystem NQN (default: the cluster volume's NQN, or
- *                          nqn.2024-01.io.cairn:local:<file name>)
- *   --file PATH            backing file (created sparse); --size BYTES|nGiB|nMiB to create/extend it
- *   --lease-file PATH      write lease shared by the gateways of this volume (takeover on first I/O)
- *   --data-dir DIR --volume NAME   serve a volume of the running local cluster in DIR instead;
- *                          the gateway takes the volume's write lease on its first I/O
+ *   --data-dir DIR --volume NAME   a volume of the running local cluster in DIR (default vol0);
+ *                          the gateway takes its write lease on its first I/O
+ *   --file PATH            or a local file (created sparse); --size BYTES|nMiB|nGiB to create/extend it
+ *   --lease-file PATH      write lease shared by the file gateways of one volume (takeover on first I/O)
  *   --name NAME            this gateway's name in the lease file (default gw<port id>)
+ *   --nqn NQN              subsystem NQN (default: the cluster volume's, or derived from the file name)
  *   --allow-host NQN       allowed host NQN (repeatable; default: any host)
  *   --ana STATE            initial ANA state of this gateway's ports (default optimized)
  *   --cntlid-min N --cntlid-max N   controller id range (disjoint per gateway of a subsystem)
@@ -26,27 +25,16 @@
  * On stdin it accepts JSON lines: {"ana":"non-optimized","portId":1} changes ANA state (with
  * the ANA change event); {"exit":true} stops. SIGTERM/SIGINT stop it (flushing the volume).
  */
-import { basename } from 'node:path';
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
-import { FileBlockDevice, FileLease, type BlockDevice } from '../volume/index.ts';
 import { ANA_STATES, type AnaState } from './ana.ts';
-import { ClusterLeasedVolume } from './cluster-volume.ts';
-import type { NamespaceConfig, PathConfig } from './subsystem.ts';
-import { NvmfTarget } from './target.ts';
+import { parseHostPort, parseRemotePath, startGateway, type GatewaySource } from './gateway.ts';
 
-/** Parses "1GiB", "512MiB", "4096" into bytes. Throws on anything else. */
 function parseSize(s: string): number {
   const m = /^(\d+)\s*(k|kib|m|mib|g|gib|t|tib)?$/i.exec(s.trim());
   if (!m) throw new Error(`not a size: ${s}`);
   const mult: Record<string, number> = { k: 2 ** 10, kib: 2 ** 10, m: 2 ** 20, mib: 2 ** 20, g: 2 ** 30, gib: 2 ** 30, t: 2 ** 40, tib: 2 ** 40 };
   return Number(m[1]) * (m[2] ? mult[m[2].toLowerCase()] : 1);
-}
-
-function hostPort(s: string): { host: string; port: number } {
-  const i = s.lastIndexOf(':');
-  if (i < 0) throw new Error(`expected HOST:PORT, got ${s}`);
-  return { host: s.slice(0, i).replace(/^\[|\]$/g, ''), port: Number(s.slice(i + 1)) };
 }
 
 async function main(): Promise<void> {
@@ -58,9 +46,9 @@ async function main(): Promise<void> {
       remote: { type: 'string', multiple: true },
       nqn: { type: 'string' },
       file: { type: 'string' },
+      size: { type: 'string' },
       'data-dir': { type: 'string' },
       volume: { type: 'string', default: 'vol0' },
-      size: { type: 'string' },
       'lease-file': { type: 'string' },
       name: { type: 'string' },
       'allow-host': { type: 'string', multiple: true },
@@ -74,71 +62,40 @@ async function main(): Promise<void> {
   if (!v.file === !v['data-dir']) throw new Error('give either --file or --data-dir');
   if (!v.listen?.length) throw new Error('--listen is required');
   if (!ANA_STATES.includes(v.ana as AnaState)) throw new Error(`--ana must be one of ${ANA_STATES.join(', ')}`);
-  const firstPort = Number(v['port-id']);
-  const log = v.verbose ? (m: string) => process.stderr.write(`[nvmf gw${firstPort}] ${m}\n`) : () => {};
-  let device: BlockDevice;
-  let ns: NamespaceConfig;
-  let nqn: string;
-  let closeDevice: () => Promise<void>;
-  if (v['data-dir']) {
-    const cv = await ClusterLeasedVolume.open(v['data-dir'], v.volume!);
-    device = cv;
-    ns = { nsid: 1, device, lease: cv.lease };
-    nqn = v.nqn ?? cv.nqn;
-    closeDevice = async () => cv.close();
-  } else {
-    const lease = v['lease-file'] ? new FileLease(v['lease-file'], v.name ?? `gw${firstPort}`) : undefined;
-    const fd = await FileBlockDevice.open(v.file!, { size: v.size ? parseSize(v.size) : undefined, lease });
-    device = fd;
-    ns = { nsid: 1, device, lease, usage: () => fd.allocatedBytes() };
-    nqn = v.nqn ?? `nqn.2024-01.io.cairn:local:${basename(v.file!).replace(/[^A-Za-z0-9.-]/g, '-')}`;
-    closeDevice = async () => {
-      await fd.close();
-      await lease?.close();
-    };
-  }
-  const remotePaths: PathConfig[] = (v.remote ?? []).map((r) => {
-    const [id, addr] = r.split('@');
-    const hp = hostPort(addr);
-    return { portId: Number(id), traddr: hp.host, trsvcid: hp.port };
-  });
-  const target = new NvmfTarget({
-    log,
-    cntlidRange: v['cntlid-min'] ? [Number(v['cntlid-min']), Number(v['cntlid-max'] ?? 0xffef)] : undefined,
-  });
-  target.addSubsystem({
-    nqn,
+  const portId = Number(v['port-id']);
+  const source: GatewaySource = v['data-dir']
+    ? { kind: 'cluster', dataDir: v['data-dir'], volume: v.volume! }
+    : { kind: 'file', path: v.file!, size: v.size ? parseSize(v.size) : undefined, leaseFile: v['lease-file'], holder: v.name };
+  const gw = await startGateway({
+    source,
+    listen: v.listen.map(parseHostPort),
+    portId,
+    advertise: v.advertise,
+    remotePaths: (v.remote ?? []).map(parseRemotePath),
+    nqn: v.nqn,
     allowHosts: v['allow-host']?.length ? v['allow-host'] : 'any',
-    namespaces: [ns],
-    remotePaths,
-    anaState: v.ana as AnaState,
+    ana: v.ana as AnaState,
+    cntlidRange: v['cntlid-min'] ? [Number(v['cntlid-min']), Number(v['cntlid-max'] ?? 0xffef)] : undefined,
+    log: v.verbose ? (m) => process.stderr.write(`[nvmf gw${portId}] ${m}\n`) : undefined,
   });
-  const ports = [];
-  for (const [i, l] of v.listen.entries()) {
-    const hp = hostPort(l);
-    ports.push(await target.listen({ portId: firstPort + i, host: hp.host, port: hp.port, traddr: v.advertise }));
-  }
-  process.stdout.write(`${JSON.stringify({ event: 'ready', nqn, pid: process.pid, ports })}\n`);
+  process.stdout.write(`${JSON.stringify({ event: 'ready', nqn: gw.nqn, pid: process.pid, ports: gw.ports })}\n`);
 
   let stopping = false;
-  const stop = async (why: string): Promise<void> => {
+  const stop = async (): Promise<void> => {
     if (stopping) return;
     stopping = true;
-    log(`stopping: ${why}`);
-    await target.close();
-    await device.flush().catch(() => {});
-    await closeDevice();
+    await gw.stop();
     process.exit(0);
   };
-  process.on('SIGTERM', () => void stop('SIGTERM'));
-  process.on('SIGINT', () => void stop('SIGINT'));
+  process.on('SIGTERM', () => void stop());
+  process.on('SIGINT', () => void stop());
   createInterface({ input: process.stdin }).on('line', (line) => {
     try {
       const m = JSON.parse(line) as { ana?: string; portId?: number; exit?: boolean };
-      if (m.exit) return void stop('exit requested');
+      if (m.exit) return void stop();
       if (m.ana) {
         if (!ANA_STATES.includes(m.ana as AnaState)) throw new Error(`bad ANA state ${m.ana}`);
-        target.setAnaState(nqn, m.ana as AnaState, { portId: m.portId });
+        gw.setAna(m.ana as AnaState, m.portId);
         process.stdout.write(`${JSON.stringify({ event: 'ana', state: m.ana, portId: m.portId ?? 'all' })}\n`);
       }
     } catch (e) {

@@ -20,8 +20,8 @@ step "nvme connect (unknown host: must be refused)"
 if nvme connect -t tcp -a "$ADDR" -s "$PORT" -n "$NQN" --hostnqn="$BADNQN" 2>&1; then echo "CONNECT_UNKNOWN accepted"; else echo "CONNECT_UNKNOWN refused"; fi
 dmesg | grep -i "nvme" | grep -i -E "invalid host|connect" | tail -n 3
 
-step "nvme connect"
-nvme connect -t tcp -a "$ADDR" -s "$PORT" -n "$NQN" --hostnqn="$HOSTNQN" --ctrl-loss-tmo=10 --reconnect-delay=1 || fail "connect"
+step "nvme connect (header and data digests on)"
+nvme connect -t tcp -a "$ADDR" -s "$PORT" -n "$NQN" --hostnqn="$HOSTNQN" -g -G --ctrl-loss-tmo=10 --reconnect-delay=1 || fail "connect"
 dev=""
 for _ in $(seq 100); do dev=$(ls /dev/nvme*n1 2>/dev/null | grep -E '^/dev/nvme[0-9]+n1$' | head -1); [ -n "$dev" ] && break; sleep 0.1; done
 [ -n "$dev" ] || fail "no namespace block device"
