@@ -246,18 +246,23 @@ test('controller enable with unsupported queue entry sizes sets CSTS.CFS', async
   h.close();
 });
 
-test('keep-alive timeout ends the association', async (t) => {
+test.serial('keep-alive timeout ends the association', async (t) => {
   const f = await startFixture();
   t.teardown(() => f.close());
-  const s = await openSession(f.port.trsvcid, SUBNQN, HOSTNQN, { kato: 1000 });
+  // KATO 2 s: the association ends after 2 × KATO without a command (margin for a busy host).
+  const s = await openSession(f.port.trsvcid, SUBNQN, HOSTNQN, { kato: 2000 });
   t.is(f.target.liveControllers().length, 1);
-  // Keep Alive keeps it up...
-  for (let i = 0; i < 6; i++) {
-    await new Promise((r) => setTimeout(r, 400));
+  // Keep Alive keeps it up well past the expiry window...
+  const t0 = Date.now();
+  while (Date.now() - t0 < 6000) {
+    await new Promise((r) => setTimeout(r, 500));
     t.is((await s.admin.adminIn(0x18, 0)).cqe.status, 0);
   }
-  // ...silence ends it (after 2 × KATO).
+  t.is(f.target.liveControllers().length, 1);
+  // ...silence ends it.
+  const quiet = Date.now();
   await Promise.all([s.admin.closed, s.io.closed]);
+  t.true(Date.now() - quiet >= 2000, 'not before KATO');
   t.is(f.target.liveControllers().length, 0);
   t.true(f.logs.some((l) => /keep-alive timeout/.test(l)));
 });

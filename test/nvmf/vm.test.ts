@@ -8,6 +8,8 @@
  *     and the surviving gateway that took the write lease reports itself optimized;
  *  3. an unknown host NQN is refused at Connect (and sees nothing in discovery).
  * Skipped only when the VM tooling is absent (CAIRN_REQUIRE_VM=1 makes that a failure).
+ * CAIRN_SLOW=1 (npm run test:nvmf-slow) verifies 256 MiB instead of 16 and runs the failover
+ * fio job for 60 s instead of 14.
  */
 import test from 'ava';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -21,6 +23,7 @@ import { GUEST_HOST, VM_SCRIPTS, runGuest, startGateway, vmMissing, type Gateway
 const VM_HOSTNQN = 'nqn.2014-08.org.nvmexpress:uuid:5c0e9a3e-1b7a-4d2c-9f00-00000000c0de';
 const UNKNOWN_HOSTNQN = 'nqn.2014-08.org.nvmexpress:uuid:5c0e9a3e-1b7a-4d2c-9f00-0000000bad00';
 const MiB = 1 << 20;
+const SLOW = !!process.env.CAIRN_SLOW;
 
 const missing = vmMissing();
 if (missing && process.env.CAIRN_REQUIRE_VM) throw new Error(`CAIRN_REQUIRE_VM is set but the nvme-vm tooling is missing: ${missing}`);
@@ -32,7 +35,7 @@ function lineWith(out: string, prefix: string): string {
 }
 
 vmTest(`Linux initiator against cairn up: discovery, refused unknown host, id, dd+cmp, fio verify, bytes readable over NBD${note}`, async (t) => {
-  t.timeout(540_000);
+  t.timeout(SLOW ? 1_800_000 : 540_000);
   const { dir, cleanup } = tempDataDir();
   const share = mkdtempSync(join(tmpdir(), 'cairn-vm-share-'));
   const up = await cairnUp(dir, ['--nvmf-allow-host', VM_HOSTNQN]);
@@ -44,7 +47,7 @@ vmTest(`Linux initiator against cairn up: discovery, refused unknown host, id, d
     t.truthy(nqn, out);
     t.is(ports.length, 3, 'three NVMe/TCP paths');
     t.regex(out, /nvme connect -t tcp -a 127\.0\.0\.1 -s \d+ -n nqn\./);
-    const r = await runGuest(join(VM_SCRIPTS, 'single.sh'), [GUEST_HOST, String(ports[0]), nqn!, VM_HOSTNQN, UNKNOWN_HOSTNQN, String(1 << 30), '16'], { share, timeoutS: 480 });
+    const r = await runGuest(join(VM_SCRIPTS, 'single.sh'), [GUEST_HOST, String(ports[0]), nqn!, VM_HOSTNQN, UNKNOWN_HOSTNQN, String(1 << 30), SLOW ? '256' : '16'], { share, timeoutS: SLOW ? 1500 : 480 });
     t.log(r.output.split('\n').filter((l) => /^(===|DISCOVERED|CONNECT_UNKNOWN|ID |dd\+cmp|fio verify|single|FAIL|  (verify|write|read)|run-guest)/.test(l)).join('\n'));
     t.is(r.code, 0, r.output);
     t.is(lineWith(r.output, 'DISCOVERED '), 'DISCOVERED 3', 'discovery lists the three ports');
@@ -75,7 +78,7 @@ vmTest(`Linux initiator against cairn up: discovery, refused unknown host, id, d
 });
 
 vmTest(`multipath: the optimized gateway (a separate process) is killed during fio verify; I/O continues on another path${note}`, async (t) => {
-  t.timeout(540_000);
+  t.timeout(SLOW ? 1_200_000 : 540_000);
   const { dir, cleanup } = tempDataDir();
   const up = await cairnUp(dir, ['--nvmf-paths', '0']);
   const gws: Gateway[] = [];
@@ -97,8 +100,8 @@ vmTest(`multipath: the optimized gateway (a separate process) is killed during f
     t.true(gws.every((g) => g.ready.nqn === nqn), 'every gateway exports the same subsystem');
     let killedAt = 0;
     const started = Date.now();
-    const r = await runGuest(join(VM_SCRIPTS, 'multipath.sh'), [GUEST_HOST, String(ports[0]), nqn, VM_HOSTNQN, '14'], {
-      timeoutS: 480,
+    const r = await runGuest(join(VM_SCRIPTS, 'multipath.sh'), [GUEST_HOST, String(ports[0]), nqn, VM_HOSTNQN, SLOW ? '60' : '14'], {
+      timeoutS: SLOW ? 900 : 480,
       onLine: (l) => {
         if (l.includes('MARK fio-started') && !killedAt) {
           setTimeout(() => {

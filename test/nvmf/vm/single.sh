@@ -9,6 +9,8 @@ SHARE=${NVME_VM_SHARE:?run with --share}
 step() { echo; echo "=== $* ($(cut -d' ' -f1 /proc/uptime)s)"; }
 fail() { echo "FAIL: $*"; dmesg | grep -i nvme | tail -n 20; exit 1; }
 modprobe nvme-tcp
+# digests need the kernel crypto crc32c; the guest cannot autoload it, so load it here
+modprobe crc32c_generic 2>/dev/null; modprobe crc32c-intel 2>/dev/null || true
 
 step "nvme discover (allowed host)"
 nvme discover -t tcp -a "$ADDR" -s "$PORT" --hostnqn="$HOSTNQN" || fail "discover"
