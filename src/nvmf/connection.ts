@@ -188,6 +188,7 @@ export class Connection implements ConnectableQueue {
     this.reader.ddgst = r.ddgst;
     this.reader.rxAlign = 4; // CPDA 0
     this.reader.icDone = true;
+    this.ctx.log(`${this.peer}: connection initialised (header digest ${r.hdgst ? 'on' : 'off'}, data digest ${r.ddgst ? 'on' : 'off'}, HPDA ${r.hpda})`);
   }
 
   private onCapsule(p: ReceivedPdu): void {
