@@ -62,6 +62,7 @@ export class Connection implements ConnectableQueue {
   private readonly r2t = new Map<number, R2tState>();
   private nextTtag = 0;
   private closing = false;
+  private corked = false;
   private closed = false;
   private readonly reader: PduReader;
   private icTimer: NodeJS.Timeout | undefined;
@@ -137,16 +138,25 @@ export class Connection implements ConnectableQueue {
     this.close(`fatal: ${e.message}`);
   }
 
+  /**
+   * Queues PDUs for the socket. Everything written in one turn of the event loop goes out in
+   * one writev (cork now, uncork in the check phase): many completions per system call.
+   */
   private write(bufs: Buffer[]): void {
     if (this.closing || this.socket.destroyed) return;
-    if (bufs.length === 1) this.socket.write(bufs[0]);
-    else {
+    if (!this.corked) {
+      this.corked = true;
       this.socket.cork();
-      for (const b of bufs) this.socket.write(b);
-      this.socket.uncork();
+      setImmediate(this.uncork);
     }
+    for (const b of bufs) this.socket.write(b);
     if (this.socket.writableLength > TX_HIGH_WATER) this.socket.pause();
   }
+
+  private readonly uncork = (): void => {
+    this.corked = false;
+    if (!this.socket.destroyed) this.socket.uncork();
+  };
 
   private onHeader(ch: CommonHeader, header: Buffer, dataLength: number): DataTarget | undefined {
     if (ch.type !== PduType.H2CData) return undefined;
