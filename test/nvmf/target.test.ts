@@ -45,6 +45,10 @@ test('connect, properties, enable; identify controller and namespace', async (t)
   t.is(id[525] & 1, 1, 'volatile write cache present');
   t.is(id.readUInt32LE(1792), (64 + 16384) / 16, 'IOCCSZ');
   t.is(id[111], 1, 'I/O controller');
+  t.is(id[343], 0x5f, 'ANACAP');
+  t.is(id.readUInt32LE(344), 128, 'ANAGRPMAX');
+  t.is(id.readUInt32LE(348), 128, 'NANAGRPID (hosts size the ANA log page from it)');
+  t.is(id.readUInt16LE(514), 128, 'MAXCMD');
   const ns = (await admin.identify(0, 1)).data!;
   t.is(Number(ns.readBigUInt64LE(0)), (16 << 20) / 4096, 'NSZE');
   t.is((ns.readUInt32LE(128) >> 16) & 0xff, 12, '4 KiB LBA');
