@@ -110,6 +110,9 @@ export class Connection implements ConnectableQueue {
     this.closing = true;
     this.ctx.log(`${this.peer} qid ${this.qid}: closing: ${reason}`);
     this.reader.kill();
+    // An I/O queue id is free again at once (a host may reconnect it before our socket closes).
+    const ctrl = this.controller;
+    if (ctrl && this.qid > 0 && ctrl.queues.get(this.qid) === this) ctrl.queues.delete(this.qid);
     this.socket.end();
     setTimeout(() => this.socket.destroy(), 2000).unref();
   }

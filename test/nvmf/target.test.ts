@@ -112,10 +112,11 @@ test('writes (R2T and in-capsule) read back, land in the file, and Compare/Write
   s.close();
 });
 
-test('header and data digests; H2CData split in several PDUs; many commands in flight', async (t) => {
+test('header and data digests; HPDA-aligned C2HData; H2CData split in several PDUs; many commands in flight', async (t) => {
   const f = await startFixture();
   t.teardown(() => f.close());
-  const s = await openSession(f.port.trsvcid, SUBNQN, HOSTNQN, { hdgst: true, ddgst: true, h2cChunk: 12288 });
+  // HPDA 7: C2HData payloads must start at a multiple of 32 bytes (the client's reader checks PDO).
+  const s = await openSession(f.port.trsvcid, SUBNQN, HOSTNQN, { hdgst: true, ddgst: true, hpda: 7, h2cChunk: 12288 });
   t.true(s.io.icresp.hdgst && s.io.icresp.ddgst);
   const blocks = Array.from({ length: 64 }, () => randomBytes(64 * 1024));
   const w = await Promise.all(blocks.map((d, i) => s.io.write(1, i * 16, d)));
@@ -237,6 +238,23 @@ test('shutdown handshake flushes and reports SHST complete; CC.EN=0 resets', asy
   t.is(Number((await s.admin.propGet(0x1c)).value) & 1, 0, 'RDY cleared');
   await s.io.closed;
   t.pass();
+  s.close();
+});
+
+test('Disconnect ends an I/O queue; it is not for the admin queue', async (t) => {
+  const f = await startFixture();
+  t.teardown(() => f.close());
+  const s = await openSession(f.port.trsvcid, SUBNQN, HOSTNQN);
+  const disconnect = (h: TestHost) => h.submit(buildSqe({ opcode: 0x7f, fctype: 0x08, cid: h.cid() }));
+  t.is((await disconnect(s.admin)).cqe.status, S.INVALID_QUEUE_TYPE);
+  t.is((await disconnect(s.io)).cqe.status, 0);
+  await s.io.closed;
+  t.is(f.target.liveControllers()[0].queues.has(1), false, 'queue 1 is gone');
+  // The controller lives on: queue 1 can be connected again.
+  const q = await TestHost.open(f.port.trsvcid);
+  t.is((await q.connect(SUBNQN, HOSTNQN, { qid: 1, cntlid: s.cntlid })).status, 0);
+  t.is((await q.write(1, 0, randomBytes(4096))).status, 0);
+  q.close();
   s.close();
 });
 
