@@ -7,8 +7,8 @@
  * report): the generation is taken by a locked read-modify-write of cluster.json (as
  * LocalCluster.attach does), the storage nodes learn it from the first request that carries
  * it (so an old holder is fenced node by node, as its requests reach nodes the new holder has
- * already used), and the first Flush after a takeover goes to every node, since the previous
- * holder's unflushed writes may be anywhere.
+ * already used), and the first Flush after a takeover goes to every reachable node, since the
+ * previous holder's unflushed writes may be anywhere.
  */
 import { open, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -130,14 +130,17 @@ export class ClusterLeasedVolume implements BlockDevice {
   async flush(): Promise<void> {
     const vol = this.current();
     if (this.flushEverywhere) {
+      // Unreachable nodes are skipped: their copies are lost or stale either way, and the
+      // previous holder's acknowledged writes are also on the members that answer.
       const nodes = this.view.config.nodes.map((n) => n.id);
       await Promise.all(
         nodes.map(async (id) => {
-          const c = await this.pool.get(id).catch((e: Error) => {
-            throw new BlockDeviceError('EIO', `flush after takeover: node ${id}: ${e.message}`);
-          });
-          const r = await c.request({ op: Op.Flush, flags: 0, epoch: this.view.epoch, volume: 0, extent: 0, partition: 0, firstPage: 0, pages: 0, lease: this.generation, version: 0, members: [] });
-          if (r.h.status !== Status.Ok) throw new BlockDeviceError('EIO', `flush after takeover: node ${id}: status ${r.h.status}`);
+          const c = await this.pool.get(id).catch(() => undefined);
+          if (!c) return;
+          const r = await c
+            .request({ op: Op.Flush, flags: 0, epoch: this.view.epoch, volume: 0, extent: 0, partition: 0, firstPage: 0, pages: 0, lease: this.generation, version: 0, members: [] })
+            .catch(() => undefined);
+          if (r && r.h.status !== Status.Ok) throw new BlockDeviceError('EIO', `flush after takeover: node ${id}: status ${r.h.status}`);
         }),
       );
       this.flushEverywhere = false;
