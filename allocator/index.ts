@@ -3,6 +3,6 @@
  * Imports nothing else of Cairn's.
  */
 export { Allocator } from './allocator.ts';
-export type { AllocatorOptions, AllocatorStats } from './allocator.ts';
+export type { AllocatorOptions, AllocatorStats, CleanerPolicy } from './allocator.ts';
 export { AllocatorFullError, AllocatorStateError, ChecksumError, FormatError } from './errors.ts';
 export { PAGE } from './layout.ts';

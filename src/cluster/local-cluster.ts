@@ -86,7 +86,8 @@ export class LocalCluster {
     const node = this.config.nodes.find((n) => n.id === id);
     if (!node) throw new NodeStartError(`node ${id} is not in the cluster`);
     const child = fork(NODE_MAIN, ['--data-dir', this.dataDir, '--node', String(id)], {
-      execArgv: ['--import', 'tsx'],
+      // CAIRN_NODE_EXEC_ARGV adds Node flags to node processes, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof".
+      execArgv: ['--import', 'tsx', ...(process.env.CAIRN_NODE_EXEC_ARGV?.split(/\s+/).filter(Boolean) ?? [])],
       stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
       // Own process group: a terminal's Ctrl-C reaches only the parent, which drains
       // clients before stopping nodes. Nodes still stop when the parent's IPC link drops.

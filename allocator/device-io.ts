@@ -1,0 +1,61 @@
+/**
+ * Thin promise wrappers over positioned file I/O on a raw fd (fs.read / fs.writev /
+ * fs.fdatasync with callbacks: cheaper per call than FileHandle). Positions and lengths
+ * are bytes. Short reads past the end of file leave the rest of the buffer untouched;
+ * short writes are completed with further writes.
+ */
+import { read, writev, write, fdatasync } from 'node:fs';
+
+/** Reads up to `length` bytes at `position` into `buf[offset..]`; resolves with bytes read. */
+export function pread(fd: number, buf: Buffer, offset: number, length: number, position: number): Promise<number> {
+  return new Promise((resolve, reject) => {
+    read(fd, buf, offset, length, position, (err, n) => (err ? reject(err) : resolve(n)));
+  });
+}
+
+/** Reads `length` bytes at `position` into `buf[offset..]`, looping over short reads until EOF. */
+export async function preadFully(fd: number, buf: Buffer, offset: number, length: number, position: number): Promise<number> {
+  let done = 0;
+  while (done < length) {
+    const n = await pread(fd, buf, offset + done, length - done, position + done);
+    if (n === 0) break;
+    done += n;
+  }
+  return done;
+}
+
+function pwritev1(fd: number, bufs: Buffer[], position: number): Promise<number> {
+  return new Promise((resolve, reject) => {
+    writev(fd, bufs, position, (err, n) => (err ? reject(err) : resolve(n)));
+  });
+}
+
+function pwrite1(fd: number, buf: Buffer, position: number): Promise<number> {
+  return new Promise((resolve, reject) => {
+    write(fd, buf, 0, buf.length, position, (err, n) => (err ? reject(err) : resolve(n)));
+  });
+}
+
+/** IOV_MAX on Linux. */
+const IOV_MAX = 1024;
+
+/** Writes all of `bufs` back to back starting at `position` (pwritev, ≤ 1024 buffers per call). */
+export async function pwritevFully(fd: number, bufs: Buffer[], position: number): Promise<void> {
+  for (let i = 0; i < bufs.length; i += IOV_MAX) {
+    const part = bufs.length <= IOV_MAX ? bufs : bufs.slice(i, i + IOV_MAX);
+    let total = 0;
+    for (const b of part) total += b.length;
+    const n = await pwritev1(fd, part, position);
+    if (n < total) {
+      const rest = Buffer.concat(part).subarray(n);
+      let off = 0;
+      while (off < rest.length) off += await pwrite1(fd, rest.subarray(off), position + n + off);
+    }
+    position += total;
+  }
+}
+
+/** fdatasync(2). */
+export function datasync(fd: number): Promise<void> {
+  return new Promise((resolve, reject) => fdatasync(fd, (err) => (err ? reject(err) : resolve())));
+}
