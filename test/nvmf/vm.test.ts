@@ -8,7 +8,7 @@
  *     and the surviving gateway that took the write lease reports itself optimized;
  *  3. an unknown host NQN is refused at Connect (and sees nothing in discovery).
  * Skipped only when the VM tooling is absent (CAIRN_REQUIRE_VM=1 makes that a failure).
- * CAIRN_SLOW=1 (npm run test:nvmf-slow) verifies 256 MiB instead of 16 and runs the failover
+ * CAIRN_SLOW=1 (npm run test:nvmf-slow, or test:slow) verifies 256 MiB instead of 16 and runs the failover
  * fio job for 60 s instead of 14.
  */
 import test from 'ava';
