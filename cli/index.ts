@@ -2,6 +2,7 @@
  * The oclif command table (explicit strategy): command id -> class. Topic commands use
  * a space separator on the command line ("cairn map show") and ":" here.
  */
+import ExportNvmf from './commands/export/nvmf.ts';
 import Up from './commands/up.ts';
 import MapShow from './commands/map/show.ts';
 import MapHistory from './commands/map/history.ts';
@@ -19,4 +20,5 @@ export const COMMANDS = {
   'node:out': NodeOut,
   'node:in': NodeIn,
   'node:reweight': NodeReweight,
+  'export:nvmf': ExportNvmf,
 };
