@@ -30,7 +30,7 @@ function client(node: number, token = cluster.config.token): WireClient {
 }
 
 function baseReq(over: Partial<RequestHeader>): Omit<RequestHeader, 'id'> {
-  return { op: Op.Read, flags: 0, epoch: cluster.config.map.epoch, volume: 1, extent: 0, partition: 0, firstPage: 0, pages: 1, lease: 1, version: 0, members: [], ...over };
+  return { op: Op.Read, flags: 0, epoch: cluster.view.epoch, volume: 1, extent: 0, partition: 0, firstPage: 0, pages: 1, lease: 1, version: 0, members: [], ...over };
 }
 
 test('a wrong cluster token is refused', async (t) => {
@@ -67,7 +67,7 @@ test('stale epoch, unknown partition, bad page range and fenced lease get typed 
   await c.connect();
   let r = await c.request(req({ epoch: 0, partition: members[0] }));
   t.is(r.h.status, Status.StaleEpoch);
-  t.is(r.h.aux, cluster.config.map.epoch, 'the reply names the node\'s epoch');
+  t.is(r.h.aux, r.h.epoch, 'the reply names the node\'s epoch');
   r = await c.request(req({ partition: 999999 }));
   t.is(r.h.status, Status.NoPartition);
   r = await c.request(req({ partition: members[0], pages: 0 }));
