@@ -9,6 +9,8 @@
  *   GET  /v1/map/history  every epoch: {epoch, checksum, createdAt, change}[]
  *   GET  /v1/nodes        per node: address, up/down, in/out, weight, capacity, usage
  *   POST /v1/map/changes  an OperatorChange ({type: 'out'|'in'|'reweight'|...}) -> SubmitResult
+ *   POST /v1/volumes/:id/lease   grants the volume's next write-lease generation -> {volume, generation}
+ *   GET  /v1/leases       the last generation granted per volume -> {leases: {id: generation}}
  * Errors: {error: message} with 400 (bad body), 401 (no or wrong token), 404, 409 (change
  * does not apply), 503 (authority unreachable).
  */
@@ -98,6 +100,17 @@ export async function startManagementApi(opts: ManagementApiOptions): Promise<{ 
       if (e instanceof ChangeError) return reply.code(409).send({ error: e.message });
       throw e;
     }
+  });
+
+  app.post('/v1/volumes/:id/lease', async (req, reply) => {
+    const id = Number((req.params as { id: string }).id);
+    if (!Number.isInteger(id) || id < 1 || id > 0xffffffff) return reply.code(400).send({ error: `bad volume id '${(req.params as { id: string }).id}'` });
+    if (!opts.authority) return forward(req, reply);
+    return { volume: id, generation: await opts.authority.acquireLease(id) };
+  });
+  app.get('/v1/leases', async (req, reply) => {
+    if (!opts.authority) return forward(req, reply);
+    return { leases: opts.authority.leases() };
   });
 
   await app.listen({ host: opts.host, port: opts.port });

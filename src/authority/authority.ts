@@ -5,6 +5,7 @@
  * the membership monitor) can implement the same interface later.
  */
 import type { MapChange, SignedMap } from '../clustermap/index.ts';
+import type { LeaseGenerations } from './leases.ts';
 
 /** What submit() did. */
 export interface SubmitResult {
@@ -37,6 +38,14 @@ export interface MapAuthority {
   submit(change: MapChange): Promise<SubmitResult>;
   /** Every epoch so far, oldest first. */
   history(): Promise<HistoryEntry[]>;
+  /**
+   * Grants the next write-lease generation of `volume` (DESIGN promise 5), durably: a
+   * generation is never issued twice. The caller then announces it to the storage nodes.
+   * @throws Error when the authority is closed or cannot store the grant.
+   */
+  acquireLease(volume: number): Promise<number>;
+  /** The last generation granted per volume id. */
+  leases(): LeaseGenerations;
   /** Membership input: node `node` was heard from (a heartbeat), at local time `at` (ms). */
   heartbeat(node: number, at: number): void;
   /** Stops timers; waits for a submission in progress. */

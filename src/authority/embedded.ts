@@ -15,6 +15,7 @@ import {
 } from '../clustermap/index.ts';
 import { membershipOf, type ClusterConfig, type Membership } from '../config/index.ts';
 import type { HistoryEntry, MapAuthority, SubmitResult } from './authority.ts';
+import { LeaseLedger, type LeaseGenerations } from './leases.ts';
 
 /** Milliseconds a node not yet heard from after the authority starts has before it is marked down. */
 const START_GRACE_MS = 15000;
@@ -65,7 +66,12 @@ export class EmbeddedAuthority implements MapAuthority {
   private readonly timing: Membership;
   private readonly dir: string;
 
-  private constructor(private readonly opts: EmbeddedAuthorityOptions, private readonly key: KeyObject, latest: SignedMap) {
+  private constructor(
+    private readonly opts: EmbeddedAuthorityOptions,
+    private readonly key: KeyObject,
+    latest: SignedMap,
+    private readonly ledger: LeaseLedger,
+  ) {
     this.latest = latest;
     this.timing = { ...membershipOf(opts.config), ...opts.membership };
     this.dir = join(opts.dataDir, `node${opts.selfNode}`, 'maps');
@@ -93,7 +99,10 @@ export class EmbeddedAuthority implements MapAuthority {
         opts.log.error({ file: f, err: (e as Error).message }, 'stored map does not verify; skipping it');
       }
     }
-    const a = new EmbeddedAuthority(opts, key, latest ?? signMap(initialMap(c), key));
+    // Generations recorded in cluster.json (by versions before the ledger) are a floor.
+    const floor = Object.fromEntries(c.volumes.map((v) => [v.id, v.lease]));
+    const ledger = await LeaseLedger.open(join(opts.dataDir, `node${opts.selfNode}`, 'leases.json'), floor);
+    const a = new EmbeddedAuthority(opts, key, latest ?? signMap(initialMap(c), key), ledger);
     if (!latest) await a.store(a.latest);
     if (a.latest.epoch > 0) opts.onLocalMap(a.latest);
     a.monitor = setInterval(() => a.checkMembership(), Math.max(50, Math.min(250, Math.floor(a.timing.heartbeatMs / 2))));
@@ -105,6 +114,18 @@ export class EmbeddedAuthority implements MapAuthority {
 
   current(): SignedMap {
     return this.latest;
+  }
+
+  acquireLease(volume: number): Promise<number> {
+    if (this.closed) return Promise.reject(new Error('the map authority is closed'));
+    return this.ledger.acquire(volume).then((gen) => {
+      this.opts.log.info({ volume, generation: gen }, 'write lease granted');
+      return gen;
+    });
+  }
+
+  leases(): LeaseGenerations {
+    return this.ledger.all();
   }
 
   private async store(s: SignedMap): Promise<void> {

@@ -4,3 +4,4 @@
  */
 export type { MapAuthority, SubmitResult, HistoryEntry } from './authority.ts';
 export { EmbeddedAuthority, authorityKeyPath, type EmbeddedAuthorityOptions, type AuthorityPublisher, type AuthorityLog } from './embedded.ts';
+export { LeaseLedger, type LeaseGenerations } from './leases.ts';

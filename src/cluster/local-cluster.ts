@@ -11,7 +11,7 @@ import { join, resolve } from 'node:path';
 import { pino, destination, type Logger } from 'pino';
 import { loadConfig, saveConfig, type ClusterConfig } from '../config/index.ts';
 import { ensureBundle } from '../gossip/index.ts';
-import { MapFollower, Volume, type ClusterView } from '../initiator/index.ts';
+import { MapFollower, Volume, takeWriteLease, type ClusterView } from '../initiator/index.ts';
 import { NODE_MAIN } from '../node/index.ts';
 import { ConnectionPool } from '../wire/index.ts';
 import { createClusterConfig, provisionControlPlane, DEFAULT_LAYOUT, type ClusterLayout } from './create.ts';
@@ -212,17 +212,18 @@ export class LocalCluster {
   }
 
   /**
-   * Attaches volume `name` for I/O: takes the next write-lease generation (persisted, so
-   * any earlier attachment is fenced) and returns a Volume on this cluster.
-   * @throws Error when no such volume exists.
+   * Attaches volume `name` for I/O: takes its write lease (the authority grants the next
+   * generation, every node is told, any earlier attachment is fenced) and returns a Volume.
+   * @throws Error when no such volume exists; LeaseError / BlockDeviceError when the lease
+   *         cannot be taken.
    */
   async attach(name: string): Promise<Volume> {
     const record = this.config.volumes.find((v) => v.name === name);
     if (!record) throw new Error(`no volume named '${name}' (have: ${this.config.volumes.map((v) => v.name).join(', ') || 'none'})`);
-    record.lease += 1;
-    await saveConfig(this.dataDir, this.config);
     if (!this.follower) throw new Error('this LocalCluster runs no initiator');
-    return new Volume({ views: this.follower, connections: this.connections, record, lease: record.lease });
+    const volume = new Volume({ views: this.follower, connections: this.connections, record, lease: 0 });
+    await takeWriteLease(volume, record.id, this.follower.current, this.config.token);
+    return volume;
   }
 
   /** Stops every node gracefully (SIGTERM; SIGKILL after `graceMs`, default 20000). */

@@ -9,3 +9,4 @@ export { WriteGate } from './write-gate.ts';
 
 /** Path of the stand-alone initiator control-plane process's entry (follower-main.ts). */
 export const FOLLOWER_MAIN = new URL('./follower-main.ts', import.meta.url).pathname;
+export { grantLease, takeWriteLease, LeaseError } from './lease.ts';

@@ -76,6 +76,8 @@ export class Volume implements BlockDevice {
   private closed = false;
   /** Counters since attachment. */
   readonly counters: VolumeCounters = { staleEpochReplies: 0, refreshes: 0 };
+  /** Write-lease generation carried by every request. */
+  private lease: number;
 
   constructor(private readonly opts: VolumeOptions) {
     this.size = opts.record.sizeBytes;
@@ -83,6 +85,42 @@ export class Volume implements BlockDevice {
     this.id = opts.record.id;
     this.pool = opts.record.pool;
     this.extentPages = opts.record.extentBytes / PAGE_SIZE;
+    this.lease = opts.lease;
+  }
+
+  /** The write-lease generation this attachment's I/O carries. */
+  get leaseGeneration(): number {
+    return this.lease;
+  }
+
+  /**
+   * Switches this attachment to write-lease generation `gen` (granted by the authority) and
+   * announces it to every reachable storage node, which from then on fences every older
+   * generation of the volume. Every node is then marked dirty, so the next flush also covers
+   * writes the previous holder left unflushed anywhere.
+   * @throws BlockDeviceError EFENCED when a node has already seen a newer generation,
+   *         EINVAL when `gen` is older than the current one, EIO when an up node fails.
+   */
+  async adoptLease(gen: number): Promise<void> {
+    if (!Number.isInteger(gen) || gen < this.lease) throw new BlockDeviceError('EINVAL', `lease generation ${gen} is older than ${this.lease}`);
+    this.lease = gen;
+    const view = this.opts.views.current;
+    const nodes = view.map.nodes.map((n) => n.id);
+    for (const n of nodes) this.dirty.add(n);
+    const results = await Promise.allSettled(nodes.map(async (n) => {
+      let r: Reply;
+      try {
+        const c = await this.opts.connections.get(n);
+        r = await c.request({ op: Op.Lease, flags: 0, epoch: view.epoch, volume: this.id, extent: 0, partition: 0, firstPage: 0, pages: 0, lease: gen, version: 0, members: [] });
+      } catch (e) {
+        // A node we cannot reach learns the generation from the authority when it returns.
+        if (e instanceof ConnectionError && !view.isUp(n)) return;
+        throw new BlockDeviceError('EIO', `announcing lease ${gen} to node ${n}: ${(e as Error).message}`);
+      }
+      if (r.h.status !== Status.Ok) throw errorFor(r.h.status, `announcing lease ${gen} of volume ${this.name} to node ${n}`);
+    }));
+    const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed) throw failed.reason;
   }
 
   private check(offset: number, length: number): void {
@@ -122,7 +160,8 @@ export class Volume implements BlockDevice {
   }
 
   private async send(view: ClusterView, member: number, op: number, flags: number, s: Segment, members: number[], payload?: Buffer): Promise<Reply> {
-    const { connections, lease } = this.opts;
+    const { connections } = this.opts;
+    const lease = this.lease;
     const client = await connections.get(view.nodeOf(member));
     return client.request(
       { op, flags, epoch: view.epoch, volume: this.id, extent: s.extent, partition: member, firstPage: s.firstPage, pages: s.pages, lease, version: 0, members },
@@ -293,7 +332,7 @@ export class Volume implements BlockDevice {
     this.dirty.clear();
     const results = await Promise.allSettled(nodes.map(async (n) => {
       const c = await this.opts.connections.get(n);
-      const r = await c.request({ op: Op.Flush, flags: 0, epoch: this.opts.views.current.epoch, volume: this.id, extent: 0, partition: 0, firstPage: 0, pages: 0, lease: this.opts.lease, version: 0, members: [] });
+      const r = await c.request({ op: Op.Flush, flags: 0, epoch: this.opts.views.current.epoch, volume: this.id, extent: 0, partition: 0, firstPage: 0, pages: 0, lease: this.lease, version: 0, members: [] });
       if (r.h.status !== Status.Ok) throw errorFor(r.h.status, `flush on node ${n}`);
     }));
     const failed = results.flatMap((r, i) => (r.status === 'rejected' ? [{ node: nodes[i], reason: r.reason as Error }] : []));

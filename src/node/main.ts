@@ -19,6 +19,7 @@ import { ControlPlane } from '../gossip/index.ts';
 import { EmbeddedAuthority, type MapAuthority } from '../authority/index.ts';
 import { mapNode, type SignedMap } from '../clustermap/index.ts';
 import { NodeServer } from './server.ts';
+import { LeaseTable } from './fencing.ts';
 import { NodeStorage } from './storage.ts';
 import { loadLibp2pStack } from '../gossip/libp2p-stack.ts';
 
@@ -63,7 +64,7 @@ const timed = <T>(name: string, p: Promise<T>): Promise<T> => p.then((v) => {
   phases[name] = Math.round(performance.now());
   return v;
 });
-const [storage, control, { startManagementApi }] = await Promise.all([
+const [storage, control, { startManagementApi, ApiClient }] = await Promise.all([
   timed('storage', NodeStorage.open(me, dataDir)).catch((e: Error) => fail(`opening storage: ${e.message}`)),
   timed('gossip', ControlPlane.start({
     config: config!,
@@ -92,11 +93,37 @@ if (config!.authority!.node === nodeId) {
   control.on('heartbeat', (hb: { node: number }) => a.heartbeat(hb.node, Date.now()));
   authority = a;
 }
+/** Asks the authority's API for every granted lease generation, retrying until it answers. */
+async function learnLeases(table: LeaseTable): Promise<void> {
+  for (let attempt = 0; attempt < 60; attempt++) {
+    const a = mapNode(control.keeper.map, config!.authority!.node);
+    if (a?.apiPort) {
+      try {
+        const r = await new ApiClient(`http://${a.host}:${a.apiPort}`, config!.token, 3000).call<{ leases: Record<number, number> }>('GET', '/v1/leases');
+        table.merge(r.leases);
+        log.info({ volumes: Object.keys(r.leases).length }, 'lease generations learned from the authority');
+        return;
+      } catch {
+        // the authority may still be starting
+      }
+    }
+    await new Promise((r) => setTimeout(r, 1000).unref());
+  }
+  log.warn('could not learn lease generations from the authority; fencing from the stored table and requests only');
+}
+
+// The fence table survives restarts; generations granted while this node was away come
+// from the authority (in the background: a node whose authority is down still serves).
+const leases = new LeaseTable(join(dataDir, `node${nodeId}`, 'fences.json'));
+await leases.load();
+if (authority) leases.merge(authority.leases());
+else void learnLeases(leases);
 const server = new NodeServer({
   config: config!,
   nodeId,
   storage,
   log,
+  leases,
   map: {
     epoch: () => control.keeper.epoch,
     ensure: (epoch) => control.fetchMap(epoch, 3000),

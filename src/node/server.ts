@@ -50,6 +50,8 @@ export interface NodeServerOptions {
   log: Logger;
   /** The map view (default: staticMapView(config)). */
   map?: NodeMapView;
+  /** The fence table (default: in memory only). */
+  leases?: LeaseTable;
 }
 
 interface Conn {
@@ -77,7 +79,7 @@ export class NodeServer {
   private server: Server | null = null;
   private readonly conns = new Set<Conn>();
   private readonly clock = new VersionClock();
-  private readonly leases = new LeaseTable();
+  private readonly leases: LeaseTable;
   private readonly peers: ConnectionPool;
   private readonly map: NodeMapView;
   private inflight = 0;
@@ -86,6 +88,7 @@ export class NodeServer {
 
   constructor(private readonly opts: NodeServerOptions) {
     this.map = opts.map ?? staticMapView(opts.config);
+    this.leases = opts.leases ?? new LeaseTable();
     this.peers = new ConnectionPool({ token: opts.config.token, address: (id) => this.map.address(id) });
   }
 
@@ -197,6 +200,12 @@ export class NodeServer {
       case Op.Flush:
         await this.opts.storage.flushDirty();
         return undefined;
+      case Op.Lease: {
+        if (h.volume < 1 || h.lease < 1) throw new StatusError(Status.Invalid, 'a lease announcement names a volume and a generation >= 1');
+        const fence = await this.leases.raise(h.volume, h.lease);
+        if (fence) throw new StatusError(Status.Fenced, `lease generation ${h.lease} of volume ${h.volume} is fenced by ${fence}`, fence);
+        return undefined;
+      }
       case Op.Read: {
         if (h.epoch > this.map.epoch()) await this.catchUp(h);
         this.checkData(h);

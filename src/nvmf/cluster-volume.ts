@@ -1,49 +1,20 @@
 /**
  * A cluster volume for a gateway process that did not start the cluster: opens the local
- * cluster's configuration in a data directory, and serves the volume through an initiator
- * Volume whose write lease the gateway takes (next generation) when it receives I/O.
- *
- * Interim adapter until the initiator offers the lease as a call of its own (see the nvmf
- * report): the generation is taken by a locked read-modify-write of cluster.json (as
- * LocalCluster.attach does), the storage nodes learn it from the first request that carries
- * it (so an old holder is fenced node by node, as its requests reach nodes the new holder has
- * already used), and the first Flush after a takeover goes to every reachable node, since the
- * previous holder's unflushed writes may be anywhere. The gateway is an initiator: it follows
- * the gossiped cluster map (MapFollower), so its I/O is placed and fenced by the current epoch.
+ * cluster's configuration in a data directory and serves the volume through an initiator
+ * Volume whose write lease the gateway takes when it receives I/O (ZBS-style takeover):
+ * the authority grants the next generation and every node is told at once, so the previous
+ * holder is fenced everywhere, and the next flush reaches every node (the previous holder's
+ * unflushed writes may be anywhere). The gateway follows the gossiped map (MapFollower), so
+ * its I/O is placed and epoch-fenced like any initiator's.
  */
-import { open, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pino, destination } from 'pino';
-import { CONFIG_FILE, loadConfig, saveConfig, type ClusterConfig } from '../config/index.ts';
-import { MapFollower, Volume } from '../initiator/index.ts';
+import { CONFIG_FILE, loadConfig, type ClusterConfig, type VolumeConfig } from '../config/index.ts';
+import { MapFollower, Volume, takeWriteLease } from '../initiator/index.ts';
 import { BlockDeviceError, type BlockDevice } from '../volume/index.ts';
-import { ConnectionPool, Op, Status } from '../wire/index.ts';
+import { ConnectionPool } from '../wire/index.ts';
 import { volumeNqn } from './ids.ts';
 import type { VolumeLease } from './subsystem.ts';
-
-const LOCK_STALE_MS = 30_000;
-
-async function withLock<T>(path: string, f: () => Promise<T>): Promise<T> {
-  const deadline = Date.now() + 20_000;
-  for (;;) {
-    try {
-      const h = await open(path, 'wx');
-      await h.close();
-      break;
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
-      const st = await stat(path).catch(() => undefined);
-      if (st && Date.now() - st.mtimeMs > LOCK_STALE_MS) await unlink(path).catch(() => {});
-      if (Date.now() > deadline) throw new Error(`timed out waiting for ${path}`);
-      await new Promise((r) => setTimeout(r, 20));
-    }
-  }
-  try {
-    return await f();
-  } finally {
-    await unlink(path).catch(() => {});
-  }
-}
 
 /** A cluster volume whose write lease this process takes on demand; see the module comment. */
 export class ClusterLeasedVolume implements BlockDevice {
@@ -54,8 +25,9 @@ export class ClusterLeasedVolume implements BlockDevice {
   /** The lease hook for the NVMe/TCP namespace. */
   readonly lease: VolumeLease = { acquire: () => this.takeLease() };
   private readonly pool: ConnectionPool;
+  private readonly record: VolumeConfig;
+  private readonly token: string;
   private vol: Volume | undefined;
-  private flushEverywhere = false;
   /** Lease generation held (0 = none yet). */
   generation = 0;
 
@@ -66,6 +38,8 @@ export class ClusterLeasedVolume implements BlockDevice {
     private readonly follower: MapFollower,
   ) {
     const rec = config.volumes.find((v) => v.name === name)!;
+    this.record = rec;
+    this.token = config.token;
     this.size = rec.sizeBytes;
     this.blockSize = 4096;
     this.nqn = volumeNqn(config.clusterId, name);
@@ -86,21 +60,16 @@ export class ClusterLeasedVolume implements BlockDevice {
     return new ClusterLeasedVolume(dataDir, name, config, follower);
   }
 
-  /** Takes the next lease generation and switches I/O to it. */
+  /**
+   * Takes the volume's write lease (next generation from the authority, announced to every
+   * node) and serves I/O under it. Returns the generation.
+   * @throws LeaseError / BlockDeviceError when the lease cannot be taken.
+   */
   async takeLease(): Promise<number> {
-    const { config, gen } = await withLock(join(this.dataDir, `${CONFIG_FILE}.lease-lock`), async () => {
-      const c = await loadConfig(this.dataDir);
-      const rec = c?.volumes.find((v) => v.name === this.name);
-      if (!c || !rec) throw new Error(`volume '${this.name}' is gone from ${this.dataDir}`);
-      rec.lease += 1;
-      await saveConfig(this.dataDir, c);
-      return { config: c, gen: rec.lease };
-    });
-    const old = this.vol;
-    this.vol = new Volume({ views: this.follower, connections: this.pool, record: config.volumes.find((v) => v.name === this.name)!, lease: gen });
-    old?.close();
+    const vol = this.vol ?? new Volume({ views: this.follower, connections: this.pool, record: this.record, lease: 0 });
+    const gen = await takeWriteLease(vol, this.record.id, this.follower.current, this.token);
+    this.vol = vol;
     this.generation = gen;
-    this.flushEverywhere = true;
     return gen;
   }
 
@@ -129,27 +98,9 @@ export class ClusterLeasedVolume implements BlockDevice {
     return this.current().writeZeroes(offset, length, fua);
   }
 
-  /** Flushes; the first flush after a takeover reaches every node. @throws BlockDeviceError EIO. */
-  async flush(): Promise<void> {
-    const vol = this.current();
-    if (this.flushEverywhere) {
-      // Unreachable nodes are skipped: their copies are lost or stale either way, and the
-      // previous holder's acknowledged writes are also on the members that answer.
-      const view = this.follower.current;
-      const nodes = view.map.nodes.map((n) => n.id);
-      await Promise.all(
-        nodes.map(async (id) => {
-          const c = await this.pool.get(id).catch(() => undefined);
-          if (!c) return;
-          const r = await c
-            .request({ op: Op.Flush, flags: 0, epoch: view.epoch, volume: 0, extent: 0, partition: 0, firstPage: 0, pages: 0, lease: this.generation, version: 0, members: [] })
-            .catch(() => undefined);
-          if (r && r.h.status !== Status.Ok) throw new BlockDeviceError('EIO', `flush after takeover: node ${id}: status ${r.h.status}`);
-        }),
-      );
-      this.flushEverywhere = false;
-    }
-    await vol.flush();
+  /** Flushes (after a takeover, on every node). @throws BlockDeviceError EIO. */
+  flush(): Promise<void> {
+    return this.current().flush();
   }
 
   /** Stops I/O, closes the node connections and leaves the gossip. */
