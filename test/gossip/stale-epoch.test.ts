@@ -29,14 +29,14 @@ test('I/O against a stale epoch is refused with StaleEpoch, then succeeds after 
   const pools: ConnectionPool[] = [];
   try {
     const record = cluster.config.volumes[0];
-    await cluster.attach(record.name); // takes the next lease generation
+    const lease = (await cluster.attach(record.name)).leaseGeneration; // the authority grants the next generation
     const stale = async (): Promise<{ follower: MapFollower; volume: Volume }> => {
       const follower = await MapFollower.start({ config: cluster.config, log: quiet, followMaps: false });
       await follower.refresh(cluster.view.epoch);
       const connections = new ConnectionPool({ token: cluster.config.token, address: (id) => follower.current.address(id) });
       followers.push(follower);
       pools.push(connections);
-      return { follower, volume: new Volume({ views: follower, connections, record, lease: record.lease }) };
+      return { follower, volume: new Volume({ views: follower, connections, record, lease }) };
     };
     const w = await stale();
     const r = await stale();
@@ -58,7 +58,7 @@ test('I/O against a stale epoch is refused with StaleEpoch, then succeeds after 
     const n = view.address(view.nodeOf(members[0]))!;
     const raw = new WireClient({ host: n.host, port: n.port, token: cluster.config.token });
     await raw.connect();
-    const reply = await raw.request({ op: Op.Read, flags: 0, epoch: e0, volume: record.id, extent: 0, partition: members[0], firstPage: 0, pages: 1, lease: record.lease, version: 0, members: [] });
+    const reply = await raw.request({ op: Op.Read, flags: 0, epoch: e0, volume: record.id, extent: 0, partition: members[0], firstPage: 0, pages: 1, lease, version: 0, members: [] });
     raw.close();
     t.is(reply.h.status, Status.StaleEpoch);
     t.is(reply.h.aux, last.epoch, 'StaleEpoch names the node\'s epoch');
