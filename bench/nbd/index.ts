@@ -29,7 +29,7 @@ const log = (s: string): void => void process.stderr.write(`[bench nbd] ${s}\n`)
 const ROOT = resolve(import.meta.dirname, '..', '..');
 
 async function startCairn(dataDir: string, port: number): Promise<() => Promise<void>> {
-  const p = spawn(process.execPath, [join(ROOT, 'bin', 'cairn.js'), 'up', '--data-dir', dataDir, '--nbd-port', String(port)], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const p = spawn(process.execPath, [join(ROOT, 'bin', 'cairn.js'), 'up', '--data-dir', dataDir, '--nbd-port', String(port), '--nvmf-paths', '0'], { stdio: ['ignore', 'pipe', 'inherit'] });
   let out = '';
   await new Promise<void>((res, rej) => {
     p.stdout!.on('data', (d: Buffer) => {

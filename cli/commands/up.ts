@@ -1,16 +1,18 @@
 import { Command, Flags } from '@oclif/core';
 import { resolve } from 'node:path';
-import { DEFAULT_LAYOUT, LocalCluster } from '../../src/cluster/index.ts';
-import { NbdServer } from '../../src/nbd/index.ts';
+import { DEFAULT_LAYOUT } from '../../src/cluster/layout.ts';
+import type { LocalCluster } from '../../src/cluster/index.ts';
+import type { PortInfo } from '../../src/nvmf/index.ts';
 import { formatSize, sizeFlag } from '../lib/size.ts';
 
 /**
  * `cairn up`: starts a local cluster (storage nodes as child processes, file-backed
- * devices in a data directory), attaches its volume and exports it over NBD, prints how to
- * connect, and runs until Ctrl-C, when it drains I/O, flushes and stops every node.
+ * devices in a data directory), attaches its volume and exports it over NBD and NVMe/TCP
+ * (three ANA paths: one optimized, two non-optimized), prints how to connect, and runs until
+ * Ctrl-C, when it drains I/O, flushes and stops every node.
  */
 export default class Up extends Command {
-  static override summary = 'Start a local Cairn cluster and export its volume over NBD.';
+  static override summary = 'Start a local Cairn cluster and export its volume over NBD and NVMe/TCP.';
   static override description =
     'Starts storage nodes as child processes with file-backed (sparse) devices under the data directory, ' +
     'creates or reopens the volume, and serves it over NBD until interrupted. Running it again on the same ' +
@@ -32,11 +34,18 @@ export default class Up extends Command {
     'volume-size': sizeFlag({ summary: 'Size of the (thin) volume (new data directory only).', default: DEFAULT_LAYOUT.volumeBytes, defaultHelp: async () => formatSize(DEFAULT_LAYOUT.volumeBytes) }),
     host: Flags.string({ summary: 'Address the NBD server and the nodes listen on.', default: '127.0.0.1' }),
     'nbd-port': Flags.integer({ summary: 'TCP port of the NBD server (0 picks a free one).', default: 10809, min: 0, max: 65535 }),
+    'nvmf-port': Flags.integer({ summary: 'TCP port of the first NVMe/TCP path; the others follow it (0 picks free ports).', default: 4420, min: 0, max: 65535 }),
+    'nvmf-paths': Flags.integer({ summary: 'NVMe/TCP paths (ports) to export the volume on; the first is ANA-optimized. 0 disables NVMe/TCP.', default: 3, min: 0, max: 8 }),
+    'nvmf-allow-host': Flags.string({ summary: 'Host NQN allowed to connect over NVMe/TCP (repeatable; default: any host).', multiple: true }),
     'base-port': Flags.integer({ summary: 'First TCP port of the storage nodes (0 picks free ports; new data directory only).', default: 0, min: 0, max: 65535 }),
   };
 
   async run(): Promise<void> {
     const { flags } = await this.parse(Up);
+    // Loaded here, not at the top: every other command shares this module table.
+    const { LocalCluster } = await import('../../src/cluster/index.ts');
+    const { NbdServer } = await import('../../src/nbd/index.ts');
+    const { NvmfTarget, volumeNqn } = await import('../../src/nvmf/index.ts');
     const dataDir = resolve(flags['data-dir']);
     this.log(`Starting Cairn in ${dataDir} ...`);
     let cluster: LocalCluster;
@@ -62,7 +71,7 @@ export default class Up extends Command {
     const c = cluster.config;
     const devices = c.nodes.reduce((s, n) => s + n.devices.length, 0);
     const raw = c.nodes.reduce((s, n) => s + n.devices.reduce((t, d) => t + d.sizeBytes, 0), 0);
-    this.log(`${cluster.created ? 'Created' : 'Reopened'} cluster ${c.clusterId}: ${c.nodes.length} nodes, ${devices} devices, ${formatSize(raw)} raw, map epoch ${c.map.epoch}`);
+    this.log(`${cluster.created ? 'Created' : 'Reopened'} cluster ${c.clusterId}: ${c.nodes.length} nodes, ${devices} devices, ${formatSize(raw)} raw, map epoch ${cluster.view.epoch} (authority: node ${c.authority?.node})`);
     const record = c.volumes.find((v) => v.name === flags.volume);
     if (!record) {
       await cluster.stop();
@@ -79,9 +88,37 @@ export default class Up extends Command {
       await cluster.stop();
       this.error(`cannot listen for NBD on ${flags.host}:${flags['nbd-port']}: ${(e as Error).message}`, { exit: 1 });
     }
+    const nqn = volumeNqn(c.clusterId, record.name);
+    // Controller ids 1-999: gateways started with `cairn export nvmf` use port id × 1000 and up.
+    const nvmf = new NvmfTarget({ cntlidRange: [1, 999], log: (msg) => process.env.CAIRN_NVMF_DEBUG && this.warn(`nvmf: ${msg}`) });
+    const paths: PortInfo[] = [];
+    if (flags['nvmf-paths'] > 0) {
+      nvmf.addSubsystem({
+        nqn,
+        allowHosts: flags['nvmf-allow-host']?.length ? flags['nvmf-allow-host'] : 'any',
+        model: `Cairn volume ${record.name}`.slice(0, 40),
+        namespaces: [{ nsid: 1, device: volume }],
+        anaStates: Object.fromEntries(Array.from({ length: flags['nvmf-paths'] }, (_, i) => [i + 1, i === 0 ? 'optimized' : 'non-optimized'])),
+      });
+      try {
+        for (let i = 0; i < flags['nvmf-paths']; i++) {
+          const p = flags['nvmf-port'] === 0 ? 0 : flags['nvmf-port'] + i;
+          paths.push(await nvmf.listen({ portId: i + 1, host: flags.host, port: p }));
+        }
+      } catch (e) {
+        await nbd.close();
+        await nvmf.close();
+        await cluster.stop();
+        this.error(`cannot listen for NVMe/TCP on ${flags.host}: ${(e as Error).message}`, { exit: 1 });
+      }
+    }
     const uri = `nbd://${flags.host}:${port}/${record.name}`;
     this.log(`Volume ${record.name}: ${formatSize(record.sizeBytes)}, ${record.thin ? 'thin' : 'thick'}, ${pool.replicas} replicas, write lease generation ${record.lease}`);
     this.log('');
+    if (paths.length) {
+      this.log(`NVMe/TCP export: ${nqn}`);
+      for (const p of paths) this.log(`  NVMe/TCP path ${p.portId}: ${p.traddr}:${p.trsvcid} (ANA ${p.portId === 1 ? 'optimized' : 'non-optimized'})`);
+    }
     this.log(`NBD export: ${uri}`);
     this.log('');
     this.log('Try it:');
@@ -89,6 +126,16 @@ export default class Up extends Command {
     this.log(`  fio --name=try --ioengine=nbd --uri=${uri} --rw=randwrite --bs=4k --iodepth=32 --size=256m --verify=crc32c`);
     this.log(`  qemu-img convert -n -f raw -O raw disk.img ${uri}`);
     this.log(`  nbdcopy disk.img ${uri}     # and back: nbdcopy ${uri} copy.img`);
+    if (paths.length) {
+      const [p0] = paths;
+      this.log(`  nvme discover -t tcp -a ${p0.traddr} -s ${p0.trsvcid}`);
+      this.log(`  nvme connect -t tcp -a ${p0.traddr} -s ${p0.trsvcid} -n ${nqn}`);
+      this.log(`  nvme connect-all -t tcp -a ${p0.traddr} -s ${p0.trsvcid}     # every path, ANA multipath`);
+    }
+    this.log('');
+    const n0 = c.nodes[0];
+    this.log(`Management API: http://${n0.host}:${n0.apiPort} (every node serves one; token in cluster.json). Cluster map and nodes:`);
+    this.log(`  cairn map show --data-dir ${flags['data-dir']}     cairn node list --data-dir ${flags['data-dir']}`);
     this.log('');
     this.log('Press Ctrl-C to stop.');
 
@@ -103,6 +150,7 @@ export default class Up extends Command {
         this.log(`\n${sig}: stopping — draining NBD clients, flushing volume, stopping nodes ...`);
         void (async () => {
           await nbd.close();
+          await nvmf.close();
           await volume.flush().catch((e: Error) => this.warn(`final flush failed: ${e.message}`));
           volume.close();
           await cluster.stop();

@@ -4,58 +4,69 @@
  */
 import { randomBytes, randomUUID } from 'node:crypto';
 import { createServer } from 'node:net';
+import { mkdir, writeFile } from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { buildMap } from '../../placement/index.ts';
+import { authorityKeyPath } from '../authority/index.ts';
+import { generateAuthorityKeys } from '../clustermap/index.ts';
 import type { ClusterConfig } from '../config/index.ts';
-
-/** Layout of a new local cluster. Sizes in bytes. */
-export interface ClusterLayout {
-  nodes: number;
-  devicesPerNode: number;
-  deviceBytes: number;
-  partitionsPerDevice: number;
-  replicas: number;
-  /** Name and size of the volume created with the cluster (none when volumeBytes is 0). */
-  volumeName: string;
-  volumeBytes: number;
-  /** Extent size in bytes (power of two, 4 KiB..1 MiB). */
-  extentBytes: number;
-  /** Host the nodes listen on. */
-  host: string;
-  /** First node port; 0 picks free ports. */
-  basePort: number;
-}
-
-/** Defaults of `cairn up`: 3 nodes × 2 devices of 4 GiB (sparse), a 1 GiB 3-replica thin volume. */
-export const DEFAULT_LAYOUT: ClusterLayout = {
-  nodes: 3,
-  devicesPerNode: 2,
-  deviceBytes: 4 * 2 ** 30,
-  partitionsPerDevice: 4,
-  replicas: 3,
-  volumeName: 'vol0',
-  volumeBytes: 2 ** 30,
-  extentBytes: 2 ** 20,
-  host: '127.0.0.1',
-  basePort: 0,
-};
+import type { ClusterLayout } from './layout.ts';
+export { DEFAULT_LAYOUT, type ClusterLayout } from './layout.ts';
 
 /** Thrown for a layout that cannot work (e.g. more replicas than nodes). */
 export class LayoutError extends Error {
   override name = 'LayoutError';
 }
 
-/** Asks the OS for `n` distinct free TCP ports on `host`. */
+/** Lowest port of the OS's ephemeral range (Linux: /proc/sys/net/ipv4/ip_local_port_range), default 32768. */
+function ephemeralLow(): number {
+  try {
+    const low = Number(readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/)[0]);
+    return Number.isInteger(low) && low > 1024 ? low : 32768;
+  } catch {
+    return 32768;
+  }
+}
+
+function tryListen(port: number, host: string): Promise<ReturnType<typeof createServer> | null> {
+  return new Promise((resolve) => {
+    const s = createServer();
+    s.once('error', () => resolve(null));
+    s.listen(port, host, () => resolve(s));
+  });
+}
+
+/**
+ * Finds `n` distinct free TCP ports on `host` for servers that must keep a fixed port.
+ * They are picked at random below the OS's ephemeral range (between 10000 and its low end),
+ * each checked by binding it: a port handed out for listen(0) or as the local port of an
+ * outgoing connection — both come from the ephemeral range, and a cluster makes many — can
+ * then never take a node's port between this check and the node's start.
+ * Falls back to ports from listen(0) when that range is exhausted.
+ */
 export async function freePorts(n: number, host = '127.0.0.1'): Promise<number[]> {
-  const servers = await Promise.all(
-    Array.from({ length: n }, () => new Promise<ReturnType<typeof createServer>>((resolve, reject) => {
-      const s = createServer();
-      s.once('error', reject);
-      s.listen(0, host, () => resolve(s));
-    })),
-  );
-  const ports = servers.map((s) => (s.address() as { port: number }).port);
-  await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
-  return ports;
+  const low = 10000;
+  const high = ephemeralLow();
+  const held: Array<ReturnType<typeof createServer>> = [];
+  const ports = new Set<number>();
+  for (let tries = 0; ports.size < n && tries < n * 20 && high - low > n * 4; tries++) {
+    const p = low + Math.floor(Math.random() * (high - low));
+    if (ports.has(p)) continue;
+    const s = await tryListen(p, host);
+    if (s) {
+      held.push(s);
+      ports.add(p);
+    }
+  }
+  while (ports.size < n) {
+    const s = await tryListen(0, host);
+    if (!s) throw new Error(`cannot find free ports on ${host}`);
+    held.push(s);
+    ports.add((s.address() as { port: number }).port);
+  }
+  await Promise.all(held.map((s) => new Promise((r) => s.close(r))));
+  return [...ports];
 }
 
 /**
@@ -73,11 +84,14 @@ export async function createClusterConfig(layout: ClusterLayout): Promise<Cluste
     throw new LayoutError('extent size must be a power of two between 4 KiB and 1 MiB');
   }
   if (l.volumeBytes % 4096) throw new LayoutError('volume size must be a multiple of 4 KiB');
-  const ports = l.basePort ? Array.from({ length: l.nodes }, (_, i) => l.basePort + i) : await freePorts(l.nodes, l.host);
+  const ports = l.basePort ? Array.from({ length: 3 * l.nodes }, (_, i) => l.basePort + i) : await freePorts(3 * l.nodes, l.host);
+  if (ports[ports.length - 1] > 65535) throw new LayoutError(`base port ${l.basePort} leaves too few ports for ${l.nodes} nodes (3 each)`);
   const nodes = Array.from({ length: l.nodes }, (_, id) => ({
     id,
     host: l.host,
     port: ports[id],
+    gossipPort: ports[l.nodes + id],
+    apiPort: ports[2 * l.nodes + id],
     devices: Array.from({ length: l.devicesPerNode }, (_, d) => ({
       path: `node${id}/dev${d}.img`,
       sizeBytes: l.deviceBytes,
@@ -95,5 +109,36 @@ export async function createClusterConfig(layout: ClusterLayout): Promise<Cluste
     volumes: l.volumeBytes > 0
       ? [{ id: 1, name: l.volumeName, sizeBytes: l.volumeBytes, pool: 0, extentBytes: l.extentBytes, thin: true, lease: 0 }]
       : [],
+    ...(l.membership ? { membership: l.membership } : {}),
   };
+}
+
+/**
+ * Fills in what the control plane needs and older data directories lack: gossip and API
+ * ports per node, and the map authority (embedded in the lowest node id: a new Ed25519 key
+ * pair, the private key written to `<dataDir>/node<ID>/authority.key` with mode 0600, the
+ * public key into the config). Mutates `config`.
+ * @returns true when it changed something (the caller saves the config).
+ */
+export async function provisionControlPlane(dataDir: string, config: ClusterConfig): Promise<boolean> {
+  let changed = false;
+  const missing = config.nodes.filter((n) => n.gossipPort === undefined || n.apiPort === undefined);
+  if (missing.length) {
+    const ports = await freePorts(2 * missing.length, missing[0].host);
+    missing.forEach((n, i) => {
+      n.gossipPort = ports[2 * i];
+      n.apiPort = ports[2 * i + 1];
+    });
+    changed = true;
+  }
+  if (!config.authority) {
+    const node = Math.min(...config.nodes.map((n) => n.id));
+    const keys = generateAuthorityKeys();
+    const path = authorityKeyPath(dataDir, node);
+    await mkdir(dirname(path), { recursive: true });
+    await writeFile(path, keys.privateKeyPem, { mode: 0o600 });
+    config.authority = { kind: 'embedded', node, publicKey: keys.publicKey };
+    changed = true;
+  }
+  return changed;
 }

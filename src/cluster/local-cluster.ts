@@ -1,16 +1,20 @@
 /**
  * A local cluster: storage nodes as child processes on this machine, with file-backed
- * devices under one data directory. Used by `cairn up` and by the tests. Reopening a data
+ * devices under one data directory, and an initiator in this process that follows the
+ * gossiped map (MapFollower). Used by `cairn up` and by the tests. Reopening a data
  * directory serves the same data (the layout comes from its cluster.json).
  */
 import { fork, type ChildProcess } from 'node:child_process';
+import { EventEmitter } from 'node:events';
 import { mkdir } from 'node:fs/promises';
-import { resolve } from 'node:path';
+import { join, resolve } from 'node:path';
+import { pino, destination, type Logger } from 'pino';
 import { loadConfig, saveConfig, type ClusterConfig } from '../config/index.ts';
-import { ClusterView, Volume } from '../initiator/index.ts';
+import { ensureBundle } from '../gossip/index.ts';
+import { MapFollower, Volume, takeWriteLease, type ClusterView } from '../initiator/index.ts';
 import { NODE_MAIN } from '../node/index.ts';
 import { ConnectionPool } from '../wire/index.ts';
-import { createClusterConfig, DEFAULT_LAYOUT, type ClusterLayout } from './create.ts';
+import { createClusterConfig, provisionControlPlane, DEFAULT_LAYOUT, type ClusterLayout } from './create.ts';
 
 /** Options of LocalCluster.start. */
 export interface LocalClusterOptions {
@@ -21,6 +25,17 @@ export interface LocalClusterOptions {
   startTimeoutMs?: number;
   /** Progress lines ("node 1 ready on ..."). */
   onProgress?: (line: string) => void;
+  /** Run the in-process initiator's map follower (default true). */
+  initiator?: boolean;
+}
+
+/** A node process reported accepting a map epoch (`at`: ms since 1970, sub-ms precision). */
+export interface NodeMapEvent {
+  node: number;
+  epoch: number;
+  at: number;
+  /** Ids of the nodes that map marks down. */
+  down: number[];
 }
 
 /** Thrown when a node process fails to start; carries its stderr. */
@@ -34,11 +49,22 @@ interface NodeProc {
   stderr: string;
 }
 
-/** A running local cluster. */
+/**
+ * A running local cluster. `events` emits 'map' (NodeMapEvent) when a node process accepts
+ * a map epoch.
+ */
 export class LocalCluster {
   private readonly procs = new Map<number, NodeProc>();
   private readonly connections: ConnectionPool;
-  readonly view: ClusterView;
+  /** The in-process initiator's map follower (null when started with initiator: false). */
+  follower: MapFollower | null = null;
+  private log: Logger | null = null;
+  private logDest: ReturnType<typeof destination> | null = null;
+  private followerStarting: Promise<MapFollower> | null = null;
+  /** Node-process events ('map'). */
+  readonly events = new EventEmitter();
+  /** Highest epoch any node reported at start. */
+  private startEpoch = 1;
   private stopped = false;
 
   private constructor(
@@ -48,8 +74,13 @@ export class LocalCluster {
     readonly created: boolean,
     private readonly opts: LocalClusterOptions,
   ) {
-    this.view = new ClusterView(config);
     this.connections = new ConnectionPool({ token: config.token, address: (id) => this.view.address(id) });
+  }
+
+  /** The initiator's current cluster view (newest map it holds). */
+  get view(): ClusterView {
+    if (!this.follower) throw new Error('this LocalCluster runs no initiator');
+    return this.follower.current;
   }
 
   /**
@@ -64,17 +95,44 @@ export class LocalCluster {
     let created = false;
     if (!config) {
       config = await createClusterConfig({ ...DEFAULT_LAYOUT, ...opts.layout });
-      await saveConfig(dataDir, config);
       created = true;
     }
+    if ((await provisionControlPlane(dataDir, config)) || created) await saveConfig(dataDir, config);
     const cluster = new LocalCluster(dataDir, config, created, opts);
+    // Build the libp2p bundle once here rather than in every node process at once.
+    await ensureBundle().catch(() => undefined);
     try {
+      // The initiator's peer starts alongside the nodes; it dials them again once they are up.
+      if (opts.initiator !== false) {
+        cluster.followerStarting = cluster.startFollower();
+        cluster.followerStarting.catch(() => undefined); // awaited below; no unhandled rejection meanwhile
+      }
       await Promise.all(config.nodes.map((n) => cluster.startNode(n.id)));
+      if (cluster.followerStarting) {
+        cluster.follower = await cluster.followerStarting;
+        cluster.follower.control.redial();
+        // Catch up with what the nodes hold before the first I/O (gossip would within a digest period).
+        await cluster.follower.refresh(cluster.startEpoch);
+      }
     } catch (e) {
       await cluster.stop();
       throw e;
     }
     return cluster;
+  }
+
+  private async startFollower(): Promise<MapFollower> {
+    await mkdir(join(this.dataDir, 'logs'), { recursive: true });
+    this.logDest = destination({ dest: join(this.dataDir, 'logs', 'initiator.log'), sync: true });
+    this.log = pino({ base: { initiator: process.pid } }, this.logDest);
+    const f = await MapFollower.start({
+      config: this.config,
+      host: this.config.nodes[0].host,
+      log: this.log,
+      persistPath: join(this.dataDir, 'initiator', 'map.current'),
+    });
+    this.follower = f;
+    return f;
   }
 
   /**
@@ -108,10 +166,13 @@ export class LocalCluster {
     const timeout = this.opts.startTimeoutMs ?? 30000;
     const ready = await new Promise<boolean>((resolveReady) => {
       const t = setTimeout(() => resolveReady(false), timeout);
-      child.on('message', (m: { type?: string }) => {
+      child.on('message', (m: { type?: string; epoch?: number; at?: number; down?: number[] }) => {
         if (m?.type === 'ready') {
           clearTimeout(t);
+          this.startEpoch = Math.max(this.startEpoch, m.epoch ?? 1);
           resolveReady(true);
+        } else if (m?.type === 'map') {
+          this.events.emit('map', { node: id, epoch: m.epoch ?? 0, at: m.at ?? Date.now(), down: m.down ?? [] } satisfies NodeMapEvent);
         }
       });
       void proc.exited.then(() => {
@@ -151,16 +212,18 @@ export class LocalCluster {
   }
 
   /**
-   * Attaches volume `name` for I/O: takes the next write-lease generation (persisted, so
-   * any earlier attachment is fenced) and returns a Volume on this cluster.
-   * @throws Error when no such volume exists.
+   * Attaches volume `name` for I/O: takes its write lease (the authority grants the next
+   * generation, every node is told, any earlier attachment is fenced) and returns a Volume.
+   * @throws Error when no such volume exists; LeaseError / BlockDeviceError when the lease
+   *         cannot be taken.
    */
   async attach(name: string): Promise<Volume> {
     const record = this.config.volumes.find((v) => v.name === name);
     if (!record) throw new Error(`no volume named '${name}' (have: ${this.config.volumes.map((v) => v.name).join(', ') || 'none'})`);
-    record.lease += 1;
-    await saveConfig(this.dataDir, this.config);
-    return new Volume({ view: this.view, connections: this.connections, record, lease: record.lease });
+    if (!this.follower) throw new Error('this LocalCluster runs no initiator');
+    const volume = new Volume({ views: this.follower, connections: this.connections, record, lease: 0 });
+    await takeWriteLease(volume, record.id, this.follower.current, this.config.token);
+    return volume;
   }
 
   /** Stops every node gracefully (SIGTERM; SIGKILL after `graceMs`, default 20000). */
@@ -168,6 +231,10 @@ export class LocalCluster {
     if (this.stopped) return;
     this.stopped = true;
     this.connections.close();
+    await this.followerStarting?.catch(() => undefined);
+    await this.follower?.stop();
+    this.log?.flush();
+    this.logDest?.end();
     await Promise.all([...this.procs.entries()].map(async ([, p]) => {
       p.child.kill('SIGTERM');
       const t = setTimeout(() => p.child.kill('SIGKILL'), graceMs);

@@ -1,7 +1,9 @@
 /**
  * The cluster configuration file (`cluster.json` in a data directory): who the nodes are,
  * their devices, the topology map, pools and volumes. Written by the launcher, read by
- * every node process and initiator. Validated with zod on load.
+ * every node process and initiator. Validated with zod on load. Its `map` is the creation
+ * map (epoch 1); later epochs are signed by the authority and learned by gossip
+ * (src/clustermap, src/gossip).
  */
 import { z } from 'zod';
 import type { TopologyMap } from '../../placement/index.ts';
@@ -20,8 +22,36 @@ export const NodeSchema = z.object({
   id: z.number().int().min(0).max(32767),
   host: z.string().min(1),
   port: z.number().int().min(1).max(65535),
+  /** libp2p (gossip) TCP port. Absent in data directories made before gossip; filled on open. */
+  gossipPort: z.number().int().min(1).max(65535).optional(),
+  /** Management API (HTTP) port. Absent in data directories made before gossip; filled on open. */
+  apiPort: z.number().int().min(1).max(65535).optional(),
   devices: z.array(DeviceSchema).min(1).max(256),
 });
+
+/** Who orders map epochs and how peers check it. */
+export const AuthoritySchema = z.object({
+  /** Kind of authority; 'embedded' runs inside storage node `node`. */
+  kind: z.literal('embedded'),
+  node: z.number().int().min(0).max(32767),
+  /** The authority's Ed25519 public key, base64 SPKI DER; every map must verify with it. */
+  publicKey: z.string().min(1),
+});
+
+/** Membership and gossip timing (milliseconds). */
+export const MembershipSchema = z.object({
+  /** How often each storage node publishes a heartbeat. */
+  heartbeatMs: z.number().int().min(50).max(60000),
+  /** A node whose heartbeats stopped this long is marked down (a new epoch). */
+  downAfterMs: z.number().int().min(100).max(3600000),
+  /** A node down this long is marked out (Ceph's mon_osd_down_out_interval, 600 s). */
+  outAfterMs: z.number().int().min(0).max(30 * 24 * 3600000),
+  /** How often the authority publishes the map digest (epoch, checksum). */
+  digestMs: z.number().int().min(50).max(60000),
+});
+
+/** Defaults of MembershipSchema: heartbeat 1 s, down after 4 s, out after 600 s, digest 1 s. */
+export const DEFAULT_MEMBERSHIP: Membership = { heartbeatMs: 1000, downAfterMs: 4000, outAfterMs: 600000, digestMs: 1000 };
 
 /** A pool: a placement rule and a redundancy scheme (replicas only, for now). */
 export const PoolSchema = z.object({
@@ -56,6 +86,10 @@ export const ClusterConfigSchema = z.object({
   map: z.custom<TopologyMap>((v) => typeof v === 'object' && v !== null),
   pools: z.array(PoolSchema).min(1),
   volumes: z.array(VolumeSchema),
+  /** The map authority. Absent in data directories made before gossip; filled on open. */
+  authority: AuthoritySchema.optional(),
+  /** Membership timing; DEFAULT_MEMBERSHIP when absent. */
+  membership: MembershipSchema.partial().optional(),
 });
 
 /** One device of a node. */
@@ -66,5 +100,14 @@ export type NodeConfig = z.infer<typeof NodeSchema>;
 export type PoolConfig = z.infer<typeof PoolSchema>;
 /** A volume record. */
 export type VolumeConfig = z.infer<typeof VolumeSchema>;
+/** The map authority's record. */
+export type AuthorityConfig = z.infer<typeof AuthoritySchema>;
+/** Membership and gossip timing. */
+export type Membership = z.infer<typeof MembershipSchema>;
 /** The cluster configuration file. */
 export type ClusterConfig = z.infer<typeof ClusterConfigSchema>;
+
+/** The membership timing of `config`: its values over DEFAULT_MEMBERSHIP. */
+export function membershipOf(config: ClusterConfig): Membership {
+  return { ...DEFAULT_MEMBERSHIP, ...config.membership };
+}

@@ -1,9 +1,12 @@
 /**
- * An initiator's view of the cluster at one epoch: the compiled topology map, node
- * addresses and pool rules, with the placement of extents cached per epoch.
+ * An initiator's view of the cluster at one epoch: the cluster map (placement computed on
+ * its weights and in/out only — a down node keeps its extents, see placementTopology),
+ * node addresses and up/down states for routing, and pool rules, with the placement of
+ * extents cached per epoch.
  */
 import { compileMap, decodePartitionLeafId, hashBytes, place, type CompiledMap } from '../../placement/index.ts';
-import type { ClusterConfig, NodeConfig, PoolConfig } from '../config/index.ts';
+import { initialMap, placementTopology, type ClusterMap, type MapNode } from '../clustermap/index.ts';
+import type { ClusterConfig, PoolConfig } from '../config/index.ts';
 import type { NodeAddress } from '../wire/index.ts';
 
 /** Thrown when an extent cannot be placed on enough partitions (too few usable hosts). */
@@ -26,23 +29,32 @@ export function extentPlacementInput(volume: number, extent: number): number {
 /** Cluster map + addresses + pools, immutable for one epoch. */
 export class ClusterView {
   readonly epoch: number;
-  readonly token: string;
   private readonly compiled: CompiledMap;
-  private readonly nodes: Map<number, NodeConfig>;
+  private readonly nodes: Map<number, MapNode>;
   private readonly pools: Map<number, PoolConfig>;
   private readonly cache = new Map<number, Map<number, number[]>>();
 
-  constructor(readonly config: ClusterConfig) {
-    this.epoch = config.map.epoch;
-    this.token = config.token;
-    this.compiled = compileMap(config.map);
-    this.nodes = new Map(config.nodes.map((n) => [n.id, n]));
-    this.pools = new Map(config.pools.map((p) => [p.id, p]));
+  /** A view of `map` with the pools of cluster.json. */
+  constructor(readonly map: ClusterMap, pools: PoolConfig[]) {
+    this.epoch = map.epoch;
+    this.compiled = compileMap(placementTopology(map));
+    this.nodes = new Map(map.nodes.map((n) => [n.id, n]));
+    this.pools = new Map(pools.map((p) => [p.id, p]));
+  }
+
+  /** The view of cluster.json's creation map (epoch 1). */
+  static fromConfig(config: ClusterConfig): ClusterView {
+    return new ClusterView(initialMap(config), config.pools);
   }
 
   /** Address of node `id`, or undefined. */
   address(id: number): NodeAddress | undefined {
     return this.nodes.get(id);
+  }
+
+  /** Whether node `id` is up in this epoch's map (false for an unknown node). */
+  isUp(id: number): boolean {
+    return this.nodes.get(id)?.up ?? false;
   }
 
   /** The pool record `id`. @throws PlacementError for an unknown pool. */
@@ -78,4 +90,20 @@ export class ClusterView {
   nodeOf(leaf: number): number {
     return decodePartitionLeafId(leaf).host;
   }
+}
+
+/** Where a Volume gets its current view, and a newer one when a node says its epoch is stale. */
+export interface ViewSource {
+  /** The view of the newest map held. */
+  readonly current: ClusterView;
+  /**
+   * Obtains a map of epoch >= `epoch` (asking neighbours) and resolves with the view then
+   * current — older than `epoch` when none could be fetched in time.
+   */
+  refresh(epoch: number): Promise<ClusterView>;
+}
+
+/** A ViewSource that never changes (tests, tools without a control plane). */
+export function fixedViews(view: ClusterView): ViewSource {
+  return { current: view, refresh: async () => view };
 }

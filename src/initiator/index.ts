@@ -1,7 +1,12 @@
 /**
  * src/initiator: turns volume I/O into placed requests — cluster view (map, placement
- * cache), the Volume block device, and attaching a volume by name.
+ * cache), the map follower (gossip), the Volume block device.
  */
-export { ClusterView, PlacementError, extentPlacementInput } from './cluster-view.ts';
-export { Volume, type VolumeOptions } from './volume.ts';
+export { ClusterView, PlacementError, extentPlacementInput, fixedViews, type ViewSource } from './cluster-view.ts';
+export { MapFollower, type MapFollowerOptions } from './map-follower.ts';
+export { Volume, type VolumeOptions, type VolumeCounters } from './volume.ts';
 export { WriteGate } from './write-gate.ts';
+
+/** Path of the stand-alone initiator control-plane process's entry (follower-main.ts). */
+export const FOLLOWER_MAIN = new URL('./follower-main.ts', import.meta.url).pathname;
+export { grantLease, takeWriteLease, LeaseError } from './lease.ts';

@@ -2,13 +2,16 @@
  * The initiator's volume: a BlockDevice that splits byte ranges into extents, computes
  * each extent's partition set from the map (no directory), and sends the request to the
  * extent's primary, which replicates it (DESIGN "Data path"). Reads go to the primary and
- * fall back to the other members when it is unreachable or returns a bad checksum.
+ * fall back to the other members when it is unreachable or returns a bad checksum; members
+ * the map marks down are tried last. A request refused with StaleEpoch makes the Volume
+ * fetch the newer map (ViewSource.refresh) and retry it with the new placement: the caller
+ * never sees the stale epoch unless no newer map can be had.
  */
 import pMap from 'p-map';
 import { BlockDeviceError, type BlockDevice, type BlockErrorCode } from '../volume/index.ts';
 import type { VolumeConfig } from '../config/index.ts';
 import { ConnectionError, Flag, Op, PAGE_SIZE, Status, statusName, type ConnectionPool, type Reply } from '../wire/index.ts';
-import type { ClusterView } from './cluster-view.ts';
+import type { ClusterView, ViewSource } from './cluster-view.ts';
 import { WriteGate } from './write-gate.ts';
 
 /** A contiguous run of pages inside one extent. */
@@ -38,9 +41,21 @@ function errorFor(status: number, what: string): BlockDeviceError {
 /** Statuses after which another member may still serve a read. */
 const READ_RETRYABLE = new Set<number>([Status.Io, Status.BadChecksum, Status.NoPartition, Status.ShuttingDown]);
 
+/** How often one request is retried after StaleEpoch replies before the error reaches the caller. */
+const STALE_RETRIES = 5;
+
+/** Counters of a Volume (for tests and diagnostics). */
+export interface VolumeCounters {
+  /** StaleEpoch replies received (each followed by a map refresh and a retry). */
+  staleEpochReplies: number;
+  /** Map refreshes that produced a newer epoch. */
+  refreshes: number;
+}
+
 /** What a Volume needs from its surroundings. */
 export interface VolumeOptions {
-  view: ClusterView;
+  /** Current cluster view, and newer ones on demand. */
+  views: ViewSource;
   connections: ConnectionPool;
   record: VolumeConfig;
   /** Write-lease generation of this attachment. */
@@ -59,6 +74,10 @@ export class Volume implements BlockDevice {
   /** Nodes holding writes not yet covered by a flush. */
   private readonly dirty = new Set<number>();
   private closed = false;
+  /** Counters since attachment. */
+  readonly counters: VolumeCounters = { staleEpochReplies: 0, refreshes: 0 };
+  /** Write-lease generation carried by every request. */
+  private lease: number;
 
   constructor(private readonly opts: VolumeOptions) {
     this.size = opts.record.sizeBytes;
@@ -66,6 +85,42 @@ export class Volume implements BlockDevice {
     this.id = opts.record.id;
     this.pool = opts.record.pool;
     this.extentPages = opts.record.extentBytes / PAGE_SIZE;
+    this.lease = opts.lease;
+  }
+
+  /** The write-lease generation this attachment's I/O carries. */
+  get leaseGeneration(): number {
+    return this.lease;
+  }
+
+  /**
+   * Switches this attachment to write-lease generation `gen` (granted by the authority) and
+   * announces it to every reachable storage node, which from then on fences every older
+   * generation of the volume. Every node is then marked dirty, so the next flush also covers
+   * writes the previous holder left unflushed anywhere.
+   * @throws BlockDeviceError EFENCED when a node has already seen a newer generation,
+   *         EINVAL when `gen` is older than the current one, EIO when an up node fails.
+   */
+  async adoptLease(gen: number): Promise<void> {
+    if (!Number.isInteger(gen) || gen < this.lease) throw new BlockDeviceError('EINVAL', `lease generation ${gen} is older than ${this.lease}`);
+    this.lease = gen;
+    const view = this.opts.views.current;
+    const nodes = view.map.nodes.map((n) => n.id);
+    for (const n of nodes) this.dirty.add(n);
+    const results = await Promise.allSettled(nodes.map(async (n) => {
+      let r: Reply;
+      try {
+        const c = await this.opts.connections.get(n);
+        r = await c.request({ op: Op.Lease, flags: 0, epoch: view.epoch, volume: this.id, extent: 0, partition: 0, firstPage: 0, pages: 0, lease: gen, version: 0, members: [] });
+      } catch (e) {
+        // A node we cannot reach learns the generation from the authority when it returns.
+        if (e instanceof ConnectionError && !view.isUp(n)) return;
+        throw new BlockDeviceError('EIO', `announcing lease ${gen} to node ${n}: ${(e as Error).message}`);
+      }
+      if (r.h.status !== Status.Ok) throw errorFor(r.h.status, `announcing lease ${gen} of volume ${this.name} to node ${n}`);
+    }));
+    const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed) throw failed.reason;
   }
 
   private check(offset: number, length: number): void {
@@ -92,8 +147,21 @@ export class Volume implements BlockDevice {
     return out;
   }
 
-  private async send(member: number, op: number, flags: number, s: Segment, members: number[], payload?: Buffer): Promise<Reply> {
-    const { view, connections, lease } = this.opts;
+  /**
+   * After a StaleEpoch reply naming `epoch`: fetches a newer map. Returns the new view.
+   * @throws BlockDeviceError ESTALE when no newer map could be obtained.
+   */
+  private async stale(view: ClusterView, epoch: number, what: string): Promise<ClusterView> {
+    this.counters.staleEpochReplies++;
+    const next = await this.opts.views.refresh(Math.max(epoch, view.epoch + 1));
+    if (next.epoch <= view.epoch) throw new BlockDeviceError('ESTALE', `${what}: map epoch ${view.epoch} is stale (a node holds ${epoch}) and no newer map could be fetched`);
+    this.counters.refreshes++;
+    return next;
+  }
+
+  private async send(view: ClusterView, member: number, op: number, flags: number, s: Segment, members: number[], payload?: Buffer): Promise<Reply> {
+    const { connections } = this.opts;
+    const lease = this.lease;
     const client = await connections.get(view.nodeOf(member));
     return client.request(
       { op, flags, epoch: view.epoch, volume: this.id, extent: s.extent, partition: member, firstPage: s.firstPage, pages: s.pages, lease, version: 0, members },
@@ -102,18 +170,31 @@ export class Volume implements BlockDevice {
   }
 
   private async readSegment(s: Segment): Promise<Buffer> {
-    const members = this.opts.view.members(this.id, s.extent, this.pool);
+    let view = this.opts.views.current;
     let last = '';
-    for (const m of members) {
-      try {
-        const r = await this.send(m, Op.Read, 0, s, []);
-        if (r.h.status === Status.Ok) return r.payload;
-        if (!READ_RETRYABLE.has(r.h.status)) throw errorFor(r.h.status, `read of extent ${s.extent} on partition ${m}`);
-        last = `partition ${m}: ${statusName(r.h.status)}`;
-      } catch (e) {
-        if (!(e instanceof ConnectionError)) throw e;
-        last = `partition ${m}: ${e.message}`;
+    for (let attempt = 0; attempt <= STALE_RETRIES; attempt++) {
+      const placed = view.members(this.id, s.extent, this.pool);
+      // Up members first, in placement order; down ones only as a last resort.
+      const members = placed.every((m) => view.isUp(view.nodeOf(m))) ? placed
+        : [...placed.filter((m) => view.isUp(view.nodeOf(m))), ...placed.filter((m) => !view.isUp(view.nodeOf(m)))];
+      let staleAt = 0;
+      for (const m of members) {
+        try {
+          const r = await this.send(view, m, Op.Read, 0, s, []);
+          if (r.h.status === Status.Ok) return r.payload;
+          if (r.h.status === Status.StaleEpoch) {
+            staleAt = r.h.aux;
+            break;
+          }
+          if (!READ_RETRYABLE.has(r.h.status)) throw errorFor(r.h.status, `read of extent ${s.extent} on partition ${m}`);
+          last = `partition ${m}: ${statusName(r.h.status)}`;
+        } catch (e) {
+          if (!(e instanceof ConnectionError)) throw e;
+          last = `partition ${m}: ${e.message}`;
+        }
       }
+      if (!staleAt) break;
+      view = await this.stale(view, staleAt, `read of extent ${s.extent}`);
     }
     throw new BlockDeviceError('EIO', `read of extent ${s.extent} failed on every member (last: ${last})`);
   }
@@ -142,16 +223,22 @@ export class Volume implements BlockDevice {
   }
 
   private async writeSegment(op: number, flags: number, s: Segment, payload?: Buffer): Promise<void> {
-    const members = this.opts.view.members(this.id, s.extent, this.pool);
-    for (const m of members) this.dirty.add(this.opts.view.nodeOf(m));
-    let r: Reply;
-    try {
-      r = await this.send(members[0], op, flags, s, members, payload);
-    } catch (e) {
-      if (e instanceof ConnectionError) throw new BlockDeviceError('EIO', `primary of extent ${s.extent} (partition ${members[0]}): ${e.message}`);
-      throw e;
+    let view = this.opts.views.current;
+    const what = `${op === Op.Write ? 'write' : 'trim'} of extent ${s.extent}`;
+    for (let attempt = 0; ; attempt++) {
+      const members = view.members(this.id, s.extent, this.pool);
+      for (const m of members) this.dirty.add(view.nodeOf(m));
+      let r: Reply;
+      try {
+        r = await this.send(view, members[0], op, flags, s, members, payload);
+      } catch (e) {
+        if (e instanceof ConnectionError) throw new BlockDeviceError('EIO', `primary of extent ${s.extent} (partition ${members[0]}): ${e.message}`);
+        throw e;
+      }
+      if (r.h.status === Status.Ok) return;
+      if (r.h.status !== Status.StaleEpoch || attempt >= STALE_RETRIES) throw errorFor(r.h.status, what);
+      view = await this.stale(view, r.h.aux, what);
     }
-    if (r.h.status !== Status.Ok) throw errorFor(r.h.status, `${op === Op.Write ? 'write' : 'trim'} of extent ${s.extent}`);
   }
 
   private async writeAligned(offset: number, data: Buffer, fua: boolean): Promise<void> {
@@ -245,7 +332,7 @@ export class Volume implements BlockDevice {
     this.dirty.clear();
     const results = await Promise.allSettled(nodes.map(async (n) => {
       const c = await this.opts.connections.get(n);
-      const r = await c.request({ op: Op.Flush, flags: 0, epoch: this.opts.view.epoch, volume: this.id, extent: 0, partition: 0, firstPage: 0, pages: 0, lease: this.opts.lease, version: 0, members: [] });
+      const r = await c.request({ op: Op.Flush, flags: 0, epoch: this.opts.views.current.epoch, volume: this.id, extent: 0, partition: 0, firstPage: 0, pages: 0, lease: this.lease, version: 0, members: [] });
       if (r.h.status !== Status.Ok) throw errorFor(r.h.status, `flush on node ${n}`);
     }));
     const failed = results.flatMap((r, i) => (r.status === 'rejected' ? [{ node: nodes[i], reason: r.reason as Error }] : []));

@@ -2,7 +2,7 @@
  * src/node: the storage node daemon (run as its own process via main.ts): local partitions,
  * the data-path server, version clock and lease fencing.
  */
-export { NodeServer, type NodeServerOptions } from './server.ts';
+export { NodeServer, staticMapView, type NodeServerOptions, type NodeMapView } from './server.ts';
 export { NodeStorage, partitionBytes } from './storage.ts';
 export { VersionClock } from './clock.ts';
 export { LeaseTable } from './fencing.ts';

@@ -1,17 +1,30 @@
 /**
  * Storage node daemon entry: `node --import tsx src/node/main.ts --data-dir DIR --node ID`.
- * Opens the node's partitions, serves the data path, and reports readiness to a parent
- * (IPC message {type: 'ready', port}) and on stdout. SIGTERM/SIGINT, or the parent going
- * away, stop it gracefully: in-flight requests finish and every partition is flushed.
- * While it runs, `<data-dir>/run/node<ID>.pid` holds its process id.
+ * Opens the node's partitions, joins the control plane (libp2p gossip: maps, digests,
+ * heartbeats; the map authority too when cluster.json names this node), serves the data path
+ * and the management API, and reports readiness to a parent (IPC message {type: 'ready',
+ * port, gossipPort, apiPort}) and on stdout; each accepted map epoch is reported as
+ * {type: 'map', node, epoch, at, down} (at: ms since 1970, sub-ms precision; down: node ids
+ * marked down in that map). SIGTERM/SIGINT, or
+ * the parent going away, stop it gracefully: in-flight requests finish and every partition
+ * is flushed. While it runs, `<data-dir>/run/node<ID>.pid` holds its process id.
  */
+import '../gossip/polyfill.ts';
 import { parseArgs } from 'node:util';
 import { mkdirSync, writeFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { pino, destination } from 'pino';
 import { loadConfig } from '../config/index.ts';
+import { ControlPlane } from '../gossip/index.ts';
+import { EmbeddedAuthority, type MapAuthority } from '../authority/index.ts';
+import { mapNode, type SignedMap } from '../clustermap/index.ts';
 import { NodeServer } from './server.ts';
+import { LeaseTable } from './fencing.ts';
 import { NodeStorage } from './storage.ts';
+import { loadLibp2pStack } from '../gossip/libp2p-stack.ts';
+
+// Start loading the libp2p stack now; it overlaps with opening the partitions.
+void loadLibp2pStack();
 
 const { values } = parseArgs({
   options: {
@@ -40,15 +53,93 @@ const config = await loadConfig(dataDir).catch((e: Error) => fail(e.message));
 if (!config) fail(`no cluster configuration in ${dataDir}`);
 const me = config!.nodes.find((n) => n.id === nodeId) ?? fail(`node ${nodeId} is not in the cluster configuration`);
 
-const storage = await NodeStorage.open(me, dataDir).catch((e: Error) => fail(`opening storage: ${e.message}`));
-const server = new NodeServer({ config: config!, nodeId, storage, log });
+if (!config!.authority || me.gossipPort === undefined || me.apiPort === undefined) {
+  fail('cluster.json lacks the control plane (authority, gossip and API ports): open it with `cairn up` once to add them');
+}
+// Partitions, the gossip peer and the management API's code load side by side: start-up time
+// is `cairn up`'s, and none of the three needs another to begin.
+let opened: NodeStorage | null = null;
+const phases: Record<string, number> = { config: Math.round(performance.now()) };
+const timed = <T>(name: string, p: Promise<T>): Promise<T> => p.then((v) => {
+  phases[name] = Math.round(performance.now());
+  return v;
+});
+const [storage, control, { startManagementApi, ApiClient }] = await Promise.all([
+  timed('storage', NodeStorage.open(me, dataDir)).catch((e: Error) => fail(`opening storage: ${e.message}`)),
+  timed('gossip', ControlPlane.start({
+    config: config!,
+    role: { kind: 'node', nodeId, stats: () => opened?.stats() ?? [] },
+    host: me.host,
+    port: me.gossipPort!,
+    log,
+    persistPath: join(dataDir, `node${nodeId}`, 'map.current'),
+  })).catch((e: Error) => fail(`starting the gossip peer on ${me.host}:${me.gossipPort}: ${e.message}`)),
+  timed('apiCode', import('../api/index.ts')),
+]);
+opened = storage;
+control.on('map', (s: SignedMap) => {
+  if (process.connected) process.send?.({ type: 'map', node: nodeId, epoch: s.epoch, at: control.keeper.acceptedAt.get(s.epoch), down: s.map.nodes.filter((n) => !n.up).map((n) => n.id) });
+});
+let authority: MapAuthority | undefined;
+if (config!.authority!.node === nodeId) {
+  const a = await EmbeddedAuthority.open({
+    config: config!,
+    dataDir,
+    selfNode: nodeId,
+    publisher: control,
+    onLocalMap: (s) => control.keeper.offer(s.wire, 'authority'),
+    log,
+  }).catch((e: Error) => fail(`starting the map authority: ${e.message}`));
+  control.on('heartbeat', (hb: { node: number }) => a.heartbeat(hb.node, Date.now()));
+  authority = a;
+}
+/** Asks the authority's API for every granted lease generation, retrying until it answers. */
+async function learnLeases(table: LeaseTable): Promise<void> {
+  for (let attempt = 0; attempt < 60; attempt++) {
+    const a = mapNode(control.keeper.map, config!.authority!.node);
+    if (a?.apiPort) {
+      try {
+        const r = await new ApiClient(`http://${a.host}:${a.apiPort}`, config!.token, 3000).call<{ leases: Record<number, number> }>('GET', '/v1/leases');
+        table.merge(r.leases);
+        log.info({ volumes: Object.keys(r.leases).length }, 'lease generations learned from the authority');
+        return;
+      } catch {
+        // the authority may still be starting
+      }
+    }
+    await new Promise((r) => setTimeout(r, 1000).unref());
+  }
+  log.warn('could not learn lease generations from the authority; fencing from the stored table and requests only');
+}
+
+// The fence table survives restarts; generations granted while this node was away come
+// from the authority (in the background: a node whose authority is down still serves).
+const leases = new LeaseTable(join(dataDir, `node${nodeId}`, 'fences.json'));
+await leases.load();
+if (authority) leases.merge(authority.leases());
+else void learnLeases(leases);
+const server = new NodeServer({
+  config: config!,
+  nodeId,
+  storage,
+  log,
+  leases,
+  map: {
+    epoch: () => control.keeper.epoch,
+    ensure: (epoch) => control.fetchMap(epoch, 3000),
+    address: (id) => mapNode(control.keeper.map, id),
+  },
+});
 const port = await server.listen(me.host, me.port).catch((e: Error) => fail(`listening on ${me.host}:${me.port}: ${e.message}`));
+const api = await startManagementApi({ host: me.host, port: me.apiPort!, token: config!.token, control, authority, authorityNode: config!.authority!.node, nodeId })
+  .catch((e: Error) => fail(`management API on ${me.host}:${me.apiPort}: ${e.message}`));
 const pidFile = join(dataDir, 'run', `node${nodeId}.pid`);
 mkdirSync(join(dataDir, 'run'), { recursive: true });
 writeFileSync(pidFile, `${process.pid}\n`);
-log.info({ port, partitions: storage.partitions.size }, 'ready');
+phases.ready = Math.round(performance.now());
+log.info({ startupMs: phases, port, gossipPort: control.gossipPort, apiPort: api.port, peerId: control.peerId, epoch: control.keeper.epoch, partitions: storage.partitions.size, authority: !!authority }, 'ready');
 process.stdout.write(`cairn-node ${nodeId} ready on ${me.host}:${port}\n`);
-process.send?.({ type: 'ready', node: nodeId, port });
+process.send?.({ type: 'ready', node: nodeId, port, gossipPort: control.gossipPort, apiPort: api.port, epoch: control.keeper.epoch });
 
 let stopping = false;
 async function stop(reason: string): Promise<void> {
@@ -57,6 +148,9 @@ async function stop(reason: string): Promise<void> {
   log.info({ reason }, 'stopping');
   try {
     await server.close();
+    await api.app.close();
+    await authority?.close();
+    await control.stop();
     await storage.close();
     rmSync(pidFile, { force: true });
     log.info('stopped');

@@ -10,7 +10,7 @@ import { AllocatorFullError, AllocatorStateError, ChecksumError, type Allocator 
 import { decodePartitionLeafId } from '../../placement/index.ts';
 import type { ClusterConfig } from '../config/index.ts';
 import {
-  ConnectionPool, Flag, FrameReader, MAX_FRAME, MAX_MEMBERS, Op, PAGE_SIZE, REQ_HEADER, Status, decodeRequest, encodeReply,
+  ConnectionPool, Flag, type NodeAddress, FrameReader, MAX_FRAME, MAX_MEMBERS, Op, PAGE_SIZE, REQ_HEADER, Status, decodeRequest, encodeReply,
   extentKey, type RequestHeader,
 } from '../wire/index.ts';
 import { VersionClock } from './clock.ts';
@@ -20,12 +20,38 @@ import type { NodeStorage } from './storage.ts';
 /** Most pages one request may name (a 1 MiB extent). */
 const MAX_PAGES = 256;
 
+/**
+ * The node's view of the cluster map for the data path. main.ts backs it with the gossip
+ * control plane, so the epoch moves as new maps are accepted.
+ */
+export interface NodeMapView {
+  /** The epoch the node holds now. */
+  epoch(): number;
+  /**
+   * Makes sure the node holds a map of epoch >= `epoch`, fetching it from a neighbour.
+   * @returns false when that did not succeed within the view's time limit.
+   */
+  ensure(epoch: number): Promise<boolean>;
+  /** Data-path address of node `id` in the current map. */
+  address(id: number): NodeAddress | undefined;
+}
+
+/** A map view fixed at cluster.json's creation map (no control plane). */
+export function staticMapView(config: ClusterConfig): NodeMapView {
+  const byId = new Map(config.nodes.map((n) => [n.id, n]));
+  return { epoch: () => config.map.epoch, ensure: async (e) => e <= config.map.epoch, address: (id) => byId.get(id) };
+}
+
 /** What a NodeServer needs. */
 export interface NodeServerOptions {
   config: ClusterConfig;
   nodeId: number;
   storage: NodeStorage;
   log: Logger;
+  /** The map view (default: staticMapView(config)). */
+  map?: NodeMapView;
+  /** The fence table (default: in memory only). */
+  leases?: LeaseTable;
 }
 
 interface Conn {
@@ -53,17 +79,17 @@ export class NodeServer {
   private server: Server | null = null;
   private readonly conns = new Set<Conn>();
   private readonly clock = new VersionClock();
-  private readonly leases = new LeaseTable();
+  private readonly leases: LeaseTable;
   private readonly peers: ConnectionPool;
-  private readonly epoch: number;
+  private readonly map: NodeMapView;
   private inflight = 0;
   private idle: (() => void) | null = null;
   private closing = false;
 
   constructor(private readonly opts: NodeServerOptions) {
-    this.epoch = opts.config.map.epoch;
-    const byId = new Map(opts.config.nodes.map((n) => [n.id, n]));
-    this.peers = new ConnectionPool({ token: opts.config.token, address: (id) => byId.get(id) });
+    this.map = opts.map ?? staticMapView(opts.config);
+    this.leases = opts.leases ?? new LeaseTable();
+    this.peers = new ConnectionPool({ token: opts.config.token, address: (id) => this.map.address(id) });
   }
 
   /** Starts listening; resolves with the bound port. */
@@ -106,7 +132,7 @@ export class NodeServer {
         s.uncork();
       });
     }
-    s.write(encodeReply(h.op, status, h.id, this.epoch, aux, payload ? payload.length : 0));
+    s.write(encodeReply(h.op, status, h.id, this.map.epoch(), aux, payload ? payload.length : 0));
     if (payload && payload.length) s.write(payload);
   }
 
@@ -145,8 +171,20 @@ export class NodeServer {
     return a;
   }
 
+  /**
+   * Epoch fencing: a request from an older epoch is refused with StaleEpoch naming ours;
+   * one from a newer epoch waits until this node holds that map (fetched from a neighbour).
+   */
+  private async catchUp(h: RequestHeader): Promise<void> {
+    if (h.epoch <= this.map.epoch()) return;
+    if (!(await this.map.ensure(h.epoch))) {
+      throw new StatusError(Status.Io, `request carries map epoch ${h.epoch}; node ${this.opts.nodeId} holds ${this.map.epoch()} and could not fetch a newer one`);
+    }
+  }
+
   private checkData(h: RequestHeader): void {
-    if (h.epoch < this.epoch) throw new StatusError(Status.StaleEpoch, `epoch ${h.epoch} is older than ${this.epoch}`, this.epoch);
+    const epoch = this.map.epoch();
+    if (h.epoch < epoch) throw new StatusError(Status.StaleEpoch, `epoch ${h.epoch} is older than ${epoch}`, epoch);
     if (h.pages < 1 || h.pages > MAX_PAGES || h.firstPage + h.pages > 0x10000) {
       throw new StatusError(Status.Invalid, `page range ${h.firstPage}+${h.pages} is invalid`);
     }
@@ -162,12 +200,20 @@ export class NodeServer {
       case Op.Flush:
         await this.opts.storage.flushDirty();
         return undefined;
+      case Op.Lease: {
+        if (h.volume < 1 || h.lease < 1) throw new StatusError(Status.Invalid, 'a lease announcement names a volume and a generation >= 1');
+        const fence = await this.leases.raise(h.volume, h.lease);
+        if (fence) throw new StatusError(Status.Fenced, `lease generation ${h.lease} of volume ${h.volume} is fenced by ${fence}`, fence);
+        return undefined;
+      }
       case Op.Read: {
+        if (h.epoch > this.map.epoch()) await this.catchUp(h);
         this.checkData(h);
         return this.partition(h).read(extentKey(h.volume, h.extent), h.firstPage, h.pages);
       }
       case Op.Write:
       case Op.Trim: {
+        if (h.epoch > this.map.epoch()) await this.catchUp(h);
         this.checkData(h);
         if (h.op === Op.Write && payload.length !== h.pages * PAGE_SIZE) {
           throw new StatusError(Status.Invalid, `write of ${h.pages} pages carries ${payload.length} bytes`);

@@ -59,6 +59,14 @@ export class NodeStorage {
     return this.partitions.get(leaf);
   }
 
+  /** Space of every partition (bytes), for heartbeats. */
+  stats(): Array<{ leaf: number; capacityBytes: number; usedBytes: number; liveBytes: number }> {
+    return [...this.partitions].map(([leaf, a]) => {
+      const st = a.stats();
+      return { leaf, capacityBytes: st.capacityBytes, usedBytes: st.usedBytes, liveBytes: st.liveBytes };
+    });
+  }
+
   /** Records that `a` has writes not yet flushed. */
   markDirty(a: Allocator): void {
     this.dirty.add(a);

@@ -35,6 +35,12 @@ export const Op = {
   Flush: 4,
   Trim: 5,
   Ping: 6,
+  /**
+   * Announce a write-lease generation: `volume` and `lease` name it. The node fences every
+   * older generation of that volume from now on (durably) and answers Fenced when it has
+   * already seen a newer one.
+   */
+  Lease: 7,
 } as const;
 /** One of the values of Op. */
 export type OpCode = (typeof Op)[keyof typeof Op];

@@ -31,11 +31,11 @@ export function tempDataDir(): { dir: string; cleanup: () => void } {
 }
 
 /**
- * Starts `cairn up --data-dir DIR --nbd-port 0 [args]` and waits for its "NBD export:" line.
+ * Starts `cairn up --data-dir DIR --nbd-port 0 --nvmf-port 0 [args]` and waits for its "NBD export:" line.
  * @throws Error with the command's output when it exits or takes longer than `timeoutMs`.
  */
 export async function cairnUp(dataDir: string, args: string[] = [], timeoutMs = 60000): Promise<Up> {
-  const proc = spawn(process.execPath, [CAIRN, 'up', '--data-dir', dataDir, '--nbd-port', '0', ...args], {
+  const proc = spawn(process.execPath, [CAIRN, 'up', '--data-dir', dataDir, '--nbd-port', '0', '--nvmf-port', '0', ...args], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let out = '';

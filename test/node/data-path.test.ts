@@ -30,7 +30,7 @@ function client(node: number, token = cluster.config.token): WireClient {
 }
 
 function baseReq(over: Partial<RequestHeader>): Omit<RequestHeader, 'id'> {
-  return { op: Op.Read, flags: 0, epoch: cluster.config.map.epoch, volume: 1, extent: 0, partition: 0, firstPage: 0, pages: 1, lease: 1, version: 0, members: [], ...over };
+  return { op: Op.Read, flags: 0, epoch: cluster.view.epoch, volume: 1, extent: 0, partition: 0, firstPage: 0, pages: 1, lease: 1, version: 0, members: [], ...over };
 }
 
 test('a wrong cluster token is refused', async (t) => {
@@ -60,14 +60,14 @@ test('stale epoch, unknown partition, bad page range and fenced lease get typed 
   // Tests run concurrently and leases are per volume: this one uses volume 2 alone.
   const volume = 2;
   const req = (over: Partial<RequestHeader>): Omit<RequestHeader, 'id'> => baseReq({ volume, ...over });
-  const view = new ClusterView(cluster.config);
+  const view = ClusterView.fromConfig(cluster.config);
   const members = view.members(volume, 0, 0);
   const primaryNode = view.nodeOf(members[0]);
   const c = client(primaryNode);
   await c.connect();
   let r = await c.request(req({ epoch: 0, partition: members[0] }));
   t.is(r.h.status, Status.StaleEpoch);
-  t.is(r.h.aux, cluster.config.map.epoch, 'the reply names the node\'s epoch');
+  t.is(r.h.aux, r.h.epoch, 'the reply names the node\'s epoch');
   r = await c.request(req({ partition: 999999 }));
   t.is(r.h.status, Status.NoPartition);
   r = await c.request(req({ partition: members[0], pages: 0 }));
@@ -87,7 +87,7 @@ test('stale epoch, unknown partition, bad page range and fenced lease get typed 
 test('an acknowledged write is on every member, and a flush makes it durable', async (t) => {
   const volume = 3;
   const req = (over: Partial<RequestHeader>): Omit<RequestHeader, 'id'> => baseReq({ volume, ...over });
-  const view = new ClusterView(cluster.config);
+  const view = ClusterView.fromConfig(cluster.config);
   const extent = 5;
   const members = view.members(volume, extent, 0);
   t.is(members.length, 3);

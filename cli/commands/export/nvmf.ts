@@ -1,0 +1,67 @@
+import { Command, Flags } from '@oclif/core';
+import { resolve } from 'node:path';
+import { ANA_STATES, type AnaState } from '../../../src/nvmf/index.ts';
+import { parseHostPort, parseRemotePath, startGateway } from '../../../src/nvmf/gateway.ts';
+
+/**
+ * `cairn export nvmf`: runs an NVMe/TCP gateway for a volume of the local cluster in a data
+ * directory (started by `cairn up`), in the foreground until Ctrl-C. Several gateways of one
+ * volume (different ports or machines) form ANA paths: the one given `--ana optimized` is
+ * preferred by hosts; any gateway that receives I/O takes the volume's write lease.
+ */
+export default class ExportNvmf extends Command {
+  static override summary = 'Serve a volume of the local cluster over NVMe/TCP (a gateway, until Ctrl-C).';
+  static override description =
+    'Opens the cluster in the data directory (its nodes must be running, e.g. under `cairn up`) and exports the volume as an ' +
+    'NVMe/TCP subsystem (NQN nqn.2024-01.io.cairn:<cluster>:<volume>). Run one per path: give each gateway its own --port-id ' +
+    'and controller id range, the other paths with --remote (for discovery), and --ana non-optimized on all but one.';
+  static override examples = [
+    '<%= config.bin %> export nvmf --listen 127.0.0.1:4430',
+    '<%= config.bin %> export nvmf --listen 0.0.0.0:4431 --advertise 192.0.2.10 --port-id 5 --ana non-optimized --remote 4@192.0.2.9:4430',
+  ];
+  static override flags = {
+    'data-dir': Flags.string({ summary: 'Data directory of the running local cluster.', default: '.cairn', env: 'CAIRN_DATA_DIR' }),
+    volume: Flags.string({ summary: 'Volume to export.', default: 'vol0' }),
+    listen: Flags.string({ summary: 'HOST:PORT to listen on (repeatable; port ids count up from --port-id).', multiple: true, default: ['127.0.0.1:4430'] }),
+    'port-id': Flags.integer({ summary: 'Port id of the first listen address, unique among the volume\'s paths (cairn up uses 1-3).', default: 4, min: 1, max: 65 }),
+    advertise: Flags.string({ summary: 'Address hosts should use for this gateway (discovery log); default: the listen host.' }),
+    remote: Flags.string({ summary: 'Another gateway\'s path of this volume, PORTID@HOST:PORT (repeatable; listed by discovery).', multiple: true }),
+    'allow-host': Flags.string({ summary: 'Host NQN allowed to connect (repeatable; default: any host).', multiple: true }),
+    ana: Flags.string({ summary: 'ANA state this gateway starts with.', options: ANA_STATES, default: 'optimized' }),
+    'cntlid-min': Flags.integer({ summary: 'Lowest controller id; ranges must not overlap across the volume\'s gateways (default: port id × 1000).', min: 1, max: 0xffef }),
+    'cntlid-max': Flags.integer({ summary: 'Highest controller id (default: lowest + 999).', min: 1, max: 0xffef }),
+    verbose: Flags.boolean({ summary: 'Log connections, controllers and lease changes to stderr.', default: false }),
+  };
+
+  async run(): Promise<void> {
+    const { flags } = await this.parse(ExportNvmf);
+    let gw;
+    try {
+      gw = await startGateway({
+        source: { kind: 'cluster', dataDir: resolve(flags['data-dir']), volume: flags.volume },
+        listen: flags.listen.map(parseHostPort),
+        portId: flags['port-id'],
+        advertise: flags.advertise,
+        remotePaths: (flags.remote ?? []).map(parseRemotePath),
+        allowHosts: flags['allow-host']?.length ? flags['allow-host'] : 'any',
+        ana: flags.ana as AnaState,
+        cntlidRange: flags['cntlid-min'] ? [flags['cntlid-min'], flags['cntlid-max'] ?? Math.min(flags['cntlid-min'] + 999, 0xffef)] : undefined,
+        log: flags.verbose ? (m) => this.logToStderr(`nvmf: ${m}`) : undefined,
+      });
+    } catch (e) {
+      this.error((e as Error).message, { exit: 1 });
+    }
+    this.log(`NVMe/TCP export: ${gw.nqn} (ANA ${flags.ana}; the write lease is taken on the first I/O)`);
+    for (const p of gw.ports) this.log(`  NVMe/TCP path ${p.portId}: ${p.traddr}:${p.trsvcid}`);
+    const [p0] = gw.ports;
+    this.log(`  nvme connect -t tcp -a ${p0.traddr} -s ${p0.trsvcid} -n ${gw.nqn}`);
+    this.log('Press Ctrl-C to stop.');
+    await new Promise<void>((done) => {
+      const stop = (): void => {
+        void gw.stop().then(done);
+      };
+      process.once('SIGINT', stop);
+      process.once('SIGTERM', stop);
+    });
+  }
+}

@@ -1,0 +1,4 @@
+/** src/api: the management API (fastify) every node serves, and its client. */
+export { startManagementApi, type ManagementApiOptions } from './server.ts';
+export { ApiClient, ApiError } from './client.ts';
+export { nodeList, type NodeRow } from './views.ts';

@@ -1,0 +1,119 @@
+/**
+ * The management API (HTTP, JSON), served by every storage node: the seed of Cairn's REST
+ * API. Token-authenticated (`Authorization: Bearer <cluster token>`). Reads (map, nodes)
+ * are answered from the node's own gossiped view; changes and history go to the map
+ * authority — served here when this node runs it, otherwise forwarded to the authority
+ * node's API.
+ *
+ *   GET  /v1/map          the current map: epoch, checksum, change, nodes, topology
+ *   GET  /v1/map/history  every epoch: {epoch, checksum, createdAt, change}[]
+ *   GET  /v1/nodes        per node: address, up/down, in/out, weight, capacity, usage
+ *   POST /v1/map/changes  an OperatorChange ({type: 'out'|'in'|'reweight'|...}) -> SubmitResult
+ *   POST /v1/volumes/:id/lease   grants the volume's next write-lease generation -> {volume, generation}
+ *   GET  /v1/leases       the last generation granted per volume -> {leases: {id: generation}}
+ * Errors: {error: message} with 400 (bad body), 401 (no or wrong token), 404, 409 (change
+ * does not apply), 503 (authority unreachable).
+ */
+import { timingSafeEqual } from 'node:crypto';
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import { ChangeError, OperatorChangeSchema, mapNode, type ClusterMap } from '../clustermap/index.ts';
+import type { MapAuthority } from '../authority/index.ts';
+import type { ControlPlane } from '../gossip/index.ts';
+import { nodeList } from './views.ts';
+
+/** Options of startManagementApi. */
+export interface ManagementApiOptions {
+  host: string;
+  port: number;
+  token: string;
+  /** This node's control plane (its map and heartbeats). */
+  control: ControlPlane;
+  /** The authority, when it runs in this process. */
+  authority?: MapAuthority;
+  /** Node id of the authority (to forward changes to its API). */
+  authorityNode: number;
+  /** Id of the node serving this API. */
+  nodeId: number;
+}
+
+function tokenOk(header: string | undefined, token: string): boolean {
+  if (!header?.startsWith('Bearer ')) return false;
+  const a = Buffer.from(header.slice(7), 'utf8');
+  const b = Buffer.from(token, 'utf8');
+  return a.length === b.length && timingSafeEqual(a, b);
+}
+
+/**
+ * Starts the management API; resolves with the fastify instance (close() it to stop) and
+ * the bound port.
+ * @throws Error when it cannot listen.
+ */
+export async function startManagementApi(opts: ManagementApiOptions): Promise<{ app: FastifyInstance; port: number }> {
+  const app = Fastify({ logger: false, bodyLimit: 1024 * 1024, forceCloseConnections: true });
+  app.addHook('onRequest', async (req, reply) => {
+    if (!tokenOk(req.headers.authorization, opts.token)) {
+      await reply.code(401).send({ error: 'missing or wrong cluster token (Authorization: Bearer <token>)' });
+    }
+  });
+  app.setErrorHandler(async (err: Error & { statusCode?: number }, _req, reply) => {
+    await reply.code(err.statusCode && err.statusCode < 500 ? err.statusCode : 500).send({ error: err.message });
+  });
+  app.setNotFoundHandler(async (req, reply) => reply.code(404).send({ error: `no route ${req.method} ${req.url}` }));
+
+  const map = (): ClusterMap => opts.control.keeper.map;
+
+  const forward = async (req: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> => {
+    const a = mapNode(map(), opts.authorityNode);
+    if (!a) return reply.code(503).send({ error: `authority node ${opts.authorityNode} is not in the map` });
+    try {
+      const r = await fetch(`http://${a.host}:${a.apiPort}${req.url}`, {
+        method: req.method,
+        headers: { authorization: `Bearer ${opts.token}`, ...(req.body !== undefined ? { 'content-type': 'application/json' } : {}) },
+        body: req.body !== undefined ? JSON.stringify(req.body) : undefined,
+        signal: AbortSignal.timeout(10000),
+      });
+      return reply.code(r.status).header('content-type', 'application/json').send(await r.text());
+    } catch (e) {
+      return reply.code(503).send({ error: `authority (node ${a.id}, ${a.host}:${a.apiPort}) unreachable: ${(e as Error).message}` });
+    }
+  };
+
+  app.get('/v1/map', async () => {
+    const m = map();
+    return { epoch: m.epoch, checksum: opts.control.keeper.signed?.checksum ?? 0, createdAt: m.createdAt, change: m.change, authority: opts.authorityNode, servedBy: opts.nodeId, nodes: m.nodes, topology: m.topology };
+  });
+  app.get('/v1/nodes', async () => ({ epoch: map().epoch, servedBy: opts.nodeId, nodes: nodeList(map(), opts.control.heartbeats, Date.now()) }));
+  app.get('/v1/map/history', async (req, reply) => {
+    if (!opts.authority) return forward(req, reply);
+    return { epochs: await opts.authority.history() };
+  });
+  app.post('/v1/map/changes', async (req, reply) => {
+    const parsed = OperatorChangeSchema.safeParse(req.body);
+    if (!parsed.success) {
+      const i = parsed.error.issues[0];
+      return reply.code(400).send({ error: `bad change: ${i.path.join('.') || '(body)'}: ${i.message}` });
+    }
+    if (!opts.authority) return forward(req, reply);
+    try {
+      return await opts.authority.submit(parsed.data);
+    } catch (e) {
+      if (e instanceof ChangeError) return reply.code(409).send({ error: e.message });
+      throw e;
+    }
+  });
+
+  app.post('/v1/volumes/:id/lease', async (req, reply) => {
+    const id = Number((req.params as { id: string }).id);
+    if (!Number.isInteger(id) || id < 1 || id > 0xffffffff) return reply.code(400).send({ error: `bad volume id '${(req.params as { id: string }).id}'` });
+    if (!opts.authority) return forward(req, reply);
+    return { volume: id, generation: await opts.authority.acquireLease(id) };
+  });
+  app.get('/v1/leases', async (req, reply) => {
+    if (!opts.authority) return forward(req, reply);
+    return { leases: opts.authority.leases() };
+  });
+
+  await app.listen({ host: opts.host, port: opts.port });
+  const addr = app.server.address();
+  return { app, port: typeof addr === 'object' && addr ? addr.port : opts.port };
+}

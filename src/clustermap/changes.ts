@@ -1,0 +1,177 @@
+/**
+ * Map changes: what an operator (or the authority's membership monitor) asks for, and the
+ * pure function that turns the map at epoch E into the map at E + 1.
+ */
+import { z } from 'zod';
+import { buildTopology } from './topology.ts';
+import type { ClusterMap, MapNode } from './types.ts';
+
+const nodeId = z.number().int().min(0).max(32767);
+const deviceId = z.number().int().min(0).max(255);
+const NewDeviceSchema = z.object({
+  path: z.string().min(1),
+  sizeBytes: z.number().int().positive(),
+  partitions: z.number().int().min(1).max(256),
+});
+
+/** Changes an operator may submit (management API, CLI). */
+export const OperatorChangeSchema = z.discriminatedUnion('type', [
+  z.object({ type: z.literal('out'), node: nodeId, device: deviceId.optional() }),
+  z.object({ type: z.literal('in'), node: nodeId, device: deviceId.optional() }),
+  z.object({ type: z.literal('reweight'), node: nodeId, device: deviceId.optional(), weight: z.number().min(0).max(1) }),
+  z.object({
+    type: z.literal('add-node'),
+    node: z.object({
+      id: nodeId,
+      host: z.string().min(1),
+      port: z.number().int().min(1).max(65535),
+      gossipPort: z.number().int().min(1).max(65535),
+      apiPort: z.number().int().min(1).max(65535),
+      devices: z.array(NewDeviceSchema).min(1).max(256),
+    }),
+  }),
+  z.object({ type: z.literal('remove-node'), node: nodeId }),
+  z.object({ type: z.literal('add-device'), node: nodeId, device: NewDeviceSchema }),
+  z.object({ type: z.literal('remove-device'), node: nodeId, device: deviceId }),
+]);
+
+/** A change an operator may submit. */
+export type OperatorChange = z.infer<typeof OperatorChangeSchema>;
+
+/**
+ * Every change: the operator's, plus the membership monitor's (down, up, auto-out), which
+ * name several nodes so that one failure detection round makes one epoch.
+ */
+export type MapChange =
+  | OperatorChange
+  | { type: 'down'; nodes: number[] }
+  | { type: 'up'; nodes: number[] }
+  | { type: 'auto-out'; nodes: number[] };
+
+/** A change that cannot apply to the map (unknown node, duplicate id, ...). */
+export class ChangeError extends Error {
+  override name = 'ChangeError';
+}
+
+/** One-line description of a change, for the map's `change` field and history. */
+export function describeChange(c: MapChange): string {
+  const dev = (d: number | undefined): string => (d === undefined ? '' : ` device ${d}`);
+  switch (c.type) {
+    case 'out': return `mark node ${c.node}${dev(c.device)} out`;
+    case 'in': return `mark node ${c.node}${dev(c.device)} in`;
+    case 'reweight': return `reweight node ${c.node}${dev(c.device)} to ${c.weight}`;
+    case 'add-node': return `add node ${c.node.id} (${c.node.host}:${c.node.port}, ${c.node.devices.length} devices)`;
+    case 'remove-node': return `remove node ${c.node}`;
+    case 'add-device': return `add a device to node ${c.node}`;
+    case 'remove-device': return `remove device ${c.device} of node ${c.node}`;
+    case 'down': return `mark node${c.nodes.length > 1 ? 's' : ''} ${c.nodes.join(', ')} down (no heartbeat)`;
+    case 'up': return `mark node${c.nodes.length > 1 ? 's' : ''} ${c.nodes.join(', ')} up (heartbeat back)`;
+    case 'auto-out': return `mark node${c.nodes.length > 1 ? 's' : ''} ${c.nodes.join(', ')} out (down past the grace period)`;
+  }
+}
+
+function findNode(nodes: MapNode[], id: number): MapNode {
+  const n = nodes.find((x) => x.id === id);
+  if (!n) throw new ChangeError(`node ${id} is not in the map`);
+  return n;
+}
+
+/**
+ * Applies `change` to `map` and returns the map of the next epoch, or null when the change
+ * would not alter anything (e.g. marking an out node out).
+ * @throws ChangeError when the change names a missing node or device or reuses an id.
+ */
+export function applyChange(map: ClusterMap, change: MapChange, now: number): ClusterMap | null {
+  const nodes: MapNode[] = structuredClone(map.nodes);
+  const setDevices = (n: MapNode, device: number | undefined, f: (d: MapNode['devices'][number]) => void): void => {
+    if (device === undefined) return;
+    const d = n.devices.find((x) => x.id === device);
+    if (!d) throw new ChangeError(`node ${n.id} has no device ${device}`);
+    f(d);
+  };
+  switch (change.type) {
+    case 'out':
+    case 'in': {
+      const n = findNode(nodes, change.node);
+      const value = change.type === 'in';
+      if (change.device === undefined) {
+        n.in = value;
+        n.autoOut = false;
+      } else setDevices(n, change.device, (d) => (d.in = value));
+      break;
+    }
+    case 'reweight': {
+      const n = findNode(nodes, change.node);
+      if (change.device === undefined) n.reweight = change.weight;
+      else setDevices(n, change.device, (d) => (d.reweight = change.weight));
+      break;
+    }
+    case 'add-node': {
+      if (nodes.some((x) => x.id === change.node.id)) throw new ChangeError(`node ${change.node.id} is already in the map`);
+      nodes.push({
+        ...change.node,
+        devices: change.node.devices.map((d, i) => ({ ...d, id: i, in: true, reweight: 1 })),
+        up: false,
+        in: true,
+        reweight: 1,
+        downSince: now,
+        autoOut: false,
+      });
+      break;
+    }
+    case 'remove-node': {
+      findNode(nodes, change.node);
+      if (nodes.length === 1) throw new ChangeError('cannot remove the last node');
+      nodes.splice(nodes.findIndex((x) => x.id === change.node), 1);
+      break;
+    }
+    case 'add-device': {
+      const n = findNode(nodes, change.node);
+      const used = new Set(n.devices.map((d) => d.id));
+      let id = 0;
+      while (used.has(id)) id++;
+      if (id > 255) throw new ChangeError(`node ${n.id} has no free device id`);
+      n.devices.push({ ...change.device, id, in: true, reweight: 1 });
+      break;
+    }
+    case 'remove-device': {
+      const n = findNode(nodes, change.node);
+      const i = n.devices.findIndex((d) => d.id === change.device);
+      if (i < 0) throw new ChangeError(`node ${n.id} has no device ${change.device}`);
+      n.devices.splice(i, 1);
+      break;
+    }
+    case 'down':
+      for (const id of change.nodes) {
+        const n = findNode(nodes, id);
+        if (n.up) {
+          n.up = false;
+          n.downSince = now;
+        }
+      }
+      break;
+    case 'up':
+      for (const id of change.nodes) {
+        const n = findNode(nodes, id);
+        n.up = true;
+        n.downSince = null;
+        if (n.autoOut) {
+          n.in = true;
+          n.autoOut = false;
+        }
+      }
+      break;
+    case 'auto-out':
+      for (const id of change.nodes) {
+        const n = findNode(nodes, id);
+        if (n.in) {
+          n.in = false;
+          n.autoOut = true;
+        }
+      }
+      break;
+  }
+  if (JSON.stringify(nodes) === JSON.stringify(map.nodes)) return null;
+  const epoch = map.epoch + 1;
+  return { ...map, epoch, createdAt: now, change: describeChange(change), nodes, topology: buildTopology(nodes, epoch) };
+}

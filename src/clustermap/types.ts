@@ -1,0 +1,69 @@
+/**
+ * The cluster map: the epoch-versioned, authority-signed description of the cluster that
+ * every storage node and initiator holds — storage nodes with their addresses, devices and
+ * states, and the topology map (placement/) derived from them. It follows the role of
+ * Ceph's OSDMap (Weil et al., "RADOS", PDSW 2007): one ordered sequence of epochs, each a
+ * complete map, learned by everybody by gossip.
+ */
+import { z } from 'zod';
+import type { TopologyMap } from '../../placement/index.ts';
+
+/** One device of a node in the map. `id` is stable (it is part of its partitions' leaf ids). */
+export const MapDeviceSchema = z.object({
+  /** Device index on its node, 0..255; never reused while the device is in the map. */
+  id: z.number().int().min(0).max(255),
+  /** Path of the backing file, relative to the data directory. */
+  path: z.string().min(1),
+  /** Bytes. */
+  sizeBytes: z.number().int().positive(),
+  partitions: z.number().int().min(1).max(256),
+  /** Part of placement (in) or drained (out). */
+  in: z.boolean(),
+  /** Weight factor 0..1 applied on top of the capacity-derived weight. */
+  reweight: z.number().min(0).max(1),
+});
+
+/** One storage node in the map: addresses, devices and membership state. */
+export const MapNodeSchema = z.object({
+  id: z.number().int().min(0).max(32767),
+  host: z.string().min(1),
+  /** Data-path port (src/wire). */
+  port: z.number().int().min(1).max(65535),
+  /** libp2p (gossip) TCP port. */
+  gossipPort: z.number().int().min(1).max(65535),
+  /** Management API (HTTP) port. */
+  apiPort: z.number().int().min(1).max(65535),
+  devices: z.array(MapDeviceSchema).max(256),
+  /** Reachable (heartbeats arrive). Routing only: placement ignores it. */
+  up: z.boolean(),
+  /** Part of placement. */
+  in: z.boolean(),
+  /** Weight factor 0..1 applied to every device of the node (Ceph's "reweight"). */
+  reweight: z.number().min(0).max(1),
+  /** When the node was marked down (ms since 1970), or null while up. */
+  downSince: z.number().nullable(),
+  /** True when the authority (not an operator) marked it out; it comes back in on return. */
+  autoOut: z.boolean(),
+});
+
+/** The whole map. */
+export const ClusterMapSchema = z.object({
+  format: z.literal(1),
+  clusterId: z.string().min(1),
+  /** Monotonically increasing; 1 is the map written at cluster creation. */
+  epoch: z.number().int().min(1).max(0xffffffff),
+  /** When the authority made this epoch (ms since 1970). */
+  createdAt: z.number(),
+  /** What changed, for `cairn map history`. */
+  change: z.string(),
+  nodes: z.array(MapNodeSchema).min(1),
+  /** Derived from `nodes` by buildTopology; carried so every peer places with the same tree. */
+  topology: z.custom<TopologyMap>((v) => typeof v === 'object' && v !== null),
+});
+
+/** One device of a node in the map. */
+export type MapDevice = z.infer<typeof MapDeviceSchema>;
+/** One storage node in the map. */
+export type MapNode = z.infer<typeof MapNodeSchema>;
+/** The cluster map at one epoch. */
+export type ClusterMap = z.infer<typeof ClusterMapSchema>;

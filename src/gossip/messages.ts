@@ -1,0 +1,63 @@
+/**
+ * Control messages on the gossip topics and the map-fetch protocol. Small JSON objects
+ * (control plane only; validated with zod on receipt), except maps, which travel in their
+ * signed binary form (src/clustermap/signed-map.ts).
+ *
+ * - heartbeat topic: {node, epoch, checksum, sentAt, partitions: [{leaf, capacityBytes, usedBytes, liveBytes}]}
+ * - digest topic:    {epoch, checksum, sentAt}
+ * - map topic:       a signed map (wire bytes)
+ * - map-fetch:       request {minEpoch}; reply one status byte (0: a map follows, 1: none
+ *                    at or above minEpoch) then the signed map.
+ */
+import { z } from 'zod';
+
+/** Space of one partition as its allocator reports it (bytes). */
+export const PartitionStatSchema = z.object({
+  leaf: z.number().int().min(0),
+  capacityBytes: z.number().min(0),
+  usedBytes: z.number().min(0),
+  liveBytes: z.number().min(0),
+});
+
+/** A storage node's heartbeat. */
+export const HeartbeatSchema = z.object({
+  node: z.number().int().min(0).max(32767),
+  /** The map epoch the node holds, and that map's checksum (0 for the unsigned creation map). */
+  epoch: z.number().int().min(0),
+  checksum: z.number().int().min(0),
+  /** Sender's clock, ms since 1970. */
+  sentAt: z.number(),
+  partitions: z.array(PartitionStatSchema).max(65536),
+});
+
+/** The authority's map digest. */
+export const DigestSchema = z.object({
+  epoch: z.number().int().min(1),
+  checksum: z.number().int().min(0),
+  sentAt: z.number(),
+});
+
+/** One partition's space. */
+export type PartitionStat = z.infer<typeof PartitionStatSchema>;
+/** A heartbeat. */
+export type Heartbeat = z.infer<typeof HeartbeatSchema>;
+/** A map digest. */
+export type Digest = z.infer<typeof DigestSchema>;
+
+/** Encodes a control message as UTF-8 JSON. */
+export function encodeMessage(m: Heartbeat | Digest | { minEpoch: number }): Uint8Array {
+  return Buffer.from(JSON.stringify(m), 'utf8');
+}
+
+/** Decodes and validates a control message; null when it is not valid. */
+export function decodeMessage<T>(schema: z.ZodType<T>, data: Uint8Array): T | null {
+  try {
+    const r = schema.safeParse(JSON.parse(Buffer.from(data.buffer, data.byteOffset, data.byteLength).toString('utf8')));
+    return r.success ? r.data : null;
+  } catch {
+    return null;
+  }
+}
+
+/** The map-fetch request. */
+export const FetchRequestSchema = z.object({ minEpoch: z.number().int().min(0) });

@@ -1,0 +1,22 @@
+/**
+ * src/nvmf: Cairn's NVMe/TCP target (gateway). Serves BlockDevices (volumes) as NVMe
+ * namespaces to unmodified hosts (Linux nvme-tcp + nvme-cli), with discovery, host NQN
+ * allow-lists and ANA multipath. Specifications followed: NVMe Base 2.0, NVM Command Set 1.0,
+ * NVMe over Fabrics 1.1, NVMe/TCP Transport 1.0.
+ *
+ *   const t = new NvmfTarget({ cntlidRange: [1, 999] });
+ *   t.addSubsystem({ nqn, allowHosts: [hostnqn], namespaces: [{ nsid: 1, device }] });
+ *   await t.listen({ portId: 1, host: '127.0.0.1', port: 4420 });
+ */
+export { NvmfTarget } from './target.ts';
+export type { TargetOptions, ListenOptions } from './target.ts';
+export type { SubsystemConfig, NamespaceConfig, PathConfig, VolumeLease, VolumeHealth } from './subsystem.ts';
+export { Subsystem, Namespace, LBA_SIZE, MAX_NAMESPACES } from './subsystem.ts';
+export type { AnaState } from './ana.ts';
+export { ANA_STATES } from './ana.ts';
+export type { PortInfo } from './discovery.ts';
+export { DISCOVERY_NQN, volumeNqn, isValidNqn, deriveNguid, deriveUuid, uuidString } from './ids.ts';
+export { MAXH2CDATA } from './connection.ts';
+export { ClusterLeasedVolume } from './cluster-volume.ts';
+export { MAX_TRANSFER, MAX_ICD, MQES } from './controller.ts';
+export { S as NvmeStatus, status as nvmeStatus, statusForBlockError } from './status.ts';
