@@ -203,3 +203,96 @@ export function solveCorrections(w: ArrayLike<number>, n: number, tolerance = 1e
   for (const i of sure) q[i] = freeSum * 1e9;
   return { q, residual, iterations: it };
 }
+
+/**
+ * Inclusion probability of domain `d` alone under successive sampling of `n` with draw
+ * weights `q` (entries <= 0 are absent domains). O(N·n) per quadrature node.
+ */
+export function inclusionOf(q: ArrayLike<number>, n: number, d: number): number {
+  const others: number[] = [];
+  for (let i = 0; i < q.length; i++) if (i !== d && q[i] > 0) others.push(q[i]);
+  if (others.length < n) return 1;
+  const qd = q[d];
+  let Q = qd;
+  for (const v of others) Q += v;
+  const sorted = [...others, qd].sort((a, b) => a - b);
+  let S = 0;
+  for (let i = 0; i < sorted.length - n + 1; i++) S += sorted[i];
+  const h0 = 1 / (4 * Q);
+  const tEnd = 45 / S;
+  let panels = 1;
+  while (h0 * 2 ** (panels - 1) < tEnd) panels++;
+  const poly = new Float64Array(n);
+  let pi = 0;
+  const node = (t: number, wt: number): void => {
+    poly.fill(0);
+    poly[0] = 1;
+    for (const v of others) {
+      const p = oneMinusExpNeg(v * t);
+      const f = 1 - p;
+      for (let j = n - 1; j >= 1; j--) poly[j] = poly[j] * f + poly[j - 1] * p;
+      poly[0] *= f;
+    }
+    let F = 0;
+    for (let j = 0; j < n; j++) F += poly[j];
+    pi += wt * qd * (1 - oneMinusExpNeg(qd * t)) * F;
+  };
+  for (let panel = 0; panel < panels; panel++) {
+    const lo = panel === 0 ? 0 : h0 * 2 ** (panel - 1);
+    const hi = h0 * 2 ** panel;
+    const mid = (lo + hi) / 2;
+    const half = (hi - lo) / 2;
+    for (let i = 0; i < GL_X.length; i++) {
+      node(mid - half * GL_X[i], half * GL_W[i]);
+      node(mid + half * GL_X[i], half * GL_W[i]);
+    }
+  }
+  return pi;
+}
+
+/**
+ * Extra draw weight e >= 0 for domain `d` such that, with q[d] + e and every other weight
+ * unchanged, d's inclusion probability is `target` (n·w/W of d after an addition). Used
+ * for grafts: the draw weights of everything already placed stay as they were, so an
+ * addition only attracts data to itself (see select.ts). Regula falsi (Illinois) on a
+ * bracket found by doubling; deterministic.
+ */
+export function solveExtraWeight(q: Float64Array, n: number, d: number, target: number, scale: number): number {
+  const base = q[d];
+  const f = (e: number): number => {
+    q[d] = base + e;
+    const v = inclusionOf(q, n, d) - target;
+    q[d] = base;
+    return v;
+  };
+  if (target >= 1 - 1e-12) return scale * 1e9;
+  let lo = 0;
+  let flo = base > 0 ? f(0) : -target;
+  if (flo >= 0) return 0;
+  let hi = scale > 0 ? scale : 1;
+  let fhi = f(hi);
+  for (let i = 0; fhi < 0 && i < 200; i++) {
+    lo = hi;
+    flo = fhi;
+    hi *= 2;
+    fhi = f(hi);
+  }
+  let side = 0;
+  for (let i = 0; i < 100; i++) {
+    const m = (lo * fhi - hi * flo) / (fhi - flo);
+    const fm = f(m);
+    if (Math.abs(fm) <= 1e-13 * target || hi - lo <= 1e-15 * hi) return m;
+    if (fm < 0) {
+      lo = m;
+      flo = fm;
+      if (side === -1) fhi /= 2;
+      side = -1;
+    } else {
+      hi = m;
+      fhi = fm;
+      if (side === 1) flo /= 2;
+      side = 1;
+    }
+  }
+  return (lo + hi) / 2;
+}

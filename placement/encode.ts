@@ -82,7 +82,12 @@ export function encodeMap(map: TopologyMap): string {
  *   missing or malformed), 'bad-format', any validation code, or 'checksum'.
  */
 export function decodeMap(text: string | Uint8Array): TopologyMap {
-  const s = typeof text === 'string' ? text : new TextDecoder('utf-8', { fatal: true }).decode(text);
+  let s: string;
+  try {
+    s = typeof text === 'string' ? text : new TextDecoder('utf-8', { fatal: true }).decode(text);
+  } catch {
+    throw new MapValidationError('bad-encoding', '', 'not UTF-8 text');
+  }
   let parsed: unknown;
   try {
     parsed = JSON.parse(s);

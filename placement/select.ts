@@ -25,7 +25,7 @@
  * compacted tree, so an added host only attracts data and never reshuffles the old tree.
  * Everything here runs on preallocated typed arrays: no allocation per placement.
  */
-import { solveCorrections } from './corrections.ts';
+import { solveCorrections, solveExtraWeight } from './corrections.ts';
 import { lnUnit } from './detmath.ts';
 import { hashFinish, premul } from './hash.ts';
 import { domainOf, isUnder, type CompiledMap } from './compile.ts';
@@ -211,15 +211,15 @@ export class Context {
     const draw = cm.draw;
 
     // Items at the top: the take bucket's draw children, then grafts below it.
-    const top: { ref: number; hashP3: number; weight: number; extraLeaf: boolean }[] = [];
+    const top: { ref: number; hashP3: number; weight: number; extraLeaf: boolean; graft: number }[] = [];
     for (let i = draw.start[take]; i < draw.end[take]; i++) {
-      top.push({ ref: draw.ref[i], hashP3: draw.hash[i], weight: 1 / draw.invWeight[i], extraLeaf: false });
+      top.push({ ref: draw.ref[i], hashP3: draw.hash[i], weight: 1 / draw.invWeight[i], extraLeaf: false, graft: -1 });
     }
     const baseTop = top.length;
-    for (const g of cm.grafts) {
-      if (g.ref === take || !isUnder(cm, g.ref, take)) continue;
-      top.push({ ref: g.ref, hashP3: g.hash, weight: g.weight, extraLeaf: g.extra });
-    }
+    cm.grafts.forEach((g, gi) => {
+      if (g.ref === take || !isUnder(cm, g.ref, take)) return;
+      top.push({ ref: g.ref, hashP3: g.hash, weight: g.weight, extraLeaf: g.extra, graft: gi });
+    });
 
     const domainIndex = new Map<number, number>();
     const domainList: number[] = [];
@@ -260,9 +260,10 @@ export class Context {
     }
     const nodes: LNode[] = [{ kids: [] }];
     const nodeHashP3: number[] = [0];
-    const singles: { item: Item; hashP3: number; node: number }[] = [];
+    const singles: { item: Item; hashP3: number; node: number; graft: number }[] = [];
+    let graftOfItem = -1;
     const addSingle = (node: number, domain: number, via: number, hashP3: number, weight: number): void => {
-      singles.push({ item: { domain: domainOfRef(domain), via, hashId: 0, weight }, hashP3, node });
+      singles.push({ item: { domain: domainOfRef(domain), via, hashId: 0, weight }, hashP3, node, graft: graftOfItem });
     };
     // Expands a multi-domain subtree (draw tree) below `ref` into local node `into`.
     // Returns false when it holds no domain of positive weight.
@@ -291,6 +292,7 @@ export class Context {
       return any;
     };
     for (const it of top) {
+      graftOfItem = it.graft;
       const d = singleDomain(it.ref);
       if (d !== null) addSingle(0, d, it.ref, it.hashP3, it.weight);
       else if (it.ref >= 0 && !it.extraLeaf) {
@@ -304,15 +306,41 @@ export class Context {
       }
     }
 
-    // Domain capacities and multi-pick corrections.
+    // Multi-pick corrections. The compacted tree's domains get exact corrections
+    // (corrections.ts). Each graft item then gets the draw weight that gives its domain its
+    // target share with every earlier draw weight left as it was: an addition only attracts
+    // data. (The others' shares then drift from exact by the sampling's nonlinearity, a
+    // fraction of a percent for mixed weights; uniform maps stay exact; compaction re-solves.)
     const ND = domainList.length;
-    const cap = new Float64Array(ND);
-    for (const s of singles) cap[s.item.domain] += s.item.weight;
-    const corr = solveCorrections(cap, n);
+    const baseCap = new Float64Array(ND);
+    for (const s of singles) if (s.graft < 0) baseCap[s.item.domain] += s.item.weight;
+    const baseDomains: number[] = [];
+    for (let d = 0; d < ND; d++) if (baseCap[d] > 0) baseDomains.push(d);
+    const corr = solveCorrections(
+      baseDomains.map((d) => baseCap[d]),
+      n,
+    );
     this.correctionResidual = corr.residual;
-    const scale = new Float64Array(ND);
-    for (let d = 0; d < ND; d++) scale[d] = cap[d] > 0 ? corr.q[d] / cap[d] : 0;
-    for (const s of singles) nodes[s.node].kids.push({ domain: s.item.domain, node: -1, via: s.item.via, hashP3: s.hashP3, weight: s.item.weight * scale[s.item.domain] });
+    const q = new Float64Array(ND);
+    baseDomains.forEach((d, i) => (q[d] = corr.q[i]));
+    for (const s of singles) if (s.graft < 0) s.item.weight *= q[s.item.domain] / baseCap[s.item.domain];
+    const capNow = Float64Array.from(baseCap);
+    let total = 0;
+    for (const c of baseCap) total += c;
+    const uniformBase = baseDomains.every((d) => baseCap[d] === baseCap[baseDomains[0]] && q[d] === baseCap[d]);
+    for (const s of singles) {
+      if (s.graft < 0) continue;
+      const d = s.item.domain;
+      const w = s.item.weight;
+      capNow[d] += w;
+      total += w;
+      let e: number;
+      if (uniformBase && baseCap[d] === 0 && capNow[d] === baseCap[baseDomains[0]]) e = w; // a domain like the others: same weight
+      else e = solveExtraWeight(q, Math.min(n, ND), d, Math.min(1, (n * capNow[d]) / total), w);
+      q[d] += e;
+      s.item.weight = e;
+    }
+    for (const s of singles) nodes[s.node].kids.push({ domain: s.item.domain, node: -1, via: s.item.via, hashP3: s.hashP3, weight: s.item.weight });
     // Local node weights bottom-up (children were created after their parents).
     const nodeWeight = new Float64Array(nodes.length);
     for (let j = nodes.length - 1; j >= 0; j--) {
