@@ -12,6 +12,7 @@ import { compileMap, decodeMap, prepareRule, type CompiledMap, type PreparedRule
  */
 export abstract class PlacementCommand extends Command {
   override async catch(err: Error & { oclif?: { exit?: number } }): Promise<void> {
+    this.parsed = true; // a flag error is reported here; no "did not parse" warning on top
     const text = String(err?.message ?? err)
       .split('\n')
       .map((s) => s.replace(/^\s*›?\s*/, '').trim())
