@@ -4,7 +4,8 @@
  * the same failure domain, firstn / indep), compiles it with `crushtool -c`, and runs
  * `crushtool --test` for mappings and for timing (child CPU time from /usr/bin/time, since
  * the machine is shared and wall time is noisy). Leaves become osd.0..osd.N-1 in leaf-id
- * order; bucket ids are renumbered densely (-1, -2, ...) because crushtool sizes its
+ * order (stable when hosts are added, since new leaves have higher ids); bucket ids keep
+ * Cairn's except device buckets, which move closer to zero because crushtool sizes its
  * bucket array by the lowest id.
  */
 import { spawnSync } from 'node:child_process';
@@ -31,8 +32,12 @@ export function crushtoolAvailable(): boolean {
 export function crushText(map: TopologyMap, domain: string): { text: string; osdToLeaf: Int32Array } {
   const leaves = [...map.leaves].sort((a, b) => a.id - b.id);
   const osdOf = new Map(leaves.map((l, i) => [l.id, i]));
+  // CRUSH ids must be stable across the maps compared (they are hashed) and not too
+  // negative (crushtool allocates by the lowest id): build-scheme device ids
+  // -(65536 + 256·host + device) move up to -(36866 + 256·host + device), below every
+  // host id; other ids stay.
   const bucketNo = new Map<number, number>();
-  [...map.buckets].sort((a, b) => b.id - a.id).forEach((b, i) => bucketNo.set(b.id, -(i + 1)));
+  for (const b of map.buckets) bucketNo.set(b.id, b.id <= -65536 ? b.id + 65536 - 36866 : b.id);
   const byId = new Map(map.buckets.map((b) => [b.id, b]));
   const leafById = new Map(map.leaves.map((l) => [l.id, l]));
   const types = [map.leafType, ...[...map.types].reverse()];
