@@ -51,6 +51,29 @@ export function hashFinish(start: number, itemP3: number, rP3: number): number {
 }
 
 /**
+ * Like hashFinish, but returns the hash with its top bit flipped as a signed 32-bit
+ * integer: comparing these keys as signed numbers orders the hashes as unsigned ones, and
+ * keeps the draw loops in 32-bit integer arithmetic. `keyToHash` undoes it.
+ */
+export function hashKey(start: number, itemP3: number, rP3: number): number {
+  let h = (start + itemP3) | 0;
+  h = Math.imul((h << 17) | (h >>> 15), P4);
+  h = (h + rP3) | 0;
+  h = Math.imul((h << 17) | (h >>> 15), P4);
+  h ^= h >>> 15;
+  h = Math.imul(h, P2);
+  h ^= h >>> 13;
+  h = Math.imul(h, P3);
+  h ^= h >>> 16;
+  return h ^ 0x80000000;
+}
+
+/** The unsigned hash of a key from hashKey. */
+export function keyToHash(key: number): number {
+  return (key ^ 0x80000000) >>> 0;
+}
+
+/**
  * xxHash32 of three unsigned 32-bit integers (12 bytes little-endian), seed 0; the draw
  * input hash(x, item, r). Returns an unsigned 32-bit integer. Same bits as
  * `hashBytes` of the 12-byte encoding.

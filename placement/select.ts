@@ -27,7 +27,7 @@
  */
 import { solveCorrections, solveExtraWeight } from './corrections.ts';
 import { lnUnit } from './detmath.ts';
-import { hashFinish, premul } from './hash.ts';
+import { hashFinish, hashKey, premul } from './hash.ts';
 import { domainOf, isUnder, type CompiledMap } from './compile.ts';
 
 /** Largest number of positions one context fills. */
@@ -74,10 +74,10 @@ interface Item {
 export function straw2Slot(start: number, end: number, uniform: number, hash: Int32Array, invWeight: Float64Array, hs: number, rP3: number): number {
   let best = -1;
   if (uniform) {
-    let hb = -1;
+    let hb = -2147483648;
     for (let i = start; i < end; i++) {
-      const h = hashFinish(hs, hash[i], rP3);
-      if (h > hb) {
+      const h = hashKey(hs, hash[i], rP3);
+      if (h > hb || best < 0) {
         hb = h;
         best = i;
       }
@@ -111,9 +111,9 @@ function descend(tree: CompiledMap['draw'], ref: number, hs: number, rP3: number
     if (e === s) return -1;
     let best = s;
     if (tree.uniform[ref]) {
-      let hb = hashFinish(hs, hash[s], rP3);
+      let hb = hashKey(hs, hash[s], rP3);
       for (let i = s + 1; i < e; i++) {
-        const h = hashFinish(hs, hash[i], rP3);
+        const h = hashKey(hs, hash[i], rP3);
         if (h > hb) {
           hb = h;
           best = i;
@@ -441,7 +441,7 @@ export class Context {
     if (this.nodeUniform[0]) {
       for (let i = s; i < e; i++) {
         if (skipUsed && stamp[kidRef[i]] === sv) continue;
-        const h = hashFinish(hs, kidHash[i], rP3);
+        const h = hashKey(hs, kidHash[i], rP3);
         if (h > v1) {
           v2 = v1;
           i2 = i1;
@@ -529,10 +529,10 @@ export class Context {
     const kidHash = this.kidHash;
     let best = -2;
     if (this.nodeUniform[node]) {
-      let hb = -1;
+      let hb = -Infinity;
       for (let i = s; i < e; i++) {
         if (stamp[kidRef[i]] === sv) continue;
-        const h = hashFinish(hs, kidHash[i], rP3);
+        const h = hashKey(hs, kidHash[i], rP3);
         if (h > hb) {
           hb = h;
           best = i;
