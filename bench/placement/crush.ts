@@ -28,16 +28,35 @@ export function crushtoolAvailable(): boolean {
   return !c.error && !t.error;
 }
 
+/** Upper bounds of rack, host and device numbers of the maps being compared (build id scheme). */
+export interface CrushLayout {
+  racks: number;
+  hosts: number;
+  devices: number;
+}
+
 /** CRUSH text for `map` with rules 0 (firstn) and 1 (indep) over failure domain `domain`. */
-export function crushText(map: TopologyMap, domain: string): { text: string; osdToLeaf: Int32Array } {
+export function crushText(map: TopologyMap, domain: string, layout: CrushLayout = { racks: 64, hosts: 1024, devices: 16 }): { text: string; osdToLeaf: Int32Array } {
   const leaves = [...map.leaves].sort((a, b) => a.id - b.id);
   const osdOf = new Map(leaves.map((l, i) => [l.id, i]));
-  // CRUSH ids must be stable across the maps compared (they are hashed) and not too
-  // negative (crushtool allocates by the lowest id): build-scheme device ids
-  // -(65536 + 256·host + device) move up to -(36866 + 256·host + device), below every
-  // host id; other ids stay.
+  // CRUSH bucket ids must be stable across the maps compared (they are hashed) and dense:
+  // crushtool sizes and initialises a per-mapping workspace by the lowest id, so sparse
+  // ids would slow it down tenfold. Build-scheme ids are laid out in ranges sized by
+  // `layout` (racks, then hosts, then devices); other ids are numbered in order.
   const bucketNo = new Map<number, number>();
-  for (const b of map.buckets) bucketNo.set(b.id, b.id <= -65536 ? b.id + 65536 - 36866 : b.id);
+  let spare = 2 + layout.racks + layout.hosts + layout.hosts * layout.devices;
+  for (const b of [...map.buckets].sort((x, y) => y.id - x.id)) {
+    const id = b.id;
+    let n: number;
+    if (id === -1) n = -1;
+    else if (id >= -4097 && -id - 2 < layout.racks) n = -(2 + (-id - 2));
+    else if (id >= -36865 && id <= -4098 && -id - 4098 < layout.hosts) n = -(2 + layout.racks + (-id - 4098));
+    else if (id <= -65536 && Math.floor((-id - 65536) / 256) < layout.hosts && (-id - 65536) % 256 < layout.devices) {
+      const x = -id - 65536;
+      n = -(2 + layout.racks + layout.hosts + Math.floor(x / 256) * layout.devices + (x % 256));
+    } else n = -spare++;
+    bucketNo.set(id, n);
+  }
   const byId = new Map(map.buckets.map((b) => [b.id, b]));
   const leafById = new Map(map.leaves.map((l) => [l.id, l]));
   const types = [map.leafType, ...[...map.types].reverse()];
@@ -110,9 +129,9 @@ export function crushText(map: TopologyMap, domain: string): { text: string; osd
  * Writes and compiles the CRUSH equivalent of `map`.
  * @throws Error with crushtool's message if compilation fails.
  */
-export function compileCrush(map: TopologyMap, domain = 'host'): CrushMap {
+export function compileCrush(map: TopologyMap, layout?: CrushLayout, domain = 'host'): CrushMap {
   const dir = mkdtempSync(join(tmpdir(), 'cairn-crush-'));
-  const { text, osdToLeaf } = crushText(map, domain);
+  const { text, osdToLeaf } = crushText(map, domain, layout);
   writeFileSync(join(dir, 'map.txt'), text);
   const file = join(dir, 'map.bin');
   const r = spawnSync('crushtool', ['-c', join(dir, 'map.txt'), '-o', file], { encoding: 'utf8' });

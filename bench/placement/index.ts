@@ -56,6 +56,11 @@ const RULES = [
   { key: 'erasure4+2', rule: 'erasure', crushRule: 1, size: 6 },
 ] as const;
 
+/** CRUSH id layout covering `s` and `s` plus one host (see crush.ts). */
+function layout(s: Spec): { racks: number; hosts: number; devices: number } {
+  return { racks: Math.max(1, s.racks), hosts: s.hosts + 1, devices: s.devices };
+}
+
 function build(s: Spec): TopologyMap {
   return generateMap({ hosts: s.hosts, devices: s.devices, partitions: s.partitions, racks: s.racks, weights: s.weights ? parseWeightSpec(s.weights) : undefined });
 }
@@ -120,7 +125,7 @@ const result: Record<string, unknown> = {
 const rates: Record<string, unknown>[] = [];
 for (const s of MAPS) {
   const map = build(s);
-  const cm = crush ? compileCrush(map) : null;
+  const cm = crush ? compileCrush(map, layout(s)) : null;
   const row: Record<string, unknown> = { map: s.name, leaves: map.leaves.length, hosts: s.hosts, racks: s.racks };
   for (const r of RULES) {
     const keys = Math.max(2000, Math.round((map.leaves.length <= 40 ? 1_000_000 : s.name === 'flat10000' ? 40_000 : 200_000) * scale));
@@ -165,7 +170,7 @@ const balance: Record<string, unknown>[] = [];
       cvRatio: round(utilization(m, weights(map)).cvRatio, 3),
     };
   };
-  const cm = crush ? compileCrush(map) : null;
+  const cm = crush ? compileCrush(map, layout(MIXED)) : null;
   balance.push({
     what: 'mixed weights, 40 leaves (10 hosts, half at 2x), 3 replicas, lambda 30000: class share errors in %',
     cairn: cls(ours(map, 'replicated', 3, keys)),
@@ -184,7 +189,7 @@ for (const [name, lambda, trialsOurs, trialsCrush] of [
   const s = MAPS.find((m) => m.name === name)!;
   const map = build(s);
   const keys = Math.max(1000, Math.round((lambda * map.leaves.length * scale) / 3));
-  const cm = crush && trialsCrush > 0 ? compileCrush(map) : null;
+  const cm = crush && trialsCrush > 0 ? compileCrush(map, layout(s)) : null;
   const pooled = (f: (first: number) => Mappings, trials: number): number => {
     let sum = 0;
     for (let t = 0; t < trials; t++) sum += utilization(f(t * keys), weights(map)).cvRatio ** 2;
@@ -214,7 +219,7 @@ for (const name of ['flat40', 'mixed40', 'flat1000', 'racks1000', 'racks10000'])
     ['set a leaf weight to 0', setLeafWeight(map, leaf, 0), []],
     ['mark a leaf out', setLeafState(map, leaf, { in: false }), [leaf]],
   ];
-  const cm = crush ? compileCrush(map) : null;
+  const cm = crush ? compileCrush(map, layout(s)) : null;
   for (const r of RULES) {
     log(`movement ${name} ${r.key}: ${keys} keys`);
     const a = ours(map, r.rule, r.size, keys);
@@ -224,7 +229,7 @@ for (const name of ['flat40', 'mixed40', 'flat1000', 'racks1000', 'racks10000'])
       if (cm && ca) {
         if (outLeaves.length > 0) theirs = movement(ca, crushMappingsOut(cm, r.crushRule, r.size, keys, outLeaves));
         else {
-          const cn = compileCrush(next);
+          const cn = compileCrush(next, layout(s));
           theirs = movement(ca, crushMappings(cn, r.crushRule, r.size, 0, keys));
           disposeCrush(cn);
         }
