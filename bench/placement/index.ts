@@ -140,12 +140,14 @@ for (const s of MAPS) {
   rates.push(row);
 }
 result.rates = rates;
-// Cost growth on racked maps: cost relative to 40 leaves against ln(leaves) relative to ln 40.
+// Cost growth on racked maps (3 replicas): CPU per mapping relative to 40 leaves, against
+// ln(leaves) relative to ln 40, for both engines.
 const racked = rates.filter((r) => (r.racks as number) > 0);
 result.rackedCostGrowth = racked.map((r) => ({
   map: r.map,
   leaves: r.leaves,
   costVs40: round((racked[0].replicated3 as { cairn: number }).cairn / (r.replicated3 as { cairn: number }).cairn, 3),
+  crushtoolCostVs40: crush ? round((racked[0].replicated3 as { crushtool: number }).crushtool / (r.replicated3 as { crushtool: number }).crushtool, 3) : null,
   lnLeavesVs40: round(Math.log(r.leaves as number) / Math.log(40), 3),
 }));
 
