@@ -3,6 +3,9 @@
  * a space separator on the command line ("cairn map show") and ":" here.
  */
 import ExportNvmf from './commands/export/nvmf.ts';
+import PlacementBuild from './commands/placement/build.ts';
+import PlacementMap from './commands/placement/map.ts';
+import PlacementTest from './commands/placement/test.ts';
 import Up from './commands/up.ts';
 import MapShow from './commands/map/show.ts';
 import MapHistory from './commands/map/history.ts';
@@ -21,4 +24,7 @@ export const COMMANDS = {
   'node:in': NodeIn,
   'node:reweight': NodeReweight,
   'export:nvmf': ExportNvmf,
+  'placement:build': PlacementBuild,
+  'placement:map': PlacementMap,
+  'placement:test': PlacementTest,
 };

@@ -1,78 +1,119 @@
 /**
- * The topology map: a tree of typed buckets whose leaves are device partitions.
- * Weights live on leaves (derived from capacity); a bucket's weight is the sum of its
- * children's. Bucket ids are negative, leaf ids are non-negative (as in CRUSH).
+ * The topology map model: a tree of typed buckets whose leaves are device partitions, the
+ * placement rules, and the record of what was added since the map was last compacted.
+ * Bucket ids are negative and leaf ids non-negative, as in CRUSH (Weil et al., SC 2006).
+ *
+ * Weights. A leaf has three numbers:
+ * - `capacityBytes`: the partition's size in bytes (a fact);
+ * - `weight`: the share of data it should hold (relative; the builder derives it from
+ *   capacity in TiB, an operator may override it; 0 = hold nothing);
+ * - `drawWeight`: the weight the selection draws with. It is the leaf's weight as of the
+ *   last compaction (or of its addition) and is changed only by compaction. When `weight`
+ *   is lower (a drain, a weight set to 0) the leaf keeps the draw and hands the excess to
+ *   in-place replacements, which moves only the data that must move; see select.ts.
+ * A bucket's weight is the sum of its leaves'.
  */
 
-/** A leaf of the tree: one partition of one device. `weight` is relative (e.g. TiB). */
+/** Version of the map encoding produced by this code. */
+export const MAP_FORMAT = 1;
+
+/** Placeholder for an unfilled position of an `indep` placement (CRUSH_ITEM_NONE). */
+export const NONE = -1;
+
+/** A leaf of the tree: one partition of one device. */
 export interface Leaf {
-  /** Non-negative, unique among leaves. */
+  /** Non-negative integer below 2^31, unique among leaves. */
   id: number;
+  /** Unique among leaves and buckets. */
   name: string;
-  /** Relative weight, finite and >= 0; 0 means "receives nothing". */
+  /** Size of the partition in bytes (an integer >= 0). */
+  capacityBytes: number;
+  /** Target relative weight, finite and >= 0; 0 means "receives nothing". */
   weight: number;
-  /** Reachable (up) or not (down). A down leaf is skipped by selection. */
+  /** Weight the draw uses until the next compaction; finite and >= 0. */
+  drawWeight: number;
+  /** Reachable (up) or not (down). A down leaf's positions are replaced in place. */
   up: boolean;
-  /** Part of data placement (in) or drained (out). An out leaf is skipped by selection. */
+  /** Part of data placement (in) or drained (out). An out leaf's positions are replaced in place. */
   in: boolean;
 }
 
 /** An interior node of the tree (root, zone, rack, host, device, ...). */
 export interface Bucket {
-  /** Negative, unique among buckets. */
+  /** Negative integer in [-2^30, -1], unique among buckets. */
   id: number;
+  /** Unique among leaves and buckets; rules `take` buckets by name. */
   name: string;
-  /** Free-form type name, e.g. "root", "host", "device"; rules select by it. */
+  /** One of the map's declared `types`. */
   type: string;
-  /** Ids of child buckets (< 0) or leaves (>= 0). */
+  /** Ids of child buckets (< 0) or leaves (>= 0); each node has exactly one parent. */
   children: number[];
+}
+
+/**
+ * A change recorded since the last compaction, drawn beside the compacted tree so that the
+ * data it attracts comes only from elsewhere (never a shuffle inside the old tree).
+ * - `{ node }`: the bucket or leaf `node` (and its subtree) was added.
+ * - `{ node, extra }`: leaf `node` gained `extra` draw weight (its weight grew past its
+ *   drawWeight).
+ */
+export interface Graft {
+  node: number;
+  extra?: number;
+}
+
+/** `take`: start from the named bucket. */
+export interface TakeStep {
+  op: 'take';
+  bucket: string;
+}
+
+/**
+ * `choose` / `chooseleaf`: for every item in the working set, pick `count` distinct
+ * buckets of `type` below it (`chooseleaf`: then one leaf inside each). `count` 0 means the
+ * pool size, a negative count means pool size minus |count|. `firstn` suits replicas
+ * (result compacted when short), `indep` suits erasure-coded stripes (positions are fixed;
+ * an unfilled one is NONE).
+ */
+export interface ChooseStep {
+  op: 'choose' | 'chooseleaf';
+  mode: 'firstn' | 'indep';
+  count: number;
+  type: string;
+}
+
+/** `emit`: append the working set to the result. */
+export interface EmitStep {
+  op: 'emit';
+}
+
+/** One step of a rule (CRUSH rule language: take / choose / chooseleaf / emit). */
+export type Step = TakeStep | ChooseStep | EmitStep;
+
+/** A placement rule; pools name the rule they use. */
+export interface Rule {
+  /** Non-negative integer, unique among rules. */
+  id: number;
+  /** Unique among rules. */
+  name: string;
+  steps: Step[];
 }
 
 /** The whole map, versioned by a monotonically increasing epoch. */
 export interface TopologyMap {
+  /** Encoding version: MAP_FORMAT. */
+  format: number;
+  /** Non-negative integer; every change makes a new map with a higher epoch. */
   epoch: number;
-  /** Id of the root bucket. */
+  /** Declared bucket type names (e.g. root, rack, host, device); a bucket's type must be one. */
+  types: string[];
+  /** Type name of the leaves (e.g. "partition"); rules may choose it. Not in `types`. */
+  leafType: string;
+  /** Id of the root bucket; every node must be reachable from it. */
   root: number;
   buckets: Bucket[];
   leaves: Leaf[];
-}
-
-/** Thrown for a structurally invalid map (dangling child, duplicate id, bad weight). */
-export class MapValidationError extends Error {
-  override name = 'MapValidationError';
-}
-
-/**
- * Checks the map's structure: unique ids, every child resolvable, finite non-negative
- * weights, a root that exists, no cycles (every node reached at most once from the root).
- * @throws MapValidationError naming the first problem found.
- */
-export function validateMap(map: TopologyMap): void {
-  const buckets = new Map<number, Bucket>();
-  const leaves = new Map<number, Leaf>();
-  for (const b of map.buckets) {
-    if (!(b.id < 0)) throw new MapValidationError(`bucket ${b.name}: id ${b.id} must be negative`);
-    if (buckets.has(b.id)) throw new MapValidationError(`duplicate bucket id ${b.id}`);
-    buckets.set(b.id, b);
-  }
-  for (const l of map.leaves) {
-    if (!(l.id >= 0) || !Number.isInteger(l.id)) throw new MapValidationError(`leaf ${l.name}: id ${l.id} must be a non-negative integer`);
-    if (leaves.has(l.id)) throw new MapValidationError(`duplicate leaf id ${l.id}`);
-    if (!Number.isFinite(l.weight) || l.weight < 0) throw new MapValidationError(`leaf ${l.name}: weight ${l.weight} must be finite and >= 0`);
-    leaves.set(l.id, l);
-  }
-  if (!buckets.has(map.root)) throw new MapValidationError(`root bucket ${map.root} does not exist`);
-  const seen = new Set<number>();
-  const visit = (id: number): void => {
-    if (seen.has(id)) throw new MapValidationError(`node ${id} is reachable twice (cycle or shared child)`);
-    seen.add(id);
-    if (id >= 0) {
-      if (!leaves.has(id)) throw new MapValidationError(`dangling reference to leaf ${id}`);
-      return;
-    }
-    const b = buckets.get(id);
-    if (!b) throw new MapValidationError(`dangling reference to bucket ${id}`);
-    for (const c of b.children) visit(c);
-  };
-  visit(map.root);
+  rules: Rule[];
+  /** Additions since the last compaction, oldest first. */
+  grafts: Graft[];
 }

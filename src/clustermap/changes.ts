@@ -173,5 +173,5 @@ export function applyChange(map: ClusterMap, change: MapChange, now: number): Cl
   }
   if (JSON.stringify(nodes) === JSON.stringify(map.nodes)) return null;
   const epoch = map.epoch + 1;
-  return { ...map, epoch, createdAt: now, change: describeChange(change), nodes, topology: buildTopology(nodes, epoch) };
+  return { ...map, epoch, createdAt: now, change: describeChange(change), nodes, topology: buildTopology(nodes, epoch, map.topology) };
 }

@@ -7,7 +7,7 @@
 import { crc32c } from '@node-rs/crc32';
 import { validateMap } from '../../placement/index.ts';
 import { ClusterMapSchema, type ClusterMap } from './types.ts';
-import { buildTopology } from './topology.ts';
+import { checkTopology } from './topology.ts';
 
 /** Thrown when bytes do not decode to a valid cluster map. */
 export class MapDecodeError extends Error {
@@ -36,7 +36,7 @@ export function mapChecksum(bytes: Uint8Array): number {
 
 /**
  * Decodes and validates canonical map bytes: schema, topology structure, topology
- * consistent with the nodes (it must be exactly buildTopology(nodes, epoch)), and bytes
+ * consistent with the nodes (checkTopology), and bytes
  * that are canonical (re-encoding gives the same bytes).
  * @throws MapDecodeError naming the problem.
  */
@@ -58,9 +58,8 @@ export function decodeMap(bytes: Uint8Array): ClusterMap {
   } catch (e) {
     throw new MapDecodeError(`map topology: ${(e as Error).message}`);
   }
-  if (canonical(buildTopology(map.nodes, map.epoch)) !== canonical(map.topology)) {
-    throw new MapDecodeError('map topology does not match its nodes');
-  }
+  const mismatch = checkTopology(map);
+  if (mismatch !== null) throw new MapDecodeError(`map topology does not match its nodes: ${mismatch}`);
   if (!encodeMap(map).equals(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength))) {
     throw new MapDecodeError('map bytes are not canonical');
   }

@@ -4,7 +4,7 @@
  * only newer maps that verify.
  */
 export * from './types.ts';
-export { buildTopology, placementTopology, mapNode } from './topology.ts';
+export { buildTopology, checkTopology, placementTopology, mapNode } from './topology.ts';
 export { encodeMap, decodeMap, mapChecksum, MapDecodeError } from './codec.ts';
 export { generateAuthorityKeys, parsePublicKey, parsePrivateKey, signMapBytes, verifyMapBytes } from './signing.ts';
 export { signMap, openSignedMap, peekSignedMap, MapRejectedError, MAX_SIGNED_MAP, type SignedMap, type MapRejectReason } from './signed-map.ts';

@@ -108,6 +108,43 @@ test('down does not move placement; out does', (t) => {
   t.false(down.topology.leaves.filter((l) => l.id >= 2 * 65536 && l.id < 3 * 65536).some((l) => l.up), 'the map itself says down (routing)');
 });
 
+test('epoch edits move only what must move: out moves only that node\'s copies, in restores them, a new node only attracts', (t) => {
+  const rule = { failureDomain: 'host', replicas: 3 };
+  const m1 = initialMap(config(6));
+  const out = next(m1, { type: 'out', node: 2 });
+  const back = next(out, { type: 'in', node: 2 });
+  const grown = next(back, { type: 'add-node', node: { id: 7, host: '127.0.0.1', port: 1, gossipPort: 2, apiPort: 3, devices: [{ path: 'x', sizeBytes: 1 << 30, partitions: 4 }] } });
+  const [c1, co, cb, cg] = [m1, out, back, grown].map((m) => compileMap(placementTopology(m)));
+  let replaced = 0;
+  let attracted = 0;
+  const keys = 4000;
+  for (let x = 0; x < keys; x++) {
+    const before = place(c1, rule, x).members;
+    const after = place(co, rule, x).members;
+    for (let i = 0; i < before.length; i++) {
+      // A position changes only where node 2 held it (replacement in place).
+      if (before[i] !== after[i]) {
+        t.is(Math.floor(before[i] / 65536), 2, `key ${x} position ${i} moved off a node that stayed in`);
+        replaced++;
+      }
+    }
+    t.deepEqual(place(cb, rule, x).members, before, `key ${x}: out then in restores the placement`);
+    // Members that change go to the new node only (positions may reorder: firstn lists).
+    const g = place(cg, rule, x).members;
+    for (const l of g) {
+      if (!before.includes(l)) {
+        t.is(Math.floor(l / 65536), 7, `key ${x}: ${l} joined, not on the new node (before ${before}, after ${g})`);
+        attracted++;
+      }
+    }
+  }
+  // Node 2 holds about 1/6 × 3 positions per key; the new node should draw about 3/7 × its share.
+  t.true(replaced > keys * 3 / 6 * 0.8 && replaced < keys * 3 / 6 * 1.2, `replaced ${replaced}`);
+  t.true(attracted > keys * 3 / 7 * 0.8 && attracted < keys * 3 / 7 * 1.2, `attracted ${attracted}`);
+  t.true(grown.topology.grafts.some((g) => g.node < 0), 'the new node is a graft');
+  t.is(decodeMap(encodeMap(grown)).epoch, grown.epoch);
+});
+
 test('the keeper accepts only newer verified maps, and keeps the newest across restarts', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'cairn-keeper-'));
   const logged: string[] = [];

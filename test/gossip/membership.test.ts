@@ -95,7 +95,7 @@ test.serial('kill -9 of a node: every peer sees it down within 5 s, and up after
     return e !== undefined && e.epoch > 0 && !e.down.includes(VICTIM) && e.at > restartAt;
   }) && followers.every((f) => !f.down.includes(VICTIM))
     && cluster.follower!.control.keeper.map.nodes.find((n) => n.id === VICTIM)!.up;
-  t.true(await until(upEverywhere, 8000), 'not every peer saw the node up again');
+  t.true(await until(upEverywhere, 20000), 'not every peer saw the node up again'); // a restart loads the node's code afresh (slow under load)
   t.log(`node ${VICTIM} up everywhere ${Date.now() - restartAt} ms after its restart began`);
 });
 
