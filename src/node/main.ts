@@ -77,9 +77,13 @@ const [storage, control, { startManagementApi, ApiClient }] = await Promise.all(
   timed('apiCode', import('../api/index.ts')),
 ]);
 opened = storage;
-control.on('map', (s: SignedMap) => {
+const reportMap = (s: { epoch: number; map: SignedMap['map'] }): void => {
   if (process.connected) process.send?.({ type: 'map', node: nodeId, epoch: s.epoch, at: control.keeper.acceptedAt.get(s.epoch), down: s.map.nodes.filter((n) => !n.up).map((n) => n.id) });
-});
+};
+control.on('map', reportMap);
+// Maps the peer accepted while storage was still opening had no listener yet: report the
+// newest of them now (one loaded from disk at start is not news and is not reported).
+if (control.keeper.acceptedAt.has(control.keeper.epoch)) reportMap({ epoch: control.keeper.epoch, map: control.keeper.map });
 let authority: MapAuthority | undefined;
 if (config!.authority!.node === nodeId) {
   const a = await EmbeddedAuthority.open({

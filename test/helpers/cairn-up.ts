@@ -27,7 +27,7 @@ export interface Up {
 /** A fresh temporary data directory (removed by cleanup()). */
 export function tempDataDir(): { dir: string; cleanup: () => void } {
   const dir = mkdtempSync(join(tmpdir(), 'cairn-test-'));
-  return { dir, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
+  return { dir, cleanup: () => (process.env.CAIRN_KEEP_TEST_DIRS ? undefined : rmSync(dir, { recursive: true, force: true })) };
 }
 
 /**
