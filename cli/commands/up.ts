@@ -45,7 +45,7 @@ export default class Up extends Command {
     // Loaded here, not at the top: every other command shares this module table.
     const { LocalCluster } = await import('../../src/cluster/index.ts');
     const { NbdServer } = await import('../../src/nbd/index.ts');
-    const { NvmfTarget, volumeNqn } = await import('../../src/nvmf/index.ts');
+    const { NvmfTarget, volumeNqn, poolHealth } = await import('../../src/nvmf/index.ts');
     const dataDir = resolve(flags['data-dir']);
     this.log(`Starting Cairn in ${dataDir} ...`);
     let cluster: LocalCluster;
@@ -97,7 +97,7 @@ export default class Up extends Command {
         nqn,
         allowHosts: flags['nvmf-allow-host']?.length ? flags['nvmf-allow-host'] : 'any',
         model: `Cairn volume ${record.name}`.slice(0, 40),
-        namespaces: [{ nsid: 1, device: volume }],
+        namespaces: [{ nsid: 1, device: volume, health: () => poolHealth(cluster.view.map, c.token) }],
         anaStates: Object.fromEntries(Array.from({ length: flags['nvmf-paths'] }, (_, i) => [i + 1, i === 0 ? 'optimized' : 'non-optimized'])),
       });
       try {

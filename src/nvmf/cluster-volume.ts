@@ -14,7 +14,8 @@ import { MapFollower, Volume, takeWriteLease } from '../initiator/index.ts';
 import { BlockDeviceError, type BlockDevice } from '../volume/index.ts';
 import { ConnectionPool } from '../wire/index.ts';
 import { volumeNqn } from './ids.ts';
-import type { VolumeLease } from './subsystem.ts';
+import type { VolumeHealth, VolumeLease } from './subsystem.ts';
+import { poolHealth } from './pool-health.ts';
 
 /** A cluster volume whose write lease this process takes on demand; see the module comment. */
 export class ClusterLeasedVolume implements BlockDevice {
@@ -101,6 +102,11 @@ export class ClusterLeasedVolume implements BlockDevice {
   /** Flushes (after a takeover, on every node). @throws BlockDeviceError EIO. */
   flush(): Promise<void> {
     return this.current().flush();
+  }
+
+  /** SMART / Health figures from the cluster (the pool's free share); see poolHealth. */
+  health(): Promise<VolumeHealth> {
+    return poolHealth(this.follower.current.map, this.token);
   }
 
   /** Stops I/O, closes the node connections and leaves the gossip. */

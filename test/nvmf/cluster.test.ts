@@ -10,6 +10,8 @@ import { CAIRN, cairnUp, tempDataDir } from '../helpers/cairn-up.ts';
 import { CMD, RawNbd } from '../helpers/raw-nbd.ts';
 import { buildSqe, IoOpc } from '../../src/nvmf/command.ts';
 import { openSession, TestHost } from './helpers/host.ts';
+import { ApiClient } from '../../src/api/index.ts';
+import { loadConfig } from '../../src/config/index.ts';
 
 const HOST = 'nqn.2014-08.org.nvmexpress:uuid:00000000-0000-4000-8000-000000c1a5e7';
 
@@ -26,7 +28,8 @@ async function waitFor(get: () => string, re: RegExp, ms = 30000): Promise<RegEx
 test('cairn up exports the volume on three ANA paths; I/O over NVMe/TCP reads back over NBD', async (t) => {
   t.timeout(180_000);
   const { dir, cleanup } = tempDataDir();
-  const up = await cairnUp(dir, ['--nvmf-allow-host', HOST]);
+  // Small devices, so that what the test writes shows in the pool's free share.
+  const up = await cairnUp(dir, ['--nvmf-allow-host', HOST, '--device-size', '64MiB', '--volume-size', '64MiB']);
   try {
     const m = await waitFor(up.output, /NVMe\/TCP export: (\S+)\n {2}NVMe\/TCP path 1: [\d.]+:(\d+) \(ANA optimized\)\n {2}NVMe\/TCP path 2: [\d.]+:(\d+) \(ANA non-optimized\)\n {2}NVMe\/TCP path 3: [\d.]+:(\d+)/);
     const [, nqn, p1, p2] = m;
@@ -47,6 +50,26 @@ test('cairn up exports the volume on three ANA paths; I/O over NVMe/TCP reads ba
     const ana = (await s2.admin.getLogPage(0x0c, 4096)).data!;
     t.is(ana[16 + 16], 2, 'non-optimized');
     t.deepEqual((await s2.io.read(1, 100, 64)).data, data);
+    // SMART / Health: Available Spare is the pool's free share from the nodes' heartbeats.
+    for (let i = 0; i < 32; i++) t.is((await s.io.write(1, 1024 + i * 64, randomBytes(256 * 1024))).status, 0);
+    const config = (await loadConfig(dir))!;
+    const api = new ApiClient(`http://127.0.0.1:${config.nodes[0].apiPort}`, config.token);
+    const expected = async (): Promise<number> => {
+      const { nodes } = await api.call<{ nodes: Array<{ in: boolean; capacityBytes: number; liveBytes: number }> }>('GET', '/v1/nodes');
+      const cap = nodes.reduce((a, n) => a + (n.in ? n.capacityBytes : 0), 0);
+      const live = nodes.reduce((a, n) => a + (n.in ? n.liveBytes : 0), 0);
+      return Math.round(100 * (1 - live / cap));
+    };
+    let spare = 100;
+    let want = -1;
+    for (let tries = 0; tries < 100 && !(spare < 100 && spare === want); tries++) {
+      want = await expected();
+      spare = (await s.admin.getLogPage(0x02, 512)).data![3];
+      if (spare < 100 && spare === want) break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    t.true(spare < 100, `8 MiB × 3 replicas on 384 MiB raw should show in Available Spare (got ${spare})`);
+    t.is(spare, want, 'Available Spare = 1 − live ÷ capacity of the pool, as GET /v1/nodes reports it');
     // An unknown host is refused.
     const h = await TestHost.open(Number(p1));
     t.is((await h.connect(nqn, 'nqn.2014-08.org.nvmexpress:uuid:00000000-0000-4000-8000-0000000000ff')).status, 0x4184);
