@@ -255,6 +255,11 @@ export class Allocator {
     for (const [k, t] of this.st.tables) if (t.mapped > 0) yield k;
   }
 
+  /** Number of mapped pages of `key` (0 for an unknown key); O(1). */
+  mappedPages(key: number): number {
+    return this.st.tables.get(key)?.mapped ?? 0;
+  }
+
   /** Mapped pages of `key` with their versions, in page order. */
   *pages(key: number): IterableIterator<{ page: number; version: number }> {
     const t = this.st.tables.get(key);

@@ -45,7 +45,7 @@ export default class Up extends Command {
     // Loaded here, not at the top: every other command shares this module table.
     const { LocalCluster } = await import('../../src/cluster/index.ts');
     const { NbdServer } = await import('../../src/nbd/index.ts');
-    const { NvmfTarget, volumeNqn, poolHealth } = await import('../../src/nvmf/index.ts');
+    const { NvmfTarget, volumeNqn, ClusterSpace } = await import('../../src/nvmf/index.ts');
     const dataDir = resolve(flags['data-dir']);
     this.log(`Starting Cairn in ${dataDir} ...`);
     let cluster: LocalCluster;
@@ -92,12 +92,13 @@ export default class Up extends Command {
     // Controller ids 1-999: gateways started with `cairn export nvmf` use port id × 1000 and up.
     const nvmf = new NvmfTarget({ cntlidRange: [1, 999], log: (msg) => process.env.CAIRN_NVMF_DEBUG && this.warn(`nvmf: ${msg}`) });
     const paths: PortInfo[] = [];
+    const space = new ClusterSpace(() => cluster.view.map, c.token, record.id, c.pools.find((p) => p.id === record.pool)?.replicas ?? 1);
     if (flags['nvmf-paths'] > 0) {
       nvmf.addSubsystem({
         nqn,
         allowHosts: flags['nvmf-allow-host']?.length ? flags['nvmf-allow-host'] : 'any',
         model: `Cairn volume ${record.name}`.slice(0, 40),
-        namespaces: [{ nsid: 1, device: volume, health: () => poolHealth(cluster.view.map, c.token) }],
+        namespaces: [{ nsid: 1, device: volume, health: () => space.health(), usage: () => space.allocatedBytes() }],
         anaStates: Object.fromEntries(Array.from({ length: flags['nvmf-paths'] }, (_, i) => [i + 1, i === 0 ? 'optimized' : 'non-optimized'])),
       });
       try {

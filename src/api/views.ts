@@ -19,6 +19,8 @@ export interface NodeRow {
   heartbeatAgeMs: number | null;
   /** The epoch the node reported in its last heartbeat, or null. */
   epochSeen: number | null;
+  /** Bytes of each volume's mapped pages this node stores (every copy counts), from its last heartbeat. */
+  volumes: Array<{ volume: number; storedBytes: number }>;
 }
 
 /** The node table of `map`, with space figures from the latest heartbeats. */
@@ -40,6 +42,7 @@ export function nodeList(map: ClusterMap, heartbeats: Map<number, HeartbeatRecor
       liveBytes: parts.reduce((s, p) => s + p.liveBytes, 0),
       heartbeatAgeMs: r ? now - r.receivedAt : null,
       epochSeen: r ? r.hb.epoch : null,
+      volumes: r?.hb.volumes ?? [],
     };
   });
 }

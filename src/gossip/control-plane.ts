@@ -12,7 +12,7 @@ import { GossipPeer, type PeerLog } from './peer.ts';
 import { clusterSwarmKey } from './psk.ts';
 import { mapFetchProtocol, topics } from './topics.ts';
 import {
-  DigestSchema, FetchRequestSchema, HeartbeatSchema, decodeMessage, encodeMessage, type Heartbeat, type PartitionStat,
+  DigestSchema, FetchRequestSchema, HeartbeatSchema, decodeMessage, encodeMessage, type Heartbeat, type PartitionStat, type VolumeStat,
 } from './messages.ts';
 
 /** The log calls a control plane makes (a pino logger fits). */
@@ -20,7 +20,7 @@ export type ControlLog = KeeperLog & PeerLog;
 
 /** What kind of peer this is. */
 export type ControlRole =
-  | { kind: 'node'; nodeId: number; stats: () => PartitionStat[] }
+  | { kind: 'node'; nodeId: number; stats: () => PartitionStat[]; volumes?: () => VolumeStat[] }
   | { kind: 'initiator' };
 
 /** Options of ControlPlane.start. */
@@ -156,6 +156,7 @@ export class ControlPlane extends EventEmitter {
       checksum: this.keeper.signed?.checksum ?? 0,
       sentAt: Date.now(),
       partitions: this.opts.role.stats(),
+      ...(this.opts.role.volumes ? { volumes: this.opts.role.volumes() } : {}),
     };
     this.heartbeats.set(hb.node, { hb, receivedAt: Date.now() });
     this.emit('heartbeat', hb);

@@ -8,4 +8,4 @@ export { ControlPlane, type ControlPlaneOptions, type ControlRole, type ControlL
 export { clusterSwarmKey } from './psk.ts';
 export { ensureBundle, loadLibp2pStack, type Libp2pStack } from './libp2p-stack.ts';
 export { topics, mapFetchProtocol } from './topics.ts';
-export { HeartbeatSchema, DigestSchema, encodeMessage, decodeMessage, type Heartbeat, type Digest, type PartitionStat } from './messages.ts';
+export { HeartbeatSchema, DigestSchema, encodeMessage, decodeMessage, type Heartbeat, type Digest, type PartitionStat, type VolumeStat } from './messages.ts';

@@ -3,7 +3,8 @@
  * (control plane only; validated with zod on receipt), except maps, which travel in their
  * signed binary form (src/clustermap/signed-map.ts).
  *
- * - heartbeat topic: {node, epoch, checksum, sentAt, partitions: [{leaf, capacityBytes, usedBytes, liveBytes}]}
+ * - heartbeat topic: {node, epoch, checksum, sentAt, partitions: [{leaf, capacityBytes, usedBytes, liveBytes}],
+ *                    volumes?: [{volume, storedBytes}]}
  * - digest topic:    {epoch, checksum, sentAt}
  * - map topic:       a signed map (wire bytes)
  * - map-fetch:       request {minEpoch}; reply one status byte (0: a map follows, 1: none
@@ -19,6 +20,12 @@ export const PartitionStatSchema = z.object({
   liveBytes: z.number().min(0),
 });
 
+/** Bytes of one volume's mapped pages on one node (every copy it holds counts). */
+export const VolumeStatSchema = z.object({
+  volume: z.number().int().min(0),
+  storedBytes: z.number().min(0),
+});
+
 /** A storage node's heartbeat. */
 export const HeartbeatSchema = z.object({
   node: z.number().int().min(0).max(32767),
@@ -28,6 +35,8 @@ export const HeartbeatSchema = z.object({
   /** Sender's clock, ms since 1970. */
   sentAt: z.number(),
   partitions: z.array(PartitionStatSchema).max(65536),
+  /** Bytes of mapped pages this node stores per volume (all its partitions; refreshed every few seconds). */
+  volumes: z.array(VolumeStatSchema).max(65536).optional(),
 });
 
 /** The authority's map digest. */
@@ -39,6 +48,8 @@ export const DigestSchema = z.object({
 
 /** One partition's space. */
 export type PartitionStat = z.infer<typeof PartitionStatSchema>;
+/** One volume's stored bytes on a node. */
+export type VolumeStat = z.infer<typeof VolumeStatSchema>;
 /** A heartbeat. */
 export type Heartbeat = z.infer<typeof HeartbeatSchema>;
 /** A map digest. */

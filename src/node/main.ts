@@ -68,7 +68,7 @@ const [storage, control, { startManagementApi, ApiClient }] = await Promise.all(
   timed('storage', NodeStorage.open(me, dataDir)).catch((e: Error) => fail(`opening storage: ${e.message}`)),
   timed('gossip', ControlPlane.start({
     config: config!,
-    role: { kind: 'node', nodeId, stats: () => opened?.stats() ?? [] },
+    role: { kind: 'node', nodeId, stats: () => opened?.stats() ?? [], volumes: () => opened?.volumeUsage() ?? [] },
     host: me.host,
     port: me.gossipPort!,
     log,

@@ -7,6 +7,7 @@ import { dirname, resolve } from 'node:path';
 import { Allocator, PAGE } from '../../allocator/index.ts';
 import { partitionLeafId } from '../../placement/index.ts';
 import type { NodeConfig } from '../config/index.ts';
+import { volumeOfKey } from '../wire/index.ts';
 
 /** Byte size of each partition of a device: an equal share, rounded down to 4 KiB. */
 export function partitionBytes(deviceBytes: number, partitions: number): number {
@@ -28,6 +29,8 @@ async function ensureDeviceFile(path: string, size: number): Promise<void> {
 /** The allocators of one node, keyed by partition leaf id. */
 export class NodeStorage {
   private readonly dirty = new Set<Allocator>();
+
+  private usage: { at: number; volumes: Array<{ volume: number; storedBytes: number }> } | null = null;
 
   private constructor(readonly partitions: Map<number, Allocator>) {}
 
@@ -65,6 +68,26 @@ export class NodeStorage {
       const st = a.stats();
       return { leaf, capacityBytes: st.capacityBytes, usedBytes: st.usedBytes, liveBytes: st.liveBytes };
     });
+  }
+
+  /**
+   * Bytes of mapped pages per volume over every partition of this node (each copy this node
+   * holds counts once; allocator keys are extentKey(volume, extent)). Walking every key costs
+   * O(keys), so the result is reused for `maxAgeMs` (default 5000 ms).
+   */
+  volumeUsage(maxAgeMs = 5000): Array<{ volume: number; storedBytes: number }> {
+    const now = Date.now();
+    if (this.usage && now - this.usage.at < maxAgeMs) return this.usage.volumes;
+    const pages = new Map<number, number>();
+    for (const a of this.partitions.values()) {
+      for (const key of a.keys()) {
+        const v = volumeOfKey(key);
+        pages.set(v, (pages.get(v) ?? 0) + a.mappedPages(key));
+      }
+    }
+    const volumes = [...pages].sort((x, y) => x[0] - y[0]).map(([volume, n]) => ({ volume, storedBytes: n * PAGE }));
+    this.usage = { at: now, volumes };
+    return volumes;
   }
 
   /** Records that `a` has writes not yet flushed. */

@@ -15,7 +15,7 @@ import { BlockDeviceError, type BlockDevice } from '../volume/index.ts';
 import { ConnectionPool } from '../wire/index.ts';
 import { volumeNqn } from './ids.ts';
 import type { VolumeHealth, VolumeLease } from './subsystem.ts';
-import { poolHealth } from './pool-health.ts';
+import { ClusterSpace } from './pool-health.ts';
 
 /** A cluster volume whose write lease this process takes on demand; see the module comment. */
 export class ClusterLeasedVolume implements BlockDevice {
@@ -28,6 +28,7 @@ export class ClusterLeasedVolume implements BlockDevice {
   private readonly pool: ConnectionPool;
   private readonly record: VolumeConfig;
   private readonly token: string;
+  private readonly space: ClusterSpace;
   private vol: Volume | undefined;
   /** Lease generation held (0 = none yet). */
   generation = 0;
@@ -45,6 +46,8 @@ export class ClusterLeasedVolume implements BlockDevice {
     this.blockSize = 4096;
     this.nqn = volumeNqn(config.clusterId, name);
     this.pool = new ConnectionPool({ token: config.token, address: (id) => this.follower.current.address(id) });
+    const replicas = config.pools.find((p) => p.id === rec.pool)?.replicas ?? 1;
+    this.space = new ClusterSpace(() => this.follower.current.map, config.token, rec.id, replicas);
   }
 
   /**
@@ -104,9 +107,14 @@ export class ClusterLeasedVolume implements BlockDevice {
     return this.current().flush();
   }
 
-  /** SMART / Health figures from the cluster (the pool's free share); see poolHealth. */
+  /** SMART / Health figures from the cluster (the pool's free share); see ClusterSpace. */
   health(): Promise<VolumeHealth> {
-    return poolHealth(this.follower.current.map, this.token);
+    return this.space.health();
+  }
+
+  /** Allocated bytes of the volume (for NUSE); see ClusterSpace. */
+  allocatedBytes(): Promise<number> {
+    return this.space.allocatedBytes();
   }
 
   /** Stops I/O, closes the node connections and leaves the gossip. */

@@ -61,7 +61,7 @@ export async function startGateway(o: GatewayOptions): Promise<Gateway> {
   let closeSource: () => Promise<void>;
   if (o.source.kind === 'cluster') {
     const cv = await ClusterLeasedVolume.open(o.source.dataDir, o.source.volume);
-    ns = { nsid: 1, device: cv, lease: cv.lease, health: () => cv.health() };
+    ns = { nsid: 1, device: cv, lease: cv.lease, health: () => cv.health(), usage: () => cv.allocatedBytes() };
     nqn = o.nqn ?? cv.nqn;
     closeSource = async () => cv.close();
   } else {

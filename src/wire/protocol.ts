@@ -114,6 +114,11 @@ export function extentKey(volume: number, extent: number): number {
   return volume * 0x100000000 + extent;
 }
 
+/** The volume of an allocator key made by extentKey. */
+export function volumeOfKey(key: number): number {
+  return Math.floor(key / 0x100000000);
+}
+
 /**
  * Encodes a request frame. `payload` (pages) is returned as a separate buffer so large
  * writes are not copied: write both to the socket.

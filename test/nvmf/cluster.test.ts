@@ -8,7 +8,7 @@ import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { CAIRN, cairnUp, tempDataDir } from '../helpers/cairn-up.ts';
 import { CMD, RawNbd } from '../helpers/raw-nbd.ts';
-import { buildSqe, IoOpc } from '../../src/nvmf/command.ts';
+import { buildSqe, IoOpc, SglId } from '../../src/nvmf/command.ts';
 import { openSession, TestHost } from './helpers/host.ts';
 import { ApiClient } from '../../src/api/index.ts';
 import { loadConfig } from '../../src/config/index.ts';
@@ -70,6 +70,23 @@ test('cairn up exports the volume on three ANA paths; I/O over NVMe/TCP reads ba
     }
     t.true(spare < 100, `8 MiB × 3 replicas on 384 MiB raw should show in Available Spare (got ${spare})`);
     t.is(spare, want, 'Available Spare = 1 − live ÷ capacity of the pool, as GET /v1/nodes reports it');
+    // Identify Namespace NUSE: the LBAs written (64 at LBA 100, 32 × 64 from LBA 1024), from the
+    // nodes' per-volume stored bytes ÷ 3 replicas; a deallocate (DSM) takes its range back out.
+    const nuse = async (): Promise<bigint> => (await s.admin.identify(0, 1)).data!.readBigUInt64LE(16);
+    const waitNuse = async (n: bigint): Promise<bigint> => {
+      let got = -1n;
+      for (let i = 0; i < 200 && got !== n; i++) {
+        got = await nuse();
+        if (got !== n) await new Promise((r) => setTimeout(r, 100));
+      }
+      return got;
+    };
+    t.is(await waitNuse(64n + 32n * 64n), 64n + 32n * 64n, 'NUSE counts the written LBAs once');
+    const range = Buffer.alloc(16);
+    range.writeUInt32LE(512, 4); // NLB
+    range.writeBigUInt64LE(1024n, 8); // SLBA
+    t.is((await s.io.submit(buildSqe({ opcode: IoOpc.DSM, cid: s.io.cid(), nsid: 1, sglId: SglId.IN_CAPSULE, sglLength: 16, cdw: { 10: 0, 11: 1 << 2 } }), { h2c: range, inCapsule: true })).cqe.status, 0, 'DSM deallocate');
+    t.is(await waitNuse(64n + 32n * 64n - 512n), 64n + 32n * 64n - 512n, 'NUSE drops by the deallocated LBAs');
     // An unknown host is refused.
     const h = await TestHost.open(Number(p1));
     t.is((await h.connect(nqn, 'nqn.2014-08.org.nvmexpress:uuid:00000000-0000-4000-8000-0000000000ff')).status, 0x4184);
