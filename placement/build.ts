@@ -62,6 +62,7 @@ export function decodePartitionLeafId(id: number): { host: number; device: numbe
 
 /** The bucket types every built map declares, top-down, and its leaf type. */
 export const BUILT_TYPES = ['root', 'rack', 'host', 'device'];
+/** The leaf type of every built map. */
 export const BUILT_LEAF_TYPE = 'partition';
 
 /**

@@ -34,6 +34,7 @@ import { domainOf, isUnder, type CompiledMap } from './compile.ts';
 export const MAX_CONTEXT_POSITIONS = 16;
 /** Retries of one position in the race (hierarchical contexts) and in replacement. */
 export const MAX_ATTEMPTS = 100;
+/** Retries of one in-place replacement draw before the position is reported unfilled. */
 export const MAX_REPLACEMENT_ATTEMPTS = 100;
 /**
  * A context whose compacted tree has at most this many domains below the take bucket is

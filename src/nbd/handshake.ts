@@ -28,6 +28,7 @@ export interface Negotiated {
 const MAX_OPTION = 64 * 1024;
 /** Block size constraints advertised in NBD_INFO_BLOCK_SIZE (bytes). */
 export const MIN_BLOCK = 4096;
+/** Preferred block size advertised in NBD_INFO_BLOCK_SIZE (bytes): one page; smaller writes are read-modify-write. */
 export const PREFERRED_BLOCK = 4096;
 /** Largest request payload accepted (bytes). */
 export const MAX_BLOCK = 32 * 1024 * 1024;
