@@ -1,6 +1,7 @@
 /** Shapes the management API returns, computed from a map and the latest heartbeats. */
 import type { ClusterMap } from '../clustermap/index.ts';
 import type { HeartbeatRecord } from '../gossip/index.ts';
+import { decodePartitionLeafId } from '../../placement/index.ts';
 
 /** One row of `GET /v1/nodes` (bytes; weight in TiB-equivalents). */
 export interface NodeRow {
@@ -28,7 +29,7 @@ export function nodeList(map: ClusterMap, heartbeats: Map<number, HeartbeatRecor
   return map.nodes.map((n) => {
     const r = heartbeats.get(n.id);
     const parts = r?.hb.partitions ?? [];
-    const leaves = map.topology.leaves.filter((l) => Math.floor(l.id / 65536) === n.id);
+    const leaves = map.topology.leaves.filter((l) => decodePartitionLeafId(l.id).host === n.id);
     return {
       id: n.id,
       address: `${n.host}:${n.port}`,

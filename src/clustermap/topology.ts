@@ -15,7 +15,6 @@ import {
   deviceBucketId,
   hostBucketId,
   partitionLeafId,
-  setLeafState,
   setLeafWeight,
   validateMap,
   type Bucket,
@@ -65,8 +64,8 @@ function freshTopology(nodes: MapNode[], epoch: number): TopologyMap {
  * that only data that must move moves (placement/'s edit policy): new hosts and new devices
  * of existing hosts are grafted (they only attract data); partitions of removed devices
  * and nodes are retired in place (weight 0, out; kept until a compaction, so nothing else
- * moves); weights and up/in states are set leaf by leaf (placement/'s setLeafWeight and
- * setLeafState). Without `previous`, a fresh compacted map.
+ * moves); up/in states are set directly, and weights go through placement/'s setLeafWeight
+ * (growth past the draw weight is grafted). Without `previous`, a fresh compacted map.
  * @throws RangeError on node or device ids outside placement/'s id scheme;
  *   MapValidationError if the result is not a valid map.
  */
@@ -100,22 +99,24 @@ export function buildTopology(nodes: MapNode[], epoch: number, previous?: Topolo
       if (known) map.grafts.push({ node: db.id });
     }
   }
-  // Removals: retire in place.
+  // Removals are retired in place; up/in states are plain facts (draws never read them).
   for (const l of map.leaves) {
-    if (!targetLeaves.has(l.id)) {
+    const t = targetLeaves.get(l.id);
+    if (!t) {
       l.weight = 0;
       l.in = false;
+    } else {
+      l.up = t.up;
+      l.in = t.in;
     }
   }
   map.epoch = epoch;
   validateMap(map);
-  // Weights and states of what both epochs hold.
+  // Weights go through placement/'s edit, which grafts growth beyond the draw weight.
   let edited = map;
   const current = new Map(map.leaves.map((l) => [l.id, l]));
   for (const t of target.leaves) {
-    const l = current.get(t.id)!;
-    if (l.weight !== t.weight) edited = setLeafWeight(edited, t.id, t.weight);
-    if (l.up !== t.up || l.in !== t.in) edited = setLeafState(edited, t.id, { up: t.up, in: t.in });
+    if (current.get(t.id)!.weight !== t.weight) edited = setLeafWeight(edited, t.id, t.weight);
   }
   return edited === map ? map : { ...edited, epoch };
 }

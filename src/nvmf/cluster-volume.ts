@@ -15,7 +15,7 @@ import { BlockDeviceError, type BlockDevice } from '../volume/index.ts';
 import { ConnectionPool } from '../wire/index.ts';
 import { volumeNqn } from './ids.ts';
 import type { VolumeHealth, VolumeLease } from './subsystem.ts';
-import { ClusterSpace } from './pool-health.ts';
+import { ClusterSpace } from './cluster-space.ts';
 
 /** A cluster volume whose write lease this process takes on demand; see the module comment. */
 export class ClusterLeasedVolume implements BlockDevice {

@@ -18,6 +18,6 @@ export type { PortInfo } from './discovery.ts';
 export { DISCOVERY_NQN, volumeNqn, isValidNqn, deriveNguid, deriveUuid, uuidString } from './ids.ts';
 export { MAXH2CDATA } from './connection.ts';
 export { ClusterLeasedVolume } from './cluster-volume.ts';
-export { ClusterSpace } from './pool-health.ts';
+export { ClusterSpace } from './cluster-space.ts';
 export { MAX_TRANSFER, MAX_ICD, MQES } from './controller.ts';
 export { S as NvmeStatus, status as nvmeStatus, statusForBlockError } from './status.ts';
