@@ -38,20 +38,11 @@ export function premul(word: number): number {
  * Returns an unsigned 32-bit integer.
  */
 export function hashFinish(start: number, itemP3: number, rP3: number): number {
-  let h = (start + itemP3) | 0;
-  h = Math.imul((h << 17) | (h >>> 15), P4);
-  h = (h + rP3) | 0;
-  h = Math.imul((h << 17) | (h >>> 15), P4);
-  h ^= h >>> 15;
-  h = Math.imul(h, P2);
-  h ^= h >>> 13;
-  h = Math.imul(h, P3);
-  h ^= h >>> 16;
-  return h >>> 0;
+  return (hashKey(start, itemP3, rP3) ^ 0x80000000) >>> 0;
 }
 
 /**
- * Like hashFinish, but returns the hash with its top bit flipped as a signed 32-bit
+ * The XXH32 of (x, item, r) as hashFinish computes it, but with its top bit flipped as a signed 32-bit
  * integer: comparing these keys as signed numbers orders the hashes as unsigned ones, and
  * keeps the draw loops in 32-bit integer arithmetic. `keyToHash` undoes it.
  */
