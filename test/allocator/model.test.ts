@@ -17,6 +17,22 @@ for (const policy of ['cost-benefit', 'greedy'] as const) {
     const size = 6 * 1024 * 1024;
     const opts = { path: dev.path, offset: 2 * PAGE, size, segmentBytes: 64 * 1024, cleaner: policy, checkpointMinBytes: 512 * 1024, checkpointFactor: 0.5 };
     let a = await Allocator.open(opts);
+    // Diagnostics for an intermittent CI failure ("promise never resolved": the event loop
+    // emptied while an operation waited): print the write path's and cleaner's state then.
+    const dump = (): void => {
+      const x = a as unknown as { wp: Record<string, unknown>; cleaner: Record<string, unknown> };
+      const len = (v: unknown): number | null => (Array.isArray(v) ? v.length : null);
+      const { wp, cleaner } = x;
+      process.stderr.write(`model test (${policy}) stalled after ${done} ops: ${JSON.stringify({
+        queue: len(wp.queue), moveQueue: len(wp.moveQueue), inflight: len(wp.inflight), draining: wp.draining, hotOpen: wp.hot !== null,
+        hotBlocked: wp.hotBlocked, spaceStuck: wp.spaceStuck, sealRequested: wp.sealRequested, sealWaiters: len(wp.sealWaiters),
+        eventWaiters: len(wp.eventWaiters), flushWaiters: len(wp.flushWaiters), submitted: wp.submitted, completed: wp.completed,
+        pendingSync: wp.pendingSync !== null, cleanerStopped: cleaner.stopped, cleanerIdle: cleaner.wake !== null, cleanerSyncing: cleaner.syncing !== null,
+        cleanerPending: len(cleaner.pending), stats: a.stats(),
+      })}\n`);
+    };
+    process.once('beforeExit', dump);
+    t.teardown(() => void process.off('beforeExit', dump));
     const cap = a.stats().capacityBytes / PAGE;
     const keys = [0, 1, 2 ** 32 + 5, Number.MAX_SAFE_INTEGER];
     const pagesPerKey = Math.floor((cap * 0.8) / keys.length);
