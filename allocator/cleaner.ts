@@ -140,6 +140,9 @@ export class Cleaner {
   }
 
   private idle(ms: number): Promise<void> {
+    // After stop() (whose wake-up may have come while the loop was busy), never wait: stop()
+    // awaits the loop, and an unref'd timer would let the event loop empty under it.
+    if (this.stopped) return Promise.resolve();
     return new Promise((resolve) => {
       const t = setTimeout(() => {
         this.wake = null;
