@@ -148,8 +148,8 @@ export class Cleaner {
         this.wake = null;
         resolve();
       }, ms);
-      // Idle waits must not keep the process alive, unless something waits on the write path.
-      if (!this.wp.busy) t.unref();
+      // Idle waits must not keep the process alive, unless host operations wait on us.
+      if (this.wp.queue.length === 0) t.unref();
       this.wake = () => {
         clearTimeout(t);
         resolve();

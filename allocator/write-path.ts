@@ -174,11 +174,6 @@ export class WritePath {
     });
   }
 
-  /** Whether any host operation, cleaner copy, seal or flush is still waiting on this write path. */
-  get busy(): boolean {
-    return this.queue.length > 0 || this.moveQueue.length > 0 || this.inflight.length > 0 || this.sealWaiters.length > 0 || this.flushWaiters.length > 0 || this.eventWaiters.length > 0;
-  }
-
   /** Whether a host record is open (its pages are not yet described on the device). */
   get hotOpen(): boolean {
     return this.hot !== null;
@@ -624,8 +619,7 @@ export class WritePath {
       this.kick();
       this.signal();
     }, this.holdMs);
-    // An idle allocator must not keep the process alive; one that others wait on must.
-    if (!this.busy) this.hotTimer.unref();
+    this.hotTimer.unref();
   }
 
   private wakeFlushers(): void {
