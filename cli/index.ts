@@ -13,10 +13,12 @@ import NodeList from './commands/node/list.ts';
 import NodeOut from './commands/node/out.ts';
 import NodeIn from './commands/node/in.ts';
 import NodeReweight from './commands/node/reweight.ts';
+import Status from './commands/status.ts';
 
 /** Every `cairn` command, by id. */
 export const COMMANDS = {
   up: Up,
+  status: Status,
   'map:show': MapShow,
   'map:history': MapHistory,
   'node:list': NodeList,

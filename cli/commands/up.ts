@@ -9,7 +9,8 @@ import { formatSize, sizeFlag } from '../lib/size.ts';
  * `cairn up`: starts a local cluster (storage nodes as child processes, file-backed
  * devices in a data directory), attaches its volume and exports it over NBD and NVMe/TCP
  * (three ANA paths: one optimized, two non-optimized), prints how to connect, and runs until
- * Ctrl-C, when it drains I/O, flushes and stops every node.
+ * Ctrl-C, when it drains I/O, flushes and stops every node. Meanwhile a storage node process
+ * that exits is restarted with backoff, one printed line per restart.
  */
 export default class Up extends Command {
   static override summary = 'Start a local Cairn cluster and export its volume over NBD and NVMe/TCP.';
@@ -64,6 +65,9 @@ export default class Up extends Command {
           basePort: flags['base-port'],
         },
         onProgress: (line) => this.log(`  ${line}`),
+        // A node process that dies is started again (with backoff) while `cairn up` runs.
+        supervise: true,
+        onSupervisor: (line) => this.log(`  ${line}`),
       });
     } catch (e) {
       this.error((e as Error).message, { exit: 1 });

@@ -11,14 +11,25 @@
  *   POST /v1/map/changes  an OperatorChange ({type: 'out'|'in'|'reweight'|...}) -> SubmitResult
  *   POST /v1/volumes/:id/lease   grants the volume's next write-lease generation -> {volume, generation}
  *   GET  /v1/leases       the last generation granted per volume -> {leases: {id: generation}}
+ *   GET  /v1/recovery     this node's NodeRecoveryReport (src/recovery/report.ts): extents held,
+ *                         resync records, stale extents, peering, recovered counters
+ *                         (404 when the node was started without a report source)
+ *   GET  /v1/status       cluster health at a glance (ClusterStatus, src/api/status.ts, plus
+ *                         servedBy): this node asks every up node for /v1/recovery in parallel
+ *                         (3 s each; itself in-process) and computes health, degraded /
+ *                         recovering / inactive extents; nodes that do not answer are listed
+ *                         under `unreachable` (503 when the node has no cluster config)
  * Errors: {error: message} with 400 (bad body), 401 (no or wrong token), 404, 409 (change
- * does not apply), 503 (authority unreachable).
+ * does not apply), 503 (authority unreachable; for /v1/status, no cluster config).
  */
 import { timingSafeEqual } from 'node:crypto';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { ChangeError, OperatorChangeSchema, mapNode, type ClusterMap } from '../clustermap/index.ts';
 import type { MapAuthority } from '../authority/index.ts';
 import type { ControlPlane } from '../gossip/index.ts';
+import type { ClusterConfig } from '../config/index.ts';
+import type { NodeRecoveryReport } from '../recovery/report.ts';
+import { gatherStatus } from './status.ts';
 import { nodeList } from './views.ts';
 
 /** Options of startManagementApi. */
@@ -34,6 +45,10 @@ export interface ManagementApiOptions {
   authorityNode: number;
   /** Id of the node serving this API. */
   nodeId: number;
+  /** cluster.json (pools and volumes), for GET /v1/status; without it that route answers 503. */
+  config?: ClusterConfig;
+  /** This node's recovery report, for GET /v1/recovery and /v1/status; without it /v1/recovery answers 404. */
+  recovery?: () => NodeRecoveryReport;
 }
 
 function tokenOk(header: string | undefined, token: string): boolean {
@@ -111,6 +126,16 @@ export async function startManagementApi(opts: ManagementApiOptions): Promise<{ 
   app.get('/v1/leases', async (req, reply) => {
     if (!opts.authority) return forward(req, reply);
     return { leases: opts.authority.leases() };
+  });
+
+  app.get('/v1/recovery', async (_req, reply) => {
+    if (!opts.recovery) return reply.code(404).send({ error: `node ${opts.nodeId} has no recovery report source` });
+    return opts.recovery();
+  });
+  app.get('/v1/status', async (_req, reply) => {
+    if (!opts.config) return reply.code(503).send({ error: `node ${opts.nodeId} was started without the cluster config; cannot compute the status` });
+    const status = await gatherStatus({ map: map(), config: opts.config, token: opts.token, self: opts.nodeId, local: opts.recovery });
+    return { ...status, servedBy: opts.nodeId };
   });
 
   await app.listen({ host: opts.host, port: opts.port });

@@ -105,7 +105,7 @@ export async function createClusterConfig(layout: ClusterLayout): Promise<Cluste
     token: randomBytes(24).toString('hex'),
     nodes,
     map,
-    pools: [{ id: 0, name: 'default', replicas: l.replicas, minSize: l.replicas, failureDomain: 'host' }],
+    pools: [{ id: 0, name: 'default', replicas: l.replicas, minSize: defaultMinSize(l.replicas), failureDomain: 'host' }],
     volumes: l.volumeBytes > 0
       ? [{ id: 1, name: l.volumeName, sizeBytes: l.volumeBytes, pool: 0, extentBytes: l.extentBytes, thin: true, lease: 0 }]
       : [],
@@ -141,4 +141,13 @@ export async function provisionControlPlane(dataDir: string, config: ClusterConf
     changed = true;
   }
   return changed;
+}
+
+/**
+ * The default min_size of a pool of `size` replicas, as Ceph's: size − ⌊size / 2⌋ (3 → 2,
+ * 2 → 1, 1 → 1). A write is acknowledged by every acting member and never by fewer than
+ * this; below it, I/O on the extent waits.
+ */
+export function defaultMinSize(size: number): number {
+  return Math.max(1, size - Math.floor(size / 2));
 }

@@ -11,7 +11,7 @@ import { join, resolve } from 'node:path';
 import { pino, destination, type Logger } from 'pino';
 import { loadConfig, saveConfig, type ClusterConfig } from '../config/index.ts';
 import { ensureBundle } from '../gossip/index.ts';
-import { MapFollower, Volume, takeWriteLease, type ClusterView } from '../initiator/index.ts';
+import { MapFollower, Volume, grantLease, takeWriteLease, type ClusterView } from '../initiator/index.ts';
 import { NODE_MAIN } from '../node/index.ts';
 import { ConnectionPool } from '../wire/index.ts';
 import { createClusterConfig, provisionControlPlane, DEFAULT_LAYOUT, type ClusterLayout } from './create.ts';
@@ -27,7 +27,29 @@ export interface LocalClusterOptions {
   onProgress?: (line: string) => void;
   /** Run the in-process initiator's map follower (default true). */
   initiator?: boolean;
+  /**
+   * Restart node processes that exit on their own (default false). A node that exits while
+   * the cluster is not stopping, and was not stopped through stopNode(), is started again
+   * after a backoff: 500 ms, doubling per consecutive restart up to 30 s; the backoff starts
+   * over once a node has stayed up 60 s. A restart that fails is retried with the next backoff.
+   */
+  supervise?: boolean;
+  /** One line per supervisor action ("node 2 exited (signal SIGKILL); restarting in 0.5 s (restart 1)", ...). */
+  onSupervisor?: (line: string) => void;
 }
+
+/** The supervisor restarted a node process (`restarts`: its successful restarts so far). */
+export interface NodeRestartEvent {
+  node: number;
+  restarts: number;
+}
+
+/** First supervisor backoff (ms); it doubles per consecutive restart. */
+const RESTART_FIRST_MS = 500;
+/** Longest supervisor backoff (ms). */
+const RESTART_MAX_MS = 30000;
+/** A node up this long (ms) before it exits is restarted with the first backoff again. */
+const RESTART_RESET_AFTER_MS = 60000;
 
 /** A node process reported accepting a map epoch (`at`: ms since 1970, sub-ms precision). */
 export interface NodeMapEvent {
@@ -47,21 +69,43 @@ interface NodeProc {
   child: ChildProcess;
   exited: Promise<number | null>;
   stderr: string;
+  /** Signal that ended the process, once it has exited. */
+  signal: NodeJS.Signals | null;
+  /** When it reported ready (ms since 1970); 0 until then. */
+  readyAt: number;
+  /** Stopped through stopNode() or stop(): the supervisor leaves it down. */
+  stopRequested: boolean;
+}
+
+/** Supervisor state of one node. */
+interface Supervision {
+  /** Successful restarts so far. */
+  restarts: number;
+  /** Consecutive restarts since the node last stayed up long enough: the backoff exponent. */
+  backoffStep: number;
+  /** Pending restart. */
+  timer: NodeJS.Timeout | null;
+  /** Bumped by stopNode()/stop(): a restart cycle begun under an older value gives up. */
+  generation: number;
 }
 
 /**
  * A running local cluster. `events` emits 'map' (NodeMapEvent) when a node process accepts
- * a map epoch.
+ * a map epoch, and 'restart' (NodeRestartEvent) when the supervisor (option `supervise`)
+ * has restarted a node process.
  */
 export class LocalCluster {
   private readonly procs = new Map<number, NodeProc>();
+  private readonly supervision = new Map<number, Supervision>();
   private readonly connections: ConnectionPool;
   /** The in-process initiator's map follower (null when started with initiator: false). */
   follower: MapFollower | null = null;
   private log: Logger | null = null;
   private logDest: ReturnType<typeof destination> | null = null;
   private followerStarting: Promise<MapFollower> | null = null;
-  /** Node-process events ('map'). */
+  /** Nodes that completed a peering round since they were started: id → upEpoch. */
+  readonly peered = new Map<number, number>();
+  /** Node-process events ('map', 'restart', 'peered' {node, upEpoch, staleExtents}). */
   readonly events = new EventEmitter();
   /** Highest epoch any node reported at start. */
   private startEpoch = 1;
@@ -108,6 +152,10 @@ export class LocalCluster {
         cluster.followerStarting.catch(() => undefined); // awaited below; no unhandled rejection meanwhile
       }
       await Promise.all(config.nodes.map((n) => cluster.startNode(n.id)));
+      // A node serves reads once it has asked every up node what it missed (peering).
+      if (!(await cluster.waitPeered(config.nodes.map((n) => n.id), opts.startTimeoutMs ?? 30000))) {
+        opts.onProgress?.(`nodes ${config.nodes.map((n) => n.id).filter((id) => !cluster.peered.has(id)).join(', ')} still peering; reads go to the other members meanwhile`);
+      }
       if (cluster.followerStarting) {
         cluster.follower = await cluster.followerStarting;
         cluster.follower.control.redial();
@@ -143,6 +191,9 @@ export class LocalCluster {
     if (this.procs.has(id)) throw new NodeStartError(`node ${id} is already running`);
     const node = this.config.nodes.find((n) => n.id === id);
     if (!node) throw new NodeStartError(`node ${id} is not in the cluster`);
+    this.peered.delete(id);
+    // Started by hand while a supervisor restart was pending: that restart is moot.
+    this.cancelRestart(id, false);
     const child = fork(NODE_MAIN, ['--data-dir', this.dataDir, '--node', String(id)], {
       // CAIRN_NODE_EXEC_ARGV adds Node flags to node processes, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof".
       execArgv: ['--import', 'tsx', ...(process.env.CAIRN_NODE_EXEC_ARGV?.split(/\s+/).filter(Boolean) ?? [])],
@@ -154,7 +205,13 @@ export class LocalCluster {
     const proc: NodeProc = {
       child,
       stderr: '',
-      exited: new Promise((r) => child.once('exit', (code) => r(code))),
+      signal: null,
+      readyAt: 0,
+      stopRequested: false,
+      exited: new Promise((r) => child.once('exit', (code, signal) => {
+        proc.signal = signal;
+        r(code);
+      })),
     };
     child.stderr!.on('data', (d: Buffer) => {
       proc.stderr = (proc.stderr + d.toString()).slice(-4000);
@@ -171,6 +228,9 @@ export class LocalCluster {
           clearTimeout(t);
           this.startEpoch = Math.max(this.startEpoch, m.epoch ?? 1);
           resolveReady(true);
+        } else if (m?.type === 'peered') {
+          this.peered.set(id, (m as { upEpoch?: number }).upEpoch ?? 1);
+          this.events.emit('peered', { node: id, upEpoch: (m as { upEpoch?: number }).upEpoch ?? 1, staleExtents: (m as { staleExtents?: number }).staleExtents ?? 0 });
         } else if (m?.type === 'map') {
           this.events.emit('map', { node: id, epoch: m.epoch ?? 0, at: m.at ?? Date.now(), down: m.down ?? [] } satisfies NodeMapEvent);
         }
@@ -185,20 +245,120 @@ export class LocalCluster {
       await proc.exited;
       throw new NodeStartError(`node ${id} did not start: ${proc.stderr.trim() || `no ready report within ${timeout} ms`}`);
     }
+    proc.readyAt = Date.now();
+    // Runs after the handler above has removed the entry from `procs`.
+    void proc.exited.then((code) => this.onNodeExit(id, proc, code));
     this.connections.forgive(id);
     this.opts.onProgress?.(`node ${id} ready on ${node.host}:${node.port}`);
   }
 
+  /** Successful supervisor restarts of node `id` since this LocalCluster started (0 without `supervise`). */
+  restarts(id: number): number {
+    return this.supervision.get(id)?.restarts ?? 0;
+  }
+
+  private supervisionOf(id: number): Supervision {
+    let s = this.supervision.get(id);
+    if (!s) {
+      s = { restarts: 0, backoffStep: 0, timer: null, generation: 0 };
+      this.supervision.set(id, s);
+    }
+    return s;
+  }
+
+  /** Drops a pending restart of node `id`; `operator`: also abandon one under way. */
+  private cancelRestart(id: number, operator: boolean): void {
+    const s = this.supervision.get(id);
+    if (!s) return;
+    if (s.timer) clearTimeout(s.timer);
+    s.timer = null;
+    if (operator) s.generation++;
+  }
+
+  /** A node process that had reported ready exited. */
+  private onNodeExit(id: number, proc: NodeProc, code: number | null): void {
+    if (!this.opts.supervise || this.stopped || proc.stopRequested) return;
+    const s = this.supervisionOf(id);
+    if (Date.now() - proc.readyAt >= RESTART_RESET_AFTER_MS) s.backoffStep = 0;
+    const how = proc.signal ? `signal ${proc.signal}` : `code ${code}`;
+    const delay = this.nextBackoff(s);
+    this.supervisorLine(`node ${id} exited (${how}); restarting in ${delay / 1000} s (restart ${s.restarts + 1})`);
+    this.scheduleRestart(id, s, delay);
+  }
+
+  /** Hands `line` to onSupervisor; a throwing callback must not break supervision. */
+  private supervisorLine(line: string): void {
+    try {
+      this.opts.onSupervisor?.(line);
+    } catch {
+      // the line is lost; the restart goes on
+    }
+  }
+
+  private nextBackoff(s: Supervision): number {
+    const delay = Math.min(RESTART_FIRST_MS * 2 ** s.backoffStep, RESTART_MAX_MS);
+    if (delay < RESTART_MAX_MS) s.backoffStep++;
+    return delay;
+  }
+
+  private scheduleRestart(id: number, s: Supervision, delay: number): void {
+    if (s.timer) clearTimeout(s.timer);
+    const generation = s.generation;
+    s.timer = setTimeout(() => {
+      s.timer = null;
+      if (this.stopped || s.generation !== generation || this.procs.has(id)) return;
+      this.startNode(id).then(
+        () => {
+          s.restarts++;
+          this.supervisorLine(`node ${id} restarted (restart ${s.restarts})`);
+          this.events.emit('restart', { node: id, restarts: s.restarts } satisfies NodeRestartEvent);
+        },
+        (e: Error) => {
+          // Stopped (cluster or node) while it was starting: leave it down.
+          if (this.stopped || s.generation !== generation || this.procs.has(id)) return;
+          const next = this.nextBackoff(s);
+          this.supervisorLine(`node ${id} restart failed: ${oneLine(e.message)}; retrying in ${next / 1000} s`);
+          this.scheduleRestart(id, s, next);
+        },
+      );
+    }, delay);
+  }
+
   /**
    * Stops node `id`: SIGTERM (graceful: flushes and exits) or SIGKILL (a crash).
+   * An operator's stop: the supervisor does not restart it, and a pending restart is dropped.
    * Resolves when the process has exited.
    */
   async stopNode(id: number, signal: 'SIGTERM' | 'SIGKILL' = 'SIGTERM'): Promise<void> {
+    this.cancelRestart(id, true);
     const p = this.procs.get(id);
     if (!p) return;
+    p.stopRequested = true;
     p.child.kill(signal);
     await p.exited;
     if (p.child.connected) p.child.disconnect();
+  }
+
+  /**
+   * Resolves true once every node in `ids` has reported a completed peering round since it
+   * was (re)started, false after `timeoutMs`.
+   */
+  async waitPeered(ids: number[], timeoutMs: number): Promise<boolean> {
+    const done = (): boolean => ids.every((id) => this.peered.has(id));
+    if (done()) return true;
+    return new Promise((resolveDone) => {
+      const t = setTimeout(() => {
+        this.events.off('peered', on);
+        resolveDone(false);
+      }, timeoutMs);
+      const on = (): void => {
+        if (!done()) return;
+        clearTimeout(t);
+        this.events.off('peered', on);
+        resolveDone(true);
+      };
+      this.events.on('peered', on);
+    });
   }
 
   /** Ids of nodes whose process is running. */
@@ -221,25 +381,44 @@ export class LocalCluster {
     const record = this.config.volumes.find((v) => v.name === name);
     if (!record) throw new Error(`no volume named '${name}' (have: ${this.config.volumes.map((v) => v.name).join(', ') || 'none'})`);
     if (!this.follower) throw new Error('this LocalCluster runs no initiator');
-    const volume = new Volume({ views: this.follower, connections: this.connections, record, lease: 0 });
-    await takeWriteLease(volume, record.id, this.follower.current, this.config.token);
+    const follower = this.follower;
+    const volume = new Volume({
+      views: follower,
+      connections: this.connections,
+      record,
+      lease: 0,
+      log: this.log ?? undefined,
+      renewLease: () => grantLease(follower.current, this.config.token, record.id),
+    });
+    await takeWriteLease(volume, record.id, follower.current, this.config.token);
     return volume;
   }
 
-  /** Stops every node gracefully (SIGTERM; SIGKILL after `graceMs`, default 20000). */
+  /**
+   * Stops every node gracefully (SIGTERM; SIGKILL after `graceMs` ms, default 20000) and
+   * drops pending supervisor restarts.
+   */
   async stop(graceMs = 20000): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
+    for (const id of this.supervision.keys()) this.cancelRestart(id, true);
     this.connections.close();
     await this.followerStarting?.catch(() => undefined);
     await this.follower?.stop();
     this.log?.flush();
     this.logDest?.end();
     await Promise.all([...this.procs.entries()].map(async ([, p]) => {
+      p.stopRequested = true;
       p.child.kill('SIGTERM');
       const t = setTimeout(() => p.child.kill('SIGKILL'), graceMs);
       await p.exited;
       clearTimeout(t);
     }));
   }
+}
+
+/** `msg` on one line, at most 200 characters (a node's stderr can span many). */
+function oneLine(msg: string): string {
+  const flat = msg.replace(/\s+/g, ' ').trim();
+  return flat.length > 200 ? `${flat.slice(0, 199)}…` : flat;
 }

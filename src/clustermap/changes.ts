@@ -153,6 +153,7 @@ export function applyChange(map: ClusterMap, change: MapChange, now: number): Cl
     case 'up':
       for (const id of change.nodes) {
         const n = findNode(nodes, id);
+        if (!n.up) n.upEpoch = map.epoch + 1;
         n.up = true;
         n.downSince = null;
         if (n.autoOut) {

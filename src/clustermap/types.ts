@@ -40,6 +40,12 @@ export const MapNodeSchema = z.object({
   in: z.boolean(),
   /** Weight factor 0..1 applied to every device of the node (Ceph's "reweight"). */
   reweight: z.number().min(0).max(1),
+  /**
+   * Epoch at which the node was last marked up after being down (absent: up since the map
+   * was created). A node that sees its own upEpoch change knows it was marked down in
+   * between — and may have missed writes — so it peers again before serving reads.
+   */
+  upEpoch: z.number().int().min(1).optional(),
   /** When the node was marked down (ms since 1970), or null while up. */
   downSince: z.number().nullable(),
   /** True when the authority (not an operator) marked it out; it comes back in on return. */

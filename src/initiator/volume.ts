@@ -1,17 +1,23 @@
 /**
  * The initiator's volume: a BlockDevice that splits byte ranges into extents, computes
- * each extent's partition set from the map (no directory), and sends the request to the
- * extent's primary, which replicates it (DESIGN "Data path"). Reads go to the primary and
- * fall back to the other members when it is unreachable or returns a bad checksum; members
- * the map marks down are tried last. A request refused with StaleEpoch makes the Volume
- * fetch the newer map (ViewSource.refresh) and retry it with the new placement: the caller
- * never sees the stale epoch unless no newer map can be had.
+ * each extent's partition set from the map (no directory) and replicates each write
+ * itself: it numbers the write with the volume's single-writer version (lease generation ×
+ * 2^32 + sequence; no wall clock) and sends it to every acting member at once (one network
+ * hop), acknowledging once every acting member has it and never with fewer than the pool's
+ * min_size. A member that fails is retried until it answers or the map marks it down; then
+ * the write is completed without it and the survivors record that it missed the extent
+ * (degraded I/O, log-guided resync). Below min_size, I/O waits up to `ioTimeoutMs` and then
+ * fails naming the extent and the missing members. Reads go to the first up member in
+ * placement order that is current for the extent (NotCurrent and failures move on to the
+ * next). A request refused with StaleEpoch makes the Volume fetch the newer map and retry.
  */
 import pMap from 'p-map';
 import { BlockDeviceError, type BlockDevice, type BlockErrorCode } from '../volume/index.ts';
 import type { VolumeConfig } from '../config/index.ts';
-import { ConnectionError, Flag, Op, PAGE_SIZE, Status, statusName, type ConnectionPool, type Reply } from '../wire/index.ts';
-import type { ClusterView, ViewSource } from './cluster-view.ts';
+import {
+  ConnectionError, Flag, Op, PAGE_SIZE, Status, VERSION_SEQ_SPAN, statusName, writeVersion, type ConnectionPool, type Reply,
+} from '../wire/index.ts';
+import { PlacementError, type ClusterView, type ViewSource } from './cluster-view.ts';
 import { WriteGate } from './write-gate.ts';
 
 /** A contiguous run of pages inside one extent. */
@@ -38,11 +44,18 @@ function errorFor(status: number, what: string): BlockDeviceError {
   return new BlockDeviceError(code, `${what}: ${statusName(status)}`);
 }
 
-/** Statuses after which another member may still serve a read. */
-const READ_RETRYABLE = new Set<number>([Status.Io, Status.BadChecksum, Status.NoPartition, Status.ShuttingDown]);
+/** Statuses that end a write at once (the same answer would come from every member). */
+const WRITE_FATAL = new Set<number>([Status.NoSpace, Status.Fenced, Status.Invalid, Status.Unauthorized]);
+/** Statuses that end a read at once. */
+const READ_FATAL = new Set<number>([Status.Fenced, Status.Invalid, Status.Unauthorized]);
 
 /** How often one request is retried after StaleEpoch replies before the error reaches the caller. */
 const STALE_RETRIES = 5;
+
+/** Default bound on how long I/O waits for enough members (ms): below min_size, or a member that neither answers nor is marked down. */
+export const DEFAULT_IO_TIMEOUT_MS = 30000;
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /** Counters of a Volume (for tests and diagnostics). */
 export interface VolumeCounters {
@@ -50,6 +63,21 @@ export interface VolumeCounters {
   staleEpochReplies: number;
   /** Map refreshes that produced a newer epoch. */
   refreshes: number;
+  /** Writes acknowledged with fewer acting members than the pool's size (degraded). */
+  degradedWrites: number;
+  /** Member requests retried after a failure (connection, Io, ShuttingDown). */
+  memberRetries: number;
+  /** Reads served by a member other than the first up one (NotCurrent, failure, bad checksum). */
+  readFailovers: number;
+  /** Extents reconciled after a writer change (peering on adoptLease). */
+  reconciled: number;
+}
+
+/** Log calls of a Volume (a pino logger fits). */
+export interface VolumeLog {
+  info(obj: object, msg: string): void;
+  warn(obj: object, msg: string): void;
+  error(obj: object, msg: string): void;
 }
 
 /** What a Volume needs from its surroundings. */
@@ -60,7 +88,19 @@ export interface VolumeOptions {
   record: VolumeConfig;
   /** Write-lease generation of this attachment. */
   lease: number;
+  /** Bound on waiting for enough members, ms (default DEFAULT_IO_TIMEOUT_MS). */
+  ioTimeoutMs?: number;
+  /** Where degraded operation and every EIO are logged (default: nowhere). */
+  log?: VolumeLog;
+  /**
+   * Grants a new lease generation (the authority's); called when this generation's 2^32
+   * write sequence numbers are used up. Without it that write fails with EIO.
+   */
+  renewLease?: () => Promise<number>;
 }
+
+/** Outcome of one member request. */
+type MemberResult = { ok: true } | { ok: false; stale?: number; fatal?: number; why: string };
 
 /** A volume attached through the initiator library. */
 export class Volume implements BlockDevice {
@@ -75,9 +115,20 @@ export class Volume implements BlockDevice {
   private readonly dirty = new Set<number>();
   private closed = false;
   /** Counters since attachment. */
-  readonly counters: VolumeCounters = { staleEpochReplies: 0, refreshes: 0 };
+  readonly counters: VolumeCounters = { staleEpochReplies: 0, refreshes: 0, degradedWrites: 0, memberRetries: 0, readFailovers: 0, reconciled: 0 };
   /** Write-lease generation carried by every request. */
   private lease: number;
+  /** Last write sequence number issued under `lease`. */
+  private seq = 0;
+  /** Versions issued and not yet completed, and versions whose write failed (never settled). */
+  private readonly pendingVersions = new Set<number>();
+  private readonly failedVersions = new Set<number>();
+  private readonly ioTimeoutMs: number;
+  private renewing: Promise<void> | null = null;
+  /** Requests in flight, and the ticker that watches the map while there are any. */
+  private busy = 0;
+  private ticker: NodeJS.Timeout | null = null;
+  private tickEpoch = 0;
 
   constructor(private readonly opts: VolumeOptions) {
     this.size = opts.record.sizeBytes;
@@ -86,6 +137,7 @@ export class Volume implements BlockDevice {
     this.pool = opts.record.pool;
     this.extentPages = opts.record.extentBytes / PAGE_SIZE;
     this.lease = opts.lease;
+    this.ioTimeoutMs = opts.ioTimeoutMs ?? DEFAULT_IO_TIMEOUT_MS;
   }
 
   /** The write-lease generation this attachment's I/O carries. */
@@ -94,24 +146,60 @@ export class Volume implements BlockDevice {
   }
 
   /**
+   * Watches the map while requests are in flight: when a node is marked down, connections
+   * to it are dropped so requests stuck on a stopped node fail now, not at their timeout.
+   */
+  private enter(): void {
+    if (this.busy++ === 0 && !this.ticker) {
+      this.tickEpoch = this.opts.views.current.epoch;
+      this.ticker = setInterval(() => this.tick(), 100);
+    }
+  }
+
+  private leave(): void {
+    this.busy--;
+  }
+
+  private tick(): void {
+    if (this.busy === 0 || this.closed) {
+      clearInterval(this.ticker!);
+      this.ticker = null;
+      return;
+    }
+    const view = this.opts.views.current;
+    if (view.epoch === this.tickEpoch) return;
+    this.tickEpoch = view.epoch;
+    for (const n of view.map.nodes) if (!n.up) this.opts.connections.drop(n.id);
+  }
+
+  /**
    * Switches this attachment to write-lease generation `gen` (granted by the authority) and
    * announces it to every reachable storage node, which from then on fences every older
-   * generation of the volume. Every node is then marked dirty, so the next flush also covers
-   * writes the previous holder left unflushed anywhere.
+   * generation of the volume. Then peers: every extent that any node holds writes of an
+   * older generation for that were never settled (the previous writer may have crashed
+   * mid-write) is reconciled, so every member serves the same bytes. Every node is marked
+   * dirty, so the next flush also covers writes the previous holder left unflushed.
    * @throws BlockDeviceError EFENCED when a node has already seen a newer generation,
    *         EINVAL when `gen` is older than the current one, EIO when an up node fails.
    */
   async adoptLease(gen: number): Promise<void> {
     if (!Number.isInteger(gen) || gen < this.lease) throw new BlockDeviceError('EINVAL', `lease generation ${gen} is older than ${this.lease}`);
     this.lease = gen;
+    this.seq = 0;
+    this.failedVersions.clear();
     const view = this.opts.views.current;
     const nodes = view.map.nodes.map((n) => n.id);
     for (const n of nodes) this.dirty.add(n);
+    const suspects = new Set<number>();
     const results = await Promise.allSettled(nodes.map(async (n) => {
       let r: Reply;
       try {
         const c = await this.opts.connections.get(n);
         r = await c.request({ op: Op.Lease, flags: 0, epoch: view.epoch, volume: this.id, extent: 0, partition: 0, firstPage: 0, pages: 0, lease: gen, version: 0, members: [] });
+        if (r.h.status === Status.Ok) {
+          const s = await c.request({ op: Op.Suspects, flags: 0, epoch: view.epoch, volume: this.id, extent: 0, partition: 0, firstPage: 0, pages: 0, lease: gen, version: 0, members: [] });
+          if (s.h.status === Status.Ok) for (let o = 0; o + 4 <= s.payload.length; o += 4) suspects.add(s.payload.readUInt32LE(o));
+        }
       } catch (e) {
         // A node we cannot reach learns the generation from the authority when it returns.
         if (e instanceof ConnectionError && !view.isUp(n)) return;
@@ -121,6 +209,33 @@ export class Volume implements BlockDevice {
     }));
     const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
     if (failed) throw failed.reason;
+    if (suspects.size) await this.reconcile([...suspects]);
+  }
+
+  /** Asks one up member of each extent to make its members' copies identical. */
+  private async reconcile(extents: number[]): Promise<void> {
+    const t0 = Date.now();
+    let failures = 0;
+    await pMap(extents, async (extent) => {
+      const view = this.opts.views.current;
+      const placed = this.placed(view, extent);
+      const mask = this.absentMask(view, placed);
+      for (const m of placed.filter((x) => view.isUp(view.nodeOf(x)))) {
+        try {
+          const c = await this.opts.connections.get(view.nodeOf(m));
+          const r = await c.request({ op: Op.Reconcile, flags: 0, epoch: view.epoch, volume: this.id, extent, partition: m, firstPage: 0, pages: this.extentPages, lease: this.lease, version: 0, members: placed, absent: mask });
+          if (r.h.status === Status.Ok) {
+            this.counters.reconciled++;
+            return;
+          }
+        } catch {
+          // try the next member
+        }
+      }
+      failures++;
+    }, { concurrency: 16 });
+    this.opts.log?.info({ volume: this.name, extents: extents.length, failures, ms: Date.now() - t0 }, 'peering after writer change: unsettled extents reconciled');
+    if (failures) this.opts.log?.warn({ volume: this.name, failures }, 'some unsettled extents could not be reconciled now (their members may differ until the next writer change)');
   }
 
   private check(offset: number, length: number): void {
@@ -159,44 +274,205 @@ export class Volume implements BlockDevice {
     return next;
   }
 
-  private async send(view: ClusterView, member: number, op: number, flags: number, s: Segment, members: number[], payload?: Buffer): Promise<Reply> {
-    const { connections } = this.opts;
-    const lease = this.lease;
-    const client = await connections.get(view.nodeOf(member));
+  /** The extent's up set in placement order ([] when fewer than min_size can be placed). */
+  private placed(view: ClusterView, extent: number): number[] {
+    try {
+      return view.members(this.id, extent, this.pool);
+    } catch (e) {
+      if (e instanceof PlacementError) return [];
+      throw e;
+    }
+  }
+
+  /** Bit i set when placed[i]'s node is down in `view`. */
+  private absentMask(view: ClusterView, placed: number[]): number {
+    let mask = 0;
+    for (let i = 0; i < placed.length; i++) if (!view.isUp(view.nodeOf(placed[i]))) mask |= 1 << i;
+    return mask;
+  }
+
+  /** Error for an extent with fewer than min_size up members, naming the missing ones. */
+  private inactive(view: ClusterView, extent: number, placed: number[], what: string): BlockDeviceError {
+    const pool = view.pool(this.pool);
+    const missing = placed.filter((m) => !view.isUp(view.nodeOf(m))).map((m) => `partition ${m} (node ${view.nodeOf(m)}, down)`);
+    const short = pool.replicas - placed.length;
+    if (short > 0) missing.push(`${short} member${short > 1 ? 's' : ''} not placeable (too few nodes in)`);
+    const e = new BlockDeviceError('EIO', `${what} of volume ${this.name}: extent ${extent} has ${placed.length - missing.length + (short > 0 ? 1 : 0)} of ${pool.replicas} members up, below min_size ${pool.minSize}, for ${this.ioTimeoutMs} ms; missing: ${missing.join(', ')}`);
+    this.opts.log?.error({ volume: this.name, extent, missing, err: e.message }, 'I/O failed: extent below min_size');
+    return e;
+  }
+
+  private async sendTo(view: ClusterView, member: number, op: number, flags: number, s: Segment, members: number[], absent: number, version: number, payload?: Buffer): Promise<Reply> {
+    const client = await this.opts.connections.get(view.nodeOf(member));
     return client.request(
-      { op, flags, epoch: view.epoch, volume: this.id, extent: s.extent, partition: member, firstPage: s.firstPage, pages: s.pages, lease, version: 0, members },
+      { op, flags, epoch: view.epoch, volume: this.id, extent: s.extent, partition: member, firstPage: s.firstPage, pages: s.pages, lease: this.lease, version, members, absent },
       payload,
     );
   }
 
+  private async writeMember(view: ClusterView, m: number, op: number, flags: number, s: Segment, members: number[], absent: number, version: number, payload?: Buffer): Promise<MemberResult> {
+    try {
+      const r = await this.sendTo(view, m, op, flags, s, members, absent, version, payload);
+      if (r.h.status === Status.Ok) return { ok: true };
+      if (r.h.status === Status.StaleEpoch) return { ok: false, stale: r.h.aux, why: `partition ${m}: StaleEpoch` };
+      if (WRITE_FATAL.has(r.h.status)) return { ok: false, fatal: r.h.status, why: `partition ${m}: ${statusName(r.h.status)}` };
+      return { ok: false, why: `partition ${m} (node ${view.nodeOf(m)}): ${statusName(r.h.status)}` };
+    } catch (e) {
+      if (!(e instanceof ConnectionError)) throw e;
+      return { ok: false, why: `partition ${m} (node ${view.nodeOf(m)}): ${e.message}` };
+    }
+  }
+
+  private async nextVersion(): Promise<number> {
+    while (this.seq + 1 >= VERSION_SEQ_SPAN) {
+      if (!this.opts.renewLease) throw new BlockDeviceError('EIO', `volume ${this.name}: write sequence of lease generation ${this.lease} is exhausted (reattach)`);
+      this.renewing ??= this.opts.renewLease().then((g) => this.adoptLease(g)).finally(() => (this.renewing = null));
+      await this.renewing;
+    }
+    return writeVersion(this.lease, ++this.seq);
+  }
+
+  private async writeSegment(op: number, flags: number, s: Segment, payload?: Buffer): Promise<void> {
+    const version = this.seq + 1 < VERSION_SEQ_SPAN ? writeVersion(this.lease, ++this.seq) : await this.nextVersion();
+    this.pendingVersions.add(version);
+    this.enter();
+    try {
+      await this.replicate(op, flags, s, version, payload);
+    } catch (e) {
+      this.failedVersions.add(version);
+      throw e;
+    } finally {
+      this.pendingVersions.delete(version);
+      this.leave();
+    }
+  }
+
+  /**
+   * Sends one write (or trim) of version `version` to every acting member and returns once
+   * each has it. Members that fail are retried until they answer or the map marks them
+   * down; members that had it before another member dropped out get it again with the new
+   * absent set, so they record what the absent one missed.
+   */
+  private async replicate(op: number, flags: number, s: Segment, version: number, payload?: Buffer): Promise<void> {
+    const what = `${op === Op.Write ? 'write' : 'trim'} of extent ${s.extent}`;
+    let view = this.opts.views.current;
+    /** Members that have this version, with the absent set they were told. */
+    const acked = new Map<number, number[]>();
+    const deadline = Date.now() + this.ioTimeoutMs;
+    let staleRetries = 0;
+    let last = '';
+    for (;;) {
+      const placed = this.placed(view, s.extent);
+      const pool = view.pool(this.pool);
+      const up = placed.filter((m) => view.isUp(view.nodeOf(m)));
+      if (up.length < pool.minSize || up.length === 0) {
+        if (Date.now() > deadline) throw this.inactive(view, s.extent, placed, what);
+        await sleep(100);
+        view = this.opts.views.current;
+        continue;
+      }
+      const absentLeaves = placed.filter((m) => !view.isUp(view.nodeOf(m)));
+      const mask = absentLeaves.length ? this.absentMask(view, placed) : 0;
+      const targets = acked.size === 0 ? up : up.filter((m) => {
+        const told = acked.get(m);
+        return !told || absentLeaves.some((x) => !told.includes(x));
+      });
+      if (targets.length === 0) {
+        if (up.length < pool.replicas) this.counters.degradedWrites++;
+        return;
+      }
+      for (const m of targets) this.dirty.add(view.nodeOf(m));
+      const results = await Promise.all(targets.map((m) => this.writeMember(view, m, op, flags, s, placed, mask, version, payload)));
+      let staleAt = 0;
+      let retry = false;
+      for (let i = 0; i < results.length; i++) {
+        const r = results[i];
+        if (r.ok) {
+          acked.set(targets[i], absentLeaves);
+          continue;
+        }
+        if (r.fatal !== undefined) {
+          const e = errorFor(r.fatal, `${what} of volume ${this.name} on ${r.why}`);
+          this.opts.log?.error({ volume: this.name, extent: s.extent, err: e.message }, 'write failed');
+          throw e;
+        }
+        if (r.stale !== undefined) staleAt = Math.max(staleAt, r.stale);
+        else retry = true;
+        last = r.why;
+      }
+      if (staleAt) {
+        if (++staleRetries > STALE_RETRIES) throw errorFor(Status.StaleEpoch, what);
+        view = await this.stale(view, staleAt, what);
+        continue;
+      }
+      if (retry) {
+        this.counters.memberRetries++;
+        if (Date.now() > deadline) {
+          const e = new BlockDeviceError('EIO', `${what} of volume ${this.name}: a member neither answered nor was marked down within ${this.ioTimeoutMs} ms (last: ${last})`);
+          this.opts.log?.error({ volume: this.name, extent: s.extent, err: e.message }, 'write failed');
+          throw e;
+        }
+        await sleep(50);
+      }
+      // Another pass at the newest view: it returns at once when every up member has it.
+      view = this.opts.views.current;
+    }
+  }
+
   private async readSegment(s: Segment): Promise<Buffer> {
     let view = this.opts.views.current;
+    const deadline = Date.now() + this.ioTimeoutMs;
+    let staleRetries = 0;
     let last = '';
-    for (let attempt = 0; attempt <= STALE_RETRIES; attempt++) {
-      const placed = view.members(this.id, s.extent, this.pool);
-      // Up members first, in placement order; down ones only as a last resort.
-      const members = placed.every((m) => view.isUp(view.nodeOf(m))) ? placed
-        : [...placed.filter((m) => view.isUp(view.nodeOf(m))), ...placed.filter((m) => !view.isUp(view.nodeOf(m)))];
-      let staleAt = 0;
-      for (const m of members) {
-        try {
-          const r = await this.send(view, m, Op.Read, 0, s, []);
-          if (r.h.status === Status.Ok) return r.payload;
-          if (r.h.status === Status.StaleEpoch) {
-            staleAt = r.h.aux;
-            break;
-          }
-          if (!READ_RETRYABLE.has(r.h.status)) throw errorFor(r.h.status, `read of extent ${s.extent} on partition ${m}`);
-          last = `partition ${m}: ${statusName(r.h.status)}`;
-        } catch (e) {
-          if (!(e instanceof ConnectionError)) throw e;
-          last = `partition ${m}: ${e.message}`;
+    this.enter();
+    try {
+      for (;;) {
+        const placed = this.placed(view, s.extent);
+        const pool = view.pool(this.pool);
+        const up = placed.filter((m) => view.isUp(view.nodeOf(m)));
+        if (up.length < pool.minSize || up.length === 0) {
+          if (Date.now() > deadline) throw this.inactive(view, s.extent, placed, `read of extent ${s.extent}`);
+          await sleep(100);
+          view = this.opts.views.current;
+          continue;
         }
+        const mask = up.length === placed.length ? 0 : this.absentMask(view, placed);
+        let staleAt = 0;
+        for (let i = 0; i < up.length; i++) {
+          const m = up[i];
+          try {
+            const r = await this.sendTo(view, m, Op.Read, 0, s, placed, mask, 0);
+            if (r.h.status === Status.Ok) {
+              if (i > 0) this.counters.readFailovers++;
+              return r.payload;
+            }
+            if (r.h.status === Status.StaleEpoch) {
+              staleAt = r.h.aux;
+              break;
+            }
+            if (READ_FATAL.has(r.h.status)) throw errorFor(r.h.status, `read of extent ${s.extent} on partition ${m}`);
+            last = `partition ${m} (node ${view.nodeOf(m)}): ${statusName(r.h.status)}`;
+          } catch (e) {
+            if (!(e instanceof ConnectionError)) throw e;
+            last = `partition ${m} (node ${view.nodeOf(m)}): ${e.message}`;
+          }
+        }
+        if (staleAt) {
+          if (++staleRetries > STALE_RETRIES) throw errorFor(Status.StaleEpoch, `read of extent ${s.extent}`);
+          view = await this.stale(view, staleAt, `read of extent ${s.extent}`);
+          continue;
+        }
+        if (Date.now() > deadline) {
+          const e = new BlockDeviceError('EIO', `read of extent ${s.extent} of volume ${this.name} failed on every up member for ${this.ioTimeoutMs} ms (last: ${last})`);
+          this.opts.log?.error({ volume: this.name, extent: s.extent, err: e.message }, 'read failed');
+          throw e;
+        }
+        await sleep(50);
+        view = this.opts.views.current;
       }
-      if (!staleAt) break;
-      view = await this.stale(view, staleAt, `read of extent ${s.extent}`);
+    } finally {
+      this.leave();
     }
-    throw new BlockDeviceError('EIO', `read of extent ${s.extent} failed on every member (last: ${last})`);
   }
 
   private async readAligned(offset: number, length: number): Promise<Buffer> {
@@ -211,7 +487,8 @@ export class Volume implements BlockDevice {
 
   /**
    * Reads `length` bytes at byte `offset`. Never-written ranges read as zeros.
-   * @throws BlockDeviceError EINVAL outside the volume, EIO when no member can serve.
+   * @throws BlockDeviceError EINVAL outside the volume, EIO when no member can serve
+   *         within ioTimeoutMs (below min_size, or every member failing).
    */
   async read(offset: number, length: number): Promise<Buffer> {
     this.check(offset, length);
@@ -222,25 +499,6 @@ export class Volume implements BlockDevice {
     return start === offset && end - start === length ? data : data.subarray(offset - start, offset - start + length);
   }
 
-  private async writeSegment(op: number, flags: number, s: Segment, payload?: Buffer): Promise<void> {
-    let view = this.opts.views.current;
-    const what = `${op === Op.Write ? 'write' : 'trim'} of extent ${s.extent}`;
-    for (let attempt = 0; ; attempt++) {
-      const members = view.members(this.id, s.extent, this.pool);
-      for (const m of members) this.dirty.add(view.nodeOf(m));
-      let r: Reply;
-      try {
-        r = await this.send(view, members[0], op, flags, s, members, payload);
-      } catch (e) {
-        if (e instanceof ConnectionError) throw new BlockDeviceError('EIO', `primary of extent ${s.extent} (partition ${members[0]}): ${e.message}`);
-        throw e;
-      }
-      if (r.h.status === Status.Ok) return;
-      if (r.h.status !== Status.StaleEpoch || attempt >= STALE_RETRIES) throw errorFor(r.h.status, what);
-      view = await this.stale(view, r.h.aux, what);
-    }
-  }
-
   private async writeAligned(offset: number, data: Buffer, fua: boolean): Promise<void> {
     const flags = fua ? Flag.Fua : 0;
     const segs = this.segments(offset, data.length);
@@ -249,9 +507,10 @@ export class Volume implements BlockDevice {
   }
 
   /**
-   * Writes `data` at byte `offset`, on every member of each extent before resolving.
+   * Writes `data` at byte `offset`, on every acting member of each extent before resolving.
    * Sub-page writes are read-modify-write under the volume's exclusive write gate.
-   * @throws BlockDeviceError EINVAL outside the volume, ENOSPC, EFENCED, EIO.
+   * @throws BlockDeviceError EINVAL outside the volume, ENOSPC, EFENCED, EIO (below
+   *         min_size for ioTimeoutMs, or a member neither answering nor marked down).
    */
   async write(offset: number, data: Buffer, fua = false): Promise<void> {
     this.check(offset, data.length);
@@ -322,28 +581,71 @@ export class Volume implements BlockDevice {
   }
 
   /**
-   * Makes every write completed before this call durable on every member: sends Flush to
-   * each node written since the last flush, in parallel.
-   * @throws BlockDeviceError EIO when a node cannot flush (it stays marked dirty).
+   * The settle watermark: every version below it completed on every acting member (the
+   * lowest version still in flight or failed, else the next one to be issued).
+   */
+  private watermark(): number {
+    let w = this.seq + 1 < VERSION_SEQ_SPAN ? writeVersion(this.lease, this.seq + 1) : Number.MAX_SAFE_INTEGER;
+    for (const v of this.pendingVersions) if (v < w) w = v;
+    for (const v of this.failedVersions) if (v < w) w = v;
+    return w;
+  }
+
+  /**
+   * Makes every write completed before this call durable on every acting member: sends
+   * Flush (with the settle watermark) to each node written since the last flush, in
+   * parallel. A node that fails is retried until it answers or the map marks it down (it
+   * is then no longer acting; what it missed is resynced when it returns).
+   * @throws BlockDeviceError EIO when a node neither flushes nor is marked down within
+   *         ioTimeoutMs (it stays marked dirty); EFENCED when a newer writer took over.
    */
   async flush(): Promise<void> {
     if (this.closed) throw new BlockDeviceError('ESHUTDOWN', `volume ${this.name} is closed`);
     const nodes = [...this.dirty];
     this.dirty.clear();
-    const results = await Promise.allSettled(nodes.map(async (n) => {
-      const c = await this.opts.connections.get(n);
-      const r = await c.request({ op: Op.Flush, flags: 0, epoch: this.opts.views.current.epoch, volume: this.id, extent: 0, partition: 0, firstPage: 0, pages: 0, lease: this.lease, version: 0, members: [] });
-      if (r.h.status !== Status.Ok) throw errorFor(r.h.status, `flush on node ${n}`);
-    }));
-    const failed = results.flatMap((r, i) => (r.status === 'rejected' ? [{ node: nodes[i], reason: r.reason as Error }] : []));
-    if (failed.length > 0) {
-      for (const f of failed) this.dirty.add(f.node);
-      throw new BlockDeviceError('EIO', `flush failed on node ${failed[0].node}: ${failed[0].reason.message}`);
+    const watermark = this.lease > 0 ? this.watermark() : 0;
+    const deadline = Date.now() + this.ioTimeoutMs;
+    this.enter();
+    try {
+      const results = await Promise.allSettled(nodes.map(async (n) => {
+        for (;;) {
+          const view = this.opts.views.current;
+          let why: string;
+          try {
+            const c = await this.opts.connections.get(n);
+            const r = await c.request({ op: Op.Flush, flags: 0, epoch: view.epoch, volume: this.id, extent: 0, partition: 0, firstPage: 0, pages: 0, lease: this.lease, version: watermark, members: [] });
+            if (r.h.status === Status.Ok) return;
+            if (r.h.status === Status.Fenced) throw errorFor(r.h.status, `flush on node ${n}`);
+            if (r.h.status === Status.StaleEpoch) {
+              await this.opts.views.refresh(r.h.aux);
+              continue;
+            }
+            why = statusName(r.h.status);
+          } catch (e) {
+            if (!(e instanceof ConnectionError)) throw e;
+            why = e.message;
+          }
+          if (!this.opts.views.current.isUp(n)) return; // not acting any more
+          if (Date.now() > deadline) throw new BlockDeviceError('EIO', `flush on node ${n}: ${why}`);
+          await sleep(50);
+        }
+      }));
+      const failed = results.flatMap((r, i) => (r.status === 'rejected' ? [{ node: nodes[i], reason: r.reason as Error }] : []));
+      if (failed.length > 0) {
+        for (const f of failed) this.dirty.add(f.node);
+        const e = failed[0].reason instanceof BlockDeviceError ? failed[0].reason : new BlockDeviceError('EIO', `flush failed on node ${failed[0].node}: ${failed[0].reason.message}`);
+        this.opts.log?.error({ volume: this.name, nodes: failed.map((f) => f.node), err: e.message }, 'flush failed');
+        throw e;
+      }
+    } finally {
+      this.leave();
     }
   }
 
   /** Marks the volume closed; later calls fail with ESHUTDOWN. Connections belong to the pool. */
   close(): void {
     this.closed = true;
+    if (this.ticker) clearInterval(this.ticker);
+    this.ticker = null;
   }
 }

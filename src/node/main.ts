@@ -5,7 +5,8 @@
  * and the management API, and reports readiness to a parent (IPC message {type: 'ready',
  * port, gossipPort, apiPort}) and on stdout; each accepted map epoch is reported as
  * {type: 'map', node, epoch, at, down} (at: ms since 1970, sub-ms precision; down: node ids
- * marked down in that map). SIGTERM/SIGINT, or
+ * marked down in that map); each completed peering round as {type: 'peered', node, upEpoch,
+ * staleExtents}. SIGTERM/SIGINT, or
  * the parent going away, stop it gracefully: in-flight requests finish and every partition
  * is flushed. While it runs, `<data-dir>/run/node<ID>.pid` holds its process id.
  */
@@ -21,6 +22,7 @@ import { mapNode, type SignedMap } from '../clustermap/index.ts';
 import { NodeServer } from './server.ts';
 import { LeaseTable } from './fencing.ts';
 import { NodeStorage } from './storage.ts';
+import { MissedLog } from '../recovery/index.ts';
 import { loadLibp2pStack } from '../gossip/libp2p-stack.ts';
 
 // Start loading the libp2p stack now; it overlaps with opening the partitions.
@@ -122,20 +124,28 @@ const leases = new LeaseTable(join(dataDir, `node${nodeId}`, 'fences.json'));
 await leases.load();
 if (authority) leases.merge(authority.leases());
 else void learnLeases(leases);
+// What down members missed (log-guided resync) survives this node's restarts.
+const missed = await MissedLog.open(join(dataDir, `node${nodeId}`, 'missed.log')).catch((e: Error) => fail(`opening the resync log: ${e.message}`));
 const server = new NodeServer({
   config: config!,
   nodeId,
   storage,
   log,
   leases,
+  missed,
+  onPeered: (upEpoch, staleExtents) => {
+    if (process.connected) process.send?.({ type: 'peered', node: nodeId, upEpoch, staleExtents });
+  },
   map: {
     epoch: () => control.keeper.epoch,
     ensure: (epoch) => control.fetchMap(epoch, 3000),
     address: (id) => mapNode(control.keeper.map, id),
+    map: () => control.keeper.map,
   },
 });
+control.on('map', () => server.onMap());
 const port = await server.listen(me.host, me.port).catch((e: Error) => fail(`listening on ${me.host}:${me.port}: ${e.message}`));
-const api = await startManagementApi({ host: me.host, port: me.apiPort!, token: config!.token, control, authority, authorityNode: config!.authority!.node, nodeId })
+const api = await startManagementApi({ host: me.host, port: me.apiPort!, token: config!.token, control, authority, authorityNode: config!.authority!.node, nodeId, config: config!, recovery: () => server.recovery.report() })
   .catch((e: Error) => fail(`management API on ${me.host}:${me.apiPort}: ${e.message}`));
 const pidFile = join(dataDir, 'run', `node${nodeId}.pid`);
 mkdirSync(join(dataDir, 'run'), { recursive: true });
@@ -144,6 +154,8 @@ phases.ready = Math.round(performance.now());
 log.info({ startupMs: phases, port, gossipPort: control.gossipPort, apiPort: api.port, peerId: control.peerId, epoch: control.keeper.epoch, partitions: storage.partitions.size, authority: !!authority }, 'ready');
 process.stdout.write(`cairn-node ${nodeId} ready on ${me.host}:${port}\n`);
 process.send?.({ type: 'ready', node: nodeId, port, gossipPort: control.gossipPort, apiPort: api.port, epoch: control.keeper.epoch });
+// Peer before serving reads: ask every up node what this node missed while it was away.
+server.onMap();
 
 let stopping = false;
 async function stop(reason: string): Promise<void> {
@@ -155,6 +167,7 @@ async function stop(reason: string): Promise<void> {
     await api.app.close();
     await authority?.close();
     await control.stop();
+    await missed.close();
     await storage.close();
     rmSync(pidFile, { force: true });
     log.info('stopped');

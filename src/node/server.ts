@@ -1,20 +1,24 @@
 /**
  * The storage node's data-path server. Serves its partitions over the wire protocol
  * (src/wire/protocol.ts): authenticates each connection with the cluster token, checks
- * epoch and lease generation on every request, and as primary of an extent writes locally
- * and forwards to the other members in parallel, replying once every member has the data.
+ * epoch and lease generation on every request, and applies each write the initiator sends
+ * it (the initiator sends a write to every acting member itself, with the writer's version).
+ * A write that names absent members is recorded as missed by them before it is
+ * acknowledged; reads are served only while this node is current for the extent, and a
+ * copy that fails its checksum is repaired from another member (node/recovery.ts).
  */
 import { createServer, type Server, type Socket } from 'node:net';
 import type { Logger } from 'pino';
 import { AllocatorFullError, AllocatorStateError, ChecksumError, type Allocator } from '../../allocator/index.ts';
-import { decodePartitionLeafId } from '../../placement/index.ts';
+import { initialMap, type ClusterMap } from '../clustermap/index.ts';
 import type { ClusterConfig } from '../config/index.ts';
+import { type MissedLog, decodePut, encodeMissed, encodeU32s, encodeVersions } from '../recovery/index.ts';
 import {
-  ConnectionPool, Flag, type NodeAddress, FrameReader, MAX_FRAME, MAX_MEMBERS, Op, PAGE_SIZE, REQ_HEADER, Status, decodeRequest, encodeReply,
-  extentKey, type RequestHeader,
+  ConnectionPool, Flag, type NodeAddress, FrameReader, MAX_FRAME, MAX_MEMBERS, Op, PAGE_SIZE, ProtocolError, REQ_HEADER, Status, decodeRequest, encodeReply,
+  extentKey, versionGeneration, VERSION_SEQ_SPAN, type RequestHeader,
 } from '../wire/index.ts';
-import { VersionClock } from './clock.ts';
 import { LeaseTable } from './fencing.ts';
+import { EXTENT_PAGES_MAX, NodeRecovery, applyPut, localVersions } from './recovery.ts';
 import type { NodeStorage } from './storage.ts';
 
 /** Most pages one request may name (a 1 MiB extent). */
@@ -34,12 +38,15 @@ export interface NodeMapView {
   ensure(epoch: number): Promise<boolean>;
   /** Data-path address of node `id` in the current map. */
   address(id: number): NodeAddress | undefined;
+  /** The current cluster map (up/down states and placement for recovery). */
+  map(): ClusterMap;
 }
 
 /** A map view fixed at cluster.json's creation map (no control plane). */
 export function staticMapView(config: ClusterConfig): NodeMapView {
   const byId = new Map(config.nodes.map((n) => [n.id, n]));
-  return { epoch: () => config.map.epoch, ensure: async (e) => e <= config.map.epoch, address: (id) => byId.get(id) };
+  const map = initialMap(config);
+  return { epoch: () => map.epoch, ensure: async (e) => e <= map.epoch, address: (id) => byId.get(id), map: () => map };
 }
 
 /** What a NodeServer needs. */
@@ -52,6 +59,10 @@ export interface NodeServerOptions {
   map?: NodeMapView;
   /** The fence table (default: in memory only). */
   leases?: LeaseTable;
+  /** The durable record of what absent members missed (src/recovery). */
+  missed: MissedLog;
+  /** Called when a peering round completes. */
+  onPeered?: (upEpoch: number, staleExtents: number) => void;
 }
 
 interface Conn {
@@ -68,6 +79,8 @@ class StatusError extends Error {
 
 function statusOf(e: unknown): StatusError {
   if (e instanceof StatusError) return e;
+  if (e instanceof ProtocolError) return new StatusError(Status.Invalid, e.message);
+  if (e instanceof Error && typeof (e as { status?: unknown }).status === 'number') return new StatusError((e as unknown as { status: number }).status, e.message);
   if (e instanceof AllocatorFullError) return new StatusError(Status.NoSpace, e.message);
   if (e instanceof ChecksumError) return new StatusError(Status.BadChecksum, e.message);
   if (e instanceof AllocatorStateError) return new StatusError(Status.Invalid, e.message);
@@ -78,8 +91,11 @@ function statusOf(e: unknown): StatusError {
 export class NodeServer {
   private server: Server | null = null;
   private readonly conns = new Set<Conn>();
-  private readonly clock = new VersionClock();
   private readonly leases: LeaseTable;
+  /** Resync records, peering, read repair, reconcile. */
+  readonly recovery: NodeRecovery;
+  /** Host writes being applied (Lease and Missed wait for them). */
+  private readonly writing = new Set<Promise<unknown>>();
   private readonly peers: ConnectionPool;
   private readonly map: NodeMapView;
   private inflight = 0;
@@ -90,6 +106,18 @@ export class NodeServer {
     this.map = opts.map ?? staticMapView(opts.config);
     this.leases = opts.leases ?? new LeaseTable();
     this.peers = new ConnectionPool({ token: opts.config.token, address: (id) => this.map.address(id) });
+    this.recovery = new NodeRecovery({ config: opts.config, nodeId: opts.nodeId, storage: opts.storage, missed: opts.missed, peers: this.peers, map: this.map, log: opts.log, onPeered: opts.onPeered });
+  }
+
+  /** Tells recovery the map changed (main.ts calls it on each accepted epoch, and once at start). */
+  onMap(): void {
+    this.recovery.onMap();
+    // Requests waiting on a node now marked down fail at once rather than at their timeout.
+    for (const n of this.map.map().nodes) if (!n.up) this.peers.drop(n.id);
+  }
+
+  private async drainWrites(): Promise<void> {
+    if (this.writing.size) await Promise.allSettled([...this.writing]);
   }
 
   /** Starts listening; resolves with the bound port. */
@@ -182,87 +210,133 @@ export class NodeServer {
     }
   }
 
-  private checkData(h: RequestHeader): void {
+  private checkData(h: RequestHeader, fenced: boolean): void {
     const epoch = this.map.epoch();
     if (h.epoch < epoch) throw new StatusError(Status.StaleEpoch, `epoch ${h.epoch} is older than ${epoch}`, epoch);
-    if (h.pages < 1 || h.pages > MAX_PAGES || h.firstPage + h.pages > 0x10000) {
+    if (h.pages < 1 || h.pages > MAX_PAGES || h.firstPage + h.pages > MAX_PAGES) {
       throw new StatusError(Status.Invalid, `page range ${h.firstPage}+${h.pages} is invalid`);
     }
+    if (!fenced) return;
     const fence = this.leases.admit(h.volume, h.lease);
     if (fence) throw new StatusError(Status.Fenced, `lease generation ${h.lease} of volume ${h.volume} is fenced by ${fence}`, fence);
   }
 
   private async handle(h: RequestHeader, payload: Buffer): Promise<Buffer | undefined> {
+    if (h.epoch > this.map.epoch() && h.op !== Op.Ping && h.op !== Op.Hello) await this.catchUp(h);
     switch (h.op) {
       case Op.Ping:
       case Op.Hello:
         return undefined;
       case Op.Flush:
-        await this.opts.storage.flushDirty();
+        await Promise.all([this.opts.storage.flushDirty(), this.opts.missed.sync()]);
+        // The writer's watermark: every version below it is on every acting member.
+        if (h.version > 0 && h.volume > 0 && versionGeneration(h.version) === h.lease && this.leases.current(h.volume) === h.lease) {
+          this.recovery.unsettled.settle(h.volume, h.version);
+        }
         return undefined;
       case Op.Lease: {
         if (h.volume < 1 || h.lease < 1) throw new StatusError(Status.Invalid, 'a lease announcement names a volume and a generation >= 1');
         const fence = await this.leases.raise(h.volume, h.lease);
         if (fence) throw new StatusError(Status.Fenced, `lease generation ${h.lease} of volume ${h.volume} is fenced by ${fence}`, fence);
+        // Writes of older generations admitted before the raise finish first, so the new
+        // writer's Suspects query sees every one of them.
+        await this.drainWrites();
         return undefined;
       }
       case Op.Read: {
-        if (h.epoch > this.map.epoch()) await this.catchUp(h);
-        this.checkData(h);
-        return this.partition(h).read(extentKey(h.volume, h.extent), h.firstPage, h.pages);
+        const recovery = (h.flags & Flag.Recovery) !== 0;
+        this.checkData(h, !recovery);
+        const a = this.partition(h);
+        if (!recovery) {
+          this.checkMembers(h);
+          if (!this.recovery.current(h.volume, h.extent)) {
+            throw new StatusError(Status.NotCurrent, `node ${this.opts.nodeId} is ${this.recovery.peering ? 'peering' : 'resyncing this extent'}`);
+          }
+        }
+        try {
+          return await a.read(extentKey(h.volume, h.extent), h.firstPage, h.pages);
+        } catch (e) {
+          if (recovery || !(e instanceof ChecksumError)) throw e;
+          return this.recovery.repairRead(a, h, e);
+        }
       }
       case Op.Write:
       case Op.Trim: {
-        if (h.epoch > this.map.epoch()) await this.catchUp(h);
-        this.checkData(h);
+        this.checkData(h, true);
         if (h.op === Op.Write && payload.length !== h.pages * PAGE_SIZE) {
           throw new StatusError(Status.Invalid, `write of ${h.pages} pages carries ${payload.length} bytes`);
         }
         if (h.op === Op.Trim && payload.length !== 0) throw new StatusError(Status.Invalid, 'trim carries a payload');
+        if (versionGeneration(h.version) !== h.lease || h.version % VERSION_SEQ_SPAN === 0) {
+          throw new StatusError(Status.Invalid, `version ${h.version} was not made by lease generation ${h.lease}`);
+        }
+        this.checkMembers(h);
         const a = this.partition(h);
-        if (h.flags & Flag.Replica) {
-          await this.apply(a, h, payload, h.version);
-          return undefined;
+        const p = this.applyHostWrite(a, h, payload);
+        this.writing.add(p);
+        try {
+          await p;
+        } finally {
+          this.writing.delete(p);
         }
-        if (h.members.length < 1 || h.members[0] !== h.partition || new Set(h.members).size !== h.members.length) {
-          throw new StatusError(Status.Invalid, 'members must start with the target partition and be distinct');
-        }
-        if (h.members.length > MAX_MEMBERS) throw new StatusError(Status.Invalid, 'too many members');
-        const version = this.clock.next();
-        const results = await Promise.allSettled([
-          this.apply(a, h, payload, version),
-          ...h.members.slice(1).map((m) => this.forward(m, h, payload, version)),
-        ]);
-        const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
-        if (failed) throw statusOf(failed.reason);
         return undefined;
       }
+      case Op.Versions: {
+        this.checkExtentPages(h);
+        return encodeVersions(localVersions(this.partition(h), extentKey(h.volume, h.extent), h.pages));
+      }
+      case Op.Put: {
+        if (h.pages < 1 || h.pages > EXTENT_PAGES_MAX) throw new StatusError(Status.Invalid, `put of ${h.pages} entries`);
+        const a = this.partition(h);
+        await applyPut(a, extentKey(h.volume, h.extent), decodePut(payload, h.pages, EXTENT_PAGES_MAX));
+        this.opts.storage.markDirty(a);
+        return undefined;
+      }
+      case Op.Missed:
+        await this.drainWrites();
+        return encodeMissed(this.recovery.missedFor(h.partition));
+      case Op.Resolved:
+        this.recovery.resolved(h.partition, h.volume, h.extent, h.version);
+        return undefined;
+      case Op.Reconcile: {
+        this.checkExtentPages(h);
+        this.checkMembers(h);
+        this.partition(h);
+        await this.recovery.reconcile(h);
+        return undefined;
+      }
+      case Op.Suspects:
+        return encodeU32s(this.recovery.unsettled.list(h.volume));
       default:
         throw new StatusError(Status.Invalid, `unknown opcode ${h.op}`);
     }
   }
 
-  private async apply(a: Allocator, h: RequestHeader, payload: Buffer, version: number): Promise<void> {
-    const key = extentKey(h.volume, h.extent);
-    if (h.op === Op.Write) await a.write(key, h.firstPage, payload, version);
-    else await a.trim(key, h.firstPage, h.pages, version);
-    if (h.flags & Flag.Fua) await a.flush();
-    else this.opts.storage.markDirty(a);
+  private checkExtentPages(h: RequestHeader): void {
+    if (h.pages < 1 || h.pages > EXTENT_PAGES_MAX) throw new StatusError(Status.Invalid, `an extent of ${h.pages} pages is invalid`);
   }
 
-  private async forward(member: number, h: RequestHeader, payload: Buffer, version: number): Promise<void> {
-    const node = decodePartitionLeafId(member).host;
-    let reply;
-    try {
-      const client = await this.peers.get(node);
-      reply = await client.request(
-        { ...h, flags: h.flags | Flag.Replica, partition: member, members: [], version },
-        h.op === Op.Write ? payload : undefined,
-      );
-    } catch (e) {
-      throw new StatusError(Status.Io, `replica on node ${node}: ${(e as Error).message}`);
+  /** `members` must hold the target partition, be distinct, and `absent` name only other slots. */
+  private checkMembers(h: RequestHeader): void {
+    const n = h.members.length;
+    if (n === 0 && !h.absent && h.op === Op.Read) return; // a plain read (no repair sources)
+    const slot = h.members.indexOf(h.partition);
+    if (n < 1 || n > MAX_MEMBERS || slot < 0 || new Set(h.members).size !== n) {
+      throw new StatusError(Status.Invalid, 'members must include the target partition and be distinct');
     }
-    if (reply.h.status !== Status.Ok) throw new StatusError(reply.h.status, `replica on node ${node} answered status ${reply.h.status}`, reply.h.aux);
+    const absent = h.absent ?? 0;
+    if (absent >>> n !== 0 || absent & (1 << slot)) throw new StatusError(Status.Invalid, `absent mask ${absent} does not fit ${n} members or names the target`);
+  }
+
+  private async applyHostWrite(a: Allocator, h: RequestHeader, payload: Buffer): Promise<void> {
+    const key = extentKey(h.volume, h.extent);
+    this.recovery.unsettled.note(h.volume, h.extent, h.version);
+    const recorded = this.recovery.noteAbsent(h);
+    if (h.op === Op.Write) await a.write(key, h.firstPage, payload, h.version);
+    else await a.trim(key, h.firstPage, h.pages, h.version);
+    if (recorded) await recorded;
+    if (h.flags & Flag.Fua) await a.flush();
+    else this.opts.storage.markDirty(a);
   }
 
   /**
@@ -271,6 +345,7 @@ export class NodeServer {
    */
   async close(): Promise<void> {
     this.closing = true;
+    this.recovery.close();
     this.server?.close();
     if (this.inflight > 0) await new Promise<void>((r) => (this.idle = r));
     for (const c of this.conns) c.socket.end();

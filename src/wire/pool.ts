@@ -75,6 +75,18 @@ export class ConnectionPool {
     this.downUntil.delete(node);
   }
 
+  /**
+   * Closes the connection to `node`, if any: its pending requests fail at once with
+   * ConnectionError (used when the map marks the node down, so that I/O waiting on a
+   * stopped or partitioned node moves on instead of waiting for the request timeout).
+   */
+  drop(node: number): void {
+    const c = this.clients.get(node);
+    if (!c) return;
+    this.clients.delete(node);
+    c.close();
+  }
+
   /** Closes every connection; later get() calls fail. */
   close(): void {
     this.closed = true;

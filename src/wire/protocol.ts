@@ -3,20 +3,25 @@
  * a primary and its replicas). Little-endian, length-prefixed frames, pipelined: many
  * requests in flight per connection, replies matched by request id, in any order.
  *
- * Request (48-byte header, then `members` u32 partition ids, then the payload):
+ * Request (56-byte header, then `members` u32 partition ids, then the payload):
  *   0  u32 frame length (bytes, whole frame)    4  u8 opcode    5  u8 flags
  *   6  u16 member count                         8  u32 request id
  *   12 u32 sender's map epoch                   16 u32 volume id
  *   20 u32 extent index                         24 u32 target partition (leaf id)
  *   28 u32 first page (4 KiB) in the extent     32 u32 page count
- *   36 u32 volume lease generation              40 f64 version (set by the primary)
+ *   36 u32 volume lease generation              40 f64 version (see writeVersion)
+ *   48 u32 absent mask: bit i set = members[i] is in the up set but not acting (down)
+ *   52 u32 0 (reserved)
+ * `members` is the extent's up set in placement order. The initiator sends a write to every
+ * acting member itself (one hop); each member applies it and records, for every absent
+ * member, that it missed the extent (log-guided resync, src/recovery).
  * Reply (24-byte header, then the payload):
  *   0  u32 frame length   4 u8 opcode   5 u8 0   6 u16 status   8 u32 request id
  *   12 u32 replier's map epoch   16 u32 aux (e.g. the replier's lease generation)   20 u32 0
  */
 
 /** Request header size in bytes. */
-export const REQ_HEADER = 48;
+export const REQ_HEADER = 56;
 /** Reply header size in bytes. */
 export const REP_HEADER = 24;
 /** Largest frame accepted (bytes): a 1 MiB extent of pages plus headers. */
@@ -41,6 +46,40 @@ export const Op = {
    * already seen a newer one.
    */
   Lease: 7,
+  /**
+   * Page versions of an extent on `partition`: reply payload is one 16-byte entry per page
+   * ever written or trimmed — u32 page, u32 flags (bit 0: mapped), f64 version.
+   */
+  Versions: 8,
+  /**
+   * "What did I miss?": the sender, storage node `partition` (a node id here), asks for the
+   * extents this node recorded as missed by it. The node first catches up to the request's
+   * epoch and waits for the writes it is applying. Reply payload: 16-byte entries
+   * u32 volume, u32 extent, f64 stamp (the record's change count; see Resolved).
+   */
+  Missed: 9,
+  /**
+   * Node `partition` has pulled `extent` of `volume` as of record stamp `version`: the
+   * record is dropped unless it changed since (then the puller comes back for it).
+   */
+  Resolved: 10,
+  /**
+   * Make the up members of an extent agree: the receiving node (a member) reads every
+   * member's page versions and copies each page's newest version to the members that lack
+   * it. `members` = the up set, `absent` as for writes. Used after a writer change (peering).
+   */
+  Reconcile: 11,
+  /**
+   * Recovery copy of pages with their own versions (never fenced: the versions are the
+   * original writer's). Payload: `pages` 16-byte entries u32 page, u32 flags (bit 0: trim),
+   * f64 version; then 4096 bytes of data for each entry that is not a trim, in order.
+   */
+  Put: 12,
+  /**
+   * Extents of `volume` this node applied writes to that the writer has not yet settled
+   * (not covered by a Flush watermark). Reply payload: u32 extent indexes.
+   */
+  Suspects: 13,
 } as const;
 /** One of the values of Op. */
 export type OpCode = (typeof Op)[keyof typeof Op];
@@ -49,8 +88,11 @@ export type OpCode = (typeof Op)[keyof typeof Op];
 export const Flag = {
   /** Force unit access: durable on the device before the reply. */
   Fua: 1,
-  /** Sent by a primary to a replica: apply locally, do not forward. */
-  Replica: 2,
+  /**
+   * A recovery read (resync, repair, reconcile): not fenced by lease generation; the node
+   * refuses it with NotCurrent when it is not current for the extent itself.
+   */
+  Recovery: 2,
 } as const;
 
 /** Reply statuses. */
@@ -74,6 +116,11 @@ export const Status = {
   Unauthorized: 8,
   /** The node is shutting down. */
   ShuttingDown: 9,
+  /**
+   * This member may lack the newest data of the extent (it missed writes while down and has
+   * not pulled them yet, or has not finished peering): read another member.
+   */
+  NotCurrent: 10,
 } as const;
 /** One of the values of Status. */
 export type StatusCode = (typeof Status)[keyof typeof Status];
@@ -98,6 +145,8 @@ export interface RequestHeader {
   lease: number;
   version: number;
   members: number[];
+  /** Bit i set: members[i] is not acting (0 when absent from an encoded object). */
+  absent?: number;
 }
 
 /** Decoded reply header. */
@@ -107,6 +156,27 @@ export interface ReplyHeader {
   id: number;
   epoch: number;
   aux: number;
+}
+
+/** Sequence numbers one lease generation can issue (2^32); see writeVersion. */
+export const VERSION_SEQ_SPAN = 0x100000000;
+
+/**
+ * The version of a write: generation × 2^32 + sequence. The volume's single writer (the
+ * holder of write-lease `generation`, DESIGN promise 5) numbers its writes 1, 2, 3, … so
+ * versions order every write to an extent across writer changes, restarts and clock skew —
+ * no wall clock is involved. Safe integers hold generations below 2^21.
+ * @throws RangeError on a generation or sequence out of range.
+ */
+export function writeVersion(generation: number, seq: number): number {
+  if (!Number.isInteger(generation) || generation < 1 || generation >= 0x200000) throw new RangeError(`lease generation ${generation} out of range`);
+  if (!Number.isInteger(seq) || seq < 1 || seq >= VERSION_SEQ_SPAN) throw new RangeError(`write sequence ${seq} out of range`);
+  return generation * VERSION_SEQ_SPAN + seq;
+}
+
+/** The lease generation of a version made by writeVersion (0 for 0 or a non-integer). */
+export function versionGeneration(version: number): number {
+  return Number.isSafeInteger(version) && version > 0 ? Math.floor(version / VERSION_SEQ_SPAN) : 0;
 }
 
 /** The allocator key of an extent of a volume: volume × 2^32 + extent (a safe integer). */
@@ -139,6 +209,8 @@ export function encodeRequest(h: RequestHeader, payloadLength: number): Buffer {
   head.writeUInt32LE(h.pages >>> 0, 32);
   head.writeUInt32LE(h.lease >>> 0, 36);
   head.writeDoubleLE(h.version, 40);
+  head.writeUInt32LE((h.absent ?? 0) >>> 0, 48);
+  head.writeUInt32LE(0, 52);
   for (let i = 0; i < n; i++) head.writeUInt32LE(h.members[i] >>> 0, REQ_HEADER + 4 * i);
   return head;
 }
@@ -173,6 +245,7 @@ export function decodeRequest(frame: Buffer): { h: RequestHeader; payload: Buffe
       lease: frame.readUInt32LE(36),
       version: frame.readDoubleLE(40),
       members,
+      absent: frame.readUInt32LE(48),
     },
     payload: frame.subarray(REQ_HEADER + 4 * n),
   };

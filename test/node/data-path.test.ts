@@ -1,14 +1,15 @@
 /**
  * The storage nodes' data path, spoken to directly over the wire protocol against real
- * node processes: authentication, malformed frames, epoch and lease checks, and that a
- * write acknowledged by the primary is on every member.
+ * node processes: authentication, malformed frames, epoch, lease, version and member checks,
+ * recovery requests, and that a write each member acknowledged is on every member.
  */
 import test from 'ava';
 import { connect } from 'node:net';
 import { randomBytes } from 'node:crypto';
 import { LocalCluster } from '../../src/cluster/index.ts';
 import { ClusterView } from '../../src/initiator/index.ts';
-import { ConnectionError, Op, Status, WireClient, type RequestHeader } from '../../src/wire/index.ts';
+import { ConnectionError, Op, Status, WireClient, writeVersion, type RequestHeader } from '../../src/wire/index.ts';
+import { decodeVersions, encodePut } from '../../src/recovery/index.ts';
 import { tempDataDir } from '../helpers/cairn-up.ts';
 
 let cluster: LocalCluster;
@@ -74,9 +75,23 @@ test('stale epoch, unknown partition, bad page range and fenced lease get typed 
   t.is(r.h.status, Status.Invalid);
   r = await c.request(req({ op: Op.Write, partition: members[0], members, pages: 1 }), Buffer.alloc(100));
   t.is(r.h.status, Status.Invalid, 'payload length must match the page count');
-  r = await c.request(req({ op: Op.Write, partition: members[0], members, lease: 7 }), Buffer.alloc(4096, 1));
+  r = await c.request(req({ op: Op.Write, partition: members[0], members, lease: 7, version: writeVersion(6, 1) }), Buffer.alloc(4096, 1));
+  t.is(r.h.status, Status.Invalid, 'a version that its lease generation did not make is refused');
+  r = await c.request(req({ op: Op.Write, partition: members[0], members: members.slice(1), lease: 7, version: writeVersion(7, 1) }), Buffer.alloc(4096, 1));
+  t.is(r.h.status, Status.Invalid, 'members must include the target');
+  r = await c.request(req({ op: Op.Write, partition: members[0], members, absent: 1, lease: 7, version: writeVersion(7, 1) }), Buffer.alloc(4096, 1));
+  t.is(r.h.status, Status.Invalid, 'the target cannot be absent');
+  r = await c.request(req({ op: Op.Write, partition: members[0], members, absent: 1 << 5, lease: 7, version: writeVersion(7, 1) }), Buffer.alloc(4096, 1));
+  t.is(r.h.status, Status.Invalid, 'an absent bit beyond the members');
+  r = await c.request(req({ op: Op.Versions, partition: members[0], pages: 0 }));
+  t.is(r.h.status, Status.Invalid, 'an extent of 0 pages');
+  r = await c.request(req({ op: Op.Put, partition: members[0], pages: 2 }), encodePut([{ page: 0, version: 5, trim: true }]));
+  t.is(r.h.status, Status.Invalid, 'a put whose entries do not match its count');
+  r = await c.request(req({ op: Op.Put, partition: members[0], pages: 1 }), encodePut([{ page: 300, version: 5, trim: true }]));
+  t.is(r.h.status, Status.Invalid, 'a put beyond the extent');
+  r = await c.request(req({ op: Op.Write, partition: members[0], members, lease: 7, version: writeVersion(7, 1) }), Buffer.alloc(4096, 1));
   t.is(r.h.status, Status.Ok);
-  r = await c.request(req({ op: Op.Write, partition: members[0], members, lease: 6 }), Buffer.alloc(4096, 2));
+  r = await c.request(req({ op: Op.Write, partition: members[0], members, lease: 6, version: writeVersion(6, 2) }), Buffer.alloc(4096, 2));
   t.is(r.h.status, Status.Fenced, 'an older lease generation is fenced');
   t.is(r.h.aux, 7);
   r = await c.request(req({ partition: members[0], lease: 7 }));
@@ -84,7 +99,7 @@ test('stale epoch, unknown partition, bad page range and fenced lease get typed 
   c.close();
 });
 
-test('an acknowledged write is on every member, and a flush makes it durable', async (t) => {
+test('a write each member acknowledged is on every member with one version, and a flush makes it durable', async (t) => {
   const volume = 3;
   const req = (over: Partial<RequestHeader>): Omit<RequestHeader, 'id'> => baseReq({ volume, ...over });
   const view = ClusterView.fromConfig(cluster.config);
@@ -93,18 +108,23 @@ test('an acknowledged write is on every member, and a flush makes it durable', a
   t.is(members.length, 3);
   t.is(new Set(members.map((m) => view.nodeOf(m))).size, 3, 'three different nodes');
   const data = randomBytes(8 * 4096);
-  const p = client(view.nodeOf(members[0]));
-  await p.connect();
-  const w = await p.request(req({ op: Op.Write, extent, partition: members[0], members, firstPage: 8, pages: 8, lease: 100 }), data);
-  t.is(w.h.status, Status.Ok);
+  const version = writeVersion(100, 42);
+  for (const m of members) {
+    const c = client(view.nodeOf(m));
+    await c.connect();
+    const w = await c.request(req({ op: Op.Write, extent, partition: m, members, firstPage: 8, pages: 8, lease: 100, version }), data);
+    t.is(w.h.status, Status.Ok);
+    c.close();
+  }
   for (const m of members) {
     const c = client(view.nodeOf(m));
     await c.connect();
     const r = await c.request(req({ extent, partition: m, firstPage: 8, pages: 8, lease: 100 }));
     t.is(r.h.status, Status.Ok);
     t.true(r.payload.equals(data), `member ${m} holds the data`);
+    const v = await c.request(req({ op: Op.Versions, extent, partition: m, pages: 256 }));
+    t.deepEqual(decodeVersions(v.payload).map((x) => x.version), Array(8).fill(version), `member ${m} holds version ${version} of pages 8-15`);
     t.is((await c.request(req({ op: Op.Flush, pages: 0 }))).h.status, Status.Ok);
     c.close();
   }
-  p.close();
 });

@@ -12,7 +12,9 @@ import { pino } from 'pino';
 import { NodeServer, NodeStorage, type NodeMapView } from '../../src/node/index.ts';
 import type { ClusterConfig, NodeConfig } from '../../src/config/index.ts';
 import { partitionLeafId } from '../../placement/index.ts';
-import { Op, Status, WireClient } from '../../src/wire/index.ts';
+import { Op, Status, WireClient, writeVersion } from '../../src/wire/index.ts';
+import { MissedLog } from '../../src/recovery/index.ts';
+import type { ClusterMap } from '../../src/clustermap/index.ts';
 
 test('older epochs are refused, newer ones are fetched before serving', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'cairn-fence-'));
@@ -30,14 +32,17 @@ test('older epochs are refused, newer ones are fetched before serving', async (t
       return true;
     },
     address: () => undefined,
+    map: () => ({ epoch, nodes: [{ id: 0, up: true }] }) as unknown as ClusterMap,
   };
-  const config = { token: 't'.repeat(32), nodes: [node] } as unknown as ClusterConfig;
-  const server = new NodeServer({ config, nodeId: 0, storage, log: pino({ level: 'silent' }), map });
+  const config = { token: 't'.repeat(32), nodes: [node], pools: [], volumes: [] } as unknown as ClusterConfig;
+  const missed = await MissedLog.open(join(dir, 'missed.log'));
+  const server = new NodeServer({ config, nodeId: 0, storage, log: pino({ level: 'silent' }), map, missed });
+  server.onMap(); // peering with nobody: current at once
   const port = await server.listen('127.0.0.1', 0);
   const c = new WireClient({ host: '127.0.0.1', port, token: config.token });
   await c.connect();
   const leaf = partitionLeafId(0, 0, 0);
-  const req = (e: number, op: number = Op.Read) => ({ op, flags: 0, epoch: e, volume: 1, extent: 0, partition: leaf, firstPage: 0, pages: 1, lease: 1, version: 0, members: op === Op.Write ? [leaf] : [] });
+  const req = (e: number, op: number = Op.Read) => ({ op, flags: 0, epoch: e, volume: 1, extent: 0, partition: leaf, firstPage: 0, pages: 1, lease: 1, version: op === Op.Write ? writeVersion(1, e) : 0, members: op === Op.Write ? [leaf] : [] });
   try {
     let r = await c.request(req(3));
     t.is(r.h.status, Status.StaleEpoch);
@@ -62,6 +67,7 @@ test('older epochs are refused, newer ones are fetched before serving', async (t
   } finally {
     c.close();
     await server.close();
+    await missed.close();
     await storage.close();
     rmSync(dir, { recursive: true, force: true });
   }

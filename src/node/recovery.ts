@@ -1,0 +1,374 @@
+/**
+ * A storage node's part in keeping copies identical (DESIGN "Data path", promises 1–3):
+ *
+ * - Log-guided resync records: a write applied while a member of its extent is absent
+ *   (down) is recorded, durably before the write is acknowledged, as missed by that member
+ *   (src/recovery/missed-log.ts). Each record has an in-memory change stamp.
+ * - Peering: when this node starts, or sees that it was marked down and up again (its
+ *   `upEpoch` in the map changed), it asks every up node what it missed (Op.Missed) before
+ *   it serves any read; the extents named are *stale* here — reads of them are refused with
+ *   NotCurrent, so the initiator reads another member — until this node has pulled them
+ *   (reconcile with the reporters, newest version of each page wins) and told the reporters
+ *   (Op.Resolved). A pull cut halfway leaves the extent stale and is retried.
+ * - Read repair: a host read that fails its crc32c here is served from another member's
+ *   copy, which is written back over the bad one (logged with volume, extent, partition).
+ * - Unsettled extents for writer changes (Op.Suspects) and extent reconcile on request.
+ */
+import type { Logger } from 'pino';
+import type { Allocator } from '../../allocator/index.ts';
+import { decodePartitionLeafId } from '../../placement/index.ts';
+import type { ClusterMap } from '../clustermap/index.ts';
+import type { ClusterConfig } from '../config/index.ts';
+import { ClusterView } from '../initiator/index.ts';
+import {
+  type MissedRecord, type PageVersion, type PutEntry, MissedLog, UnsettledExtents, decodeMissed, decodeVersions, encodePut, reconcileExtent, repairRange,
+  type ExtentCopy, type NodeRecoveryReport,
+} from '../recovery/index.ts';
+import { ConnectionPool, Flag, Op, Status, extentKey, statusName, type RequestHeader } from '../wire/index.ts';
+import type { NodeStorage } from './storage.ts';
+
+/** Most pages an extent has (1 MiB extents of 4 KiB pages). */
+export const EXTENT_PAGES_MAX = 256;
+
+/** The node's map as recovery needs it. */
+export interface RecoveryMapView {
+  epoch(): number;
+  map(): ClusterMap;
+}
+
+/** What NodeRecovery needs. */
+export interface NodeRecoveryOptions {
+  config: ClusterConfig;
+  nodeId: number;
+  storage: NodeStorage;
+  missed: MissedLog;
+  peers: ConnectionPool;
+  map: RecoveryMapView;
+  log: Logger;
+  /** Called when a peering round completes (the node serves reads of what it did not miss). */
+  onPeered?: (upEpoch: number, staleExtents: number) => void;
+}
+
+/** A stale extent: which reporters recorded it and at which stamps. */
+interface StaleExtent {
+  volume: number;
+  extent: number;
+  reporters: Map<number, number>;
+}
+
+/** Thrown by remote copies on a non-Ok reply. */
+export class MemberError extends Error {
+  override name = 'MemberError';
+  constructor(readonly status: number, message: string) {
+    super(message);
+  }
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms).unref());
+
+/** One node's resync, peering, repair and reconcile state. */
+export class NodeRecovery {
+  private readonly stamps = new Map<string, number>();
+  private stampCounter = 0;
+  /** Writes the writer has not settled, per volume (Op.Suspects). */
+  readonly unsettled = new UnsettledExtents();
+  private readonly stale = new Map<number, StaleExtent>();
+  private peeredAt: number | null = null;
+  private peeringRound: Promise<void> | null = null;
+  private pulling = false;
+  private closed = false;
+  private view: ClusterView | null = null;
+  private readonly poolOf: Map<number, { pool: number; extentPages: number }>;
+  /** Counters since start. */
+  readonly recovered = { extents: 0, pages: 0, repairs: 0 };
+
+  constructor(private readonly opts: NodeRecoveryOptions) {
+    this.poolOf = new Map(opts.config.volumes.map((v) => [v.id, { pool: v.pool, extentPages: v.extentBytes / 4096 }]));
+  }
+
+  private key(node: number, volume: number, extent: number): string {
+    return `${node}/${volume}/${extent}`;
+  }
+
+  /**
+   * Records that every absent member of a write (h.absent over h.members) missed this
+   * extent. Returns a promise when a record had to be made durable first (the write must
+   * not be acknowledged before), else undefined.
+   */
+  noteAbsent(h: RequestHeader): Promise<void> | undefined {
+    const absent = h.absent ?? 0;
+    if (absent === 0) return undefined;
+    let wait: Promise<void> | undefined;
+    for (let i = 0; i < h.members.length; i++) {
+      if (!(absent & (1 << i))) continue;
+      const node = decodePartitionLeafId(h.members[i]).host;
+      if (node === this.opts.nodeId) continue;
+      this.stamps.set(this.key(node, h.volume, h.extent), ++this.stampCounter);
+      const p = this.opts.missed.add(node, h.volume, h.extent);
+      if (p) wait = wait ? Promise.all([wait, p]).then(() => undefined) : p;
+    }
+    return wait;
+  }
+
+  /** Op.Missed: the records for node `node`, with stamps. */
+  missedFor(node: number): MissedRecord[] {
+    return this.opts.missed.forNode(node).map(([volume, extent]) => ({ volume, extent, stamp: this.stamps.get(this.key(node, volume, extent)) ?? 0 }));
+  }
+
+  /** Op.Resolved: drops the record unless its stamp changed since `stamp` was reported. */
+  resolved(node: number, volume: number, extent: number, stamp: number): void {
+    const k = this.key(node, volume, extent);
+    if ((this.stamps.get(k) ?? 0) !== stamp) return;
+    this.stamps.delete(k);
+    this.opts.missed.remove(node, volume, extent);
+  }
+
+  private self(): { up: boolean; upEpoch: number } {
+    const me = this.opts.map.map().nodes.find((n) => n.id === this.opts.nodeId);
+    return { up: me?.up ?? false, upEpoch: me?.upEpoch ?? 1 };
+  }
+
+  /** True while this node may lack writes of extents it has not yet heard about. */
+  get peering(): boolean {
+    const s = this.self();
+    return !s.up || this.peeredAt !== s.upEpoch;
+  }
+
+  /** Whether a host read of `extent` of `volume` may be served here. */
+  current(volume: number, extent: number): boolean {
+    if (this.peering) return false;
+    return this.stale.size === 0 || !this.stale.has(extentKey(volume, extent));
+  }
+
+  private clusterView(): ClusterView {
+    const m = this.opts.map.map();
+    if (!this.view || this.view.epoch !== m.epoch) this.view = new ClusterView(m, this.opts.config.pools);
+    return this.view;
+  }
+
+  /** Pool and page count of a volume's extents (pool 0, 256 pages when unknown). */
+  volumeInfo(volume: number): { pool: number; extentPages: number } {
+    return this.poolOf.get(volume) ?? { pool: 0, extentPages: EXTENT_PAGES_MAX };
+  }
+
+  /**
+   * Called whenever the node's map changes (and once at start): starts a peering round
+   * when this node is up at an upEpoch it has not peered at.
+   */
+  onMap(): void {
+    if (this.closed || this.peeringRound) return;
+    const s = this.self();
+    if (!s.up || this.peeredAt === s.upEpoch) return;
+    this.peeringRound = this.peer(s.upEpoch).finally(() => {
+      this.peeringRound = null;
+      this.onMap();
+    });
+  }
+
+  private async peer(upEpoch: number): Promise<void> {
+    const t0 = Date.now();
+    const peers = this.opts.map.map().nodes.filter((n) => n.id !== this.opts.nodeId && n.up).map((n) => n.id);
+    this.opts.log.info({ upEpoch, peers }, 'peering: asking every up node what this node missed');
+    const found = await Promise.all(peers.map((p) => this.askMissed(p)));
+    if (this.closed) return;
+    let n = 0;
+    found.forEach((list, i) => {
+      for (const r of list ?? []) {
+        const k = extentKey(r.volume, r.extent);
+        let s = this.stale.get(k);
+        if (!s) this.stale.set(k, (s = { volume: r.volume, extent: r.extent, reporters: new Map() }));
+        s.reporters.set(peers[i], r.stamp);
+        n++;
+      }
+    });
+    if (this.self().upEpoch !== upEpoch) return; // marked down and up again meanwhile: peer again
+    this.peeredAt = upEpoch;
+    this.opts.log.info({ upEpoch, records: n, staleExtents: this.stale.size, ms: Date.now() - t0 }, 'peering done');
+    this.opts.onPeered?.(upEpoch, this.stale.size);
+    if (this.stale.size) void this.pull();
+  }
+
+  /** Asks node `peer` for the records of what this node missed; null when it went down. */
+  private async askMissed(peer: number): Promise<MissedRecord[] | null> {
+    for (let attempt = 0; !this.closed; attempt++) {
+      const n = this.opts.map.map().nodes.find((x) => x.id === peer);
+      if (!n || !n.up) return null;
+      try {
+        const c = await this.opts.peers.get(peer);
+        const r = await c.request({ ...blank(Op.Missed, this.opts.map.epoch()), partition: this.opts.nodeId });
+        if (r.h.status === Status.Ok) return decodeMissed(r.payload);
+        if (attempt % 20 === 0) this.opts.log.warn({ peer, status: statusName(r.h.status) }, 'peering: peer refused Missed; retrying');
+      } catch (e) {
+        if (attempt % 20 === 0) this.opts.log.warn({ peer, err: (e as Error).message }, 'peering: peer unreachable; retrying until it answers or is marked down');
+        this.opts.peers.forgive(peer); // retry on our own schedule, not the pool's back-off
+      }
+      await sleep(100);
+    }
+    return null;
+  }
+
+  /** Pulls every stale extent (four at a time), retrying failures every second. */
+  private async pull(): Promise<void> {
+    if (this.pulling) return;
+    this.pulling = true;
+    try {
+      while (!this.closed && this.stale.size > 0) {
+        const batch = [...this.stale.values()];
+        let failed = 0;
+        for (let i = 0; i < batch.length && !this.closed; i += 4) {
+          const res = await Promise.allSettled(batch.slice(i, i + 4).map((s) => this.pullOne(s)));
+          failed += res.filter((r) => r.status === 'rejected').length;
+        }
+        if (failed) await sleep(1000);
+      }
+    } finally {
+      this.pulling = false;
+    }
+  }
+
+  private async pullOne(s: StaleExtent): Promise<void> {
+    const { pool, extentPages } = this.volumeInfo(s.volume);
+    const view = this.clusterView();
+    let members: number[];
+    try {
+      members = view.members(s.volume, s.extent, pool);
+    } catch {
+      members = [];
+    }
+    const mine = members.find((m) => view.nodeOf(m) === this.opts.nodeId);
+    const k = extentKey(s.volume, s.extent);
+    if (mine !== undefined) {
+      const sources = members.filter((m) => m !== mine && view.isUp(view.nodeOf(m)));
+      if (sources.length === 0) throw new Error(`no up member to pull extent ${s.extent} of volume ${s.volume} from`);
+      try {
+        const r = await reconcileExtent([this.localCopy(mine, k, extentPages), ...sources.map((m) => this.remoteCopy(m, s.volume, s.extent, extentPages))], new Set([mine]));
+        this.recovered.extents++;
+        this.recovered.pages += r.pages;
+        this.opts.log.info({ volume: s.volume, extent: s.extent, partition: mine, pages: r.pages, from: sources }, 'resync: extent pulled');
+      } catch (e) {
+        this.opts.log.warn({ volume: s.volume, extent: s.extent, partition: mine, err: (e as Error).message }, 'resync: pull failed; the extent stays stale and is retried');
+        throw e;
+      }
+    }
+    // Current now (or no longer placed here): tell the reporters, then serve reads again.
+    await Promise.allSettled([...s.reporters].map(async ([node, stamp]) => {
+      const c = await this.opts.peers.get(node);
+      await c.request({ ...blank(Op.Resolved, this.opts.map.epoch()), partition: this.opts.nodeId, volume: s.volume, extent: s.extent, version: stamp });
+    }));
+    if (this.stale.get(k) === s) this.stale.delete(k);
+  }
+
+  /** A copy of `key` in local partition `leaf`. */
+  localCopy(leaf: number, key: number, extentPages: number): ExtentCopy {
+    const a = this.opts.storage.get(leaf);
+    if (!a) throw new MemberError(Status.NoPartition, `node ${this.opts.nodeId} does not hold partition ${leaf}`);
+    return {
+      leaf,
+      versions: async () => localVersions(a, key, extentPages),
+      read: (first, n) => a.read(key, first, n),
+      put: async (entries) => {
+        await applyPut(a, key, entries);
+        this.opts.storage.markDirty(a);
+      },
+    };
+  }
+
+  /** A copy of `extent` of `volume` on partition `leaf` of another node. */
+  remoteCopy(leaf: number, volume: number, extent: number, extentPages: number): ExtentCopy {
+    const node = decodePartitionLeafId(leaf).host;
+    const call = async (op: number, firstPage: number, pages: number, flags: number, payload?: Buffer): Promise<Buffer> => {
+      const c = await this.opts.peers.get(node);
+      const r = await c.request({ ...blank(op, this.opts.map.epoch()), flags, volume, extent, partition: leaf, firstPage, pages }, payload);
+      if (r.h.status !== Status.Ok) throw new MemberError(r.h.status, `partition ${leaf} on node ${node}: ${statusName(r.h.status)}`);
+      return r.payload;
+    };
+    return {
+      leaf,
+      versions: async () => decodeVersions(await call(Op.Versions, 0, extentPages, 0)),
+      read: (first, n) => call(Op.Read, first, n, Flag.Recovery),
+      put: async (entries) => {
+        await call(Op.Put, 0, entries.length, 0, encodePut(entries));
+      },
+    };
+  }
+
+  /**
+   * Read repair of a host read that failed its checksum on local partition `h.partition`:
+   * rewrites the range from another up member of the request and returns the local copy
+   * read again.
+   * @throws the ChecksumError / member error when no member could supply good data.
+   */
+  async repairRead(a: Allocator, h: RequestHeader, cause: Error): Promise<Buffer> {
+    const key = extentKey(h.volume, h.extent);
+    const { extentPages } = this.volumeInfo(h.volume);
+    const view = this.clusterView();
+    const sources = h.members.filter((m, i) => m !== h.partition && !((h.absent ?? 0) & (1 << i)) && view.isUp(view.nodeOf(m)))
+      .map((m) => this.remoteCopy(m, h.volume, h.extent, extentPages));
+    const base = { volume: h.volume, extent: h.extent, partition: h.partition, firstPage: h.firstPage, pages: h.pages, cause: cause.message };
+    try {
+      const r = await repairRange(this.localCopy(h.partition, key, extentPages), sources, h.firstPage, h.pages);
+      const data = await a.read(key, h.firstPage, h.pages);
+      this.recovered.repairs++;
+      this.opts.log.warn({ ...base, source: r.source, pagesRewritten: r.pages }, 'read repair: bad copy served from another member and rewritten');
+      return data;
+    } catch (e) {
+      this.opts.log.error({ ...base, err: (e as Error).message }, 'read repair failed: no member could supply a good copy');
+      throw cause;
+    }
+  }
+
+  /** Op.Reconcile: makes the members named by `h` (minus absent ones) agree. */
+  async reconcile(h: RequestHeader): Promise<number> {
+    const mine = h.partition;
+    const key = extentKey(h.volume, h.extent);
+    const copies = h.members.filter((m, i) => !((h.absent ?? 0) & (1 << i)))
+      .map((m) => (m === mine ? this.localCopy(m, key, h.pages) : this.remoteCopy(m, h.volume, h.extent, h.pages)));
+    const r = await reconcileExtent(copies);
+    if (r.pages) this.opts.log.info({ volume: h.volume, extent: h.extent, pages: r.pages, updated: r.updated }, 'reconcile: copies made identical');
+    return r.pages;
+  }
+
+  /** This node's report for GET /v1/recovery. */
+  report(): NodeRecoveryReport {
+    const held: Array<[number, number, number]> = [];
+    for (const a of this.opts.storage.partitions.values()) {
+      for (const k of a.keys()) held.push([Math.floor(k / 0x100000000), k % 0x100000000, a.mappedPages(k) * 4096]);
+    }
+    return {
+      node: this.opts.nodeId,
+      epoch: this.opts.map.epoch(),
+      held,
+      missed: this.opts.missed.all(),
+      stale: [...this.stale.values()].map((s) => [s.volume, s.extent]),
+      peering: this.peering,
+      recovered: { ...this.recovered },
+    };
+  }
+
+  /** Stops background work (peering, pulls). */
+  close(): void {
+    this.closed = true;
+  }
+}
+
+/** A request header with every field zero but `op` and `epoch`. */
+export function blank(op: number, epoch: number): Omit<RequestHeader, 'id'> {
+  return { op, flags: 0, epoch, volume: 0, extent: 0, partition: 0, firstPage: 0, pages: 0, lease: 0, version: 0, members: [] };
+}
+
+/** Page versions of `key` on allocator `a` over its first `extentPages` pages. */
+export function localVersions(a: Allocator, key: number, extentPages: number): PageVersion[] {
+  const mapped = new Set<number>();
+  for (const p of a.pages(key)) mapped.add(p.page);
+  const out: PageVersion[] = [];
+  for (let p = 0; p < extentPages; p++) {
+    const v = a.version(key, p);
+    if (v > 0) out.push({ page: p, version: v, mapped: mapped.has(p) });
+  }
+  return out;
+}
+
+/** Applies Put entries to `key` on `a`, each page with its own version. */
+export async function applyPut(a: Allocator, key: number, entries: PutEntry[]): Promise<void> {
+  await Promise.all(entries.map((e) => (e.trim ? a.trim(key, e.page, 1, e.version) : a.write(key, e.page, e.data!, e.version))));
+}

@@ -1,0 +1,14 @@
+/**
+ * src/recovery: keeping an extent's copies identical — the durable record of what a down
+ * member missed (log-guided resync), page-by-page reconcile by version (resync, peering
+ * after a writer change, read repair), the writer's unsettled extents, the payload codecs
+ * of the recovery requests, and the per-node report behind `cairn status`.
+ */
+export { MissedLog, type MissedEntry } from './missed-log.ts';
+export { reconcileExtent, repairRange, type ExtentCopy, type ReconcileResult } from './reconcile.ts';
+export { UnsettledExtents } from './unsettled.ts';
+export {
+  ENTRY, decodeMissed, decodePut, decodeU32s, decodeVersions, encodeMissed, encodePut, encodeU32s, encodeVersions,
+  type MissedRecord, type PageVersion, type PutEntry,
+} from './codec.ts';
+export type { NodeRecoveryReport } from './report.ts';

@@ -1,0 +1,221 @@
+/**
+ * Cluster status (src/api/status.ts): computeStatus on hand-made maps and reports — healthy,
+ * one node down (degraded), two down (inactive), resync records counted once — and the
+ * management API's /v1/recovery and /v1/status routes with a stub control plane, one node
+ * answering over HTTP, one in-process and one unreachable.
+ */
+import test from 'ava';
+import { createClusterConfig, DEFAULT_LAYOUT } from '../../src/cluster/create.ts';
+import { buildTopology, initialMap, type ClusterMap, type MapNode } from '../../src/clustermap/index.ts';
+import type { ClusterConfig } from '../../src/config/index.ts';
+import { ClusterView } from '../../src/initiator/index.ts';
+import type { ControlPlane } from '../../src/gossip/index.ts';
+import { startManagementApi } from '../../src/api/index.ts';
+import { computeStatus, type ClusterStatus } from '../../src/api/status.ts';
+import type { NodeRecoveryReport } from '../../src/recovery/report.ts';
+
+const MIB = 2 ** 20;
+const EXTENTS = 24;
+
+/** A config of `nodes` nodes, 3 replicas, min_size 2, one volume (id 1) of EXTENTS 1 MiB extents. */
+async function makeConfig(nodes = 3): Promise<ClusterConfig> {
+  const config = await createClusterConfig({
+    ...DEFAULT_LAYOUT,
+    nodes,
+    devicesPerNode: 1,
+    deviceBytes: 64 * MIB,
+    partitionsPerDevice: 4,
+    volumeBytes: EXTENTS * MIB,
+    extentBytes: MIB,
+    basePort: 20000,
+  });
+  config.pools[0].minSize = 2;
+  return config;
+}
+
+/** Node ids holding each extent of volume 1 (placement of the creation map). */
+function placement(config: ClusterConfig): Map<number, number[]> {
+  const view = ClusterView.fromConfig(config);
+  const out = new Map<number, number[]>();
+  for (let e = 0; e < EXTENTS; e++) out.set(e, view.members(1, e, 0).map((l) => view.nodeOf(l)));
+  return out;
+}
+
+/** Each node's report: it holds every extent placed on it (bytes = 1 MiB − 4 KiB × extent), nothing missed. */
+function reports(config: ClusterConfig, only?: number[]): NodeRecoveryReport[] {
+  const placed = placement(config);
+  return config.nodes
+    .filter((n) => !only || only.includes(n.id))
+    .map((n) => ({
+      node: n.id,
+      epoch: 1,
+      held: [...placed].filter(([, members]) => members.includes(n.id)).map(([e]) => [1, e, MIB - 4096 * e] as [number, number, number]),
+      missed: [],
+      stale: [],
+      peering: false,
+      recovered: { extents: 0, pages: 0, repairs: 0 },
+    }));
+}
+
+/** The next epoch of `map` with `edit` applied to its nodes (topology rebuilt as the authority does). */
+function nextMap(map: ClusterMap, edit: (n: MapNode) => void): ClusterMap {
+  const nodes = structuredClone(map.nodes);
+  nodes.forEach(edit);
+  const epoch = map.epoch + 1;
+  return { ...map, epoch, change: 'test', nodes, topology: buildTopology(nodes, epoch, map.topology) };
+}
+
+/** `map` with nodes `down` marked down. */
+const withDown = (map: ClusterMap, down: number[]): ClusterMap => nextMap(map, (n) => {
+  if (down.includes(n.id)) {
+    n.up = false;
+    n.downSince = 1;
+  }
+});
+
+const totalBytes = (n: number): number => Array.from({ length: n }, (_, e) => MIB - 4096 * e).reduce((a, b) => a + b, 0);
+
+test('every node reporting, nothing missed: HEALTH_OK', async (t) => {
+  const config = await makeConfig();
+  const s = computeStatus(initialMap(config), config, reports(config));
+  t.is(s.health, 'HEALTH_OK');
+  t.deepEqual(s.checks, []);
+  t.deepEqual(s.data, { extents: EXTENTS, bytes: totalBytes(EXTENTS), degraded: 0, degradedBytes: 0, recovering: 0, inactive: 0, inactiveBytes: 0 });
+  t.deepEqual(s.nodes, { total: 3, up: 3, in: 3, down: [], out: [], peering: [] });
+  t.deepEqual(s.unreachable, []);
+  t.deepEqual(s.pools, [{ id: 0, name: 'default', size: 3, min_size: 2 }]);
+  t.is(s.volumes, 1);
+  t.is(s.epoch, 1);
+  t.is(s.clusterId, config.clusterId);
+  t.deepEqual(s.recovery.map((r) => r.node), [0, 1, 2]);
+  t.is(s.recovery[0].extents, EXTENTS);
+});
+
+test('one node down: HEALTH_WARN, every extent placed on it degraded, none inactive', async (t) => {
+  for (const nodes of [3, 4]) {
+    const config = await makeConfig(nodes);
+    const placed = placement(config);
+    const down = 2;
+    const expected = [...placed.values()].filter((m) => m.includes(down)).length;
+    if (nodes === 4) t.true(expected > 0 && expected < EXTENTS, 'with 4 nodes only some extents are on node 2');
+    const s = computeStatus(withDown(initialMap(config), [down]), config, reports(config).filter((r) => r.node !== down));
+    t.is(s.health, 'HEALTH_WARN');
+    t.is(s.data.degraded, expected);
+    t.is(s.data.inactive, 0);
+    t.is(s.data.recovering, 0);
+    t.is(s.data.extents, EXTENTS);
+    t.deepEqual(s.nodes.down, [down]);
+    t.is(s.nodes.up, nodes - 1);
+    t.deepEqual(s.unreachable, [], 'a down node is not asked, so not unreachable');
+    t.true(s.checks.includes('1 node down: 2'), s.checks.join('; '));
+    t.true(s.checks.some((c) => c.startsWith(`${expected} extent${expected === 1 ? '' : 's'} degraded (`)), s.checks.join('; '));
+  }
+});
+
+test('two nodes down: HEALTH_ERR, every extent inactive', async (t) => {
+  const config = await makeConfig();
+  const s = computeStatus(withDown(initialMap(config), [1, 2]), config, reports(config, [0]));
+  t.is(s.health, 'HEALTH_ERR');
+  t.is(s.data.inactive, EXTENTS);
+  t.is(s.data.inactiveBytes, totalBytes(EXTENTS));
+  t.is(s.data.degraded, EXTENTS);
+  t.deepEqual(s.nodes.down, [1, 2]);
+  t.true(s.checks[0].startsWith(`${EXTENTS} extents inactive`), s.checks.join('; '));
+  t.true(s.checks.includes('2 nodes down: 1, 2'));
+});
+
+test('an extent that cannot be placed on min_size members is inactive', async (t) => {
+  const config = await makeConfig();
+  // Two nodes out: placement finds one host only (< min_size 2) and throws PlacementError.
+  const m = nextMap(initialMap(config), (n) => {
+    if (n.id !== 0) n.in = false;
+  });
+  const s = computeStatus(m, config, reports(config));
+  t.is(s.health, 'HEALTH_ERR');
+  t.is(s.data.inactive, EXTENTS);
+  t.deepEqual(s.nodes.out, [1, 2]);
+  t.true(s.checks.includes('2 nodes out: 1, 2'));
+});
+
+test('a resync record listed by two reporters is one degraded, recovering extent', async (t) => {
+  const config = await makeConfig();
+  const rs = reports(config);
+  rs[0].missed.push({ node: 2, volume: 1, extent: 5 });
+  rs[1].missed.push({ node: 2, volume: 1, extent: 5 });
+  const s = computeStatus(initialMap(config), config, rs);
+  t.is(s.health, 'HEALTH_WARN');
+  t.is(s.data.degraded, 1);
+  t.is(s.data.degradedBytes, MIB - 4096 * 5);
+  t.is(s.data.recovering, 1);
+  t.is(s.data.inactive, 0);
+  t.deepEqual(s.checks, ['1 extent degraded (1004.0 KiB), 1 recovering']);
+
+  // The same record while node 2 is down: degraded, not recovering (nobody to catch up).
+  const down = computeStatus(withDown(initialMap(config), [2]), config, rs.slice(0, 2));
+  t.is(down.data.degraded, EXTENTS);
+  t.is(down.data.recovering, 0);
+
+  // A stale extent listed by an up node (and peering) is recovering too.
+  const rs2 = reports(config);
+  rs2[2].stale.push([1, 7]);
+  rs2[2].peering = true;
+  const st = computeStatus(initialMap(config), config, rs2);
+  t.is(st.data.degraded, 1);
+  t.is(st.data.recovering, 1);
+  t.deepEqual(st.nodes.peering, [2]);
+  t.true(st.checks.includes('node 2 peering'));
+});
+
+test('an up node without a report is unreachable (HEALTH_WARN); unknown volumes are listed', async (t) => {
+  const config = await makeConfig();
+  const rs = reports(config, [0, 1]);
+  rs[0].held.push([9, 0, 4096]);
+  const s = computeStatus(initialMap(config), config, rs, new Map([[2, 'no answer within 3000 ms']]));
+  t.is(s.health, 'HEALTH_WARN');
+  t.deepEqual(s.unreachable, [{ node: 2, error: 'no answer within 3000 ms' }]);
+  t.true(s.checks.includes('node 2 unreachable: no answer within 3000 ms'));
+  t.deepEqual(s.unknownVolumes, [9]);
+  t.is(s.data.extents, EXTENTS + 1);
+  t.is(s.data.degraded, 0, 'an unreachable but up node still counts as an up member');
+});
+
+test('GET /v1/recovery and /v1/status: one node over HTTP, one in-process, one unreachable', async (t) => {
+  const config = await makeConfig();
+  const rs = reports(config);
+  let map = initialMap(config);
+  const control = (): ControlPlane => ({ keeper: { get map() { return map; }, signed: null }, heartbeats: new Map() }) as unknown as ControlPlane;
+  const token = config.token;
+  const base = { host: '127.0.0.1', port: 0, token, authorityNode: 0 };
+  const a0 = await startManagementApi({ ...base, nodeId: 0, control: control(), config, recovery: () => rs[0] });
+  const a1 = await startManagementApi({ ...base, nodeId: 1, control: control(), recovery: () => rs[1] });
+  t.teardown(async () => {
+    await a0.app.close();
+    await a1.app.close();
+  });
+  // Node 1 at its real port; node 2 at a port nobody listens on (node 1's closed sibling).
+  const a2 = await startManagementApi({ ...base, nodeId: 2, control: control() });
+  await a2.app.close();
+  map = structuredClone(map);
+  map.nodes[0].apiPort = a0.port;
+  map.nodes[1].apiPort = a1.port;
+  map.nodes[2].apiPort = a2.port;
+
+  const get = async (port: number, path: string, tok = token): Promise<{ status: number; body: unknown }> => {
+    const r = await fetch(`http://127.0.0.1:${port}${path}`, { headers: { authorization: `Bearer ${tok}` } });
+    return { status: r.status, body: await r.json() };
+  };
+  t.deepEqual((await get(a1.port, '/v1/recovery')).body, rs[1]);
+  t.is((await get(a1.port, '/v1/recovery', 'wrong-token-wrong-token')).status, 401);
+  t.is((await get(a1.port, '/v1/status')).status, 503, 'no config on node 1');
+
+  const r = await get(a0.port, '/v1/status');
+  t.is(r.status, 200);
+  const s = r.body as ClusterStatus & { servedBy: number };
+  t.is(s.servedBy, 0);
+  t.is(s.health, 'HEALTH_WARN');
+  t.deepEqual(s.unreachable.map((u) => u.node), [2]);
+  t.regex(s.unreachable[0].error, /ECONNREFUSED/);
+  t.deepEqual(s.recovery.map((x) => x.node), [0, 1]);
+  t.is(s.data.extents, EXTENTS);
+  t.is(s.data.degraded, 0);
+});
