@@ -1,18 +1,23 @@
 /**
- * `npm run bench -- nbd [--runtime S] [--size SIZE]`: fio's nbd engine against `cairn up`'s
- * export (3 nodes, 3 replicas, all on this machine) and, in the same run, against
- * `nbdkit memory` over TCP loopback as the ceiling of an NBD server that does no work.
- * Prints one JSON object: figures per job for both targets and Cairn ÷ nbdkit ratios.
+ * `npm run bench -- nbd [--runtime S] [--size SIZE] [--skip-degraded]`: fio's nbd engine against
+ * `cairn up`'s export (3 nodes, 3 replicas, all on this machine) and, in the same run, against
+ * `nbdkit memory` over TCP loopback as the ceiling of an NBD server that does no work; then
+ * the same jobs on Cairn degraded: node 2 stopped (SIGSTOP) and marked down by the cluster, so
+ * every extent runs on 2 of its 3 members. Prints one JSON object: figures per job for each
+ * target and Cairn ÷ nbdkit ratios.
  */
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir, cpus, loadavg } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
+import { readFileSync } from 'node:fs';
 import { freePorts } from '../../src/cluster/index.ts';
+import { loadConfig } from '../../src/config/index.ts';
+import { ApiClient } from '../../src/api/index.ts';
 import { fio, round, type FioFigures, type FioJob } from '../lib/fio.ts';
 
-const { values } = parseArgs({ options: { runtime: { type: 'string', default: '10' }, size: { type: 'string', default: '256m' } } });
+const { values } = parseArgs({ options: { runtime: { type: 'string', default: '10' }, size: { type: 'string', default: '256m' }, 'skip-degraded': { type: 'boolean', default: false } } });
 const runtime = Number(values.runtime);
 const size = values.size!;
 
@@ -68,7 +73,25 @@ log(`starting cairn up (${dataDir}) and nbdkit memory; ${runtime}s per job over 
 const stopCairn = await startCairn(dataDir, cairnPort);
 const stopKit = await startNbdkit(kitPort);
 const targets = { cairn: `nbd://127.0.0.1:${cairnPort}/vol0`, nbdkit: `nbd://127.0.0.1:${kitPort}` };
-const results: Record<string, Record<string, FioFigures>> = { cairn: {}, nbdkit: {} };
+const results: Record<string, Record<string, FioFigures>> = { cairn: {}, nbdkit: {}, cairnDegraded: {} };
+
+/** Stops node `id` of the cluster in `dataDir` with SIGSTOP and waits until the map marks it down. */
+async function degrade(id: number): Promise<() => void> {
+  const config = (await loadConfig(dataDir))!;
+  const pid = Number(readFileSync(join(dataDir, 'run', `node${id}.pid`), 'utf8'));
+  const n0 = config.nodes[0];
+  const api = new ApiClient(`http://${n0.host}:${n0.apiPort}`, config.token, 3000);
+  process.kill(pid, 'SIGSTOP');
+  const t0 = Date.now();
+  for (;;) {
+    const m = await api.call<{ nodes: Array<{ id: number; up: boolean }> }>('GET', '/v1/map');
+    if (m.nodes.find((x) => x.id === id)?.up === false) break;
+    if (Date.now() - t0 > 60000) throw new Error(`node ${id} was not marked down within 60 s`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  log(`node ${id} stopped (SIGSTOP) and marked down after ${Date.now() - t0} ms`);
+  return () => process.kill(pid, 'SIGCONT');
+}
 try {
   for (const [name, uri] of Object.entries(targets)) {
     log(`prefill ${size} on ${name} (reads must hit written data, not holes)`);
@@ -80,21 +103,34 @@ try {
       results[name][job.name] = await fio(args(uri, job), job.rw.includes('read') ? 'read' : 'write');
     }
   }
+  if (!values['skip-degraded']) {
+    const resume = await degrade(2);
+    try {
+      for (const job of JOBS) {
+        log(`${job.name} on cairn, degraded`);
+        results.cairnDegraded[job.name] = await fio(args(targets.cairn, job), job.rw.includes('read') ? 'read' : 'write');
+      }
+    } finally {
+      resume();
+    }
+  }
 } finally {
   await stopCairn();
   await stopKit();
   rmSync(dataDir, { recursive: true, force: true });
 }
-const ratio: Record<string, { iops: number; meanLat: number }> = {};
+const ratio: Record<string, { iops: number; meanLat: number; degradedIops?: number }> = {};
 for (const job of JOBS) {
   const c = results.cairn[job.name];
   const k = results.nbdkit[job.name];
-  ratio[job.name] = { iops: round(c.iops / k.iops, 3), meanLat: round(c.meanLatUs / k.meanLatUs, 2) };
+  const d = results.cairnDegraded[job.name];
+  ratio[job.name] = { iops: round(c.iops / k.iops, 3), meanLat: round(c.meanLatUs / k.meanLatUs, 2), ...(d ? { degradedIops: round(d.iops / k.iops, 3) } : {}) };
 }
 console.log(JSON.stringify({
   bench: 'nbd',
   setup: { cairn: 'cairn up defaults: 3 node processes, 3 replicas, 1 GiB thin volume, NBD over TCP loopback', reference: 'nbdkit memory 1G over TCP loopback', size, runtimeSeconds: runtime, cpus: cpus().length, loadavg: loadavg().map((l) => round(l, 2)) },
   cairn: results.cairn,
   nbdkit: results.nbdkit,
+  ...(values['skip-degraded'] ? {} : { cairnDegraded: results.cairnDegraded, degradedSetup: 'node 2 of 3 stopped with SIGSTOP and marked down: every extent on 2 of 3 members, writes recorded for resync' }),
   ratioCairnToNbdkit: ratio,
 }, null, 2));

@@ -94,10 +94,15 @@ export function applyChange(map: ClusterMap, change: MapChange, now: number): Cl
     case 'in': {
       const n = findNode(nodes, change.node);
       const value = change.type === 'in';
+      // Back in after out: the node must catch up with every extent placed on it (inEpoch).
       if (change.device === undefined) {
+        if (value && !n.in) n.inEpoch = map.epoch + 1;
         n.in = value;
         n.autoOut = false;
-      } else setDevices(n, change.device, (d) => (d.in = value));
+      } else setDevices(n, change.device, (d) => {
+        if (value && !d.in) n.inEpoch = map.epoch + 1;
+        d.in = value;
+      });
       break;
     }
     case 'reweight': {
@@ -158,6 +163,7 @@ export function applyChange(map: ClusterMap, change: MapChange, now: number): Cl
         n.downSince = null;
         if (n.autoOut) {
           n.in = true;
+          n.inEpoch = map.epoch + 1;
           n.autoOut = false;
         }
       }

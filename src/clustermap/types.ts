@@ -46,6 +46,13 @@ export const MapNodeSchema = z.object({
    * between — and may have missed writes — so it peers again before serving reads.
    */
   upEpoch: z.number().int().min(1).optional(),
+  /**
+   * Epoch at which the node (or one of its devices) was last brought back in after being
+   * out (absent: in since the map was created). Nobody recorded what it missed while out, so
+   * a node that sees its inEpoch change compares every extent placed on it with the other
+   * members (a full peering) before it serves reads of them.
+   */
+  inEpoch: z.number().int().min(1).optional(),
   /** When the node was marked down (ms since 1970), or null while up. */
   downSince: z.number().nullable(),
   /** True when the authority (not an operator) marked it out; it comes back in on return. */

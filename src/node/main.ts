@@ -13,6 +13,7 @@
 import '../gossip/polyfill.ts';
 import { parseArgs } from 'node:util';
 import { mkdirSync, writeFileSync, rmSync } from 'node:fs';
+import { readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pino, destination } from 'pino';
 import { loadConfig } from '../config/index.ts';
@@ -24,6 +25,15 @@ import { LeaseTable } from './fencing.ts';
 import { NodeStorage } from './storage.ts';
 import { MissedLog } from '../recovery/index.ts';
 import { loadLibp2pStack } from '../gossip/libp2p-stack.ts';
+
+// Test knob: CAIRN_CLOCK_SKEW_MS=<n> runs this node's wall clock (Date.now) n ms ahead (or
+// behind, when negative), to show that nothing depends on the nodes' clocks agreeing
+// (test/e2e/clock-skew.test.ts). Set before anything here reads the clock.
+const clockSkewMs = Number(process.env.CAIRN_CLOCK_SKEW_MS ?? 0);
+if (Number.isFinite(clockSkewMs) && clockSkewMs !== 0) {
+  const realNow = Date.now.bind(Date);
+  Date.now = () => realNow() + clockSkewMs;
+}
 
 // Start loading the libp2p stack now; it overlaps with opening the partitions.
 void loadLibp2pStack();
@@ -126,6 +136,9 @@ if (authority) leases.merge(authority.leases());
 else void learnLeases(leases);
 // What down members missed (log-guided resync) survives this node's restarts.
 const missed = await MissedLog.open(join(dataDir, `node${nodeId}`, 'missed.log')).catch((e: Error) => fail(`opening the resync log: ${e.message}`));
+// The inEpoch of this node's last full peering (src/node/recovery.ts), across restarts.
+const peeringState = join(dataDir, `node${nodeId}`, 'peering.json');
+const fullPeeredAt = await readFile(peeringState, 'utf8').then((t) => (JSON.parse(t) as { fullPeeredAt: number }).fullPeeredAt, () => null);
 const server = new NodeServer({
   config: config!,
   nodeId,
@@ -133,6 +146,11 @@ const server = new NodeServer({
   log,
   leases,
   missed,
+  fullPeeredAt,
+  saveFullPeered: async (inEpoch) => {
+    await writeFile(`${peeringState}.tmp`, JSON.stringify({ fullPeeredAt: inEpoch }));
+    await rename(`${peeringState}.tmp`, peeringState);
+  },
   onPeered: (upEpoch, staleExtents) => {
     if (process.connected) process.send?.({ type: 'peered', node: nodeId, upEpoch, staleExtents });
   },

@@ -47,6 +47,13 @@ export interface NodeRecoveryOptions {
   log: Logger;
   /** Called when a peering round completes (the node serves reads of what it did not miss). */
   onPeered?: (upEpoch: number, staleExtents: number) => void;
+  /**
+   * The inEpoch at which this node last completed a full peering (stored by the caller
+   * across restarts; null on a node's first start, which takes the map's as done).
+   */
+  fullPeeredAt: number | null;
+  /** Stores a completed full peering's inEpoch. */
+  saveFullPeered?: (inEpoch: number) => Promise<void>;
 }
 
 /** A stale extent: which reporters recorded it and at which stamps. */
@@ -74,6 +81,7 @@ export class NodeRecovery {
   readonly unsettled = new UnsettledExtents();
   private readonly stale = new Map<number, StaleExtent>();
   private peeredAt: number | null = null;
+  private fullAt: number | null;
   private peeringRound: Promise<void> | null = null;
   private pulling = false;
   private closed = false;
@@ -83,7 +91,8 @@ export class NodeRecovery {
   readonly recovered = { extents: 0, pages: 0, repairs: 0 };
 
   constructor(private readonly opts: NodeRecoveryOptions) {
-    this.poolOf = new Map(opts.config.volumes.map((v) => [v.id, { pool: v.pool, extentPages: v.extentBytes / 4096 }]));
+    this.poolOf = new Map((opts.config.volumes ?? []).map((v) => [v.id, { pool: v.pool, extentPages: v.extentBytes / 4096 }]));
+    this.fullAt = opts.fullPeeredAt;
   }
 
   private key(node: number, volume: number, extent: number): string {
@@ -123,15 +132,15 @@ export class NodeRecovery {
     this.opts.missed.remove(node, volume, extent);
   }
 
-  private self(): { up: boolean; upEpoch: number } {
+  private self(): { up: boolean; upEpoch: number; inEpoch: number } {
     const me = this.opts.map.map().nodes.find((n) => n.id === this.opts.nodeId);
-    return { up: me?.up ?? false, upEpoch: me?.upEpoch ?? 1 };
+    return { up: me?.up ?? false, upEpoch: me?.upEpoch ?? 1, inEpoch: me?.inEpoch ?? 1 };
   }
 
   /** True while this node may lack writes of extents it has not yet heard about. */
   get peering(): boolean {
     const s = this.self();
-    return !s.up || this.peeredAt !== s.upEpoch;
+    return !s.up || this.peeredAt !== s.upEpoch || (this.fullAt !== null && this.fullAt !== s.inEpoch);
   }
 
   /** Whether a host read of `extent` of `volume` may be served here. */
@@ -158,11 +167,71 @@ export class NodeRecovery {
   onMap(): void {
     if (this.closed || this.peeringRound) return;
     const s = this.self();
-    if (!s.up || this.peeredAt === s.upEpoch) return;
-    this.peeringRound = this.peer(s.upEpoch).finally(() => {
+    if (this.fullAt === null) {
+      // First start of this node: nothing was placed here before, nothing to compare.
+      this.fullAt = s.inEpoch;
+      void this.opts.saveFullPeered?.(s.inEpoch).catch((e: Error) => this.opts.log.warn({ err: e.message }, 'could not store the peering state'));
+    }
+    if (!s.up) return;
+    const round = this.fullAt !== s.inEpoch ? this.fullPeer(s.inEpoch).then(() => this.peer(s.upEpoch)) : this.peeredAt !== s.upEpoch ? this.peer(s.upEpoch) : null;
+    if (!round) return;
+    this.peeringRound = round.catch((e: Error) => this.opts.log.error({ err: e.message }, 'peering round failed; retrying')).finally(() => {
       this.peeringRound = null;
-      this.onMap();
+      if (!this.closed) setTimeout(() => this.onMap(), 200).unref();
     });
+  }
+
+  /**
+   * Full peering, after this node came back in from out (nobody recorded what it missed
+   * meanwhile): every extent that any up node holds and that is placed on this node becomes
+   * stale here until a reconcile with the other members made it current.
+   */
+  private async fullPeer(inEpoch: number): Promise<void> {
+    const t0 = Date.now();
+    const peers = this.opts.map.map().nodes.filter((n) => n.id !== this.opts.nodeId && n.up).map((n) => n.id);
+    this.opts.log.info({ inEpoch, peers }, 'full peering: back in after out; comparing every extent placed here');
+    const lists = await Promise.all(peers.map((p) => this.askHeld(p)));
+    const keys = new Map<number, [number, number]>();
+    for (const a of this.opts.storage.partitions.values()) for (const k of a.keys()) keys.set(k, [Math.floor(k / 0x100000000), k % 0x100000000]);
+    for (const l of lists) for (const [v, e] of l ?? []) keys.set(extentKey(v, e), [v, e]);
+    const view = this.clusterView();
+    let placedHere = 0;
+    for (const [k, [volume, extent]] of keys) {
+      let members: number[];
+      try {
+        members = view.members(volume, extent, this.volumeInfo(volume).pool);
+      } catch {
+        continue;
+      }
+      if (!members.some((m) => view.nodeOf(m) === this.opts.nodeId)) continue;
+      placedHere++;
+      if (!this.stale.has(k)) this.stale.set(k, { volume, extent, reporters: new Map() });
+    }
+    if (this.closed || this.self().inEpoch !== inEpoch) return;
+    this.fullAt = inEpoch;
+    await this.opts.saveFullPeered?.(inEpoch);
+    this.opts.log.info({ inEpoch, extents: keys.size, placedHere, ms: Date.now() - t0 }, 'full peering: extents placed here marked for comparison');
+  }
+
+  /** Asks node `peer` which extents it holds; null when it went down. */
+  private async askHeld(peer: number): Promise<Array<[number, number]> | null> {
+    for (let attempt = 0; !this.closed; attempt++) {
+      const n = this.opts.map.map().nodes.find((x) => x.id === peer);
+      if (!n || !n.up) return null;
+      try {
+        const c = await this.opts.peers.get(peer);
+        const r = await c.request(blank(Op.Held, this.opts.map.epoch()));
+        if (r.h.status === Status.Ok) {
+          const out: Array<[number, number]> = [];
+          for (let o = 0; o + 8 <= r.payload.length; o += 8) out.push([r.payload.readUInt32LE(o), r.payload.readUInt32LE(o + 4)]);
+          return out;
+        }
+      } catch {
+        this.opts.peers.forgive(peer);
+      }
+      await sleep(100);
+    }
+    return null;
   }
 
   private async peer(upEpoch: number): Promise<void> {
@@ -183,6 +252,7 @@ export class NodeRecovery {
     });
     if (this.self().upEpoch !== upEpoch) return; // marked down and up again meanwhile: peer again
     this.peeredAt = upEpoch;
+    this.opts.log.info({ upEpoch }, 'peered');
     this.opts.log.info({ upEpoch, records: n, staleExtents: this.stale.size, ms: Date.now() - t0 }, 'peering done');
     this.opts.onPeered?.(upEpoch, this.stale.size);
     if (this.stale.size) void this.pull();
@@ -242,9 +312,11 @@ export class NodeRecovery {
       if (sources.length === 0) throw new Error(`no up member to pull extent ${s.extent} of volume ${s.volume} from`);
       try {
         const r = await reconcileExtent([this.localCopy(mine, k, extentPages), ...sources.map((m) => this.remoteCopy(m, s.volume, s.extent, extentPages))], new Set([mine]));
-        this.recovered.extents++;
-        this.recovered.pages += r.pages;
-        this.opts.log.info({ volume: s.volume, extent: s.extent, partition: mine, pages: r.pages, from: sources }, 'resync: extent pulled');
+        if (r.pages > 0 || s.reporters.size > 0) {
+          this.recovered.extents++;
+          this.recovered.pages += r.pages;
+          this.opts.log.info({ volume: s.volume, extent: s.extent, partition: mine, pages: r.pages, from: sources }, 'resync: extent pulled');
+        }
       } catch (e) {
         this.opts.log.warn({ volume: s.volume, extent: s.extent, partition: mine, err: (e as Error).message }, 'resync: pull failed; the extent stays stale and is retried');
         throw e;
@@ -326,6 +398,18 @@ export class NodeRecovery {
     const r = await reconcileExtent(copies);
     if (r.pages) this.opts.log.info({ volume: h.volume, extent: h.extent, pages: r.pages, updated: r.updated }, 'reconcile: copies made identical');
     return r.pages;
+  }
+
+  /** Op.Held: every extent this node holds pages of, as 8-byte (volume, extent) entries. */
+  held(): Buffer {
+    const keys: number[] = [];
+    for (const a of this.opts.storage.partitions.values()) for (const k of a.keys()) keys.push(k);
+    const b = Buffer.allocUnsafe(keys.length * 8);
+    keys.forEach((k, i) => {
+      b.writeUInt32LE(Math.floor(k / 0x100000000), i * 8);
+      b.writeUInt32LE(k % 0x100000000, i * 8 + 4);
+    });
+    return b;
   }
 
   /** This node's report for GET /v1/recovery. */

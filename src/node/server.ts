@@ -63,6 +63,10 @@ export interface NodeServerOptions {
   missed: MissedLog;
   /** Called when a peering round completes. */
   onPeered?: (upEpoch: number, staleExtents: number) => void;
+  /** Full-peering state kept across restarts (see NodeRecoveryOptions; default: first start). */
+  fullPeeredAt?: number | null;
+  /** Stores it. */
+  saveFullPeered?: (inEpoch: number) => Promise<void>;
 }
 
 interface Conn {
@@ -106,7 +110,8 @@ export class NodeServer {
     this.map = opts.map ?? staticMapView(opts.config);
     this.leases = opts.leases ?? new LeaseTable();
     this.peers = new ConnectionPool({ token: opts.config.token, address: (id) => this.map.address(id) });
-    this.recovery = new NodeRecovery({ config: opts.config, nodeId: opts.nodeId, storage: opts.storage, missed: opts.missed, peers: this.peers, map: this.map, log: opts.log, onPeered: opts.onPeered });
+    this.recovery = new NodeRecovery({ config: opts.config, nodeId: opts.nodeId, storage: opts.storage, missed: opts.missed, peers: this.peers, map: this.map, log: opts.log, onPeered: opts.onPeered,
+      fullPeeredAt: opts.fullPeeredAt ?? null, saveFullPeered: opts.saveFullPeered });
   }
 
   /** Tells recovery the map changed (main.ts calls it on each accepted epoch, and once at start). */
@@ -307,6 +312,8 @@ export class NodeServer {
       }
       case Op.Suspects:
         return encodeU32s(this.recovery.unsettled.list(h.volume));
+      case Op.Held:
+        return this.recovery.held();
       default:
         throw new StatusError(Status.Invalid, `unknown opcode ${h.op}`);
     }

@@ -80,6 +80,8 @@ export const Op = {
    * (not covered by a Flush watermark). Reply payload: u32 extent indexes.
    */
   Suspects: 13,
+  /** Every extent this node holds pages of. Reply payload: 8-byte entries u32 volume, u32 extent. */
+  Held: 14,
 } as const;
 /** One of the values of Op. */
 export type OpCode = (typeof Op)[keyof typeof Op];

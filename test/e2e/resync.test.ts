@@ -239,3 +239,52 @@ test.serial('kill node 1 under writes, let it resync, then kill node 2: every wr
     cleanup();
   }
 });
+
+test.serial('out, writes on two members, in again: the returning node compares every extent placed on it before it serves them', async (t) => {
+  t.timeout(300000);
+  const { dir, cleanup } = tempDataDir();
+  const cluster = await startCluster(dir, []);
+  const volume = await cluster.attach('vol0');
+  const api = new ApiClient(`http://127.0.0.1:${cluster.config.nodes[0].apiPort}`, cluster.config.token);
+  try {
+    const a = randomBytes(32 * MiB);
+    await volume.write(0, a);
+    await volume.flush();
+    const out = await api.call<{ epoch: number }>('POST', '/v1/map/changes', { type: 'out', node: 2 });
+    t.true(await until(() => cluster.view.epoch >= out.epoch, 10000));
+    // Node 2 is out: every extent lives on nodes 0 and 1 only; overwrite half, trim a little.
+    const b = randomBytes(16 * MiB);
+    await volume.write(8 * MiB, b);
+    await volume.trim(30 * MiB, MiB);
+    await volume.flush();
+    t.true(volume.counters.degradedWrites > 0, 'undersized writes');
+    const back = await api.call<{ epoch: number }>('POST', '/v1/map/changes', { type: 'in', node: 2 });
+    t.true(await until(() => cluster.view.epoch >= back.epoch, 10000));
+    t.true(await resynced(cluster, 2, 120000), 'node 2 compared and pulled what changed while it was out');
+    const r2 = (await report(cluster, 2))!;
+    t.log(`node 2 pulled ${r2.recovered.extents} extents (${r2.recovered.pages} pages) after coming back in`);
+    t.true(r2.recovered.extents >= 17 && r2.recovered.extents <= 32, 'the 17 changed extents, not all 32');
+    t.deepEqual(await compareMembers(cluster, volume, 32), [], 'every extent identical on its members, node 2 included');
+    // Reads served by node 2 itself (the others stopped) return the new data.
+    await cluster.stopNode(0);
+    const expect = Buffer.from(a);
+    b.copy(expect, 8 * MiB);
+    expect.fill(0, 30 * MiB, 31 * MiB);
+    const view = cluster.view;
+    const c = new WireClient({ host: view.address(2)!.host, port: view.address(2)!.port, token: cluster.config.token });
+    await c.connect();
+    let bad = 0;
+    for (let x = 0; x < 32; x++) {
+      const members = view.members(1, x, 0);
+      const leaf = members.find((m) => view.nodeOf(m) === 2)!;
+      const r = await c.request({ op: Op.Read, flags: 0, epoch: view.epoch, volume: 1, extent: x, partition: leaf, firstPage: 0, pages: 256, lease: volume.leaseGeneration, version: 0, members });
+      if (r.h.status !== Status.Ok || !r.payload.equals(expect.subarray(x * MiB, (x + 1) * MiB))) bad++;
+    }
+    c.close();
+    t.is(bad, 0, 'node 2 serves the data written while it was out');
+  } finally {
+    volume.close();
+    await cluster.stop();
+    cleanup();
+  }
+});

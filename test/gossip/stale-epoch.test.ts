@@ -43,7 +43,7 @@ test('I/O against a stale epoch is refused with StaleEpoch, then succeeds after 
     const e0 = w.follower.epoch;
     const a = randomBytes(256 << 10);
     await w.volume.write(0, a);
-    t.deepEqual(w.volume.counters, { staleEpochReplies: 0, refreshes: 0 });
+    t.like(w.volume.counters, { staleEpochReplies: 0, refreshes: 0 });
 
     // Two epochs the stale initiators do not follow (out, then in: the same placement again).
     const api = new ApiClient(`http://127.0.0.1:${cluster.config.nodes[1].apiPort}`, cluster.config.token);
