@@ -36,6 +36,8 @@ export interface LocalClusterOptions {
   supervise?: boolean;
   /** One line per supervisor action ("node 2 exited (signal SIGKILL); restarting in 0.5 s (restart 1)", ...). */
   onSupervisor?: (line: string) => void;
+  /** Extra environment of node `id`'s process, over this process's (tests: e.g. CAIRN_CLOCK_SKEW_MS). */
+  nodeEnv?: (id: number) => Record<string, string>;
 }
 
 /** The supervisor restarted a node process (`restarts`: its successful restarts so far). */
@@ -198,6 +200,7 @@ export class LocalCluster {
       // CAIRN_NODE_EXEC_ARGV adds Node flags to node processes, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof".
       execArgv: ['--import', 'tsx', ...(process.env.CAIRN_NODE_EXEC_ARGV?.split(/\s+/).filter(Boolean) ?? [])],
       stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
+      env: this.opts.nodeEnv ? { ...process.env, ...this.opts.nodeEnv(id) } : process.env,
       // Own process group: a terminal's Ctrl-C reaches only the parent, which drains
       // clients before stopping nodes. Nodes still stop when the parent's IPC link drops.
       detached: true,

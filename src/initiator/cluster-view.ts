@@ -12,6 +12,10 @@ import type { NodeAddress } from '../wire/index.ts';
 /** Thrown when an extent cannot be placed on enough partitions (too few usable hosts). */
 export class PlacementError extends Error {
   override name = 'PlacementError';
+  /** The members that could be placed (fewer than min_size; empty for an unknown pool). */
+  constructor(message: string, readonly placeable: number[] = []) {
+    super(message);
+  }
 }
 
 const keyScratch = Buffer.alloc(8);
@@ -79,7 +83,7 @@ export class ClusterView {
     const pool = this.pool(poolId);
     const p = place(this.compiled, { failureDomain: pool.failureDomain, replicas: pool.replicas }, extentPlacementInput(volume, extent));
     if (p.members.length < pool.minSize) {
-      throw new PlacementError(`extent ${extent} of volume ${volume}: only ${p.members.length} of ${pool.replicas} members placeable (min_size ${pool.minSize})`);
+      throw new PlacementError(`extent ${extent} of volume ${volume}: only ${p.members.length} of ${pool.replicas} members placeable (min_size ${pool.minSize})`, p.members);
     }
     m = p.members;
     perVolume.set(extent, m);

@@ -294,10 +294,21 @@ export class Volume implements BlockDevice {
   /** Error for an extent with fewer than min_size up members, naming the missing ones. */
   private inactive(view: ClusterView, extent: number, placed: number[], what: string): BlockDeviceError {
     const pool = view.pool(this.pool);
-    const missing = placed.filter((m) => !view.isUp(view.nodeOf(m))).map((m) => `partition ${m} (node ${view.nodeOf(m)}, down)`);
-    const short = pool.replicas - placed.length;
-    if (short > 0) missing.push(`${short} member${short > 1 ? 's' : ''} not placeable (too few nodes in)`);
-    const e = new BlockDeviceError('EIO', `${what} of volume ${this.name}: extent ${extent} has ${placed.length - missing.length + (short > 0 ? 1 : 0)} of ${pool.replicas} members up, below min_size ${pool.minSize}, for ${this.ioTimeoutMs} ms; missing: ${missing.join(', ')}`);
+    // placed() is [] when placement failed: name the members it could place, and who is out.
+    let members = placed;
+    if (members.length === 0) {
+      try {
+        members = view.members(this.id, extent, this.pool);
+      } catch (e) {
+        if (e instanceof PlacementError) members = e.placeable;
+      }
+    }
+    const missing = members.filter((m) => !view.isUp(view.nodeOf(m))).map((m) => `partition ${m} (node ${view.nodeOf(m)}, down)`);
+    const upCount = members.length - missing.length;
+    const short = pool.replicas - members.length;
+    const out = view.map.nodes.filter((n) => !n.in).map((n) => n.id);
+    if (short > 0) missing.push(`${short} member${short > 1 ? 's' : ''} not placeable (too few nodes in${out.length ? `; out: node${out.length > 1 ? 's' : ''} ${out.join(', ')}` : ''})`);
+    const e = new BlockDeviceError('EIO', `${what} of volume ${this.name}: extent ${extent} has ${upCount} of ${pool.replicas} members up, below min_size ${pool.minSize}, for ${this.ioTimeoutMs} ms; missing: ${missing.join(', ')}`);
     this.opts.log?.error({ volume: this.name, extent, missing, err: e.message }, 'I/O failed: extent below min_size');
     return e;
   }

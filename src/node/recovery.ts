@@ -81,6 +81,8 @@ export class NodeRecovery {
   readonly unsettled = new UnsettledExtents();
   private readonly stale = new Map<number, StaleExtent>();
   private peeredAt: number | null = null;
+  /** The upEpoch of each peer when it last answered Missed. */
+  private readonly askedAt = new Map<number, number>();
   private fullAt: number | null;
   private peeringRound: Promise<void> | null = null;
   private pulling = false;
@@ -173,8 +175,14 @@ export class NodeRecovery {
       void this.opts.saveFullPeered?.(s.inEpoch).catch((e: Error) => this.opts.log.warn({ err: e.message }, 'could not store the peering state'));
     }
     if (!s.up) return;
-    const round = this.fullAt !== s.inEpoch ? this.fullPeer(s.inEpoch).then(() => this.peer(s.upEpoch)) : this.peeredAt !== s.upEpoch ? this.peer(s.upEpoch) : null;
-    if (!round) return;
+    let round = this.fullAt !== s.inEpoch ? this.fullPeer(s.inEpoch).then(() => this.peer(s.upEpoch)) : this.peeredAt !== s.upEpoch ? this.peer(s.upEpoch) : null;
+    if (!round) {
+      // A peer that came back (new upEpoch) may still hold records for us that we resolved
+      // elsewhere while it was away: ask it again (those extents compare equal and are dropped).
+      const back = this.opts.map.map().nodes.filter((n) => n.id !== this.opts.nodeId && n.up && this.askedAt.get(n.id) !== (n.upEpoch ?? 1)).map((n) => n.id);
+      if (back.length === 0) return;
+      round = this.askAgain(back);
+    }
     this.peeringRound = round.catch((e: Error) => this.opts.log.error({ err: e.message }, 'peering round failed; retrying')).finally(() => {
       this.peeringRound = null;
       if (!this.closed) setTimeout(() => this.onMap(), 200).unref();
@@ -234,14 +242,13 @@ export class NodeRecovery {
     return null;
   }
 
-  private async peer(upEpoch: number): Promise<void> {
-    const t0 = Date.now();
-    const peers = this.opts.map.map().nodes.filter((n) => n.id !== this.opts.nodeId && n.up).map((n) => n.id);
-    this.opts.log.info({ upEpoch, peers }, 'peering: asking every up node what this node missed');
+  /** Asks `peers` what this node missed and marks those extents stale; returns the record count. */
+  private async gather(peers: number[]): Promise<number> {
+    const epochs = new Map(this.opts.map.map().nodes.map((n) => [n.id, n.upEpoch ?? 1]));
     const found = await Promise.all(peers.map((p) => this.askMissed(p)));
-    if (this.closed) return;
     let n = 0;
     found.forEach((list, i) => {
+      if (list) this.askedAt.set(peers[i], epochs.get(peers[i]) ?? 1);
       for (const r of list ?? []) {
         const k = extentKey(r.volume, r.extent);
         let s = this.stale.get(k);
@@ -250,6 +257,23 @@ export class NodeRecovery {
         n++;
       }
     });
+    return n;
+  }
+
+  private async askAgain(peers: number[]): Promise<void> {
+    const n = await this.gather(peers);
+    if (n) {
+      this.opts.log.info({ peers, records: n }, 'peering: a returning peer still held records for this node; comparing those extents');
+      void this.pull();
+    }
+  }
+
+  private async peer(upEpoch: number): Promise<void> {
+    const t0 = Date.now();
+    const peers = this.opts.map.map().nodes.filter((n) => n.id !== this.opts.nodeId && n.up).map((n) => n.id);
+    this.opts.log.info({ upEpoch, peers }, 'peering: asking every up node what this node missed');
+    const n = await this.gather(peers);
+    if (this.closed) return;
     if (this.self().upEpoch !== upEpoch) return; // marked down and up again meanwhile: peer again
     this.peeredAt = upEpoch;
     this.opts.log.info({ upEpoch }, 'peered');
@@ -311,7 +335,12 @@ export class NodeRecovery {
       const sources = members.filter((m) => m !== mine && view.isUp(view.nodeOf(m)));
       if (sources.length === 0) throw new Error(`no up member to pull extent ${s.extent} of volume ${s.volume} from`);
       try {
-        const r = await reconcileExtent([this.localCopy(mine, k, extentPages), ...sources.map((m) => this.remoteCopy(m, s.volume, s.extent, extentPages))], new Set([mine]));
+        // One reporter's copy is enough: it applied every write this node missed (each was
+        // acknowledged by every acting member, at least min_size of them). Without reporters
+        // (full peering) every up member must answer.
+        const reporterLeaves = sources.filter((m) => s.reporters.has(view.nodeOf(m)));
+        const tolerate = (failed: number[]): boolean => !failed.includes(mine) && reporterLeaves.some((m) => !failed.includes(m));
+        const r = await reconcileExtent([this.localCopy(mine, k, extentPages), ...sources.map((m) => this.remoteCopy(m, s.volume, s.extent, extentPages))], new Set([mine]), tolerate);
         if (r.pages > 0 || s.reporters.size > 0) {
           this.recovered.extents++;
           this.recovered.pages += r.pages;
@@ -398,6 +427,27 @@ export class NodeRecovery {
     const r = await reconcileExtent(copies);
     if (r.pages) this.opts.log.info({ volume: h.volume, extent: h.extent, pages: r.pages, updated: r.updated }, 'reconcile: copies made identical');
     return r.pages;
+  }
+
+  /**
+   * After a restart the unsettled list is gone: rebuilds it as every extent whose newest
+   * page was written by a generation at or above the volume's fence (`fence(volume)`), so a
+   * new writer still reconciles what a crashed one may have left on some members only.
+   */
+  rebuildUnsettled(fence: (volume: number) => number): number {
+    let n = 0;
+    for (const a of this.opts.storage.partitions.values()) {
+      for (const k of a.keys()) {
+        const volume = Math.floor(k / 0x100000000);
+        let newest = 0;
+        for (const p of a.pages(k)) if (p.version > newest) newest = p.version;
+        if (Math.floor(newest / 0x100000000) >= fence(volume)) {
+          this.unsettled.note(volume, k % 0x100000000, newest);
+          n++;
+        }
+      }
+    }
+    return n;
   }
 
   /** Op.Held: every extent this node holds pages of, as 8-byte (volume, extent) entries. */

@@ -112,6 +112,8 @@ export class NodeServer {
     this.peers = new ConnectionPool({ token: opts.config.token, address: (id) => this.map.address(id) });
     this.recovery = new NodeRecovery({ config: opts.config, nodeId: opts.nodeId, storage: opts.storage, missed: opts.missed, peers: this.peers, map: this.map, log: opts.log, onPeered: opts.onPeered,
       fullPeeredAt: opts.fullPeeredAt ?? null, saveFullPeered: opts.saveFullPeered });
+    const n = this.recovery.rebuildUnsettled((v) => this.leases.current(v));
+    if (n) opts.log.info({ extents: n }, 'extents of the current writers treated as unsettled after start (a new writer reconciles them)');
   }
 
   /** Tells recovery the map changed (main.ts calls it on each accepted epoch, and once at start). */

@@ -34,12 +34,18 @@ const PUT_BATCH = 64;
 
 /**
  * Brings every copy in `copies` to each page's newest version among them. When `only` is
- * given, only those leaves receive pages (the others are sources only).
+ * given, only those leaves receive pages (the others are sources only). When some copies
+ * cannot list their versions and `tolerate(failedLeaves)` says the rest suffice, the
+ * reconcile goes on without them.
  * @throws the first error of a member (the caller retries later; a receiving member stays
  *         marked as not current until a reconcile of the extent succeeds).
  */
-export async function reconcileExtent(copies: ExtentCopy[], only?: ReadonlySet<number>): Promise<ReconcileResult> {
-  const lists = await Promise.all(copies.map((c) => c.versions()));
+export async function reconcileExtent(all: ExtentCopy[], only?: ReadonlySet<number>, tolerate?: (failedLeaves: number[]) => boolean): Promise<ReconcileResult> {
+  const settled = await Promise.allSettled(all.map((c) => c.versions()));
+  const failed = settled.flatMap((r, i) => (r.status === 'rejected' ? [i] : []));
+  if (failed.length && !(tolerate?.(failed.map((i) => all[i].leaf)) ?? false)) throw (settled[failed[0]] as PromiseRejectedResult).reason;
+  const copies = all.filter((_, i) => !failed.includes(i));
+  const lists = settled.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
   const have = lists.map((l) => new Map(l.map((v) => [v.page, v])));
   // Newest version of each page, and which copy holds it.
   const best = new Map<number, { v: PageVersion; holder: number }>();

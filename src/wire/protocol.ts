@@ -91,8 +91,10 @@ export const Flag = {
   /** Force unit access: durable on the device before the reply. */
   Fua: 1,
   /**
-   * A recovery read (resync, repair, reconcile): not fenced by lease generation; the node
-   * refuses it with NotCurrent when it is not current for the extent itself.
+   * A recovery read (resync, repair, reconcile): not fenced by lease generation and served
+   * even while the node is not current for the extent — the reader pairs it with the page
+   * versions it asked for first (Op.Versions), so any copy is a valid source of the pages
+   * it holds the newest version of.
    */
   Recovery: 2,
 } as const;

@@ -288,3 +288,64 @@ test.serial('out, writes on two members, in again: the returning node compares e
     cleanup();
   }
 });
+
+test.serial('a resync cut halfway (the sender killed -9) resumes from the other member and completes; nothing half-pulled is served', async (t) => {
+  t.timeout(300000);
+  const { dir, cleanup } = tempDataDir();
+  const cluster = await startCluster(dir, []);
+  const volume = await cluster.attach('vol0');
+  try {
+    await volume.write(0, randomBytes(128 * MiB));
+    await volume.flush();
+    await cluster.stopNode(1, 'SIGKILL');
+    // While node 1 is away every extent changes: it will have 128 extents to pull.
+    const data = randomBytes(128 * MiB);
+    await volume.write(0, data);
+    await volume.flush();
+    await cluster.startNode(1);
+    // Kill a sender as soon as node 1 has pulled a few extents.
+    t.true(await until(() => cluster.peered.has(1), 60000), 'node 1 peered');
+    let pulled = 0;
+    const end = Date.now() + 60000;
+    while (Date.now() < end) {
+      const r = await report(cluster, 1);
+      pulled = r?.recovered.extents ?? 0;
+      if (pulled >= 2) break;
+    }
+    await cluster.stopNode(2, 'SIGKILL'); // node 0 runs the map authority: kill the other sender
+    t.log(`node 2 killed after node 1 had pulled ${pulled} of 128 extents`);
+    t.true(pulled < 128, 'the pull was cut halfway');
+    // Node 1 finishes from node 0 alone.
+    const caughtUp = async (): Promise<boolean> => {
+      const r = await report(cluster, 1);
+      return !!r && !r.peering && r.stale.length === 0;
+    };
+    let ok = false;
+    for (const stop = Date.now() + 120000; Date.now() < stop && !(ok = await caughtUp());) await new Promise((r) => setTimeout(r, 200));
+    t.true(ok, 'node 1 caught up from node 0 alone');
+    // Node 1 serves exactly the new data (read from node 1 itself, a host read it may refuse while not current).
+    const r1 = (await report(cluster, 1))!;
+    const view = await cluster.follower!.refresh(r1.epoch);
+    const c = new WireClient({ host: view.address(1)!.host, port: view.address(1)!.port, token: cluster.config.token });
+    await c.connect();
+    let bad = 0;
+    for (let x = 0; x < 128; x++) {
+      const members = view.members(1, x, 0);
+      const leaf = members.find((m) => view.nodeOf(m) === 1)!;
+      const r = await c.request({ op: Op.Read, flags: 0, epoch: view.epoch, volume: 1, extent: x, partition: leaf, firstPage: 0, pages: 256, lease: volume.leaseGeneration, version: 0, members });
+      if (r.h.status !== Status.Ok || !r.payload.equals(data.subarray(x * MiB, (x + 1) * MiB))) {
+        if (bad++ === 0) t.log(`extent ${x}: status ${r.h.status}`);
+      }
+    }
+    c.close();
+    t.is(bad, 0, 'every extent on node 1 is whole and new');
+    // The killed sender returns: the records it still holds for node 1 are compared and dropped.
+    await cluster.startNode(2);
+    t.true(await resynced(cluster, 1, 120000), 'no node owes node 1 anything once node 0 is back');
+    t.deepEqual(await compareMembers(cluster, volume, 128), [], 'every extent identical on its three members');
+  } finally {
+    volume.close();
+    await cluster.stop();
+    cleanup();
+  }
+});
