@@ -365,10 +365,29 @@ export class Volume implements BlockDevice {
    * absent set, so they record what the absent one missed.
    */
   private async replicate(op: number, flags: number, s: Segment, version: number, payload?: Buffer): Promise<void> {
+    // Fast path: every placed member up and every one answers Ok.
+    const view0 = this.opts.views.current;
+    const placed0 = this.placed(view0, s.extent);
+    let acked: Map<number, number[]> | null = null;
+    if (placed0.length > 0 && placed0.length >= view0.pool(this.pool).replicas && this.allUp(view0, placed0)) {
+      for (const m of placed0) this.dirty.add(view0.nodeOf(m));
+      const first = await Promise.all(placed0.map((m) => this.writeMember(view0, m, op, flags, s, placed0, 0, version, payload)));
+      if (first.every((r) => r.ok)) return;
+      acked = new Map();
+      for (let i = 0; i < first.length; i++) if (first[i].ok) acked.set(placed0[i], []);
+    }
+    return this.replicateSlow(op, flags, s, version, acked ?? new Map(), payload);
+  }
+
+  private allUp(view: ClusterView, placed: number[]): boolean {
+    for (const m of placed) if (!view.isUp(view.nodeOf(m))) return false;
+    return true;
+  }
+
+  /** The retrying, degrading part of replicate(); `acked`: members that already have the version. */
+  private async replicateSlow(op: number, flags: number, s: Segment, version: number, acked: Map<number, number[]>, payload?: Buffer): Promise<void> {
     const what = `${op === Op.Write ? 'write' : 'trim'} of extent ${s.extent}`;
     let view = this.opts.views.current;
-    /** Members that have this version, with the absent set they were told. */
-    const acked = new Map<number, number[]>();
     const deadline = Date.now() + this.ioTimeoutMs;
     let staleRetries = 0;
     let last = '';
@@ -384,7 +403,7 @@ export class Volume implements BlockDevice {
       }
       const absentLeaves = placed.filter((m) => !view.isUp(view.nodeOf(m)));
       const mask = absentLeaves.length ? this.absentMask(view, placed) : 0;
-      const targets = acked.size === 0 ? up : up.filter((m) => {
+      const targets = up.filter((m) => {
         const told = acked.get(m);
         return !told || absentLeaves.some((x) => !told.includes(x));
       });

@@ -330,7 +330,9 @@ export class NodeServer {
     const n = h.members.length;
     if (n === 0 && !h.absent && h.op === Op.Read) return; // a plain read (no repair sources)
     const slot = h.members.indexOf(h.partition);
-    if (n < 1 || n > MAX_MEMBERS || slot < 0 || new Set(h.members).size !== n) {
+    let distinct = true;
+    for (let i = 1; i < n && distinct; i++) for (let j = 0; j < i; j++) if (h.members[i] === h.members[j]) distinct = false;
+    if (n < 1 || n > MAX_MEMBERS || slot < 0 || !distinct) {
       throw new StatusError(Status.Invalid, 'members must include the target partition and be distinct');
     }
     const absent = h.absent ?? 0;
