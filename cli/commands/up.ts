@@ -31,6 +31,7 @@ export default class Up extends Command {
     'device-size': sizeFlag({ summary: 'Size of each device file, sparse (new data directory only).', default: DEFAULT_LAYOUT.deviceBytes, defaultHelp: async () => formatSize(DEFAULT_LAYOUT.deviceBytes) }),
     partitions: Flags.integer({ summary: 'Partitions per device: units of placement and allocation (new data directory only).', default: DEFAULT_LAYOUT.partitionsPerDevice, min: 1, max: 256 }),
     replicas: Flags.integer({ summary: 'Copies of every extent, each on a different node (new data directory only).', default: DEFAULT_LAYOUT.replicas, min: 1, max: 16 }),
+    'min-size': Flags.integer({ summary: 'Fewest acting copies that acknowledge a write; below it I/O waits (new data directory only; default: replicas − ⌊replicas/2⌋, e.g. 2 of 3).', min: 1, max: 16 }),
     volume: Flags.string({ summary: 'Name of the volume to create and export.', default: DEFAULT_LAYOUT.volumeName }),
     'volume-size': sizeFlag({ summary: 'Size of the (thin) volume (new data directory only).', default: DEFAULT_LAYOUT.volumeBytes, defaultHelp: async () => formatSize(DEFAULT_LAYOUT.volumeBytes) }),
     host: Flags.string({ summary: 'Address the NBD server and the nodes listen on.', default: '127.0.0.1' }),
@@ -59,6 +60,7 @@ export default class Up extends Command {
           deviceBytes: flags['device-size'],
           partitionsPerDevice: flags.partitions,
           replicas: flags.replicas,
+          minSize: flags['min-size'],
           volumeName: flags.volume,
           volumeBytes: flags['volume-size'],
           host: flags.host,
@@ -83,6 +85,9 @@ export default class Up extends Command {
     }
     const volume = await cluster.attach(record.name);
     const pool = c.pools.find((p) => p.id === record.pool)!;
+    if (pool.replicas > 1 && pool.minSize >= pool.replicas) {
+      this.warn(`pool ${pool.name} has min_size ${pool.minSize} = size ${pool.replicas}: I/O stops while any member is down (data directories made before degraded I/O used this; set "minSize" in ${dataDir}/cluster.json to ${pool.replicas - Math.floor(pool.replicas / 2)} to keep I/O going)`);
+    }
     const nbd = new NbdServer({ log: (level, msg) => level === 'warn' && this.warn(msg) });
     nbd.addExport(record.name, volume, `Cairn volume ${record.name} (${pool.replicas} replicas)`);
     let port: number;
@@ -118,7 +123,7 @@ export default class Up extends Command {
       }
     }
     const uri = `nbd://${flags.host}:${port}/${record.name}`;
-    this.log(`Volume ${record.name}: ${formatSize(record.sizeBytes)}, ${record.thin ? 'thin' : 'thick'}, ${pool.replicas} replicas, write lease generation ${record.lease}`);
+    this.log(`Volume ${record.name}: ${formatSize(record.sizeBytes)}, ${record.thin ? 'thin' : 'thick'}, ${pool.replicas} replicas (min_size ${pool.minSize}), write lease generation ${volume.leaseGeneration}`);
     this.log('');
     if (paths.length) {
       this.log(`NVMe/TCP export: ${nqn}`);

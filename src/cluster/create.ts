@@ -76,6 +76,9 @@ export async function freePorts(n: number, host = '127.0.0.1'): Promise<number[]
 export async function createClusterConfig(layout: ClusterLayout): Promise<ClusterConfig> {
   const l = layout;
   if (l.nodes < 1) throw new LayoutError('at least one node is needed');
+  if (l.minSize !== undefined && (!Number.isInteger(l.minSize) || l.minSize < 1 || l.minSize > l.replicas)) {
+    throw new LayoutError(`min_size ${l.minSize} must be between 1 and the ${l.replicas} replicas`);
+  }
   if (l.replicas > l.nodes) throw new LayoutError(`${l.replicas} replicas need at least ${l.replicas} nodes (one copy per host); got ${l.nodes}`);
   if (l.devicesPerNode < 1 || l.devicesPerNode > 256) throw new LayoutError('devices per node must be 1..256');
   if (l.partitionsPerDevice < 1 || l.partitionsPerDevice > 256) throw new LayoutError('partitions per device must be 1..256');
@@ -105,7 +108,7 @@ export async function createClusterConfig(layout: ClusterLayout): Promise<Cluste
     token: randomBytes(24).toString('hex'),
     nodes,
     map,
-    pools: [{ id: 0, name: 'default', replicas: l.replicas, minSize: defaultMinSize(l.replicas), failureDomain: 'host' }],
+    pools: [{ id: 0, name: 'default', replicas: l.replicas, minSize: l.minSize ?? defaultMinSize(l.replicas), failureDomain: 'host' }],
     volumes: l.volumeBytes > 0
       ? [{ id: 1, name: l.volumeName, sizeBytes: l.volumeBytes, pool: 0, extentBytes: l.extentBytes, thin: true, lease: 0 }]
       : [],

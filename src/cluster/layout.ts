@@ -11,6 +11,8 @@ export interface ClusterLayout {
   deviceBytes: number;
   partitionsPerDevice: number;
   replicas: number;
+  /** Fewest acting copies that may acknowledge a write (default: size − ⌊size/2⌋, as Ceph). */
+  minSize?: number;
   /** Name and size of the volume created with the cluster (none when volumeBytes is 0). */
   volumeName: string;
   volumeBytes: number;

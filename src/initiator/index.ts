@@ -4,7 +4,7 @@
  */
 export { ClusterView, PlacementError, extentPlacementInput, fixedViews, type ViewSource } from './cluster-view.ts';
 export { MapFollower, type MapFollowerOptions } from './map-follower.ts';
-export { Volume, type VolumeOptions, type VolumeCounters } from './volume.ts';
+export { DEFAULT_IO_TIMEOUT_MS, Volume, type VolumeOptions, type VolumeCounters, type VolumeLog } from './volume.ts';
 export { WriteGate } from './write-gate.ts';
 
 /** Path of the stand-alone initiator control-plane process's entry (follower-main.ts). */

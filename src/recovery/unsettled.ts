@@ -3,10 +3,12 @@
  * settled once the writer knows it is on every acting member: the writer's Flush carries
  * a watermark (every version below it completed everywhere), and entries whose newest
  * version is below the watermark are dropped. After a writer change (a crashed or fenced
- * gateway), the new writer reconciles exactly the extents still listed here (Suspects), so
- * a write the old writer left on some members only ends up on all of them or on none...
- * in practice on all: the newest version wins (reconcile.ts).
+ * gateway), the new writer reconciles exactly the extents still listed here (Op.Suspects):
+ * a write the old writer left on some members only then ends up on all of them, since the
+ * newest version of each page wins (reconcile.ts). Held in memory; a restarted node
+ * rebuilds it from its page versions (NodeRecovery.rebuildUnsettled).
  */
+/** The unsettled extents of every volume on one node. */
 export class UnsettledExtents {
   private readonly byVolume = new Map<number, Map<number, number>>();
 
@@ -29,12 +31,5 @@ export class UnsettledExtents {
   /** Extents of `volume` not yet settled, ascending. */
   list(volume: number): number[] {
     return [...(this.byVolume.get(volume)?.keys() ?? [])].sort((a, b) => a - b);
-  }
-
-  /** Forgets `extent` of `volume` once it has been reconciled, unless written since at or above `version`. */
-  resolved(volume: number, extent: number, below: number): void {
-    const m = this.byVolume.get(volume);
-    const v = m?.get(extent);
-    if (m && v !== undefined && v < below) m.delete(extent);
   }
 }

@@ -12,14 +12,14 @@
 import test from 'ava';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { ApiClient } from '../../src/api/index.ts';
 import { LocalCluster } from '../../src/cluster/index.ts';
 import type { Volume } from '../../src/initiator/index.ts';
-import { decodeVersions, type NodeRecoveryReport } from '../../src/recovery/index.ts';
+import { decodeVersions } from '../../src/recovery/index.ts';
 import { BlockDeviceError } from '../../src/volume/index.ts';
 import { Flag, Op, Status, WireClient, statusName, versionGeneration, type Reply, type RequestHeader } from '../../src/wire/index.ts';
 import { tempDataDir } from '../helpers/cairn-up.ts';
 import { until } from '../helpers/cluster.ts';
+import { resyncDone } from '../helpers/recovery.ts';
 
 const MiB = 1024 * 1024;
 const MINUTE = 60000;
@@ -41,26 +41,7 @@ function blockData(round: number, i: number, gen: number): Buffer {
   return b;
 }
 
-/** Node `node`'s recovery report, or null when it does not answer. */
-async function report(cluster: LocalCluster, node: number): Promise<NodeRecoveryReport | null> {
-  const n = cluster.config.nodes.find((x) => x.id === node)!;
-  try {
-    return await new ApiClient(`http://${n.host}:${n.apiPort}`, cluster.config.token, 3000).call<NodeRecoveryReport>('GET', '/v1/recovery');
-  } catch {
-    return null;
-  }
-}
-
-/** Resolves true once every node answers, has peered, holds nothing stale and owes no one a resync. */
-async function resynced(cluster: LocalCluster, timeoutMs: number): Promise<boolean> {
-  const end = Date.now() + timeoutMs;
-  while (Date.now() < end) {
-    const reports = await Promise.all(cluster.config.nodes.map((n) => report(cluster, n.id)));
-    if (reports.every((r) => r && !r.peering && r.stale.length === 0 && r.missed.length === 0)) return true;
-    await new Promise((r) => setTimeout(r, 200));
-  }
-  return false;
-}
+const resynced = (cluster: LocalCluster, timeoutMs: number): Promise<boolean> => resyncDone(cluster, timeoutMs);
 
 /** Sends `h` (at the initiator's epoch, following StaleEpoch replies) to node `node`. */
 async function request(cluster: LocalCluster, node: number, h: Omit<RequestHeader, 'id' | 'epoch'>): Promise<Reply> {

@@ -14,14 +14,15 @@
  *   in, writes work again.
  */
 import test from 'ava';
+import { DEFAULT_IO_TIMEOUT_MS } from '../../src/initiator/index.ts';
 import { randomBytes } from 'node:crypto';
 import type { ClusterStatus } from '../../src/api/status.ts';
 import { CAIRN, cairnUp, tempDataDir, type Up } from '../helpers/cairn-up.ts';
 import { CMD, ERR, RawNbd } from '../helpers/raw-nbd.ts';
 import { have, run, type RunResult } from '../helpers/tools.ts';
 
-/** The initiator's default I/O timeout (src/initiator/volume.ts DEFAULT_IO_TIMEOUT_MS). */
-const IO_TIMEOUT_MS = 30000;
+/** The initiator's default I/O timeout. */
+const IO_TIMEOUT_MS = DEFAULT_IO_TIMEOUT_MS;
 
 let up: Up;
 let cleanup: () => void;

@@ -15,12 +15,13 @@ import { randomBytes } from 'node:crypto';
 import { LocalCluster } from '../../src/cluster/index.ts';
 import { ApiClient } from '../../src/api/index.ts';
 import { NbdServer } from '../../src/nbd/index.ts';
-import { decodeVersions, type NodeRecoveryReport } from '../../src/recovery/index.ts';
+import { decodeVersions } from '../../src/recovery/index.ts';
 import type { BlockDevice } from '../../src/volume/index.ts';
 import type { Volume } from '../../src/initiator/index.ts';
 import { Flag, Op, Status, WireClient } from '../../src/wire/index.ts';
 import { tempDataDir } from '../helpers/cairn-up.ts';
 import { until } from '../helpers/cluster.ts';
+import { readOnNode, recoveryReport, resyncDone } from '../helpers/recovery.ts';
 import { have, run } from '../helpers/tools.ts';
 
 const MiB = 1024 * 1024;
@@ -36,25 +37,8 @@ async function startCluster(dir: string, supervisorLines: string[]): Promise<Loc
   });
 }
 
-async function report(cluster: LocalCluster, node: number): Promise<NodeRecoveryReport | null> {
-  const n = cluster.config.nodes.find((x) => x.id === node)!;
-  try {
-    return await new ApiClient(`http://${n.host}:${n.apiPort}`, cluster.config.token, 2000).call<NodeRecoveryReport>('GET', '/v1/recovery');
-  } catch {
-    return null;
-  }
-}
-
-/** Resolves once every node answers, peers no more, holds nothing stale, and no node owes `node` a resync. */
-async function resynced(cluster: LocalCluster, node: number, timeoutMs: number): Promise<boolean> {
-  const end = Date.now() + timeoutMs;
-  while (Date.now() < end) {
-    const reports = await Promise.all(cluster.config.nodes.map((n) => report(cluster, n.id)));
-    if (reports.every((r) => r && !r.peering && r.stale.length === 0 && !r.missed.some((m) => m.node === node))) return true;
-    await new Promise((r) => setTimeout(r, 200));
-  }
-  return false;
-}
+const report = recoveryReport;
+const resynced = (cluster: LocalCluster, node: number, timeoutMs: number): Promise<boolean> => resyncDone(cluster, timeoutMs, [node]);
 
 /**
  * Compares every extent's copies on its placed members: page versions and bytes.
@@ -265,23 +249,13 @@ test.serial('out, writes on two members, in again: the returning node compares e
     t.log(`node 2 pulled ${r2.recovered.extents} extents (${r2.recovered.pages} pages) after coming back in`);
     t.true(r2.recovered.extents >= 17 && r2.recovered.extents <= 32, 'the 17 changed extents, not all 32');
     t.deepEqual(await compareMembers(cluster, volume, 32), [], 'every extent identical on its members, node 2 included');
-    // Reads served by node 2 itself (the others stopped) return the new data.
+    // Reads served by node 2 itself (node 0 stopped) return the new data.
     await cluster.stopNode(0);
     const expect = Buffer.from(a);
     b.copy(expect, 8 * MiB);
     expect.fill(0, 30 * MiB, 31 * MiB);
-    const view = cluster.view;
-    const c = new WireClient({ host: view.address(2)!.host, port: view.address(2)!.port, token: cluster.config.token });
-    await c.connect();
-    let bad = 0;
-    for (let x = 0; x < 32; x++) {
-      const members = view.members(1, x, 0);
-      const leaf = members.find((m) => view.nodeOf(m) === 2)!;
-      const r = await c.request({ op: Op.Read, flags: 0, epoch: view.epoch, volume: 1, extent: x, partition: leaf, firstPage: 0, pages: 256, lease: volume.leaseGeneration, version: 0, members });
-      if (r.h.status !== Status.Ok || !r.payload.equals(expect.subarray(x * MiB, (x + 1) * MiB))) bad++;
-    }
-    c.close();
-    t.is(bad, 0, 'node 2 serves the data written while it was out');
+    const { bad } = await readOnNode(cluster, 2, 1, 0, volume.leaseGeneration, expect, MiB);
+    t.deepEqual(bad, [], 'node 2 serves the data written while it was out');
   } finally {
     volume.close();
     await cluster.stop();
@@ -323,22 +297,9 @@ test.serial('a resync cut halfway (the sender killed -9) resumes from the other 
     let ok = false;
     for (const stop = Date.now() + 120000; Date.now() < stop && !(ok = await caughtUp());) await new Promise((r) => setTimeout(r, 200));
     t.true(ok, 'node 1 caught up from node 0 alone');
-    // Node 1 serves exactly the new data (read from node 1 itself, a host read it may refuse while not current).
-    const r1 = (await report(cluster, 1))!;
-    const view = await cluster.follower!.refresh(r1.epoch);
-    const c = new WireClient({ host: view.address(1)!.host, port: view.address(1)!.port, token: cluster.config.token });
-    await c.connect();
-    let bad = 0;
-    for (let x = 0; x < 128; x++) {
-      const members = view.members(1, x, 0);
-      const leaf = members.find((m) => view.nodeOf(m) === 1)!;
-      const r = await c.request({ op: Op.Read, flags: 0, epoch: view.epoch, volume: 1, extent: x, partition: leaf, firstPage: 0, pages: 256, lease: volume.leaseGeneration, version: 0, members });
-      if (r.h.status !== Status.Ok || !r.payload.equals(data.subarray(x * MiB, (x + 1) * MiB))) {
-        if (bad++ === 0) t.log(`extent ${x}: status ${r.h.status}`);
-      }
-    }
-    c.close();
-    t.is(bad, 0, 'every extent on node 1 is whole and new');
+    // Node 1 serves exactly the new data (host reads of its own copies, which it refuses while not current).
+    const { bad, firstStatus } = await readOnNode(cluster, 1, 1, 0, volume.leaseGeneration, data, MiB);
+    t.deepEqual(bad, [], `every extent on node 1 is whole and new (first bad: status ${firstStatus})`);
     // The killed sender returns: the records it still holds for node 1 are compared and dropped.
     await cluster.startNode(2);
     t.true(await resynced(cluster, 1, 120000), 'no node owes node 1 anything once node 0 is back');

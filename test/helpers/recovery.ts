@@ -1,0 +1,63 @@
+/**
+ * Helpers for replication and recovery tests against a LocalCluster: each node's recovery
+ * report (GET /v1/recovery), waiting until resync is over, and host reads sent to one
+ * member directly.
+ */
+import { ApiClient } from '../../src/api/index.ts';
+import type { LocalCluster } from '../../src/cluster/index.ts';
+import type { NodeRecoveryReport } from '../../src/recovery/index.ts';
+import { Op, Status, WireClient } from '../../src/wire/index.ts';
+
+/** Node `node`'s recovery report, or null when it does not answer within 3 s. */
+export async function recoveryReport(cluster: LocalCluster, node: number): Promise<NodeRecoveryReport | null> {
+  const n = cluster.config.nodes.find((x) => x.id === node)!;
+  try {
+    return await new ApiClient(`http://${n.host}:${n.apiPort}`, cluster.config.token, 3000).call<NodeRecoveryReport>('GET', '/v1/recovery');
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Resolves true once every node answers, has peered and holds nothing stale, and no node
+ * holds a resync record for a node in `targets` (default: for anyone); false after `timeoutMs`.
+ */
+export async function resyncDone(cluster: LocalCluster, timeoutMs: number, targets?: number[]): Promise<boolean> {
+  const end = Date.now() + timeoutMs;
+  while (Date.now() < end) {
+    const reports = await Promise.all(cluster.config.nodes.map((n) => recoveryReport(cluster, n.id)));
+    if (reports.every((r) => r && !r.peering && r.stale.length === 0 && !r.missed.some((m) => !targets || targets.includes(m.node)))) return true;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  return false;
+}
+
+/**
+ * Host-reads whole extents [0, extents) of volume `volume` (pool `pool`, lease `lease`) from
+ * node `node`'s own copies (the read the node would refuse while not current) and compares
+ * them with `expect` (the volume's bytes from offset 0).
+ * @returns the extents that differed or failed, with the status of the first.
+ */
+export async function readOnNode(cluster: LocalCluster, node: number, volume: number, pool: number, lease: number, expect: Buffer, extentBytes: number): Promise<{ bad: number[]; firstStatus: number }> {
+  const r0 = await recoveryReport(cluster, node);
+  const view = await cluster.follower!.refresh(r0?.epoch ?? cluster.view.epoch);
+  const a = view.address(node)!;
+  const c = new WireClient({ host: a.host, port: a.port, token: cluster.config.token });
+  await c.connect();
+  const bad: number[] = [];
+  let firstStatus = Status.Ok as number;
+  try {
+    for (let x = 0; x * extentBytes < expect.length; x++) {
+      const members = view.members(volume, x, pool);
+      const leaf = members.find((m) => view.nodeOf(m) === node)!;
+      const r = await c.request({ op: Op.Read, flags: 0, epoch: view.epoch, volume, extent: x, partition: leaf, firstPage: 0, pages: extentBytes / 4096, lease, version: 0, members });
+      if (r.h.status !== Status.Ok || !r.payload.equals(expect.subarray(x * extentBytes, (x + 1) * extentBytes))) {
+        if (bad.length === 0) firstStatus = r.h.status;
+        bad.push(x);
+      }
+    }
+  } finally {
+    c.close();
+  }
+  return { bad, firstStatus };
+}
