@@ -13,7 +13,7 @@
 import '../gossip/polyfill.ts';
 import { parseArgs } from 'node:util';
 import { mkdirSync, writeFileSync, rmSync } from 'node:fs';
-import { readFile, rename, writeFile } from 'node:fs/promises';
+import { open, readFile, rename } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pino, destination } from 'pino';
 import { loadConfig } from '../config/index.ts';
@@ -136,9 +136,25 @@ if (authority) leases.merge(authority.leases());
 else void learnLeases(leases);
 // What down members missed (log-guided resync) survives this node's restarts.
 const missed = await MissedLog.open(join(dataDir, `node${nodeId}`, 'missed.log')).catch((e: Error) => fail(`opening the resync log: ${e.message}`));
-// The inEpoch of this node's last full peering (src/node/recovery.ts), across restarts.
+// The inEpoch of this node's last full peering (src/node/recovery.ts), and whether the node
+// last stopped cleanly. After a crash (power loss included) the node may lack writes it had
+// acknowledged but not yet made durable, and nobody recorded them as missed: it compares
+// every extent placed on it with the other members (a full peering) before serving them.
 const peeringState = join(dataDir, `node${nodeId}`, 'peering.json');
-const fullPeeredAt = await readFile(peeringState, 'utf8').then((t) => (JSON.parse(t) as { fullPeeredAt: number }).fullPeeredAt, () => null);
+const savePeering = async (state: { fullPeeredAt: number; clean: boolean }): Promise<void> => {
+  const fh = await open(`${peeringState}.tmp`, 'w');
+  try {
+    await fh.writeFile(JSON.stringify(state));
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+  await rename(`${peeringState}.tmp`, peeringState);
+};
+const stored = await readFile(peeringState, 'utf8').then((t) => JSON.parse(t) as { fullPeeredAt: number; clean?: boolean }, () => null);
+const fullPeeredAt = stored === null ? null : stored.clean === false ? 0 : stored.fullPeeredAt;
+if (fullPeeredAt === 0) log.warn('the last run did not stop cleanly: comparing every extent placed on this node before serving it');
+if (stored) await savePeering({ fullPeeredAt: stored.fullPeeredAt, clean: false });
 const server = new NodeServer({
   config: config!,
   nodeId,
@@ -147,10 +163,7 @@ const server = new NodeServer({
   leases,
   missed,
   fullPeeredAt,
-  saveFullPeered: async (inEpoch) => {
-    await writeFile(`${peeringState}.tmp`, JSON.stringify({ fullPeeredAt: inEpoch }));
-    await rename(`${peeringState}.tmp`, peeringState);
-  },
+  saveFullPeered: (inEpoch) => savePeering({ fullPeeredAt: inEpoch, clean: false }),
   onPeered: (upEpoch, staleExtents) => {
     if (process.connected) process.send?.({ type: 'peered', node: nodeId, upEpoch, staleExtents });
   },
@@ -187,6 +200,8 @@ async function stop(reason: string): Promise<void> {
     await control.stop();
     await missed.close();
     await storage.close();
+    const done = server.recovery.fullPeeredAt;
+    if (done !== null && done > 0) await savePeering({ fullPeeredAt: done, clean: true });
     rmSync(pidFile, { force: true });
     log.info('stopped');
     log.flush();

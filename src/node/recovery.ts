@@ -49,7 +49,8 @@ export interface NodeRecoveryOptions {
   onPeered?: (upEpoch: number, staleExtents: number) => void;
   /**
    * The inEpoch at which this node last completed a full peering (stored by the caller
-   * across restarts; null on a node's first start, which takes the map's as done).
+   * across restarts; null on a node's first start, which takes the map's as done; 0 to
+   * force one, e.g. after a crash).
    */
   fullPeeredAt: number | null;
   /** Stores a completed full peering's inEpoch. */
@@ -145,6 +146,11 @@ export class NodeRecovery {
     return !s.up || this.peeredAt !== s.upEpoch || (this.fullAt !== null && this.fullAt !== s.inEpoch);
   }
 
+  /** The inEpoch of the last completed full peering (null before the first map; 0 when one is due). */
+  get fullPeeredAt(): number | null {
+    return this.fullAt;
+  }
+
   /** Whether a host read of `extent` of `volume` may be served here. */
   current(volume: number, extent: number): boolean {
     if (this.peering) return false;
@@ -190,14 +196,14 @@ export class NodeRecovery {
   }
 
   /**
-   * Full peering, after this node came back in from out (nobody recorded what it missed
-   * meanwhile): every extent that any up node holds and that is placed on this node becomes
+   * Full peering, after this node came back in from out or restarted after a crash (nobody
+   * recorded what it missed or lost meanwhile): every extent that any up node holds and that is placed on this node becomes
    * stale here until a reconcile with the other members made it current.
    */
   private async fullPeer(inEpoch: number): Promise<void> {
     const t0 = Date.now();
     const peers = this.opts.map.map().nodes.filter((n) => n.id !== this.opts.nodeId && n.up).map((n) => n.id);
-    this.opts.log.info({ inEpoch, peers }, 'full peering: back in after out; comparing every extent placed here');
+    this.opts.log.info({ inEpoch, peers }, 'full peering: comparing every extent placed here with the other members');
     const lists = await Promise.all(peers.map((p) => this.askHeld(p)));
     const keys = new Map<number, [number, number]>();
     for (const a of this.opts.storage.partitions.values()) for (const k of a.keys()) keys.set(k, [Math.floor(k / 0x100000000), k % 0x100000000]);

@@ -12,6 +12,8 @@
  */
 import test from 'ava';
 import { randomBytes } from 'node:crypto';
+import { cpSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { LocalCluster } from '../../src/cluster/index.ts';
 import { ApiClient } from '../../src/api/index.ts';
 import { NbdServer } from '../../src/nbd/index.ts';
@@ -304,6 +306,48 @@ test.serial('a resync cut halfway (the sender killed -9) resumes from the other 
     await cluster.startNode(2);
     t.true(await resynced(cluster, 1, 120000), 'no node owes node 1 anything once node 0 is back');
     t.deepEqual(await compareMembers(cluster, volume, 128), [], 'every extent identical on its three members');
+  } finally {
+    volume.close();
+    await cluster.stop();
+    cleanup();
+  }
+});
+
+test.serial('a node that loses what it had not made durable (power loss, simulated) compares every extent before serving again', async (t) => {
+  t.timeout(300000);
+  const { dir, cleanup } = tempDataDir();
+  const cluster = await startCluster(dir, []);
+  const volume = await cluster.attach('vol0');
+  const snap = join(dir, 'node1.snapshot');
+  try {
+    const a = randomBytes(32 * MiB);
+    await volume.write(0, a);
+    await volume.flush();
+    // Node 1's durable state at this point: what a power loss would take it back to.
+    await cluster.stopNode(1);
+    cpSync(join(dir, 'node1'), snap, { recursive: true });
+    await cluster.startNode(1);
+    t.true(await cluster.waitPeered([1], 60000));
+    // Writes node 1 acknowledges but never makes durable: it loses power before the flush.
+    const b = randomBytes(8 * MiB);
+    await volume.write(4 * MiB, b);
+    await cluster.stopNode(1, 'SIGKILL');
+    await volume.flush(); // durable on nodes 0 and 2 once node 1 is marked down
+    rmSync(join(dir, 'node1'), { recursive: true });
+    renameSync(snap, join(dir, 'node1'));
+    // On disk its state said "running" (it never stopped cleanly).
+    const state = join(dir, 'node1', 'peering.json');
+    writeFileSync(state, JSON.stringify({ ...JSON.parse(readFileSync(state, 'utf8')), clean: false }));
+    await cluster.startNode(1);
+    t.true(await resynced(cluster, 1, 120000), 'node 1 compared its extents and caught up');
+    const r1 = (await report(cluster, 1))!;
+    t.log(`node 1 pulled ${r1.recovered.extents} extents (${r1.recovered.pages} pages) after its simulated power loss`);
+    t.true(r1.recovered.extents >= 8 && r1.recovered.extents < 32, 'the extents it lost, not all');
+    const expect = Buffer.from(a);
+    b.copy(expect, 4 * MiB);
+    const { bad, firstStatus } = await readOnNode(cluster, 1, 1, 0, volume.leaseGeneration, expect, MiB);
+    t.deepEqual(bad, [], `node 1 serves the writes it had lost (first bad: status ${firstStatus})`);
+    t.deepEqual(await compareMembers(cluster, volume, 32), [], 'every extent identical on its members');
   } finally {
     volume.close();
     await cluster.stop();
