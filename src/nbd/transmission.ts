@@ -7,6 +7,7 @@
  * resynchronised).
  */
 import type { Socket } from 'node:net';
+import { TickCork } from '../net/index.ts';
 import { BlockDeviceError, type BlockDevice } from '../volume/index.ts';
 import * as C from './constants.ts';
 import { MAX_BLOCK } from './handshake.ts';
@@ -57,7 +58,7 @@ export class NbdSession {
   private pendingHeader: Request | null = null;
   private inflight = 0;
   private paused = false;
-  private corked = false;
+  private readonly cork: TickCork;
   private disconnecting = false;
   private shuttingDown = false;
   private idleWaiters: Array<() => void> = [];
@@ -69,6 +70,7 @@ export class NbdSession {
     private readonly log: SessionLog,
     initial: Buffer,
   ) {
+    this.cork = new TickCork(socket);
     socket.on('data', (c: Buffer) => this.onData(c));
     if (initial.length) this.onData(initial);
   }
@@ -209,14 +211,7 @@ export class NbdSession {
   private write(b: Buffer): void {
     const s = this.socket;
     if (s.destroyed) return;
-    if (!this.corked) {
-      this.corked = true;
-      s.cork();
-      process.nextTick(() => {
-        this.corked = false;
-        s.uncork();
-      });
-    }
+    this.cork.hold();
     s.write(b);
   }
 

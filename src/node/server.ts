@@ -17,6 +17,7 @@ import {
   ConnectionPool, Flag, type NodeAddress, FrameReader, MAX_FRAME, MAX_MEMBERS, Op, PAGE_SIZE, ProtocolError, REQ_HEADER, Status, decodeRequest, encodeReply,
   extentKey, versionGeneration, VERSION_SEQ_SPAN, type RequestHeader,
 } from '../wire/index.ts';
+import { TickCork } from '../net/index.ts';
 import { LeaseTable } from './fencing.ts';
 import { EXTENT_PAGES_MAX, NodeRecovery, applyPut, localVersions } from './recovery.ts';
 import type { NodeStorage } from './storage.ts';
@@ -72,7 +73,7 @@ export interface NodeServerOptions {
 interface Conn {
   socket: Socket;
   authed: boolean;
-  corked: boolean;
+  cork: TickCork;
 }
 
 class StatusError extends Error {
@@ -141,7 +142,7 @@ export class NodeServer {
   }
 
   private accept(socket: Socket): void {
-    const conn: Conn = { socket, authed: false, corked: false };
+    const conn: Conn = { socket, authed: false, cork: new TickCork(socket) };
     this.conns.add(conn);
     const reader = new FrameReader(REQ_HEADER, MAX_FRAME, (f) => this.onFrame(conn, f));
     socket.on('data', (chunk: Buffer) => {
@@ -159,14 +160,7 @@ export class NodeServer {
   private send(conn: Conn, h: RequestHeader, status: number, aux: number, payload?: Buffer): void {
     const s = conn.socket;
     if (s.destroyed) return;
-    if (!conn.corked) {
-      conn.corked = true;
-      s.cork();
-      process.nextTick(() => {
-        conn.corked = false;
-        s.uncork();
-      });
-    }
+    conn.cork.hold();
     s.write(encodeReply(h.op, status, h.id, this.map.epoch(), aux, payload ? payload.length : 0));
     if (payload && payload.length) s.write(payload);
   }

@@ -5,6 +5,7 @@
  * (§3.6.2.9, §7.4.7). Commands are dispatched to the fabrics, admin and I/O handlers.
  */
 import type { Socket } from 'node:net';
+import { TickCork } from '../net/index.ts';
 import { adminCommand, type AdminContext } from './admin.ts';
 import { FcType, SglId, Sqe, Xfer, encodeCqe } from './command.ts';
 import { MAX_ICD, MAX_TRANSFER, type Controller } from './controller.ts';
@@ -62,7 +63,7 @@ export class Connection implements ConnectableQueue {
   private readonly r2t = new Map<number, R2tState>();
   private nextTtag = 0;
   private closing = false;
-  private corked = false;
+  private readonly cork: TickCork;
   private closed = false;
   private readonly reader: PduReader;
   private icTimer: NodeJS.Timeout | undefined;
@@ -75,6 +76,7 @@ export class Connection implements ConnectableQueue {
     private readonly ctx: ConnectionContext,
   ) {
     this.peer = `${socket.remoteAddress}:${socket.remotePort}`;
+    this.cork = new TickCork(socket, 'immediate');
     socket.setNoDelay(true);
     this.reader = new PduReader({
       role: 'controller',
@@ -147,19 +149,11 @@ export class Connection implements ConnectableQueue {
    */
   private write(bufs: Buffer[]): void {
     if (this.closing || this.socket.destroyed) return;
-    if (!this.corked) {
-      this.corked = true;
-      this.socket.cork();
-      setImmediate(this.uncork);
-    }
+    this.cork.hold();
     for (const b of bufs) this.socket.write(b);
     if (this.socket.writableLength > TX_HIGH_WATER) this.socket.pause();
   }
 
-  private readonly uncork = (): void => {
-    this.corked = false;
-    if (!this.socket.destroyed) this.socket.uncork();
-  };
 
   private onHeader(ch: CommonHeader, header: Buffer, dataLength: number): DataTarget | undefined {
     if (ch.type !== PduType.H2CData) return undefined;

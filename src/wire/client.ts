@@ -4,6 +4,7 @@
  */
 import { connect, type Socket } from 'node:net';
 import { EventEmitter } from 'node:events';
+import { TickCork } from '../net/index.ts';
 import { FrameReader } from './frame-reader.ts';
 import {
   MAX_FRAME, Op, REP_HEADER, Status, decodeReply, encodeRequest, statusName, type ReplyHeader, type RequestHeader,
@@ -49,7 +50,7 @@ export class WireClient extends EventEmitter {
   private socket: Socket | null = null;
   private readonly pending = new Map<number, Pending>();
   private nextId = 1;
-  private corked = false;
+  private cork: TickCork | null = null;
   private closed = false;
   private sweeper: NodeJS.Timeout | null = null;
   private readonly timeoutMs: number;
@@ -87,6 +88,7 @@ export class WireClient extends EventEmitter {
       });
     });
     this.socket = socket;
+    this.cork = new TickCork(socket);
     const reader = new FrameReader(REP_HEADER, MAX_FRAME, (f) => this.onFrame(f));
     socket.on('data', (chunk: Buffer) => {
       try {
@@ -121,14 +123,7 @@ export class WireClient extends EventEmitter {
     this.nextId = this.nextId === 0xffffffff ? 1 : this.nextId + 1;
     const head = encodeRequest({ ...h, id }, payload ? payload.length : 0);
     const s = this.socket;
-    if (!this.corked) {
-      this.corked = true;
-      s.cork();
-      process.nextTick(() => {
-        this.corked = false;
-        s.uncork();
-      });
-    }
+    this.cork!.hold();
     s.write(head);
     if (payload && payload.length) s.write(payload);
     return new Promise<Reply>((resolve, reject) => {

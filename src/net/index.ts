@@ -1,0 +1,2 @@
+/** src/net: socket helpers shared by the data-path protocol, NBD and NVMe/TCP. */
+export { TickCork, type CorkRelease } from './tick-cork.ts';
