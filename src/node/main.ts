@@ -21,6 +21,7 @@ import { ControlPlane } from '../gossip/index.ts';
 import { EmbeddedAuthority, type MapAuthority } from '../authority/index.ts';
 import { mapNode, type SignedMap } from '../clustermap/index.ts';
 import { NodeServer } from './server.ts';
+import type { PeeringState } from './recovery.ts';
 import { LeaseTable } from './fencing.ts';
 import { NodeStorage } from './storage.ts';
 import { MissedLog } from '../recovery/index.ts';
@@ -141,7 +142,7 @@ const missed = await MissedLog.open(join(dataDir, `node${nodeId}`, 'missed.log')
 // acknowledged but not yet made durable, and nobody recorded them as missed: it compares
 // every extent placed on it with the other members (a full peering) before serving them.
 const peeringState = join(dataDir, `node${nodeId}`, 'peering.json');
-const savePeering = async (state: { fullPeeredAt: number; clean: boolean }): Promise<void> => {
+const savePeering = async (state: PeeringState & { clean: boolean }): Promise<void> => {
   const fh = await open(`${peeringState}.tmp`, 'w');
   try {
     await fh.writeFile(JSON.stringify(state));
@@ -151,10 +152,10 @@ const savePeering = async (state: { fullPeeredAt: number; clean: boolean }): Pro
   }
   await rename(`${peeringState}.tmp`, peeringState);
 };
-const stored = await readFile(peeringState, 'utf8').then((t) => JSON.parse(t) as { fullPeeredAt: number; clean?: boolean }, () => null);
-const fullPeeredAt = stored === null ? null : stored.clean === false ? 0 : stored.fullPeeredAt;
-if (fullPeeredAt === 0) log.warn('the last run did not stop cleanly: comparing every extent placed on this node before serving it');
-if (stored) await savePeering({ fullPeeredAt: stored.fullPeeredAt, clean: false });
+const stored = await readFile(peeringState, 'utf8').then((t) => JSON.parse(t) as PeeringState & { clean?: boolean }, () => null);
+const startState: PeeringState | null = stored === null ? null : { fullPeeredAt: stored.clean === false ? 0 : stored.fullPeeredAt, placement: stored.placement ?? 0 };
+if (startState?.fullPeeredAt === 0) log.warn('the last run did not stop cleanly: comparing every extent placed on this node before serving it');
+if (stored) await savePeering({ fullPeeredAt: stored.fullPeeredAt, placement: stored.placement ?? 0, clean: false });
 const server = new NodeServer({
   config: config!,
   nodeId,
@@ -162,8 +163,8 @@ const server = new NodeServer({
   log,
   leases,
   missed,
-  fullPeeredAt,
-  saveFullPeered: (inEpoch) => savePeering({ fullPeeredAt: inEpoch, clean: false }),
+  peeringState: startState,
+  savePeeringState: (st) => savePeering({ ...st, clean: false }),
   onPeered: (upEpoch, staleExtents) => {
     if (process.connected) process.send?.({ type: 'peered', node: nodeId, upEpoch, staleExtents });
   },
@@ -200,8 +201,8 @@ async function stop(reason: string): Promise<void> {
     await control.stop();
     await missed.close();
     await storage.close();
-    const done = server.recovery.fullPeeredAt;
-    if (done !== null && done > 0) await savePeering({ fullPeeredAt: done, clean: true });
+    const done = server.recovery.peeringState;
+    if (done !== null && done.fullPeeredAt > 0) await savePeering({ ...done, clean: true });
     rmSync(pidFile, { force: true });
     log.info('stopped');
     log.flush();

@@ -17,7 +17,8 @@
 import type { Logger } from 'pino';
 import type { Allocator } from '../../allocator/index.ts';
 import { decodePartitionLeafId } from '../../placement/index.ts';
-import type { ClusterMap } from '../clustermap/index.ts';
+import { crc32c } from '@node-rs/crc32';
+import { placementTopology, type ClusterMap } from '../clustermap/index.ts';
 import type { ClusterConfig } from '../config/index.ts';
 import { ClusterView } from '../initiator/index.ts';
 import {
@@ -48,20 +49,39 @@ export interface NodeRecoveryOptions {
   /** Called when a peering round completes (the node serves reads of what it did not miss). */
   onPeered?: (upEpoch: number, staleExtents: number) => void;
   /**
-   * The inEpoch at which this node last completed a full peering (stored by the caller
-   * across restarts; null on a node's first start, which takes the map's as done; 0 to
-   * force one, e.g. after a crash).
+   * What this node had caught up with when it last stopped (stored by the caller across
+   * restarts): null on a node's first start, which takes the current map as caught up.
    */
-  fullPeeredAt: number | null;
-  /** Stores a completed full peering's inEpoch. */
-  saveFullPeered?: (inEpoch: number) => Promise<void>;
+  state: PeeringState | null;
+  /** Stores the state once every extent it names is current here. */
+  saveState?: (s: PeeringState) => Promise<void>;
 }
 
-/** A stale extent: which reporters recorded it and at which stamps. */
+/**
+ * What a node has caught up with: the inEpoch of its last full peering (0 forces one, e.g.
+ * after a crash) and the placement (fingerprint of the map's placement topology) whose
+ * extents it has pulled.
+ */
+export interface PeeringState {
+  fullPeeredAt: number;
+  placement: number;
+}
+
+/** A stale extent: which reporters recorded it (with stamps) and which partitions hold copies. */
 interface StaleExtent {
   volume: number;
   extent: number;
   reporters: Map<number, number>;
+  /** Partitions of other nodes that held the extent when it was found (backfill sources). */
+  holders: number[];
+}
+
+/**
+ * Fingerprint of what placement computes from `map`: crc32c of its placement topology
+ * (weights, in/out, tree) without the epoch. Equal fingerprints place every extent alike.
+ */
+export function placementFingerprint(map: ClusterMap): number {
+  return crc32c(Buffer.from(JSON.stringify({ ...placementTopology(map), epoch: 0 })));
 }
 
 /** Thrown by remote copies on a non-Ok reply. */
@@ -85,6 +105,14 @@ export class NodeRecovery {
   /** The upEpoch of each peer when it last answered Missed. */
   private readonly askedAt = new Map<number, number>();
   private fullAt: number | null;
+  /** Fingerprint of the placement whose extents are current here (null: not known yet). */
+  private placedFp: number | null;
+  /** The map of that placement, when known in this run (for incremental rounds). */
+  private placedMap: ClusterMap | null = null;
+  /** The state last stored (what a restart may rely on). */
+  private durable: PeeringState | null;
+  private fpCache: { epoch: number; fp: number } = { epoch: -1, fp: 0 };
+  private prevView: ClusterView | null = null;
   private peeringRound: Promise<void> | null = null;
   private pulling = false;
   private closed = false;
@@ -95,7 +123,21 @@ export class NodeRecovery {
 
   constructor(private readonly opts: NodeRecoveryOptions) {
     this.poolOf = new Map((opts.config.volumes ?? []).map((v) => [v.id, { pool: v.pool, extentPages: v.extentBytes / 4096 }]));
-    this.fullAt = opts.fullPeeredAt;
+    this.fullAt = opts.state?.fullPeeredAt ?? null;
+    this.placedFp = opts.state?.placement ?? null;
+    this.durable = opts.state;
+  }
+
+  /** The map's placement fingerprint, computed once per epoch. */
+  private fingerprint(): number {
+    const m = this.opts.map.map();
+    if (this.fpCache.epoch !== m.epoch) this.fpCache = { epoch: m.epoch, fp: placementFingerprint(m) };
+    return this.fpCache.fp;
+  }
+
+  /** The peering state a restart may rely on (null before the first map). */
+  get peeringState(): PeeringState | null {
+    return this.durable;
   }
 
   private key(node: number, volume: number, extent: number): string {
@@ -146,15 +188,25 @@ export class NodeRecovery {
     return !s.up || this.peeredAt !== s.upEpoch || (this.fullAt !== null && this.fullAt !== s.inEpoch);
   }
 
-  /** The inEpoch of the last completed full peering (null before the first map; 0 when one is due). */
-  get fullPeeredAt(): number | null {
-    return this.fullAt;
-  }
-
-  /** Whether a host read of `extent` of `volume` may be served here. */
+  /**
+   * Whether a host read of `extent` of `volume` may be served here. While a new placement
+   * has not been sorted out yet, only extents this node was already a member of qualify.
+   */
   current(volume: number, extent: number): boolean {
     if (this.peering) return false;
-    return this.stale.size === 0 || !this.stale.has(extentKey(volume, extent));
+    if (this.stale.size > 0 && this.stale.has(extentKey(volume, extent))) return false;
+    if (this.placedFp === null || this.placedFp === this.fingerprint()) return true;
+    if (!this.placedMap) return false;
+    if (!this.prevView || this.prevView.epoch !== this.placedMap.epoch) this.prevView = new ClusterView(this.placedMap, this.opts.config.pools);
+    return this.placedHere(this.prevView, volume, extent);
+  }
+
+  private placedHere(view: ClusterView, volume: number, extent: number): boolean {
+    try {
+      return view.members(volume, extent, this.volumeInfo(volume).pool).some((m) => view.nodeOf(m) === this.opts.nodeId);
+    } catch {
+      return false;
+    }
   }
 
   private clusterView(): ClusterView {
@@ -175,13 +227,21 @@ export class NodeRecovery {
   onMap(): void {
     if (this.closed || this.peeringRound) return;
     const s = this.self();
+    const map = this.opts.map.map();
+    const fp = this.fingerprint();
     if (this.fullAt === null) {
       // First start of this node: nothing was placed here before, nothing to compare.
       this.fullAt = s.inEpoch;
-      void this.opts.saveFullPeered?.(s.inEpoch).catch((e: Error) => this.opts.log.warn({ err: e.message }, 'could not store the peering state'));
+      this.placedFp = fp;
+      this.placedMap = map;
+      void this.persist();
     }
+    if (this.placedFp === fp && !this.placedMap) this.placedMap = map;
     if (!s.up) return;
-    let round = this.fullAt !== s.inEpoch ? this.fullPeer(s.inEpoch).then(() => this.peer(s.upEpoch)) : this.peeredAt !== s.upEpoch ? this.peer(s.upEpoch) : null;
+    let round: Promise<void> | null = null;
+    if (this.fullAt !== s.inEpoch) round = this.fullPeer(s.inEpoch, null).then(() => this.peer(s.upEpoch));
+    else if (this.placedFp !== fp) round = this.fullPeer(null, this.placedMap);
+    else if (this.peeredAt !== s.upEpoch) round = this.peer(s.upEpoch);
     if (!round) {
       // A peer that came back (new upEpoch) may still hold records for us that we resolved
       // elsewhere while it was away: ask it again (those extents compare equal and are dropped).
@@ -196,39 +256,65 @@ export class NodeRecovery {
   }
 
   /**
-   * Full peering, after this node came back in from out or restarted after a crash (nobody
-   * recorded what it missed or lost meanwhile): every extent that any up node holds and that is placed on this node becomes
-   * stale here until a reconcile with the other members made it current.
+   * Full peering — this node came back in from out (`inEpoch`) or restarted after a crash
+   * (nobody recorded what it missed or lost meanwhile): every extent that any up node holds
+   * and that is placed here becomes stale until a reconcile with its members and holders
+   * made it current. Placement round (`inEpoch` null) — the map's placement changed (out,
+   * in, reweight, a new node): the extents newly placed here (all placed here when `prev`,
+   * the map caught up with, is unknown) are backfilled the same way.
    */
-  private async fullPeer(inEpoch: number): Promise<void> {
+  private async fullPeer(inEpoch: number | null, prev: ClusterMap | null): Promise<void> {
     const t0 = Date.now();
-    const peers = this.opts.map.map().nodes.filter((n) => n.id !== this.opts.nodeId && n.up).map((n) => n.id);
-    this.opts.log.info({ inEpoch, peers }, 'full peering: comparing every extent placed here with the other members');
+    const map = this.opts.map.map();
+    const fp = this.fingerprint();
+    const peers = map.nodes.filter((n) => n.id !== this.opts.nodeId && n.up).map((n) => n.id);
+    const why = inEpoch !== null ? 'back in or restarted after a crash' : prev ? 'placement changed' : 'placement changed while this node was away';
+    this.opts.log.info({ epoch: map.epoch, peers, why }, 'full peering: comparing the extents placed here with their members and holders');
     const lists = await Promise.all(peers.map((p) => this.askHeld(p)));
-    const keys = new Map<number, [number, number]>();
-    for (const a of this.opts.storage.partitions.values()) for (const k of a.keys()) keys.set(k, [Math.floor(k / 0x100000000), k % 0x100000000]);
-    for (const l of lists) for (const [v, e] of l ?? []) keys.set(extentKey(v, e), [v, e]);
+    const keys = new Map<number, { volume: number; extent: number; holders: number[] }>();
+    const add = (volume: number, extent: number, leaf: number | null): void => {
+      const k = extentKey(volume, extent);
+      let e = keys.get(k);
+      if (!e) keys.set(k, (e = { volume, extent, holders: [] }));
+      if (leaf !== null) e.holders.push(leaf);
+    };
+    for (const a of this.opts.storage.partitions.values()) for (const k of a.keys()) add(Math.floor(k / 0x100000000), k % 0x100000000, null);
+    for (const l of lists) for (const [v, e, leaf] of l ?? []) add(v, e, leaf);
     const view = this.clusterView();
-    let placedHere = 0;
-    for (const [k, [volume, extent]] of keys) {
-      let members: number[];
-      try {
-        members = view.members(volume, extent, this.volumeInfo(volume).pool);
-      } catch {
-        continue;
-      }
-      if (!members.some((m) => view.nodeOf(m) === this.opts.nodeId)) continue;
-      placedHere++;
-      if (!this.stale.has(k)) this.stale.set(k, { volume, extent, reporters: new Map() });
+    const before = prev && inEpoch === null ? new ClusterView(prev, this.opts.config.pools) : null;
+    let marked = 0;
+    for (const [k, e] of keys) {
+      if (!this.placedHere(view, e.volume, e.extent)) continue;
+      if (before && this.placedHere(before, e.volume, e.extent)) continue;
+      marked++;
+      const s = this.stale.get(k);
+      if (s) s.holders = e.holders;
+      else this.stale.set(k, { volume: e.volume, extent: e.extent, reporters: new Map(), holders: e.holders });
     }
-    if (this.closed || this.self().inEpoch !== inEpoch) return;
-    this.fullAt = inEpoch;
-    await this.opts.saveFullPeered?.(inEpoch);
-    this.opts.log.info({ inEpoch, extents: keys.size, placedHere, ms: Date.now() - t0 }, 'full peering: extents placed here marked for comparison');
+    if (this.closed || this.opts.map.map().epoch !== map.epoch) return; // the map moved on: the next round redoes it
+    if (inEpoch !== null) this.fullAt = inEpoch;
+    this.placedFp = fp;
+    this.placedMap = map;
+    this.opts.log.info({ epoch: map.epoch, extents: keys.size, marked, ms: Date.now() - t0 }, 'full peering: extents to compare marked stale');
+    if (this.stale.size) void this.pull();
+    else await this.persist();
   }
 
-  /** Asks node `peer` which extents it holds; null when it went down. */
-  private async askHeld(peer: number): Promise<Array<[number, number]> | null> {
+  /** Stores the peering state once nothing is stale (a restart then needs no full round). */
+  private async persist(): Promise<void> {
+    if (this.stale.size > 0 || this.fullAt === null || this.placedFp === null || this.fullAt === 0) return;
+    const st = { fullPeeredAt: this.fullAt, placement: this.placedFp };
+    if (this.durable && this.durable.fullPeeredAt === st.fullPeeredAt && this.durable.placement === st.placement) return;
+    try {
+      await this.opts.saveState?.(st);
+      this.durable = st;
+    } catch (e) {
+      this.opts.log.warn({ err: (e as Error).message }, 'could not store the peering state');
+    }
+  }
+
+  /** Asks node `peer` which extents it holds ([volume, extent, partition]); null when it went down. */
+  private async askHeld(peer: number): Promise<Array<[number, number, number]> | null> {
     for (let attempt = 0; !this.closed; attempt++) {
       const n = this.opts.map.map().nodes.find((x) => x.id === peer);
       if (!n || !n.up) return null;
@@ -236,8 +322,8 @@ export class NodeRecovery {
         const c = await this.opts.peers.get(peer);
         const r = await c.request(blank(Op.Held, this.opts.map.epoch()));
         if (r.h.status === Status.Ok) {
-          const out: Array<[number, number]> = [];
-          for (let o = 0; o + 8 <= r.payload.length; o += 8) out.push([r.payload.readUInt32LE(o), r.payload.readUInt32LE(o + 4)]);
+          const out: Array<[number, number, number]> = [];
+          for (let o = 0; o + 12 <= r.payload.length; o += 12) out.push([r.payload.readUInt32LE(o), r.payload.readUInt32LE(o + 4), r.payload.readUInt32LE(o + 8)]);
           return out;
         }
       } catch {
@@ -258,7 +344,7 @@ export class NodeRecovery {
       for (const r of list ?? []) {
         const k = extentKey(r.volume, r.extent);
         let s = this.stale.get(k);
-        if (!s) this.stale.set(k, (s = { volume: r.volume, extent: r.extent, reporters: new Map() }));
+        if (!s) this.stale.set(k, (s = { volume: r.volume, extent: r.extent, reporters: new Map(), holders: [] }));
         s.reporters.set(peers[i], r.stamp);
         n++;
       }
@@ -324,6 +410,7 @@ export class NodeRecovery {
     } finally {
       this.pulling = false;
     }
+    await this.persist();
   }
 
   private async pullOne(s: StaleExtent): Promise<void> {
@@ -338,7 +425,8 @@ export class NodeRecovery {
     const mine = members.find((m) => view.nodeOf(m) === this.opts.nodeId);
     const k = extentKey(s.volume, s.extent);
     if (mine !== undefined) {
-      const sources = members.filter((m) => m !== mine && view.isUp(view.nodeOf(m)));
+      const placedUp = members.filter((m) => m !== mine && view.isUp(view.nodeOf(m)));
+      const sources = [...placedUp, ...s.holders.filter((h) => h !== mine && !placedUp.includes(h) && view.isUp(view.nodeOf(h)))];
       if (sources.length === 0) throw new Error(`no up member to pull extent ${s.extent} of volume ${s.volume} from`);
       try {
         // One reporter's copy is enough: it applied every write this node missed (each was
@@ -456,14 +544,15 @@ export class NodeRecovery {
     return n;
   }
 
-  /** Op.Held: every extent this node holds pages of, as 8-byte (volume, extent) entries. */
+  /** Op.Held: every extent this node holds pages of, as 12-byte (volume, extent, partition) entries. */
   held(): Buffer {
-    const keys: number[] = [];
-    for (const a of this.opts.storage.partitions.values()) for (const k of a.keys()) keys.push(k);
-    const b = Buffer.allocUnsafe(keys.length * 8);
-    keys.forEach((k, i) => {
-      b.writeUInt32LE(Math.floor(k / 0x100000000), i * 8);
-      b.writeUInt32LE(k % 0x100000000, i * 8 + 4);
+    const keys: Array<[number, number]> = [];
+    for (const [leaf, a] of this.opts.storage.partitions) for (const k of a.keys()) keys.push([k, leaf]);
+    const b = Buffer.allocUnsafe(keys.length * 12);
+    keys.forEach(([k, leaf], i) => {
+      b.writeUInt32LE(Math.floor(k / 0x100000000), i * 12);
+      b.writeUInt32LE(k % 0x100000000, i * 12 + 4);
+      b.writeUInt32LE(leaf, i * 12 + 8);
     });
     return b;
   }

@@ -19,7 +19,7 @@ import {
 } from '../wire/index.ts';
 import { TickCork } from '../net/index.ts';
 import { LeaseTable } from './fencing.ts';
-import { EXTENT_PAGES_MAX, NodeRecovery, applyPut, localVersions } from './recovery.ts';
+import { EXTENT_PAGES_MAX, NodeRecovery, applyPut, localVersions, type PeeringState } from './recovery.ts';
 import type { NodeStorage } from './storage.ts';
 
 /** Most pages one request may name (a 1 MiB extent). */
@@ -64,10 +64,10 @@ export interface NodeServerOptions {
   missed: MissedLog;
   /** Called when a peering round completes. */
   onPeered?: (upEpoch: number, staleExtents: number) => void;
-  /** Full-peering state kept across restarts (see NodeRecoveryOptions; default: first start). */
-  fullPeeredAt?: number | null;
+  /** Peering state kept across restarts (see NodeRecoveryOptions; default: first start). */
+  peeringState?: PeeringState | null;
   /** Stores it. */
-  saveFullPeered?: (inEpoch: number) => Promise<void>;
+  savePeeringState?: (s: PeeringState) => Promise<void>;
 }
 
 interface Conn {
@@ -112,7 +112,7 @@ export class NodeServer {
     this.leases = opts.leases ?? new LeaseTable();
     this.peers = new ConnectionPool({ token: opts.config.token, address: (id) => this.map.address(id) });
     this.recovery = new NodeRecovery({ config: opts.config, nodeId: opts.nodeId, storage: opts.storage, missed: opts.missed, peers: this.peers, map: this.map, log: opts.log, onPeered: opts.onPeered,
-      fullPeeredAt: opts.fullPeeredAt ?? null, saveFullPeered: opts.saveFullPeered });
+      state: opts.peeringState ?? null, saveState: opts.savePeeringState });
     const n = this.recovery.rebuildUnsettled((v) => this.leases.current(v));
     if (n) opts.log.info({ extents: n }, 'extents of the current writers treated as unsettled after start (a new writer reconciles them)');
   }

@@ -80,7 +80,7 @@ export const Op = {
    * (not covered by a Flush watermark). Reply payload: u32 extent indexes.
    */
   Suspects: 13,
-  /** Every extent this node holds pages of. Reply payload: 8-byte entries u32 volume, u32 extent. */
+  /** Every extent this node holds pages of. Reply payload: 12-byte entries u32 volume, u32 extent, u32 partition. */
   Held: 14,
 } as const;
 /** One of the values of Op. */

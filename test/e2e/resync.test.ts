@@ -354,3 +354,40 @@ test.serial('a node that loses what it had not made durable (power loss, simulat
     cleanup();
   }
 });
+
+test.serial('out on a 4-node cluster: each replacement member is backfilled before it serves reads, and serves the data after', async (t) => {
+  t.timeout(300000);
+  const { dir, cleanup } = tempDataDir();
+  const cluster = await LocalCluster.start({ dataDir: dir, layout: { nodes: 4, deviceBytes: 256 * MiB, volumeBytes: 32 * MiB, membership: MEMBERSHIP } });
+  const volume = await cluster.attach('vol0');
+  const api = new ApiClient(`http://127.0.0.1:${cluster.config.nodes[0].apiPort}`, cluster.config.token);
+  try {
+    const data = randomBytes(32 * MiB);
+    await volume.write(0, data);
+    await volume.flush();
+    const before = cluster.view;
+    const out = await api.call<{ epoch: number }>('POST', '/v1/map/changes', { type: 'out', node: 3 });
+    t.true(await until(() => cluster.view.epoch >= out.epoch, 10000));
+    const after = cluster.view;
+    // Extents that had a member on node 3 now have a replacement that held nothing of them.
+    const moved = [...Array(32).keys()].filter((x) => before.members(1, x, 0).some((m) => before.nodeOf(m) === 3));
+    t.true(moved.length > 0, 'node 3 held some extents');
+    const gainers = new Set(moved.flatMap((x) => after.members(1, x, 0).map((m) => after.nodeOf(m)).filter((n) => !before.members(1, x, 0).some((m) => before.nodeOf(m) === n))));
+    t.true(gainers.size > 0, 'some node gained extents');
+    // Reads through the volume never see a replacement's empty copy.
+    t.true((await volume.read(0, 32 * MiB)).equals(data), 'the volume reads the data right after out');
+    t.true(await resynced(cluster, 3, 120000), 'replacements backfilled');
+    for (const n of gainers) {
+      const r = (await report(cluster, n))!;
+      t.log(`node ${n} backfilled ${r.recovered.extents} extents (${r.recovered.pages} pages)`);
+      t.true(r.recovered.extents > 0);
+      const { bad, firstStatus } = await readOnNode(cluster, n, 1, 0, volume.leaseGeneration, data, MiB);
+      t.deepEqual(bad, [], `node ${n} serves every extent placed on it (first bad: status ${firstStatus})`);
+    }
+    t.deepEqual(await compareMembers(cluster, volume, 32), [], 'every extent identical on its members');
+  } finally {
+    volume.close();
+    await cluster.stop();
+    cleanup();
+  }
+});

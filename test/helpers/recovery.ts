@@ -35,21 +35,24 @@ export async function resyncDone(cluster: LocalCluster, timeoutMs: number, targe
 /**
  * Host-reads whole extents [0, extents) of volume `volume` (pool `pool`, lease `lease`) from
  * node `node`'s own copies (the read the node would refuse while not current) and compares
- * them with `expect` (the volume's bytes from offset 0).
- * @returns the extents that differed or failed, with the status of the first.
+ * them with `expect` (the volume's bytes from offset 0); extents not placed on `node` are skipped.
+ * @returns the extents that differed or failed, the status of the first, and how many were read.
  */
-export async function readOnNode(cluster: LocalCluster, node: number, volume: number, pool: number, lease: number, expect: Buffer, extentBytes: number): Promise<{ bad: number[]; firstStatus: number }> {
+export async function readOnNode(cluster: LocalCluster, node: number, volume: number, pool: number, lease: number, expect: Buffer, extentBytes: number): Promise<{ bad: number[]; firstStatus: number; checked: number }> {
   const r0 = await recoveryReport(cluster, node);
   const view = await cluster.follower!.refresh(r0?.epoch ?? cluster.view.epoch);
   const a = view.address(node)!;
   const c = new WireClient({ host: a.host, port: a.port, token: cluster.config.token });
   await c.connect();
   const bad: number[] = [];
+  let checked = 0;
   let firstStatus = Status.Ok as number;
   try {
     for (let x = 0; x * extentBytes < expect.length; x++) {
       const members = view.members(volume, x, pool);
-      const leaf = members.find((m) => view.nodeOf(m) === node)!;
+      const leaf = members.find((m) => view.nodeOf(m) === node);
+      if (leaf === undefined) continue; // not placed on this node
+      checked++;
       const r = await c.request({ op: Op.Read, flags: 0, epoch: view.epoch, volume, extent: x, partition: leaf, firstPage: 0, pages: extentBytes / 4096, lease, version: 0, members });
       if (r.h.status !== Status.Ok || !r.payload.equals(expect.subarray(x * extentBytes, (x + 1) * extentBytes))) {
         if (bad.length === 0) firstStatus = r.h.status;
@@ -59,5 +62,5 @@ export async function readOnNode(cluster: LocalCluster, node: number, volume: nu
   } finally {
     c.close();
   }
-  return { bad, firstStatus };
+  return { bad, firstStatus, checked };
 }
