@@ -12,13 +12,16 @@
  * next). A request refused with StaleEpoch makes the Volume fetch the newer map and retry.
  */
 import pMap from 'p-map';
-import { BlockDeviceError, type BlockDevice, type BlockErrorCode } from '../volume/index.ts';
+import { BlockDeviceError, type BlockDevice } from '../volume/index.ts';
 import type { VolumeConfig } from '../config/index.ts';
 import {
-  ConnectionError, Flag, Op, PAGE_SIZE, Status, VERSION_SEQ_SPAN, statusName, writeVersion, type ConnectionPool, type Reply,
+  ConnectionError, Flag, Op, PAGE_SIZE, Status, statusName, type ConnectionPool, type Reply,
 } from '../wire/index.ts';
 import { PlacementError, type ClusterView, type ViewSource } from './cluster-view.ts';
+import { READ_FATAL, STALE_RETRIES, WRITE_FATAL, belowMinSize, errorFor } from './io-status.ts';
 import { WriteGate } from './write-gate.ts';
+import { WriteVersions } from './write-versions.ts';
+import { announceLease, reconcileExtents, type WriterContext } from './writer-change.ts';
 
 /** A contiguous run of pages inside one extent. */
 interface Segment {
@@ -31,26 +34,6 @@ interface Segment {
 
 /** Extents worked on at once by one large request (trim of a whole volume, etc.). */
 const FANOUT = 64;
-
-function errorFor(status: number, what: string): BlockDeviceError {
-  const code: BlockErrorCode =
-    status === Status.NoSpace ? 'ENOSPC'
-    : status === Status.Fenced ? 'EFENCED'
-    : status === Status.StaleEpoch ? 'ESTALE'
-    : status === Status.Invalid ? 'EINVAL'
-    : status === Status.BadChecksum ? 'EBADCRC'
-    : status === Status.ShuttingDown ? 'ESHUTDOWN'
-    : 'EIO';
-  return new BlockDeviceError(code, `${what}: ${statusName(status)}`);
-}
-
-/** Statuses that end a write at once (the same answer would come from every member). */
-const WRITE_FATAL = new Set<number>([Status.NoSpace, Status.Fenced, Status.Invalid, Status.Unauthorized]);
-/** Statuses that end a read at once. */
-const READ_FATAL = new Set<number>([Status.Fenced, Status.Invalid, Status.Unauthorized]);
-
-/** How often one request is retried after StaleEpoch replies before the error reaches the caller. */
-const STALE_RETRIES = 5;
 
 /** Default bound on how long I/O waits for enough members (ms): below min_size, or a member that neither answers nor is marked down. */
 export const DEFAULT_IO_TIMEOUT_MS = 30000;
@@ -116,13 +99,8 @@ export class Volume implements BlockDevice {
   private closed = false;
   /** Counters since attachment. */
   readonly counters: VolumeCounters = { staleEpochReplies: 0, refreshes: 0, degradedWrites: 0, memberRetries: 0, readFailovers: 0, reconciled: 0 };
-  /** Write-lease generation carried by every request. */
-  private lease: number;
-  /** Last write sequence number issued under `lease`. */
-  private seq = 0;
-  /** Versions issued and not yet completed, and versions whose write failed (never settled). */
-  private readonly pendingVersions = new Set<number>();
-  private readonly failedVersions = new Set<number>();
+  /** Write versions under the lease generation every request carries. */
+  private readonly versions: WriteVersions;
   private readonly ioTimeoutMs: number;
   private renewing: Promise<void> | null = null;
   /** Requests in flight, and the ticker that watches the map while there are any. */
@@ -136,13 +114,17 @@ export class Volume implements BlockDevice {
     this.id = opts.record.id;
     this.pool = opts.record.pool;
     this.extentPages = opts.record.extentBytes / PAGE_SIZE;
-    this.lease = opts.lease;
+    this.versions = new WriteVersions(opts.lease);
     this.ioTimeoutMs = opts.ioTimeoutMs ?? DEFAULT_IO_TIMEOUT_MS;
   }
 
   /** The write-lease generation this attachment's I/O carries. */
   get leaseGeneration(): number {
-    return this.lease;
+    return this.versions.generation;
+  }
+
+  private get lease(): number {
+    return this.versions.generation;
   }
 
   /**
@@ -184,58 +166,28 @@ export class Volume implements BlockDevice {
    */
   async adoptLease(gen: number): Promise<void> {
     if (!Number.isInteger(gen) || gen < this.lease) throw new BlockDeviceError('EINVAL', `lease generation ${gen} is older than ${this.lease}`);
-    this.lease = gen;
-    this.seq = 0;
-    this.failedVersions.clear();
-    const view = this.opts.views.current;
-    const nodes = view.map.nodes.map((n) => n.id);
-    for (const n of nodes) this.dirty.add(n);
-    const suspects = new Set<number>();
-    const results = await Promise.allSettled(nodes.map(async (n) => {
-      let r: Reply;
-      try {
-        const c = await this.opts.connections.get(n);
-        r = await c.request({ op: Op.Lease, flags: 0, epoch: view.epoch, volume: this.id, extent: 0, partition: 0, firstPage: 0, pages: 0, lease: gen, version: 0, members: [] });
-        if (r.h.status === Status.Ok) {
-          const s = await c.request({ op: Op.Suspects, flags: 0, epoch: view.epoch, volume: this.id, extent: 0, partition: 0, firstPage: 0, pages: 0, lease: gen, version: 0, members: [] });
-          if (s.h.status === Status.Ok) for (let o = 0; o + 4 <= s.payload.length; o += 4) suspects.add(s.payload.readUInt32LE(o));
-        }
-      } catch (e) {
-        // A node we cannot reach learns the generation from the authority when it returns.
-        if (e instanceof ConnectionError && !view.isUp(n)) return;
-        throw new BlockDeviceError('EIO', `announcing lease ${gen} to node ${n}: ${(e as Error).message}`);
-      }
-      if (r.h.status !== Status.Ok) throw errorFor(r.h.status, `announcing lease ${gen} of volume ${this.name} to node ${n}`);
-    }));
-    const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
-    if (failed) throw failed.reason;
-    if (suspects.size) await this.reconcile([...suspects]);
+    this.versions.adopt(gen);
+    for (const n of this.opts.views.current.map.nodes) this.dirty.add(n.id);
+    const suspects = await announceLease(this.writer, gen);
+    if (suspects.length === 0) return;
+    const t0 = Date.now();
+    const r = await reconcileExtents(this.writer, gen, suspects);
+    this.counters.reconciled += r.reconciled;
+    this.opts.log?.info({ volume: this.name, extents: suspects.length, failures: r.failures, ms: Date.now() - t0 }, 'peering after writer change: unsettled extents reconciled');
+    if (r.failures) this.opts.log?.warn({ volume: this.name, failures: r.failures }, 'some unsettled extents could not be reconciled now (their members may differ until the next writer change)');
   }
 
-  /** Asks one up member of each extent to make its members' copies identical. */
-  private async reconcile(extents: number[]): Promise<void> {
-    const t0 = Date.now();
-    let failures = 0;
-    await pMap(extents, async (extent) => {
-      const view = this.opts.views.current;
-      const placed = this.placed(view, extent);
-      const mask = this.absentMask(view, placed);
-      for (const m of placed.filter((x) => view.isUp(view.nodeOf(x)))) {
-        try {
-          const c = await this.opts.connections.get(view.nodeOf(m));
-          const r = await c.request({ op: Op.Reconcile, flags: 0, epoch: view.epoch, volume: this.id, extent, partition: m, firstPage: 0, pages: this.extentPages, lease: this.lease, version: 0, members: placed, absent: mask });
-          if (r.h.status === Status.Ok) {
-            this.counters.reconciled++;
-            return;
-          }
-        } catch {
-          // try the next member
-        }
-      }
-      failures++;
-    }, { concurrency: 16 });
-    this.opts.log?.info({ volume: this.name, extents: extents.length, failures, ms: Date.now() - t0 }, 'peering after writer change: unsettled extents reconciled');
-    if (failures) this.opts.log?.warn({ volume: this.name, failures }, 'some unsettled extents could not be reconciled now (their members may differ until the next writer change)');
+  /** This volume as the writer-change steps see it. */
+  private get writer(): WriterContext {
+    return {
+      connections: this.opts.connections,
+      views: this.opts.views,
+      volume: this.id,
+      name: this.name,
+      extentPages: this.extentPages,
+      placed: (view, extent) => this.placed(view, extent),
+      absentMask: (view, placed) => this.absentMask(view, placed),
+    };
   }
 
   private check(offset: number, length: number): void {
@@ -293,23 +245,8 @@ export class Volume implements BlockDevice {
 
   /** Error for an extent with fewer than min_size up members, naming the missing ones. */
   private inactive(view: ClusterView, extent: number, placed: number[], what: string): BlockDeviceError {
-    const pool = view.pool(this.pool);
-    // placed() is [] when placement failed: name the members it could place, and who is out.
-    let members = placed;
-    if (members.length === 0) {
-      try {
-        members = view.members(this.id, extent, this.pool);
-      } catch (e) {
-        if (e instanceof PlacementError) members = e.placeable;
-      }
-    }
-    const missing = members.filter((m) => !view.isUp(view.nodeOf(m))).map((m) => `partition ${m} (node ${view.nodeOf(m)}, down)`);
-    const upCount = members.length - missing.length;
-    const short = pool.replicas - members.length;
-    const out = view.map.nodes.filter((n) => !n.in).map((n) => n.id);
-    if (short > 0) missing.push(`${short} member${short > 1 ? 's' : ''} not placeable (too few nodes in${out.length ? `; out: node${out.length > 1 ? 's' : ''} ${out.join(', ')}` : ''})`);
-    const e = new BlockDeviceError('EIO', `${what} of volume ${this.name}: extent ${extent} has ${upCount} of ${pool.replicas} members up, below min_size ${pool.minSize}, for ${this.ioTimeoutMs} ms; missing: ${missing.join(', ')}`);
-    this.opts.log?.error({ volume: this.name, extent, missing, err: e.message }, 'I/O failed: extent below min_size');
+    const e = belowMinSize(view, { id: this.id, name: this.name, pool: this.pool }, extent, placed, what, this.ioTimeoutMs);
+    this.opts.log?.error({ volume: this.name, extent, err: e.message }, 'I/O failed: extent below min_size');
     return e;
   }
 
@@ -334,26 +271,26 @@ export class Volume implements BlockDevice {
     }
   }
 
-  private async nextVersion(): Promise<number> {
-    while (this.seq + 1 >= VERSION_SEQ_SPAN) {
+  /** Takes a new lease generation when this one's sequence numbers are used up. */
+  private async renew(): Promise<void> {
+    while (this.versions.exhausted) {
       if (!this.opts.renewLease) throw new BlockDeviceError('EIO', `volume ${this.name}: write sequence of lease generation ${this.lease} is exhausted (reattach)`);
       this.renewing ??= this.opts.renewLease().then((g) => this.adoptLease(g)).finally(() => (this.renewing = null));
       await this.renewing;
     }
-    return writeVersion(this.lease, ++this.seq);
   }
 
   private async writeSegment(op: number, flags: number, s: Segment, payload?: Buffer): Promise<void> {
-    const version = this.seq + 1 < VERSION_SEQ_SPAN ? writeVersion(this.lease, ++this.seq) : await this.nextVersion();
-    this.pendingVersions.add(version);
+    if (this.versions.exhausted) await this.renew();
+    const version = this.versions.issue();
     this.enter();
     try {
       await this.replicate(op, flags, s, version, payload);
+      this.versions.complete(version);
     } catch (e) {
-      this.failedVersions.add(version);
+      this.versions.fail(version);
       throw e;
     } finally {
-      this.pendingVersions.delete(version);
       this.leave();
     }
   }
@@ -611,17 +548,6 @@ export class Volume implements BlockDevice {
   }
 
   /**
-   * The settle watermark: every version below it completed on every acting member (the
-   * lowest version still in flight or failed, else the next one to be issued).
-   */
-  private watermark(): number {
-    let w = this.seq + 1 < VERSION_SEQ_SPAN ? writeVersion(this.lease, this.seq + 1) : Number.MAX_SAFE_INTEGER;
-    for (const v of this.pendingVersions) if (v < w) w = v;
-    for (const v of this.failedVersions) if (v < w) w = v;
-    return w;
-  }
-
-  /**
    * Makes every write completed before this call durable on every acting member: sends
    * Flush (with the settle watermark) to each node written since the last flush, in
    * parallel. A node that fails is retried until it answers or the map marks it down (it
@@ -633,7 +559,7 @@ export class Volume implements BlockDevice {
     if (this.closed) throw new BlockDeviceError('ESHUTDOWN', `volume ${this.name} is closed`);
     const nodes = [...this.dirty];
     this.dirty.clear();
-    const watermark = this.lease > 0 ? this.watermark() : 0;
+    const watermark = this.versions.watermark();
     const deadline = Date.now() + this.ioTimeoutMs;
     this.enter();
     try {

@@ -15,18 +15,18 @@
  * - Unsettled extents for writer changes (Op.Suspects) and extent reconcile on request.
  */
 import type { Logger } from 'pino';
+import { crc32c } from '@node-rs/crc32';
 import type { Allocator } from '../../allocator/index.ts';
 import { decodePartitionLeafId } from '../../placement/index.ts';
-import { crc32c } from '@node-rs/crc32';
 import { placementTopology, type ClusterMap } from '../clustermap/index.ts';
 import type { ClusterConfig } from '../config/index.ts';
 import { ClusterView } from '../initiator/index.ts';
 import {
-  type MissedRecord, type PageVersion, type PutEntry, MissedLog, UnsettledExtents, decodeMissed, decodeVersions, encodePut, reconcileExtent, repairRange,
-  type ExtentCopy, type NodeRecoveryReport,
+  type MissedRecord, MissedLog, UnsettledExtents, decodeMissed, reconcileExtent, repairRange, type ExtentCopy, type NodeRecoveryReport,
 } from '../recovery/index.ts';
-import { ConnectionPool, Flag, Op, Status, extentKey, statusName, type RequestHeader } from '../wire/index.ts';
+import { ConnectionPool, Op, Status, extentKey, statusName, type RequestHeader } from '../wire/index.ts';
 import type { NodeStorage } from './storage.ts';
+import { blank, localCopy, remoteCopy } from './extent-copies.ts';
 
 /** Most pages an extent has (1 MiB extents of 4 KiB pages). */
 export const EXTENT_PAGES_MAX = 256;
@@ -82,14 +82,6 @@ interface StaleExtent {
  */
 export function placementFingerprint(map: ClusterMap): number {
   return crc32c(Buffer.from(JSON.stringify({ ...placementTopology(map), epoch: 0 })));
-}
-
-/** Thrown by remote copies on a non-Ok reply. */
-export class MemberError extends Error {
-  override name = 'MemberError';
-  constructor(readonly status: number, message: string) {
-    super(message);
-  }
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms).unref());
@@ -455,36 +447,12 @@ export class NodeRecovery {
 
   /** A copy of `key` in local partition `leaf`. */
   localCopy(leaf: number, key: number, extentPages: number): ExtentCopy {
-    const a = this.opts.storage.get(leaf);
-    if (!a) throw new MemberError(Status.NoPartition, `node ${this.opts.nodeId} does not hold partition ${leaf}`);
-    return {
-      leaf,
-      versions: async () => localVersions(a, key, extentPages),
-      read: (first, n) => a.read(key, first, n),
-      put: async (entries) => {
-        await applyPut(a, key, entries);
-        this.opts.storage.markDirty(a);
-      },
-    };
+    return localCopy(this.opts.storage, this.opts.nodeId, leaf, key, extentPages);
   }
 
   /** A copy of `extent` of `volume` on partition `leaf` of another node. */
   remoteCopy(leaf: number, volume: number, extent: number, extentPages: number): ExtentCopy {
-    const node = decodePartitionLeafId(leaf).host;
-    const call = async (op: number, firstPage: number, pages: number, flags: number, payload?: Buffer): Promise<Buffer> => {
-      const c = await this.opts.peers.get(node);
-      const r = await c.request({ ...blank(op, this.opts.map.epoch()), flags, volume, extent, partition: leaf, firstPage, pages }, payload);
-      if (r.h.status !== Status.Ok) throw new MemberError(r.h.status, `partition ${leaf} on node ${node}: ${statusName(r.h.status)}`);
-      return r.payload;
-    };
-    return {
-      leaf,
-      versions: async () => decodeVersions(await call(Op.Versions, 0, extentPages, 0)),
-      read: (first, n) => call(Op.Read, first, n, Flag.Recovery),
-      put: async (entries) => {
-        await call(Op.Put, 0, entries.length, 0, encodePut(entries));
-      },
-    };
+    return remoteCopy(this.opts.peers, () => this.opts.map.epoch(), leaf, volume, extent, extentPages);
   }
 
   /**
@@ -578,26 +546,4 @@ export class NodeRecovery {
   close(): void {
     this.closed = true;
   }
-}
-
-/** A request header with every field zero but `op` and `epoch`. */
-export function blank(op: number, epoch: number): Omit<RequestHeader, 'id'> {
-  return { op, flags: 0, epoch, volume: 0, extent: 0, partition: 0, firstPage: 0, pages: 0, lease: 0, version: 0, members: [] };
-}
-
-/** Page versions of `key` on allocator `a` over its first `extentPages` pages. */
-export function localVersions(a: Allocator, key: number, extentPages: number): PageVersion[] {
-  const mapped = new Set<number>();
-  for (const p of a.pages(key)) mapped.add(p.page);
-  const out: PageVersion[] = [];
-  for (let p = 0; p < extentPages; p++) {
-    const v = a.version(key, p);
-    if (v > 0) out.push({ page: p, version: v, mapped: mapped.has(p) });
-  }
-  return out;
-}
-
-/** Applies Put entries to `key` on `a`, each page with its own version. */
-export async function applyPut(a: Allocator, key: number, entries: PutEntry[]): Promise<void> {
-  await Promise.all(entries.map((e) => (e.trim ? a.trim(key, e.page, 1, e.version) : a.write(key, e.page, e.data!, e.version))));
 }

@@ -19,7 +19,8 @@ import {
 } from '../wire/index.ts';
 import { TickCork } from '../net/index.ts';
 import { LeaseTable } from './fencing.ts';
-import { EXTENT_PAGES_MAX, NodeRecovery, applyPut, localVersions, type PeeringState } from './recovery.ts';
+import { applyPut, localVersions } from './extent-copies.ts';
+import { EXTENT_PAGES_MAX, NodeRecovery, type PeeringState } from './recovery.ts';
 import type { NodeStorage } from './storage.ts';
 
 /** Most pages one request may name (a 1 MiB extent). */

@@ -32,7 +32,7 @@ test('older epochs are refused, newer ones are fetched before serving', async (t
       return true;
     },
     address: () => undefined,
-    map: () => ({ epoch, nodes: [{ id: 0, up: true }] }) as unknown as ClusterMap,
+    map: () => ({ epoch, nodes: [{ id: 0, up: true }], topology: { leaves: [] } }) as unknown as ClusterMap,
   };
   const config = { token: 't'.repeat(32), nodes: [node], pools: [], volumes: [] } as unknown as ClusterConfig;
   const missed = await MissedLog.open(join(dir, 'missed.log'));

@@ -1,0 +1,92 @@
+/**
+ * What a new writer does when it takes a volume's write lease (DESIGN promise 5 and
+ * "peering"): announce its generation to every node, which fences older ones from then on,
+ * gather the extents any node holds unsettled writes of (the previous writer may have died
+ * mid-write, leaving a write on some members only), and have one member of each reconcile
+ * the copies so every member serves the same bytes.
+ */
+import pMap from 'p-map';
+import { BlockDeviceError } from '../volume/index.ts';
+import { ConnectionError, Op, Status, statusName, type ConnectionPool, type Reply } from '../wire/index.ts';
+import type { ClusterView, ViewSource } from './cluster-view.ts';
+
+/** A volume as seen by the writer-change steps. */
+export interface WriterContext {
+  connections: ConnectionPool;
+  views: ViewSource;
+  /** Volume id and name (for errors). */
+  volume: number;
+  name: string;
+  /** Pages per extent (4 KiB). */
+  extentPages: number;
+  /** The extent's up set in placement order ([] when it cannot be placed). */
+  placed(view: ClusterView, extent: number): number[];
+  /** Bit i set when placed[i] is down in `view`. */
+  absentMask(view: ClusterView, placed: number[]): number;
+}
+
+/** Maps a failed announcement's status to the caller's error code. */
+function announceError(status: number, what: string): BlockDeviceError {
+  return new BlockDeviceError(status === Status.Fenced ? 'EFENCED' : status === Status.Invalid ? 'EINVAL' : 'EIO', `${what}: ${statusName(status)}`);
+}
+
+/**
+ * Announces lease generation `gen` to every node of the current map and collects the
+ * extents they hold unsettled writes of (Op.Suspects). A node that is down and unreachable
+ * is skipped: it learns the generation from the authority when it returns.
+ * @returns the extents to reconcile.
+ * @throws BlockDeviceError EFENCED when a node has seen a newer generation, EIO when an up
+ *         node cannot be reached.
+ */
+export async function announceLease(ctx: WriterContext, gen: number): Promise<number[]> {
+  const view = ctx.views.current;
+  const suspects = new Set<number>();
+  const base = { flags: 0, epoch: view.epoch, volume: ctx.volume, extent: 0, partition: 0, firstPage: 0, pages: 0, lease: gen, version: 0, members: [] };
+  const results = await Promise.allSettled(view.map.nodes.map(async (n) => {
+    let r: Reply;
+    try {
+      const c = await ctx.connections.get(n.id);
+      r = await c.request({ ...base, op: Op.Lease });
+      if (r.h.status === Status.Ok) {
+        const s = await c.request({ ...base, op: Op.Suspects });
+        if (s.h.status === Status.Ok) for (let o = 0; o + 4 <= s.payload.length; o += 4) suspects.add(s.payload.readUInt32LE(o));
+      }
+    } catch (e) {
+      if (e instanceof ConnectionError && !view.isUp(n.id)) return;
+      throw new BlockDeviceError('EIO', `announcing lease ${gen} to node ${n.id}: ${(e as Error).message}`);
+    }
+    if (r.h.status !== Status.Ok) throw announceError(r.h.status, `announcing lease ${gen} of volume ${ctx.name} to node ${n.id}`);
+  }));
+  const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (failed) throw failed.reason;
+  return [...suspects].sort((a, b) => a - b);
+}
+
+/**
+ * Asks one up member of each extent (the first that answers) to make its members' copies
+ * identical (Op.Reconcile), 16 extents at a time.
+ * @returns how many were reconciled and how many could not be (no member answered).
+ */
+export async function reconcileExtents(ctx: WriterContext, lease: number, extents: number[]): Promise<{ reconciled: number; failures: number }> {
+  let reconciled = 0;
+  let failures = 0;
+  await pMap(extents, async (extent) => {
+    const view = ctx.views.current;
+    const placed = ctx.placed(view, extent);
+    const absent = ctx.absentMask(view, placed);
+    for (const m of placed.filter((x) => view.isUp(view.nodeOf(x)))) {
+      try {
+        const c = await ctx.connections.get(view.nodeOf(m));
+        const r = await c.request({ op: Op.Reconcile, flags: 0, epoch: view.epoch, volume: ctx.volume, extent, partition: m, firstPage: 0, pages: ctx.extentPages, lease, version: 0, members: placed, absent });
+        if (r.h.status === Status.Ok) {
+          reconciled++;
+          return;
+        }
+      } catch {
+        // try the next member
+      }
+    }
+    failures++;
+  }, { concurrency: 16 });
+  return { reconciled, failures };
+}
