@@ -130,11 +130,17 @@ async function learnLeases(table: LeaseTable): Promise<void> {
 }
 
 // The fence table survives restarts; generations granted while this node was away come
-// from the authority (in the background: a node whose authority is down still serves).
+// from the authority (waited for up to 5 s, then in the background: a node whose
+// authority is down still serves).
 const leases = new LeaseTable(join(dataDir, `node${nodeId}`, 'fences.json'));
 await leases.load();
 if (authority) leases.merge(authority.leases());
-else void learnLeases(leases);
+else {
+  // Wait (a little) for the generations granted while this node was away before serving: a
+  // writer fenced meanwhile must not land a write here that the other members refuse.
+  const learning = learnLeases(leases);
+  await Promise.race([learning, new Promise((r) => setTimeout(r, 5000).unref())]);
+}
 // What down members missed (log-guided resync) survives this node's restarts.
 const missed = await MissedLog.open(join(dataDir, `node${nodeId}`, 'missed.log')).catch((e: Error) => fail(`opening the resync log: ${e.message}`));
 // The inEpoch of this node's last full peering (src/node/recovery.ts), and whether the node
