@@ -32,6 +32,7 @@ export default class Up extends Command {
     partitions: Flags.integer({ summary: 'Partitions per device: units of placement and allocation (new data directory only).', default: DEFAULT_LAYOUT.partitionsPerDevice, min: 1, max: 256 }),
     replicas: Flags.integer({ summary: 'Copies of every extent, each on a different node (new data directory only).', default: DEFAULT_LAYOUT.replicas, min: 1, max: 16 }),
     'min-size': Flags.integer({ summary: 'Fewest acting copies that acknowledge a write; below it I/O waits (new data directory only; default: replicas − ⌊replicas/2⌋, e.g. 2 of 3).', min: 1, max: 16 }),
+    'io-timeout': Flags.integer({ summary: 'Milliseconds I/O waits for enough members (below min_size, or a member neither answering nor marked down) before it fails with EIO.', default: 30000, min: 100, max: 3600000 }),
     volume: Flags.string({ summary: 'Name of the volume to create and export.', default: DEFAULT_LAYOUT.volumeName }),
     'volume-size': sizeFlag({ summary: 'Size of the (thin) volume (new data directory only).', default: DEFAULT_LAYOUT.volumeBytes, defaultHelp: async () => formatSize(DEFAULT_LAYOUT.volumeBytes) }),
     host: Flags.string({ summary: 'Address the NBD server and the nodes listen on.', default: '127.0.0.1' }),
@@ -83,7 +84,7 @@ export default class Up extends Command {
       await cluster.stop();
       this.error(`this data directory has no volume '${flags.volume}' (it has: ${c.volumes.map((v) => v.name).join(', ') || 'none'})`, { exit: 1 });
     }
-    const volume = await cluster.attach(record.name);
+    const volume = await cluster.attach(record.name, { ioTimeoutMs: flags['io-timeout'] });
     const pool = c.pools.find((p) => p.id === record.pool)!;
     if (pool.replicas > 1 && pool.minSize >= pool.replicas) {
       this.warn(`pool ${pool.name} has min_size ${pool.minSize} = size ${pool.replicas}: I/O stops while any member is down (data directories made before degraded I/O used this; set "minSize" in ${dataDir}/cluster.json to ${pool.replicas - Math.floor(pool.replicas / 2)} to keep I/O going)`);

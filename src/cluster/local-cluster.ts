@@ -377,10 +377,11 @@ export class LocalCluster {
   /**
    * Attaches volume `name` for I/O: takes its write lease (the authority grants the next
    * generation, every node is told, any earlier attachment is fenced) and returns a Volume.
+   * `ioTimeoutMs` bounds how long its I/O waits for enough members (default 30 s).
    * @throws Error when no such volume exists; LeaseError / BlockDeviceError when the lease
    *         cannot be taken.
    */
-  async attach(name: string): Promise<Volume> {
+  async attach(name: string, opts: { ioTimeoutMs?: number } = {}): Promise<Volume> {
     const record = this.config.volumes.find((v) => v.name === name);
     if (!record) throw new Error(`no volume named '${name}' (have: ${this.config.volumes.map((v) => v.name).join(', ') || 'none'})`);
     if (!this.follower) throw new Error('this LocalCluster runs no initiator');
@@ -391,6 +392,7 @@ export class LocalCluster {
       record,
       lease: 0,
       log: this.log ?? undefined,
+      ioTimeoutMs: opts.ioTimeoutMs,
       renewLease: () => grantLease(follower.current, this.config.token, record.id),
     });
     await takeWriteLease(volume, record.id, follower.current, this.config.token);

@@ -14,15 +14,14 @@
  *   in, writes work again.
  */
 import test from 'ava';
-import { DEFAULT_IO_TIMEOUT_MS } from '../../src/initiator/index.ts';
 import { randomBytes } from 'node:crypto';
 import type { ClusterStatus } from '../../src/api/status.ts';
 import { CAIRN, cairnUp, tempDataDir, type Up } from '../helpers/cairn-up.ts';
 import { CMD, ERR, RawNbd } from '../helpers/raw-nbd.ts';
 import { have, run, type RunResult } from '../helpers/tools.ts';
 
-/** The initiator's default I/O timeout. */
-const IO_TIMEOUT_MS = DEFAULT_IO_TIMEOUT_MS;
+/** The gateway's I/O timeout in these tests (`cairn up --io-timeout`; the default is 30 s). */
+const IO_TIMEOUT_MS = 5000;
 
 let up: Up;
 let cleanup: () => void;
@@ -30,7 +29,7 @@ let cleanup: () => void;
 test.before(async () => {
   const d = tempDataDir();
   cleanup = d.cleanup;
-  up = await cairnUp(d.dir);
+  up = await cairnUp(d.dir, ['--io-timeout', String(IO_TIMEOUT_MS)]);
 });
 
 test.after.always(async () => {
