@@ -24,7 +24,7 @@ import { ClusterView } from '../initiator/index.ts';
 import {
   type MissedRecord, MissedLog, UnsettledExtents, decodeMissed, reconcileExtent, repairRange, type ExtentCopy, type NodeRecoveryReport,
 } from '../recovery/index.ts';
-import { ConnectionPool, Op, Status, extentKey, statusName, type RequestHeader } from '../wire/index.ts';
+import { ConnectionPool, Op, Status, extentKey, extentOfKey, statusName, versionGeneration, volumeOfKey, type RequestHeader } from '../wire/index.ts';
 import type { NodeStorage } from './storage.ts';
 import { blank, localCopy, remoteCopy } from './extent-copies.ts';
 
@@ -104,6 +104,7 @@ export class NodeRecovery {
   /** The state last stored (what a restart may rely on). */
   private durable: PeeringState | null;
   private fpCache: { epoch: number; fp: number } = { epoch: -1, fp: 0 };
+  private selfCache = { epoch: -1, up: false, upEpoch: 1, inEpoch: 1 };
   private prevView: ClusterView | null = null;
   private peeringRound: Promise<void> | null = null;
   private pulling = false;
@@ -169,9 +170,14 @@ export class NodeRecovery {
     this.opts.missed.remove(node, volume, extent);
   }
 
+  /** This node's own entry of the current map, looked up once per epoch (reads ask per I/O). */
   private self(): { up: boolean; upEpoch: number; inEpoch: number } {
-    const me = this.opts.map.map().nodes.find((n) => n.id === this.opts.nodeId);
-    return { up: me?.up ?? false, upEpoch: me?.upEpoch ?? 1, inEpoch: me?.inEpoch ?? 1 };
+    const m = this.opts.map.map();
+    if (this.selfCache.epoch !== m.epoch) {
+      const me = m.nodes.find((n) => n.id === this.opts.nodeId);
+      this.selfCache = { epoch: m.epoch, up: me?.up ?? false, upEpoch: me?.upEpoch ?? 1, inEpoch: me?.inEpoch ?? 1 };
+    }
+    return this.selfCache;
   }
 
   /** True while this node may lack writes of extents it has not yet heard about. */
@@ -270,7 +276,7 @@ export class NodeRecovery {
       if (!e) keys.set(k, (e = { volume, extent, holders: [] }));
       if (leaf !== null) e.holders.push(leaf);
     };
-    for (const a of this.opts.storage.partitions.values()) for (const k of a.keys()) add(Math.floor(k / 0x100000000), k % 0x100000000, null);
+    for (const a of this.opts.storage.partitions.values()) for (const k of a.keys()) add(volumeOfKey(k), extentOfKey(k), null);
     for (const l of lists) for (const [v, e, leaf] of l ?? []) add(v, e, leaf);
     const view = this.clusterView();
     const before = prev && inEpoch === null ? new ClusterView(prev, this.opts.config.pools) : null;
@@ -500,11 +506,11 @@ export class NodeRecovery {
     let n = 0;
     for (const a of this.opts.storage.partitions.values()) {
       for (const k of a.keys()) {
-        const volume = Math.floor(k / 0x100000000);
+        const volume = volumeOfKey(k);
         let newest = 0;
         for (const p of a.pages(k)) if (p.version > newest) newest = p.version;
-        if (Math.floor(newest / 0x100000000) >= fence(volume)) {
-          this.unsettled.note(volume, k % 0x100000000, newest);
+        if (versionGeneration(newest) >= fence(volume)) {
+          this.unsettled.note(volume, extentOfKey(k), newest);
           n++;
         }
       }
@@ -518,8 +524,8 @@ export class NodeRecovery {
     for (const [leaf, a] of this.opts.storage.partitions) for (const k of a.keys()) keys.push([k, leaf]);
     const b = Buffer.allocUnsafe(keys.length * 12);
     keys.forEach(([k, leaf], i) => {
-      b.writeUInt32LE(Math.floor(k / 0x100000000), i * 12);
-      b.writeUInt32LE(k % 0x100000000, i * 12 + 4);
+      b.writeUInt32LE(volumeOfKey(k), i * 12);
+      b.writeUInt32LE(extentOfKey(k), i * 12 + 4);
       b.writeUInt32LE(leaf, i * 12 + 8);
     });
     return b;
@@ -529,7 +535,7 @@ export class NodeRecovery {
   report(): NodeRecoveryReport {
     const held: Array<[number, number, number]> = [];
     for (const a of this.opts.storage.partitions.values()) {
-      for (const k of a.keys()) held.push([Math.floor(k / 0x100000000), k % 0x100000000, a.mappedPages(k) * 4096]);
+      for (const k of a.keys()) held.push([volumeOfKey(k), extentOfKey(k), a.mappedPages(k) * 4096]);
     }
     return {
       node: this.opts.nodeId,

@@ -19,7 +19,7 @@ import {
 } from '../wire/index.ts';
 import { TickCork } from '../net/index.ts';
 import { LeaseTable } from './fencing.ts';
-import { applyPut, localVersions } from './extent-copies.ts';
+import { MemberError, applyPut, localVersions } from './extent-copies.ts';
 import { EXTENT_PAGES_MAX, NodeRecovery, type PeeringState } from './recovery.ts';
 import type { NodeStorage } from './storage.ts';
 
@@ -86,7 +86,7 @@ class StatusError extends Error {
 function statusOf(e: unknown): StatusError {
   if (e instanceof StatusError) return e;
   if (e instanceof ProtocolError) return new StatusError(Status.Invalid, e.message);
-  if (e instanceof Error && typeof (e as { status?: unknown }).status === 'number') return new StatusError((e as unknown as { status: number }).status, e.message);
+  if (e instanceof MemberError) return new StatusError(e.status, e.message);
   if (e instanceof AllocatorFullError) return new StatusError(Status.NoSpace, e.message);
   if (e instanceof ChecksumError) return new StatusError(Status.BadChecksum, e.message);
   if (e instanceof AllocatorStateError) return new StatusError(Status.Invalid, e.message);

@@ -193,6 +193,11 @@ export function volumeOfKey(key: number): number {
   return Math.floor(key / 0x100000000);
 }
 
+/** The extent index of an allocator key made by extentKey. */
+export function extentOfKey(key: number): number {
+  return key % 0x100000000;
+}
+
 /**
  * Encodes a request frame. `payload` (pages) is returned as a separate buffer so large
  * writes are not copied: write both to the socket.
