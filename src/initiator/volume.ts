@@ -10,27 +10,18 @@
  * fails naming the extent and the missing members. Reads go to the first up member in
  * placement order that is current for the extent (NotCurrent and failures move on to the
  * next). A request refused with StaleEpoch makes the Volume fetch the newer map and retry.
+ * This file is the BlockDevice face (ranges, extents, write gate, versions, leases);
+ * member-io.ts sends each extent's requests to its members.
  */
 import pMap from 'p-map';
 import { BlockDeviceError, type BlockDevice } from '../volume/index.ts';
 import type { VolumeConfig } from '../config/index.ts';
-import {
-  ConnectionError, Flag, Op, PAGE_SIZE, Status, statusName, type ConnectionPool, type Reply,
-} from '../wire/index.ts';
-import { PlacementError, type ClusterView, type ViewSource } from './cluster-view.ts';
-import { READ_FATAL, STALE_RETRIES, WRITE_FATAL, belowMinSize, errorFor } from './io-status.ts';
+import { Flag, Op, PAGE_SIZE, type ConnectionPool } from '../wire/index.ts';
+import type { ViewSource } from './cluster-view.ts';
+import { MemberIo, type Segment, type VolumeCounters, type VolumeLog } from './member-io.ts';
 import { WriteGate } from './write-gate.ts';
 import { WriteVersions } from './write-versions.ts';
 import { announceLease, reconcileExtents, type WriterContext } from './writer-change.ts';
-
-/** A contiguous run of pages inside one extent. */
-interface Segment {
-  extent: number;
-  firstPage: number;
-  pages: number;
-  /** Byte offset of this segment within the request's buffer. */
-  bufOffset: number;
-}
 
 /** Extents worked on at once by one large request (trim of a whole volume, etc.). */
 const FANOUT = 64;
@@ -38,30 +29,8 @@ const FANOUT = 64;
 /** Default bound on how long I/O waits for enough members (ms): below min_size, or a member that neither answers nor is marked down. */
 export const DEFAULT_IO_TIMEOUT_MS = 30000;
 
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-/** Counters of a Volume (for tests and diagnostics). */
-export interface VolumeCounters {
-  /** StaleEpoch replies received (each followed by a map refresh and a retry). */
-  staleEpochReplies: number;
-  /** Map refreshes that produced a newer epoch. */
-  refreshes: number;
-  /** Writes acknowledged with fewer acting members than the pool's size (degraded). */
-  degradedWrites: number;
-  /** Member requests retried after a failure (connection, Io, ShuttingDown). */
-  memberRetries: number;
-  /** Reads served by a member other than the first up one (NotCurrent, failure, bad checksum). */
-  readFailovers: number;
-  /** Extents reconciled after a writer change (peering on adoptLease). */
-  reconciled: number;
-}
-
-/** Log calls of a Volume (a pino logger fits). */
-export interface VolumeLog {
-  info(obj: object, msg: string): void;
-  warn(obj: object, msg: string): void;
-  error(obj: object, msg: string): void;
-}
+/** Counters and log calls of a Volume. */
+export type { VolumeCounters, VolumeLog } from './member-io.ts';
 
 /** What a Volume needs from its surroundings. */
 export interface VolumeOptions {
@@ -82,9 +51,6 @@ export interface VolumeOptions {
   renewLease?: () => Promise<number>;
 }
 
-/** Outcome of one member request. */
-type MemberResult = { ok: true } | { ok: false; stale?: number; fatal?: number; why: string };
-
 /** A volume attached through the initiator library. */
 export class Volume implements BlockDevice {
   readonly size: number;
@@ -101,12 +67,9 @@ export class Volume implements BlockDevice {
   readonly counters: VolumeCounters = { staleEpochReplies: 0, refreshes: 0, degradedWrites: 0, memberRetries: 0, readFailovers: 0, reconciled: 0 };
   /** Write versions under the lease generation every request carries. */
   private readonly versions: WriteVersions;
-  private readonly ioTimeoutMs: number;
   private renewing: Promise<void> | null = null;
-  /** Requests in flight, and the ticker that watches the map while there are any. */
-  private busy = 0;
-  private ticker: NodeJS.Timeout | null = null;
-  private tickEpoch = 0;
+  /** Requests to the members of each extent. */
+  private readonly io: MemberIo;
 
   constructor(private readonly opts: VolumeOptions) {
     this.size = opts.record.sizeBytes;
@@ -115,7 +78,16 @@ export class Volume implements BlockDevice {
     this.pool = opts.record.pool;
     this.extentPages = opts.record.extentBytes / PAGE_SIZE;
     this.versions = new WriteVersions(opts.lease);
-    this.ioTimeoutMs = opts.ioTimeoutMs ?? DEFAULT_IO_TIMEOUT_MS;
+    this.io = new MemberIo({
+      views: opts.views,
+      connections: opts.connections,
+      volume: { id: this.id, name: this.name, pool: this.pool },
+      lease: () => this.versions.generation,
+      ioTimeoutMs: opts.ioTimeoutMs ?? DEFAULT_IO_TIMEOUT_MS,
+      log: opts.log,
+      counters: this.counters,
+      dirty: this.dirty,
+    });
   }
 
   /** The write-lease generation this attachment's I/O carries. */
@@ -125,33 +97,6 @@ export class Volume implements BlockDevice {
 
   private get lease(): number {
     return this.versions.generation;
-  }
-
-  /**
-   * Watches the map while requests are in flight: when a node is marked down, connections
-   * to it are dropped so requests stuck on a stopped node fail now, not at their timeout.
-   */
-  private enter(): void {
-    if (this.busy++ === 0 && !this.ticker) {
-      this.tickEpoch = this.opts.views.current.epoch;
-      this.ticker = setInterval(() => this.tick(), 100);
-    }
-  }
-
-  private leave(): void {
-    this.busy--;
-  }
-
-  private tick(): void {
-    if (this.busy === 0 || this.closed) {
-      clearInterval(this.ticker!);
-      this.ticker = null;
-      return;
-    }
-    const view = this.opts.views.current;
-    if (view.epoch === this.tickEpoch) return;
-    this.tickEpoch = view.epoch;
-    for (const n of view.map.nodes) if (!n.up) this.opts.connections.drop(n.id);
   }
 
   /**
@@ -185,8 +130,7 @@ export class Volume implements BlockDevice {
       volume: this.id,
       name: this.name,
       extentPages: this.extentPages,
-      placed: (view, extent) => this.placed(view, extent),
-      absentMask: (view, placed) => this.absentMask(view, placed),
+      placed: (view, extent) => this.io.placed(view, extent),
     };
   }
 
@@ -214,63 +158,6 @@ export class Volume implements BlockDevice {
     return out;
   }
 
-  /**
-   * After a StaleEpoch reply naming `epoch`: fetches a newer map. Returns the new view.
-   * @throws BlockDeviceError ESTALE when no newer map could be obtained.
-   */
-  private async stale(view: ClusterView, epoch: number, what: string): Promise<ClusterView> {
-    this.counters.staleEpochReplies++;
-    const next = await this.opts.views.refresh(Math.max(epoch, view.epoch + 1));
-    if (next.epoch <= view.epoch) throw new BlockDeviceError('ESTALE', `${what}: map epoch ${view.epoch} is stale (a node holds ${epoch}) and no newer map could be fetched`);
-    this.counters.refreshes++;
-    return next;
-  }
-
-  /** The extent's up set in placement order ([] when fewer than min_size can be placed). */
-  private placed(view: ClusterView, extent: number): number[] {
-    try {
-      return view.members(this.id, extent, this.pool);
-    } catch (e) {
-      if (e instanceof PlacementError) return [];
-      throw e;
-    }
-  }
-
-  /** Bit i set when placed[i]'s node is down in `view`. */
-  private absentMask(view: ClusterView, placed: number[]): number {
-    let mask = 0;
-    for (let i = 0; i < placed.length; i++) if (!view.isUp(view.nodeOf(placed[i]))) mask |= 1 << i;
-    return mask;
-  }
-
-  /** Error for an extent with fewer than min_size up members, naming the missing ones. */
-  private inactive(view: ClusterView, extent: number, placed: number[], what: string): BlockDeviceError {
-    const e = belowMinSize(view, { id: this.id, name: this.name, pool: this.pool }, extent, placed, what, this.ioTimeoutMs);
-    this.opts.log?.error({ volume: this.name, extent, err: e.message }, 'I/O failed: extent below min_size');
-    return e;
-  }
-
-  private async sendTo(view: ClusterView, member: number, op: number, flags: number, s: Segment, members: number[], absent: number, version: number, payload?: Buffer): Promise<Reply> {
-    const client = await this.opts.connections.get(view.nodeOf(member));
-    return client.request(
-      { op, flags, epoch: view.epoch, volume: this.id, extent: s.extent, partition: member, firstPage: s.firstPage, pages: s.pages, lease: this.lease, version, members, absent },
-      payload,
-    );
-  }
-
-  private async writeMember(view: ClusterView, m: number, op: number, flags: number, s: Segment, members: number[], absent: number, version: number, payload?: Buffer): Promise<MemberResult> {
-    try {
-      const r = await this.sendTo(view, m, op, flags, s, members, absent, version, payload);
-      if (r.h.status === Status.Ok) return { ok: true };
-      if (r.h.status === Status.StaleEpoch) return { ok: false, stale: r.h.aux, why: `partition ${m}: StaleEpoch` };
-      if (WRITE_FATAL.has(r.h.status)) return { ok: false, fatal: r.h.status, why: `partition ${m}: ${statusName(r.h.status)}` };
-      return { ok: false, why: `partition ${m} (node ${view.nodeOf(m)}): ${statusName(r.h.status)}` };
-    } catch (e) {
-      if (!(e instanceof ConnectionError)) throw e;
-      return { ok: false, why: `partition ${m} (node ${view.nodeOf(m)}): ${e.message}` };
-    }
-  }
-
   /** Takes a new lease generation when this one's sequence numbers are used up. */
   private async renew(): Promise<void> {
     while (this.versions.exhausted) {
@@ -283,171 +170,24 @@ export class Volume implements BlockDevice {
   private async writeSegment(op: number, flags: number, s: Segment, payload?: Buffer): Promise<void> {
     if (this.versions.exhausted) await this.renew();
     const version = this.versions.issue();
-    this.enter();
+    this.io.enter();
     try {
-      await this.replicate(op, flags, s, version, payload);
+      await this.io.replicate(op, flags, s, version, payload);
       this.versions.complete(version);
     } catch (e) {
       this.versions.fail(version);
       throw e;
     } finally {
-      this.leave();
-    }
-  }
-
-  /**
-   * Sends one write (or trim) of version `version` to every acting member and returns once
-   * each has it. Members that fail are retried until they answer or the map marks them
-   * down; members that had it before another member dropped out get it again with the new
-   * absent set, so they record what the absent one missed.
-   */
-  private async replicate(op: number, flags: number, s: Segment, version: number, payload?: Buffer): Promise<void> {
-    // Fast path: every placed member up and every one answers Ok.
-    const view0 = this.opts.views.current;
-    const placed0 = this.placed(view0, s.extent);
-    let acked: Map<number, number[]> | null = null;
-    if (placed0.length > 0 && placed0.length >= view0.pool(this.pool).replicas && this.allUp(view0, placed0)) {
-      for (const m of placed0) this.dirty.add(view0.nodeOf(m));
-      const first = await Promise.all(placed0.map((m) => this.writeMember(view0, m, op, flags, s, placed0, 0, version, payload)));
-      if (first.every((r) => r.ok)) return;
-      acked = new Map();
-      for (let i = 0; i < first.length; i++) if (first[i].ok) acked.set(placed0[i], []);
-    }
-    return this.replicateSlow(op, flags, s, version, acked ?? new Map(), payload);
-  }
-
-  private allUp(view: ClusterView, placed: number[]): boolean {
-    for (const m of placed) if (!view.isUp(view.nodeOf(m))) return false;
-    return true;
-  }
-
-  /** The retrying, degrading part of replicate(); `acked`: members that already have the version. */
-  private async replicateSlow(op: number, flags: number, s: Segment, version: number, acked: Map<number, number[]>, payload?: Buffer): Promise<void> {
-    const what = `${op === Op.Write ? 'write' : 'trim'} of extent ${s.extent}`;
-    let view = this.opts.views.current;
-    const deadline = Date.now() + this.ioTimeoutMs;
-    let staleRetries = 0;
-    let last = '';
-    for (;;) {
-      const placed = this.placed(view, s.extent);
-      const pool = view.pool(this.pool);
-      const up = placed.filter((m) => view.isUp(view.nodeOf(m)));
-      if (up.length < pool.minSize || up.length === 0) {
-        if (Date.now() > deadline) throw this.inactive(view, s.extent, placed, what);
-        await sleep(100);
-        view = this.opts.views.current;
-        continue;
-      }
-      const absentLeaves = placed.filter((m) => !view.isUp(view.nodeOf(m)));
-      const mask = absentLeaves.length ? this.absentMask(view, placed) : 0;
-      const targets = up.filter((m) => {
-        const told = acked.get(m);
-        return !told || absentLeaves.some((x) => !told.includes(x));
-      });
-      if (targets.length === 0) {
-        if (up.length < pool.replicas) this.counters.degradedWrites++;
-        return;
-      }
-      for (const m of targets) this.dirty.add(view.nodeOf(m));
-      const results = await Promise.all(targets.map((m) => this.writeMember(view, m, op, flags, s, placed, mask, version, payload)));
-      let staleAt = 0;
-      let retry = false;
-      for (let i = 0; i < results.length; i++) {
-        const r = results[i];
-        if (r.ok) {
-          acked.set(targets[i], absentLeaves);
-          continue;
-        }
-        if (r.fatal !== undefined) {
-          const e = errorFor(r.fatal, `${what} of volume ${this.name} on ${r.why}`);
-          this.opts.log?.error({ volume: this.name, extent: s.extent, err: e.message }, 'write failed');
-          throw e;
-        }
-        if (r.stale !== undefined) staleAt = Math.max(staleAt, r.stale);
-        else retry = true;
-        last = r.why;
-      }
-      if (staleAt) {
-        if (++staleRetries > STALE_RETRIES) throw errorFor(Status.StaleEpoch, what);
-        view = await this.stale(view, staleAt, what);
-        continue;
-      }
-      if (retry) {
-        this.counters.memberRetries++;
-        if (Date.now() > deadline) {
-          const e = new BlockDeviceError('EIO', `${what} of volume ${this.name}: a member neither answered nor was marked down within ${this.ioTimeoutMs} ms (last: ${last})`);
-          this.opts.log?.error({ volume: this.name, extent: s.extent, err: e.message }, 'write failed');
-          throw e;
-        }
-        await sleep(50);
-      }
-      // Another pass at the newest view: it returns at once when every up member has it.
-      view = this.opts.views.current;
-    }
-  }
-
-  private async readSegment(s: Segment): Promise<Buffer> {
-    let view = this.opts.views.current;
-    const deadline = Date.now() + this.ioTimeoutMs;
-    let staleRetries = 0;
-    let last = '';
-    this.enter();
-    try {
-      for (;;) {
-        const placed = this.placed(view, s.extent);
-        const pool = view.pool(this.pool);
-        const up = placed.filter((m) => view.isUp(view.nodeOf(m)));
-        if (up.length < pool.minSize || up.length === 0) {
-          if (Date.now() > deadline) throw this.inactive(view, s.extent, placed, `read of extent ${s.extent}`);
-          await sleep(100);
-          view = this.opts.views.current;
-          continue;
-        }
-        const mask = up.length === placed.length ? 0 : this.absentMask(view, placed);
-        let staleAt = 0;
-        for (let i = 0; i < up.length; i++) {
-          const m = up[i];
-          try {
-            const r = await this.sendTo(view, m, Op.Read, 0, s, placed, mask, 0);
-            if (r.h.status === Status.Ok) {
-              if (i > 0) this.counters.readFailovers++;
-              return r.payload;
-            }
-            if (r.h.status === Status.StaleEpoch) {
-              staleAt = r.h.aux;
-              break;
-            }
-            if (READ_FATAL.has(r.h.status)) throw errorFor(r.h.status, `read of extent ${s.extent} on partition ${m}`);
-            last = `partition ${m} (node ${view.nodeOf(m)}): ${statusName(r.h.status)}`;
-          } catch (e) {
-            if (!(e instanceof ConnectionError)) throw e;
-            last = `partition ${m} (node ${view.nodeOf(m)}): ${e.message}`;
-          }
-        }
-        if (staleAt) {
-          if (++staleRetries > STALE_RETRIES) throw errorFor(Status.StaleEpoch, `read of extent ${s.extent}`);
-          view = await this.stale(view, staleAt, `read of extent ${s.extent}`);
-          continue;
-        }
-        if (Date.now() > deadline) {
-          const e = new BlockDeviceError('EIO', `read of extent ${s.extent} of volume ${this.name} failed on every up member for ${this.ioTimeoutMs} ms (last: ${last})`);
-          this.opts.log?.error({ volume: this.name, extent: s.extent, err: e.message }, 'read failed');
-          throw e;
-        }
-        await sleep(50);
-        view = this.opts.views.current;
-      }
-    } finally {
-      this.leave();
+      this.io.leave();
     }
   }
 
   private async readAligned(offset: number, length: number): Promise<Buffer> {
     const segs = this.segments(offset, length);
-    if (segs.length === 1) return this.readSegment(segs[0]);
+    if (segs.length === 1) return this.io.read(segs[0]);
     const out = Buffer.allocUnsafe(length);
     await pMap(segs, async (s) => {
-      (await this.readSegment(s)).copy(out, s.bufOffset);
+      (await this.io.read(s)).copy(out, s.bufOffset);
     }, { concurrency: FANOUT });
     return out;
   }
@@ -560,32 +300,9 @@ export class Volume implements BlockDevice {
     const nodes = [...this.dirty];
     this.dirty.clear();
     const watermark = this.versions.watermark();
-    const deadline = Date.now() + this.ioTimeoutMs;
-    this.enter();
+    this.io.enter();
     try {
-      const results = await Promise.allSettled(nodes.map(async (n) => {
-        for (;;) {
-          const view = this.opts.views.current;
-          let why: string;
-          try {
-            const c = await this.opts.connections.get(n);
-            const r = await c.request({ op: Op.Flush, flags: 0, epoch: view.epoch, volume: this.id, extent: 0, partition: 0, firstPage: 0, pages: 0, lease: this.lease, version: watermark, members: [] });
-            if (r.h.status === Status.Ok) return;
-            if (r.h.status === Status.Fenced) throw errorFor(r.h.status, `flush on node ${n}`);
-            if (r.h.status === Status.StaleEpoch) {
-              await this.opts.views.refresh(r.h.aux);
-              continue;
-            }
-            why = statusName(r.h.status);
-          } catch (e) {
-            if (!(e instanceof ConnectionError)) throw e;
-            why = e.message;
-          }
-          if (!this.opts.views.current.isUp(n)) return; // not acting any more
-          if (Date.now() > deadline) throw new BlockDeviceError('EIO', `flush on node ${n}: ${why}`);
-          await sleep(50);
-        }
-      }));
+      const results = await Promise.allSettled(nodes.map((n) => this.io.flushNode(n, watermark)));
       const failed = results.flatMap((r, i) => (r.status === 'rejected' ? [{ node: nodes[i], reason: r.reason as Error }] : []));
       if (failed.length > 0) {
         for (const f of failed) this.dirty.add(f.node);
@@ -594,14 +311,13 @@ export class Volume implements BlockDevice {
         throw e;
       }
     } finally {
-      this.leave();
+      this.io.leave();
     }
   }
 
   /** Marks the volume closed; later calls fail with ESHUTDOWN. Connections belong to the pool. */
   close(): void {
     this.closed = true;
-    if (this.ticker) clearInterval(this.ticker);
-    this.ticker = null;
+    this.io.close();
   }
 }

@@ -9,6 +9,7 @@ import pMap from 'p-map';
 import { BlockDeviceError } from '../volume/index.ts';
 import { ConnectionError, Op, Status, statusName, type ConnectionPool, type Reply } from '../wire/index.ts';
 import type { ClusterView, ViewSource } from './cluster-view.ts';
+import { absentMask } from './member-io.ts';
 
 /** A volume as seen by the writer-change steps. */
 export interface WriterContext {
@@ -21,8 +22,6 @@ export interface WriterContext {
   extentPages: number;
   /** The extent's up set in placement order ([] when it cannot be placed). */
   placed(view: ClusterView, extent: number): number[];
-  /** Bit i set when placed[i] is down in `view`. */
-  absentMask(view: ClusterView, placed: number[]): number;
 }
 
 /** Maps a failed announcement's status to the caller's error code. */
@@ -73,7 +72,7 @@ export async function reconcileExtents(ctx: WriterContext, lease: number, extent
   await pMap(extents, async (extent) => {
     const view = ctx.views.current;
     const placed = ctx.placed(view, extent);
-    const absent = ctx.absentMask(view, placed);
+    const absent = absentMask(view, placed);
     for (const m of placed.filter((x) => view.isUp(view.nodeOf(x)))) {
       try {
         const c = await ctx.connections.get(view.nodeOf(m));
