@@ -1,15 +1,11 @@
 import { Command } from '@oclif/core';
-import bytes from 'bytes-iec';
 import type { ClusterStatus } from '../../src/api/status.ts';
+import { formatBytes, plural } from '../../src/api/format.ts';
 import { apiFlags, clusterApi } from '../lib/api.ts';
 
 /** The reply of GET /v1/status. */
 type StatusReply = ClusterStatus & { servedBy: number };
 
-/** Bytes with one decimal in binary units, as the server's checks print them ("12.0 MiB"; "512 B"). */
-const formatBytes = (n: number): string => (n < 1024 ? `${n} B` : bytes.format(n, { mode: 'binary', decimalPlaces: 1, fixedDecimals: true, unitSeparator: ' ' }) ?? `${n} B`);
-
-const plural = (n: number, word: string): string => `${n} ${word}${n === 1 ? '' : 's'}`;
 
 /**
  * Renders a status the way `cairn status` prints it (ceph -s style): cluster, health with

@@ -29,6 +29,7 @@ import type { ClusterMap } from '../clustermap/index.ts';
 import type { ClusterConfig, PoolConfig, VolumeConfig } from '../config/index.ts';
 import { ClusterView, PlacementError } from '../initiator/index.ts';
 import type { NodeRecoveryReport } from '../recovery/report.ts';
+import { formatBytes, plural } from './format.ts';
 
 /** The health word, as in Ceph. */
 export type Health = 'HEALTH_OK' | 'HEALTH_WARN' | 'HEALTH_ERR';
@@ -108,24 +109,6 @@ interface ExtentFacts {
   flagged: boolean;
   /** A `missed` record targets an up node, or an up node lists it `stale`. */
   catchingUp: boolean;
-}
-
-const plural = (n: number, word: string): string => `${n} ${word}${n === 1 ? '' : 's'}`;
-
-/**
- * Formats bytes in binary units with one decimal, e.g. 12582912 -> "12.0 MiB"; below 1 KiB
- * plain bytes ("512 B").
- */
-export function formatBytes(n: number): string {
-  const units = ['KiB', 'MiB', 'GiB', 'TiB', 'PiB', 'EiB'];
-  if (n < 1024) return `${n} B`;
-  let v = n / 1024;
-  let i = 0;
-  while (v >= 1024 && i < units.length - 1) {
-    v /= 1024;
-    i++;
-  }
-  return `${v.toFixed(1)} ${units[i]}`;
 }
 
 /**
