@@ -84,6 +84,25 @@ async function compareMembers(cluster: LocalCluster, volume: Volume, extents: nu
   return diffs;
 }
 
+/**
+ * Runs `body` against a fresh cluster (3 nodes unless `nodes`; fast failure detection) with
+ * vol0 attached, then closes the volume, stops the cluster and removes its data directory.
+ */
+async function withVolume(opts: { nodes?: number; deviceBytes?: number; volumeBytes?: number }, body: (cluster: LocalCluster, volume: Volume, dir: string) => Promise<void>): Promise<void> {
+  const { dir, cleanup } = tempDataDir();
+  const cluster = opts.nodes
+    ? await LocalCluster.start({ dataDir: dir, layout: { nodes: opts.nodes, deviceBytes: opts.deviceBytes ?? 256 * MiB, volumeBytes: opts.volumeBytes ?? 32 * MiB, membership: MEMBERSHIP } })
+    : await startCluster(dir, []);
+  const volume = await cluster.attach('vol0');
+  try {
+    await body(cluster, volume, dir);
+  } finally {
+    volume.close();
+    await cluster.stop();
+    cleanup();
+  }
+}
+
 /** A BlockDevice that records when each extent was written (ms since 1970). */
 function recording(dev: Volume, extentBytes: number, log: Array<[number, number]>): BlockDevice {
   return new Proxy(dev, {
@@ -228,11 +247,8 @@ test.serial('kill node 1 under writes, let it resync, then kill node 2: every wr
 
 test.serial('out, writes on two members, in again: the returning node compares every extent placed on it before it serves them', async (t) => {
   t.timeout(300000);
-  const { dir, cleanup } = tempDataDir();
-  const cluster = await startCluster(dir, []);
-  const volume = await cluster.attach('vol0');
-  const api = new ApiClient(`http://127.0.0.1:${cluster.config.nodes[0].apiPort}`, cluster.config.token);
-  try {
+  await withVolume({}, async (cluster, volume, dir) => {
+    const api = new ApiClient(`http://127.0.0.1:${cluster.config.nodes[0].apiPort}`, cluster.config.token);
     const a = randomBytes(32 * MiB);
     await volume.write(0, a);
     await volume.flush();
@@ -258,19 +274,12 @@ test.serial('out, writes on two members, in again: the returning node compares e
     expect.fill(0, 30 * MiB, 31 * MiB);
     const { bad } = await readOnNode(cluster, 2, 1, 0, volume.leaseGeneration, expect, MiB);
     t.deepEqual(bad, [], 'node 2 serves the data written while it was out');
-  } finally {
-    volume.close();
-    await cluster.stop();
-    cleanup();
-  }
+  });
 });
 
 test.serial('a resync cut halfway (the sender killed -9) resumes from the other member and completes; nothing half-pulled is served', async (t) => {
   t.timeout(300000);
-  const { dir, cleanup } = tempDataDir();
-  const cluster = await startCluster(dir, []);
-  const volume = await cluster.attach('vol0');
-  try {
+  await withVolume({}, async (cluster, volume, dir) => {
     await volume.write(0, randomBytes(128 * MiB));
     await volume.flush();
     await cluster.stopNode(1, 'SIGKILL');
@@ -306,20 +315,13 @@ test.serial('a resync cut halfway (the sender killed -9) resumes from the other 
     await cluster.startNode(2);
     t.true(await resynced(cluster, 1, 120000), 'no node owes node 1 anything once node 0 is back');
     t.deepEqual(await compareMembers(cluster, volume, 128), [], 'every extent identical on its three members');
-  } finally {
-    volume.close();
-    await cluster.stop();
-    cleanup();
-  }
+  });
 });
 
 test.serial('a node that loses what it had not made durable (power loss, simulated) compares every extent before serving again', async (t) => {
   t.timeout(300000);
-  const { dir, cleanup } = tempDataDir();
-  const cluster = await startCluster(dir, []);
-  const volume = await cluster.attach('vol0');
-  const snap = join(dir, 'node1.snapshot');
-  try {
+  await withVolume({}, async (cluster, volume, dir) => {
+    const snap = join(dir, 'node1.snapshot');
     const a = randomBytes(32 * MiB);
     await volume.write(0, a);
     await volume.flush();
@@ -348,20 +350,13 @@ test.serial('a node that loses what it had not made durable (power loss, simulat
     const { bad, firstStatus } = await readOnNode(cluster, 1, 1, 0, volume.leaseGeneration, expect, MiB);
     t.deepEqual(bad, [], `node 1 serves the writes it had lost (first bad: status ${firstStatus})`);
     t.deepEqual(await compareMembers(cluster, volume, 32), [], 'every extent identical on its members');
-  } finally {
-    volume.close();
-    await cluster.stop();
-    cleanup();
-  }
+  });
 });
 
 test.serial('out on a 4-node cluster: each replacement member is backfilled before it serves reads, and serves the data after', async (t) => {
   t.timeout(300000);
-  const { dir, cleanup } = tempDataDir();
-  const cluster = await LocalCluster.start({ dataDir: dir, layout: { nodes: 4, deviceBytes: 256 * MiB, volumeBytes: 32 * MiB, membership: MEMBERSHIP } });
-  const volume = await cluster.attach('vol0');
-  const api = new ApiClient(`http://127.0.0.1:${cluster.config.nodes[0].apiPort}`, cluster.config.token);
-  try {
+  await withVolume({ nodes: 4 }, async (cluster, volume, dir) => {
+    const api = new ApiClient(`http://127.0.0.1:${cluster.config.nodes[0].apiPort}`, cluster.config.token);
     const data = randomBytes(32 * MiB);
     await volume.write(0, data);
     await volume.flush();
@@ -385,9 +380,5 @@ test.serial('out on a 4-node cluster: each replacement member is backfilled befo
       t.deepEqual(bad, [], `node ${n} serves every extent placed on it (first bad: status ${firstStatus})`);
     }
     t.deepEqual(await compareMembers(cluster, volume, 32), [], 'every extent identical on its members');
-  } finally {
-    volume.close();
-    await cluster.stop();
-    cleanup();
-  }
+  });
 });
