@@ -11,4 +11,5 @@ export {
   ENTRY, decodeMissed, decodePut, decodeU32s, decodeVersions, encodeMissed, encodePut, encodeU32s, encodeVersions,
   type MissedRecord, type PageVersion, type PutEntry,
 } from './codec.ts';
+/** One node's redundancy report (GET /v1/recovery). */
 export type { NodeRecoveryReport } from './report.ts';
