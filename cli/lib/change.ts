@@ -4,7 +4,7 @@ import type { SubmitResult } from '../../src/authority/index.ts';
 import type { OperatorChange } from '../../src/clustermap/index.ts';
 import { clusterApi } from './api.ts';
 
-/** Changes that move placement: new members backfill, old copies stay until trimming exists. */
+/** Changes that move placement: new members backfill, then copies no longer placed are trimmed. */
 const MOVES_DATA = new Set(['out', 'reweight', 'remove-node', 'remove-device']);
 
 /**
@@ -29,6 +29,6 @@ export async function submitChange(cmd: Command, flags: { 'data-dir': string; ap
   }
   cmd.log(`Map epoch ${r.epoch} published (checksum ${r.checksum.toString(16).padStart(8, '0')}).`);
   if (MOVES_DATA.has(change.type)) {
-    cmd.warn('this change moves placement: each new member copies its extents from their holders before it serves them (watch `cairn status`); the copies left behind are not trimmed yet, so their space does not come back.');
+    cmd.warn('this change moves placement: new members copy their extents from current holders in the background (watch `cairn recovery status`); copies no longer placed are trimmed once every new member has them.');
   }
 }

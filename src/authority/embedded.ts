@@ -4,14 +4,15 @@
  * is published, so a restarted authority never reissues an epoch with other contents),
  * publishes maps and periodic digests, and runs the membership monitor: a node whose
  * heartbeats stop for `downAfterMs` is marked down, a node down for `outAfterMs` is marked
- * out (as Ceph's mon_osd_down_out_interval), a node heard from again is marked up (and in,
- * if it was marked out automatically). Each such decision is a new epoch.
+ * out (as Ceph's mon_osd_down_out_interval) unless the map's settings say noout (as Ceph's
+ * noout flag), a node heard from again is marked up (and in, if it was marked out
+ * automatically). Each such decision is a new epoch.
  */
 import { mkdir, open, readdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { KeyObject } from 'node:crypto';
 import {
-  applyChange, initialMap, openSignedMap, parsePrivateKey, parsePublicKey, signMap, type ClusterMap, type MapChange, type SignedMap,
+  applyChange, initialMap, mapSettings, openSignedMap, parsePrivateKey, parsePublicKey, signMap, type ClusterMap, type MapChange, type SignedMap,
 } from '../clustermap/index.ts';
 import { membershipOf, type ClusterConfig, type Membership } from '../config/index.ts';
 import type { HistoryEntry, MapAuthority, SubmitResult } from './authority.ts';
@@ -59,6 +60,8 @@ export class EmbeddedAuthority implements MapAuthority {
   private readonly lastSeen = new Map<number, number>();
   /** Nodes heard from since this authority started (others get the longer start-up grace). */
   private readonly heard = new Set<number>();
+  /** Nodes down past outAfterMs that noout keeps in, already logged (one line per node and episode). */
+  private readonly heldByNoout = new Set<number>();
   private readonly startedAt = Date.now();
   private monitor: NodeJS.Timeout | null = null;
   private digestTimer: NodeJS.Timeout | null = null;
@@ -189,6 +192,8 @@ export class EmbeddedAuthority implements MapAuthority {
     const now = Date.now();
     const downs: number[] = [];
     const out: number[] = [];
+    const noout = mapSettings(this.latest.map).noout;
+    const held = new Set<number>();
     for (const n of this.latest.map.nodes) {
       if (n.id === this.opts.selfNode) continue;
       if (n.up) {
@@ -199,8 +204,19 @@ export class EmbeddedAuthority implements MapAuthority {
           : now - this.startedAt > Math.max(this.timing.downAfterMs, START_GRACE_MS);
         if (down) downs.push(n.id);
       }
-      if (!n.up && n.in && this.timing.outAfterMs > 0 && n.downSince !== null && now - n.downSince > this.timing.outAfterMs) out.push(n.id);
+      if (!n.up && n.in && this.timing.outAfterMs > 0 && n.downSince !== null && now - n.downSince > this.timing.outAfterMs) {
+        if (!noout) out.push(n.id);
+        else {
+          held.add(n.id);
+          if (!this.heldByNoout.has(n.id)) {
+            this.opts.log.info({ node: n.id, downSince: n.downSince, outAfterMs: this.timing.outAfterMs }, `noout set: node ${n.id} down past outAfterMs stays in`);
+          }
+        }
+      }
     }
+    // Forget nodes no longer held (back up, marked out, or noout unset): a later hold logs again.
+    for (const id of this.heldByNoout) if (!held.has(id)) this.heldByNoout.delete(id);
+    for (const id of held) this.heldByNoout.add(id);
     if (downs.length) void this.submit({ type: 'down', nodes: downs }).catch((e: Error) => this.opts.log.warn({ err: e.message }, 'could not mark nodes down'));
     if (out.length) void this.submit({ type: 'auto-out', nodes: out }).catch((e: Error) => this.opts.log.warn({ err: e.message }, 'could not mark nodes out'));
   }

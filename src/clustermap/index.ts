@@ -3,6 +3,8 @@
  * encoding and checksum, Ed25519 signature, changes, and the per-peer keeper that accepts
  * only newer maps that verify.
  */
+// Model: schemas and types, plus the cluster-wide settings (MapSettingsSchema, MapSettings,
+// DEFAULT_SETTINGS, mapSettings).
 export * from './types.ts';
 export { buildTopology, checkTopology, placementTopology, mapNode } from './topology.ts';
 export { encodeMap, decodeMap, mapChecksum, MapDecodeError } from './codec.ts';

@@ -59,6 +59,28 @@ export const MapNodeSchema = z.object({
   autoOut: z.boolean(),
 });
 
+/**
+ * Cluster-wide settings carried in the map, changed by operator map changes (`cairn set`,
+ * `cairn unset`), so that every node and initiator applies the same values from the same
+ * epoch on. Like Ceph's OSDMap flags and the monitor-held osd_* options.
+ */
+export const MapSettingsSchema = z.object({
+  /**
+   * Ceph's noout: the authority does not mark down nodes out automatically, however long
+   * they stay down (for planned maintenance). Operator `out` still works.
+   */
+  noout: z.boolean(),
+  /**
+   * Recovery (resync, backfill, rebalance, scrub) data rate limit per node, bytes/s;
+   * 0 = unlimited.
+   */
+  recoveryBytesPerSec: z.number().int().min(0),
+  /** How often each extent is scrubbed (shallow: versions and checksums), ms; 0 = never on schedule. */
+  scrubIntervalMs: z.number().int().min(0),
+  /** How often each extent is deep-scrubbed (data compared), ms; 0 = never on schedule. */
+  deepScrubIntervalMs: z.number().int().min(0),
+});
+
 /** The whole map. */
 export const ClusterMapSchema = z.object({
   format: z.literal(1),
@@ -72,6 +94,11 @@ export const ClusterMapSchema = z.object({
   nodes: z.array(MapNodeSchema).min(1),
   /** Derived from `nodes` by buildTopology; carried so every peer places with the same tree. */
   topology: z.custom<TopologyMap>((v) => typeof v === 'object' && v !== null),
+  /**
+   * Settings that differ from DEFAULT_SETTINGS (absent keys take the default; absent
+   * altogether in maps signed before settings existed). Read them with mapSettings().
+   */
+  settings: MapSettingsSchema.partial().optional(),
 });
 
 /** One device of a node in the map. */
@@ -80,3 +107,29 @@ export type MapDevice = z.infer<typeof MapDeviceSchema>;
 export type MapNode = z.infer<typeof MapNodeSchema>;
 /** The cluster map at one epoch. */
 export type ClusterMap = z.infer<typeof ClusterMapSchema>;
+/** Cluster-wide settings in force (every key present); see MapSettingsSchema for units. */
+export type MapSettings = z.infer<typeof MapSettingsSchema>;
+
+/**
+ * Settings of a map that carries none: noout off, recovery at 64 MiB/s per node, shallow
+ * scrub every 24 h and deep scrub every 7 days (Ceph's osd_scrub_min_interval and
+ * osd_deep_scrub_interval).
+ */
+export const DEFAULT_SETTINGS: MapSettings = Object.freeze({
+  noout: false,
+  recoveryBytesPerSec: 64 * 1024 * 1024,
+  scrubIntervalMs: 24 * 3600 * 1000,
+  deepScrubIntervalMs: 7 * 24 * 3600 * 1000,
+});
+
+/**
+ * The settings in force at `map`'s epoch: DEFAULT_SETTINGS overlaid with the keys the map
+ * carries. Pure; never throws.
+ */
+export function mapSettings(map: ClusterMap): MapSettings {
+  const out: MapSettings = { ...DEFAULT_SETTINGS };
+  for (const [k, v] of Object.entries(map.settings ?? {})) {
+    if (v !== undefined) (out as Record<string, unknown>)[k] = v;
+  }
+  return out;
+}

@@ -1,17 +1,19 @@
 import { Command } from '@oclif/core';
-import type { ClusterMap } from '../../../src/clustermap/index.ts';
+import { DEFAULT_SETTINGS, type ClusterMap, type MapSettings } from '../../../src/clustermap/index.ts';
 import { apiFlags, clusterApi } from '../../lib/api.ts';
 import { formatSize } from '../../lib/size.ts';
+import { SETTING_KEYS, formatSetting } from '../set.ts';
 
-/** `cairn map show`: the current topology map as a tree with weights and states. */
+/** `cairn map show`: the current topology map as a tree with weights and states, and the settings in force. */
 export default class MapShow extends Command {
-  static override summary = 'Show the current cluster map: epoch, and the tree of nodes, devices and partitions with weights and states.';
+  static override summary = 'Show the current cluster map: epoch, the cluster-wide settings in force, and the tree of nodes, devices and partitions with weights and states.';
   static override examples = ['<%= config.bin %> map show', '<%= config.bin %> map show --json'];
   static override flags = apiFlags;
 
   async run(): Promise<void> {
     const { flags } = await this.parse(MapShow);
-    let m: ClusterMap & { checksum: number; authority: number; servedBy: number };
+    // `settings`: every setting in force (GET /v1/map fills in defaults); absent from older servers.
+    let m: Omit<ClusterMap, 'settings'> & { checksum: number; authority: number; servedBy: number; settings?: MapSettings };
     try {
       m = await (await clusterApi(flags)).call('GET', '/v1/map');
     } catch (e) {
@@ -30,6 +32,8 @@ export default class MapShow extends Command {
     const w = (x: number): string => x.toFixed(5);
     this.log(`epoch ${m.epoch}  checksum ${m.checksum.toString(16).padStart(8, '0')}  authority node ${m.authority}  (served by node ${m.servedBy})`);
     this.log(`last change: ${m.change}${m.createdAt ? ` at ${new Date(m.createdAt).toISOString()}` : ''}`);
+    const settings = { ...DEFAULT_SETTINGS, ...m.settings };
+    this.log(`settings: ${SETTING_KEYS.map((k) => `${k.key} ${formatSetting(k, settings[k.field])}${k.kind === 'flag' || settings[k.field] === DEFAULT_SETTINGS[k.field] ? '' : ' (set)'}`).join(', ')}`);
     this.log(`root  weight ${w(weightOf(m.topology.root))}`);
     for (const n of m.nodes) {
       const hb = m.topology.buckets.find((b) => b.name === `node${n.id}`);
