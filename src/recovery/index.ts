@@ -5,11 +5,15 @@
  * of the recovery requests, and the per-node report behind `cairn status`.
  */
 export { MissedLog, type MissedEntry } from './missed-log.ts';
-export { reconcileExtent, repairRange, type ExtentCopy, type ReconcileResult } from './reconcile.ts';
+export { newer, reconcileExtent, repairRange, type ExtentCopy, type ReconcileResult } from './reconcile.ts';
+export { RecoveryThrottle, type RecoveryThrottleOptions } from './throttle.ts';
+export { ProgressTracker } from './progress.ts';
 export { UnsettledExtents } from './unsettled.ts';
 export {
   ENTRY, decodeMissed, decodePut, decodeU32s, decodeVersions, encodeMissed, encodePut, encodeU32s, encodeVersions,
   type MissedRecord, type PageVersion, type PutEntry,
 } from './codec.ts';
 /** One node's redundancy report (GET /v1/recovery). */
-export type { NodeRecoveryReport } from './report.ts';
+export type { NodeRecoveryReport, RecoveryKind, RecoveryProgress, RecoveryTraffic } from './report.ts';
+/** Every recovery kind, in report order. */
+export { RECOVERY_KINDS } from './report.ts';

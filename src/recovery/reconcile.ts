@@ -33,28 +33,44 @@ export interface ReconcileResult {
 const PUT_BATCH = 64;
 
 /**
+ * Whether page version `a` supersedes `b`: a higher version, or the same version mapped
+ * where `b` is unmapped. Host writes and trims never share a version, so an unmapped page
+ * at a mapped page's version is a copy trimmed because it was no longer placed there
+ * (src/node/misplaced.ts): the data wins.
+ */
+export function newer(a: PageVersion, b: PageVersion): boolean {
+  return a.version > b.version || (a.version === b.version && a.mapped && !b.mapped);
+}
+
+/**
  * Brings every copy in `copies` to each page's newest version among them. When `only` is
  * given, only those leaves receive pages (the others are sources only). When some copies
  * cannot list their versions and `tolerate(failedLeaves)` says the rest suffice, the
- * reconcile goes on without them.
+ * reconcile goes on without them. `prefer(leaf)` orders the sources a page is read from
+ * when several hold its newest version (lowest first; default: the order of `all`), so
+ * that many pulls spread their reads over every current member (declustered recovery).
  * @throws the first error of a member (the caller retries later; a receiving member stays
  *         marked as not current until a reconcile of the extent succeeds).
  */
-export async function reconcileExtent(all: ExtentCopy[], only?: ReadonlySet<number>, tolerate?: (failedLeaves: number[]) => boolean): Promise<ReconcileResult> {
+export async function reconcileExtent(
+  all: ExtentCopy[], only?: ReadonlySet<number>, tolerate?: (failedLeaves: number[]) => boolean, prefer?: (leaf: number) => number,
+): Promise<ReconcileResult> {
   const settled = await Promise.allSettled(all.map((c) => c.versions()));
   const failed = settled.flatMap((r, i) => (r.status === 'rejected' ? [i] : []));
   if (failed.length && !(tolerate?.(failed.map((i) => all[i].leaf)) ?? false)) throw (settled[failed[0]] as PromiseRejectedResult).reason;
   const copies = all.filter((_, i) => !failed.includes(i));
   const lists = settled.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
   const have = lists.map((l) => new Map(l.map((v) => [v.page, v])));
-  // Newest version of each page, and which copy holds it.
+  // Newest version of each page, and which copy holds it (the first, after `order`).
   const best = new Map<number, { v: PageVersion; holder: number }>();
-  lists.forEach((l, i) => {
-    for (const v of l) {
+  const order = lists.map((_, i) => i);
+  if (prefer) order.sort((a, b) => prefer(copies[a].leaf) - prefer(copies[b].leaf));
+  for (const i of order) {
+    for (const v of lists[i]) {
       const b = best.get(v.page);
-      if (!b || v.version > b.v.version) best.set(v.page, { v, holder: i });
+      if (!b || newer(v, b.v)) best.set(v.page, { v, holder: i });
     }
-  });
+  }
   // Per receiving copy, the pages it lacks; per holder, the pages to read from it.
   const needs = copies.map(() => [] as Array<{ page: number; holder: number; v: PageVersion }>);
   const fromHolder = new Map<number, Set<number>>();
@@ -62,7 +78,7 @@ export async function reconcileExtent(all: ExtentCopy[], only?: ReadonlySet<numb
     for (let i = 0; i < copies.length; i++) {
       if (only && !only.has(copies[i].leaf)) continue;
       const mine = have[i].get(page);
-      if (mine && mine.version >= b.v.version) continue;
+      if (mine && !newer(b.v, mine)) continue;
       needs[i].push({ page, holder: b.holder, v: b.v });
       if (b.v.mapped) {
         let s = fromHolder.get(b.holder);

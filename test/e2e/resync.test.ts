@@ -17,13 +17,11 @@ import { join } from 'node:path';
 import { LocalCluster } from '../../src/cluster/index.ts';
 import { ApiClient } from '../../src/api/index.ts';
 import { NbdServer } from '../../src/nbd/index.ts';
-import { decodeVersions } from '../../src/recovery/index.ts';
 import type { BlockDevice } from '../../src/volume/index.ts';
 import type { Volume } from '../../src/initiator/index.ts';
-import { Flag, Op, Status, WireClient } from '../../src/wire/index.ts';
 import { tempDataDir } from '../helpers/cairn-up.ts';
 import { until } from '../helpers/cluster.ts';
-import { readOnNode, recoveryReport, resyncDone } from '../helpers/recovery.ts';
+import { compareMembers, readOnNode, recoveryReport, resyncDone } from '../helpers/recovery.ts';
 import { have, run } from '../helpers/tools.ts';
 
 const MiB = 1024 * 1024;
@@ -41,48 +39,6 @@ async function startCluster(dir: string, supervisorLines: string[]): Promise<Loc
 
 const report = recoveryReport;
 const resynced = (cluster: LocalCluster, node: number, timeoutMs: number): Promise<boolean> => resyncDone(cluster, timeoutMs, [node]);
-
-/**
- * Compares every extent's copies on its placed members: page versions and bytes.
- * @returns descriptions of the differences (empty when identical).
- */
-async function compareMembers(cluster: LocalCluster, volume: Volume, extents: number): Promise<string[]> {
-  const view = cluster.view;
-  const rec = cluster.config.volumes.find((v) => v.name === volume.name)!;
-  const pages = rec.extentBytes / 4096;
-  const clients = new Map<number, WireClient>();
-  const get = async (node: number): Promise<WireClient> => {
-    let c = clients.get(node);
-    if (!c) {
-      const n = view.address(node)!;
-      c = new WireClient({ host: n.host, port: n.port, token: cluster.config.token });
-      await c.connect();
-      clients.set(node, c);
-    }
-    return c;
-  };
-  const diffs: string[] = [];
-  try {
-    for (let x = 0; x < extents; x++) {
-      const members = view.members(rec.id, x, rec.pool);
-      const copies = await Promise.all(members.map(async (m) => {
-        const c = await get(view.nodeOf(m));
-        const base = { flags: Flag.Recovery, epoch: view.epoch, volume: rec.id, extent: x, partition: m, firstPage: 0, pages, lease: 0, version: 0, members: [] };
-        const v = await c.request({ ...base, op: Op.Versions });
-        const d = await c.request({ ...base, op: Op.Read });
-        if (v.h.status !== Status.Ok || d.h.status !== Status.Ok) throw new Error(`extent ${x} on partition ${m}: status ${v.h.status}/${d.h.status}`);
-        return { m, versions: JSON.stringify(decodeVersions(v.payload)), data: Buffer.from(d.payload) };
-      }));
-      for (const c of copies.slice(1)) {
-        if (c.versions !== copies[0].versions) diffs.push(`extent ${x}: page versions differ between partitions ${copies[0].m} and ${c.m}`);
-        else if (!c.data.equals(copies[0].data)) diffs.push(`extent ${x}: bytes differ between partitions ${copies[0].m} and ${c.m}`);
-      }
-    }
-  } finally {
-    for (const c of clients.values()) c.close();
-  }
-  return diffs;
-}
 
 /**
  * Runs `body` against a fresh cluster (3 nodes unless `nodes`; fast failure detection) with

@@ -1,0 +1,129 @@
+/**
+ * Trimming copies that placement no longer puts on this node (DESIGN "Recovery": the old
+ * copy is trimmed once the new one is complete, and its space comes back). After an out,
+ * in, reweight or a new node, a partition may hold extents whose members are now elsewhere.
+ * Such a copy is a backfill source until every member has what it holds; then it is dead
+ * weight. The rule, checked per extent with no coordination:
+ *
+ *   every placed member is up, and every member's copy *dominates* this one — for each
+ *   page mapped here, the member holds a newer version, or the same version mapped;
+ *
+ * then the members are flushed (what they hold is durable), the map is checked again (the
+ * extent is still not placed on this partition), and each mapped page is trimmed at its own
+ * version. Trimming at the page's own version — not a newer one — matters: if placement
+ * brings the extent back here, the members' data at that version wins over the trim in a
+ * reconcile (src/recovery/reconcile.ts `newer`), and a host write (always a newer version)
+ * is never undone.
+ */
+import type { Logger } from 'pino';
+import type { ClusterView } from '../initiator/index.ts';
+import type { ExtentCopy, PageVersion } from '../recovery/index.ts';
+import { extentOfKey, volumeOfKey } from '../wire/index.ts';
+import { localVersions } from './extent-copies.ts';
+import type { NodeStorage } from './storage.ts';
+
+/** What the trimmer needs from its node. */
+export interface MisplacedContext {
+  storage: NodeStorage;
+  nodeId: number;
+  /** The current map's view (placement, up states). */
+  view(): ClusterView;
+  volumeInfo(volume: number): { pool: number; extentPages: number };
+  /** A copy of an extent on any partition (local or remote). */
+  copy(leaf: number, volume: number, extent: number, extentPages: number): ExtentCopy;
+  /** Makes everything node `node` has applied durable (Op.Flush; the local storage for this node). */
+  flushNode(node: number): Promise<void>;
+  log: Logger;
+  /** True once the node is stopping. */
+  stopped(): boolean;
+}
+
+/** What one trim pass did. */
+export interface TrimResult {
+  /** Misplaced copies found. */
+  misplaced: number;
+  /** Copies trimmed. */
+  extents: number;
+  /** Bytes they held. */
+  bytes: number;
+}
+
+/** Whether `theirs` holds every page mapped in `mine` at a version that is as new (the same version mapped, or newer). */
+export function dominates(theirs: PageVersion[], mine: PageVersion[]): boolean {
+  const t = new Map(theirs.map((v) => [v.page, v]));
+  for (const m of mine) {
+    if (!m.mapped) continue;
+    const v = t.get(m.page);
+    if (!v || v.version < m.version || (v.version === m.version && !v.mapped)) return false;
+  }
+  return true;
+}
+
+/**
+ * One pass over every copy this node holds: trims those that are misplaced and dominated by
+ * every (up) member. Copies whose members cannot all be reached are kept for a later pass.
+ */
+export async function trimMisplaced(ctx: MisplacedContext): Promise<TrimResult> {
+  const view = ctx.view();
+  const out: TrimResult = { misplaced: 0, extents: 0, bytes: 0 };
+  const candidates: Array<{ leaf: number; key: number; members: number[]; mine: PageVersion[] }> = [];
+  for (const [leaf, a] of ctx.storage.partitions) {
+    for (const key of [...a.keys()]) {
+      if (ctx.stopped()) return out;
+      const volume = volumeOfKey(key);
+      const extent = extentOfKey(key);
+      const { pool, extentPages } = ctx.volumeInfo(volume);
+      let members: number[];
+      try {
+        members = view.members(volume, extent, pool);
+      } catch {
+        continue; // cannot be placed now: keep every copy
+      }
+      if (members.includes(leaf)) continue;
+      out.misplaced++;
+      if (!members.every((m) => view.isUp(view.nodeOf(m)))) continue;
+      const mine = localVersions(a, key, extentPages);
+      try {
+        const lists = await Promise.all(members.map((m) => ctx.copy(m, volume, extent, extentPages).versions()));
+        if (lists.every((l) => dominates(l, mine))) candidates.push({ leaf, key, members, mine });
+      } catch {
+        // a member did not answer: keep the copy for now
+      }
+    }
+  }
+  if (candidates.length === 0 || ctx.stopped()) return out;
+  const nodes = new Set(candidates.flatMap((c) => c.members.map((m) => view.nodeOf(m))));
+  try {
+    await Promise.all([...nodes].map((n) => ctx.flushNode(n)));
+  } catch (e) {
+    ctx.log.info({ err: (e as Error).message }, 'trim of misplaced copies put off: a member did not flush');
+    return out;
+  }
+  const now = ctx.view();
+  for (const c of candidates) {
+    const volume = volumeOfKey(c.key);
+    const extent = extentOfKey(c.key);
+    let members: number[];
+    try {
+      members = now.members(volume, extent, ctx.volumeInfo(volume).pool);
+    } catch {
+      continue;
+    }
+    // Placement may have moved meanwhile: trim only what is still misplaced, with the same members.
+    if (members.includes(c.leaf) || members.join() !== c.members.join()) continue;
+    const a = ctx.storage.get(c.leaf);
+    if (!a) continue;
+    let pages = 0;
+    for (const m of c.mine) {
+      if (!m.mapped || a.version(c.key, m.page) !== m.version) continue;
+      await a.trim(c.key, m.page, 1, m.version);
+      pages++;
+    }
+    ctx.storage.markDirty(a);
+    if (pages === 0) continue;
+    out.extents++;
+    out.bytes += pages * 4096;
+    ctx.log.info({ volume, extent, partition: c.leaf, members, bytes: pages * 4096 }, 'misplaced copy trimmed: every member has it');
+  }
+  return out;
+}
