@@ -17,22 +17,69 @@
  *   an extent placement cannot give min_size members at all (PlacementError). Inactive
  *   extents are also degraded.
  * - **health**: HEALTH_ERR when any extent is inactive; HEALTH_WARN when any node is down or
- *   out, any up node did not answer (unreachable) or is peering, or any extent is degraded;
- *   HEALTH_OK otherwise. `checks` holds one human-readable line per reason.
+ *   out, any up node did not answer (unreachable) or is peering, any extent is degraded, or
+ *   resync, backfill or rebalance is in progress on some node; HEALTH_OK otherwise (misplaced
+ *   copies and scrubs do not count). `checks` holds one human-readable line per reason.
  *
  * Extents of volumes that cluster.json does not know (or whose pool it does not know) cannot
  * be placed here: they count in `extents` and are degraded only through `missed`/`stale`,
  * and their volume ids are listed in `unknownVolumes` (no effect on health).
+ *
+ * Background work and data movement (src/recovery/report.ts):
+ * - **progress**: per recovery kind, the cluster-wide sums of the nodes' passes
+ *   (summarizeProgress). Resync, backfill or rebalance active on any node makes the health
+ *   HEALTH_WARN with one check line per such kind ("backfill: 120/300 extents, 45.0 MiB/s,
+ *   ETA 12 s"); a scrub alone does not change the health.
+ * - **misplaced**: copies a node holds (`held`) of an extent whose placed members do not
+ *   include that node — the copy of a former member that awaits trimming once every member
+ *   has the extent. Only extents that can be placed count. Misplaced copies do not change
+ *   the health: unlike Ceph, which warns about misplaced objects, Cairn stays HEALTH_OK once
+ *   every extent is fully replicated on its members, and lists misplaced copies in the
+ *   output only. Copies are compared per node: a copy on the wrong partition of a member's
+ *   node is not seen here (`held` does not name partitions).
+ * - **traffic**: the sums of the nodes' recovery traffic counters (since each node started).
+ *
+ * Reports from nodes that do not yet fill `progress`, `traffic` or `rateLimit` count as
+ * idle, with no traffic and no rate limit.
  */
 import { z } from 'zod';
 import type { ClusterMap } from '../clustermap/index.ts';
 import type { ClusterConfig, PoolConfig, VolumeConfig } from '../config/index.ts';
 import { ClusterView, PlacementError } from '../initiator/index.ts';
-import type { NodeRecoveryReport } from '../recovery/report.ts';
-import { formatBytes, plural } from './format.ts';
+import { RECOVERY_KINDS, type NodeRecoveryReport, type RecoveryKind, type RecoveryProgress, type RecoveryTraffic } from '../recovery/report.ts';
+import { formatBytes, formatProgress, plural } from './format.ts';
 
 /** The health word, as in Ceph. */
 export type Health = 'HEALTH_OK' | 'HEALTH_WARN' | 'HEALTH_ERR';
+
+/**
+ * Cluster-wide progress of one kind of recovery work (summarizeProgress): sums over the
+ * nodes' passes of the kind (bytes; rates in bytes per second; times in ms since 1970).
+ */
+export interface ProgressSummary {
+  kind: RecoveryKind;
+  /** Some node's pass of this kind has work left. */
+  active: boolean;
+  /** Nodes whose pass of this kind is active, ascending. */
+  nodes: number[];
+  /** Earliest start among the active passes; null when none is active (or none says when). */
+  startedAt: number | null;
+  /** When idle: the latest end among the nodes' last passes (null before any). Null while active. */
+  finishedAt: number | null;
+  extentsTotal: number;
+  extentsDone: number;
+  bytesTotal: number;
+  bytesDone: number;
+  /** Sum of the nodes' rates (bytes per second over about the last 10 s). */
+  rate: number;
+  /**
+   * Estimated seconds to completion (whole seconds, rounded up): bytes left ÷ rate, or, when
+   * the bytes left are not known (bytesTotal 0, or already reached while extents remain), the
+   * extents left × the mean bytes of a done extent ÷ rate. Null when idle, when the rate is 0,
+   * or when neither estimate is possible.
+   */
+  etaSeconds: number | null;
+}
 
 /** The cluster-wide status of `GET /v1/status` (bytes; node ids as in the map). */
 export interface ClusterStatus {
@@ -70,6 +117,15 @@ export interface ClusterStatus {
   };
   /** Volume ids that reports hold extents of but cluster.json does not place, ascending. */
   unknownVolumes: number[];
+  /** Cluster-wide progress per recovery kind, in RECOVERY_KINDS order (summarizeProgress). */
+  progress: ProgressSummary[];
+  /** Sums of the reporting nodes' recovery traffic since each started (bytes). */
+  traffic: RecoveryTraffic;
+  /**
+   * Copies held by a node that placement does not put the extent on (awaiting trimming; no
+   * effect on health): extents with at least one such copy, the copies, and their bytes.
+   */
+  misplaced: { extents: number; copies: number; bytes: number };
   /** Per reporting node, ascending: its epoch, peering flag, what it holds and has recovered. */
   recovery: Array<{
     node: number;
@@ -80,7 +136,92 @@ export interface ClusterStatus {
     /** Bytes of those copies. */
     bytes: number;
     recovered: NodeRecoveryReport['recovered'];
+    /** Its recovery traffic since it started (bytes). */
+    traffic: RecoveryTraffic;
+    /** Its recovery rate limit (bytes/s; 0: unlimited). */
+    rateLimit: number;
   }>;
+}
+
+/** An idle entry of `kind` that has never run a pass (what a report without progress means). */
+export function idleProgress(kind: RecoveryKind): RecoveryProgress {
+  return { kind, active: false, startedAt: null, finishedAt: null, extentsTotal: 0, extentsDone: 0, bytesTotal: 0, bytesDone: 0, rate: 0 };
+}
+
+/** Zero traffic (what a report without traffic means). */
+function noTraffic(): RecoveryTraffic {
+  return { bytesIn: 0, bytesOut: 0, trimmedExtents: 0, trimmedBytes: 0 };
+}
+
+/**
+ * One entry per RECOVERY_KINDS entry, in that order, from a node's entries in any order:
+ * a missing kind is idle, an unknown kind is dropped, and of two entries of a kind the last counts.
+ */
+function progressByKind(entries: ReadonlyArray<Omit<RecoveryProgress, 'kind'> & { kind: string }>): RecoveryProgress[] {
+  const byKind = new Map<string, RecoveryProgress>();
+  for (const e of entries) byKind.set(e.kind, { ...e, kind: e.kind as RecoveryKind });
+  return RECOVERY_KINDS.map((k) => byKind.get(k) ?? idleProgress(k));
+}
+
+/**
+ * `r` with the fields a node may not fill yet defaulted (idle progress, no traffic, no rate
+ * limit) and its progress put in RECOVERY_KINDS order.
+ */
+function withRecoveryDefaults(r: NodeRecoveryReport): NodeRecoveryReport {
+  const loose = r as Partial<Pick<NodeRecoveryReport, 'progress' | 'traffic' | 'rateLimit'>>;
+  return { ...r, progress: progressByKind(loose.progress ?? []), traffic: loose.traffic ?? noTraffic(), rateLimit: loose.rateLimit ?? 0 };
+}
+
+/**
+ * Cluster-wide progress per recovery kind, in RECOVERY_KINDS order, from the nodes' reports
+ * (a report without `progress`, or without an entry of a kind, counts as idle for it). Pure.
+ *
+ * Which passes are summed: while some node's pass of a kind is active, the active passes
+ * and the finished passes that ended at or after the earliest active start (a node that
+ * finished its share of the same wave of work); when no pass is active, every node's last
+ * pass. `rate` sums the active passes' rates only; `etaSeconds` is defined on
+ * ProgressSummary.
+ */
+export function summarizeProgress(reports: ReadonlyArray<{ node: number; progress?: readonly RecoveryProgress[] }>): ProgressSummary[] {
+  return RECOVERY_KINDS.map((kind) => {
+    const passes = reports.map((r) => ({ node: r.node, p: r.progress?.find((x) => x.kind === kind) ?? idleProgress(kind) }));
+    const active = passes.filter((x) => x.p.active);
+    const starts = active.map((x) => x.p.startedAt).filter((t): t is number => t !== null);
+    const startedAt = starts.length ? Math.min(...starts) : null;
+    const summed = active.length
+      ? passes.filter((x) => x.p.active || (startedAt !== null && x.p.finishedAt !== null && x.p.finishedAt >= startedAt))
+      : passes;
+    const sum = (f: (p: RecoveryProgress) => number, of = summed): number => of.reduce((s, x) => s + f(x.p), 0);
+    const ends = passes.map((x) => x.p.finishedAt).filter((t): t is number => t !== null);
+    const s: ProgressSummary = {
+      kind,
+      active: active.length > 0,
+      nodes: active.map((x) => x.node).sort((a, b) => a - b),
+      startedAt,
+      finishedAt: active.length || !ends.length ? null : Math.max(...ends),
+      extentsTotal: sum((p) => p.extentsTotal),
+      extentsDone: sum((p) => p.extentsDone),
+      bytesTotal: sum((p) => p.bytesTotal),
+      bytesDone: sum((p) => p.bytesDone),
+      rate: sum((p) => p.rate, active),
+      etaSeconds: null,
+    };
+    s.etaSeconds = etaSeconds(s);
+    return s;
+  });
+}
+
+/** ProgressSummary.etaSeconds of `s` (its other fields set). */
+function etaSeconds(s: ProgressSummary): number | null {
+  if (!s.active || !(s.rate > 0)) return null;
+  const bytesLeft = Math.max(0, s.bytesTotal - s.bytesDone);
+  const extentsLeft = Math.max(0, s.extentsTotal - s.extentsDone);
+  let left: number;
+  if (bytesLeft > 0) left = bytesLeft;
+  else if (extentsLeft === 0) left = 0;
+  else if (s.extentsDone > 0 && s.bytesDone > 0) left = extentsLeft * (s.bytesDone / s.extentsDone);
+  else return null;
+  return Math.ceil(left / s.rate);
 }
 
 const count = z.number().int().min(0);
@@ -90,7 +231,28 @@ const u32 = count.max(0xffffffff);
  * Validates a NodeRecoveryReport received from another node (untrusted JSON): parse with
  * `.safeParse(body)`.
  */
-export const NodeRecoveryReportSchema: z.ZodType<NodeRecoveryReport> = z.object({
+const nonNegative = z.number().finite().min(0);
+
+/** One progress entry; its kind is checked by progressByKind (unknown kinds are dropped). */
+const RecoveryProgressSchema = z.object({
+  kind: z.string().max(64),
+  active: z.boolean(),
+  startedAt: nonNegative.nullable(),
+  finishedAt: nonNegative.nullable(),
+  extentsTotal: count,
+  extentsDone: count,
+  bytesTotal: count,
+  bytesDone: count,
+  rate: nonNegative,
+});
+
+/**
+ * Validates a NodeRecoveryReport received from another node (untrusted JSON): parse with
+ * `.safeParse(body)`. `progress`, `traffic` and `rateLimit` may be absent (nodes that do not
+ * fill them yet): they parse as idle progress, zero traffic and no limit. Progress comes out
+ * one entry per RECOVERY_KINDS entry, in that order (missing kinds idle, unknown kinds dropped).
+ */
+export const NodeRecoveryReportSchema: z.ZodType<NodeRecoveryReport, z.ZodTypeDef, unknown> = z.object({
   node: count.max(32767),
   epoch: u32,
   held: z.array(z.tuple([u32, u32, count])),
@@ -98,6 +260,9 @@ export const NodeRecoveryReportSchema: z.ZodType<NodeRecoveryReport> = z.object(
   stale: z.array(z.tuple([u32, u32])),
   peering: z.boolean(),
   recovered: z.object({ extents: count, pages: count, repairs: count }),
+  progress: z.array(RecoveryProgressSchema).max(64).optional().transform((p) => progressByKind(p ?? [])),
+  traffic: z.object({ bytesIn: count, bytesOut: count, trimmedExtents: count, trimmedBytes: count }).optional().transform((t) => t ?? noTraffic()),
+  rateLimit: nonNegative.optional().transform((l) => l ?? 0),
 });
 
 /** Per-extent facts gathered from the reports. */
@@ -109,6 +274,8 @@ interface ExtentFacts {
   flagged: boolean;
   /** A `missed` record targets an up node, or an up node lists it `stale`. */
   catchingUp: boolean;
+  /** Nodes holding a copy, with the copy's bytes. */
+  holders: Array<[node: number, bytes: number]>;
 }
 
 /**
@@ -124,7 +291,7 @@ interface ExtentFacts {
 export function computeStatus(map: ClusterMap, config: ClusterConfig, reports: readonly NodeRecoveryReport[], errors: ReadonlyMap<number, string> = new Map()): ClusterStatus {
   const view = new ClusterView(map, config.pools);
   const byNode = new Map<number, NodeRecoveryReport>();
-  for (const r of reports) byNode.set(r.node, r);
+  for (const r of reports) byNode.set(r.node, withRecoveryDefaults(r));
   const sorted = [...byNode.values()].sort((a, b) => a.node - b.node);
 
   // Gather extents: bytes = max over holders; flags from missed/stale records.
@@ -133,7 +300,7 @@ export function computeStatus(map: ClusterMap, config: ClusterConfig, reports: r
     const key = `${volume}:${extent}`;
     let f = extents.get(key);
     if (!f) {
-      f = { volume, extent, bytes: 0, flagged: false, catchingUp: false };
+      f = { volume, extent, bytes: 0, flagged: false, catchingUp: false, holders: [] };
       extents.set(key, f);
     }
     return f;
@@ -142,6 +309,7 @@ export function computeStatus(map: ClusterMap, config: ClusterConfig, reports: r
     for (const [volume, extent, bytes] of r.held) {
       const f = facts(volume, extent);
       if (bytes > f.bytes) f.bytes = bytes;
+      f.holders.push([r.node, bytes]);
     }
     for (const m of r.missed) {
       const f = facts(m.volume, m.extent);
@@ -161,6 +329,7 @@ export function computeStatus(map: ClusterMap, config: ClusterConfig, reports: r
   const pools = new Map<number, PoolConfig>(config.pools.map((p) => [p.id, p]));
   const unknownVolumes = new Set<number>();
   const data = { extents: extents.size, bytes: 0, degraded: 0, degradedBytes: 0, recovering: 0, inactive: 0, inactiveBytes: 0 };
+  const misplaced = { extents: 0, copies: 0, bytes: 0 };
   for (const f of extents.values()) {
     data.bytes += f.bytes;
     let degraded = f.flagged;
@@ -171,7 +340,14 @@ export function computeStatus(map: ClusterMap, config: ClusterConfig, reports: r
     } else {
       let upMembers: number;
       try {
-        upMembers = view.members(f.volume, f.extent, pool.id).filter((leaf) => view.isUp(view.nodeOf(leaf))).length;
+        const memberNodes = view.members(f.volume, f.extent, pool.id).map((leaf) => view.nodeOf(leaf));
+        upMembers = memberNodes.filter((n) => view.isUp(n)).length;
+        const stray = f.holders.filter(([n]) => !memberNodes.includes(n));
+        if (stray.length) {
+          misplaced.extents++;
+          misplaced.copies += stray.length;
+          misplaced.bytes += stray.reduce((s, [, b]) => s + b, 0);
+        }
       } catch (e) {
         if (!(e instanceof PlacementError)) throw e;
         upMembers = 0;
@@ -207,6 +383,8 @@ export function computeStatus(map: ClusterMap, config: ClusterConfig, reports: r
   for (const u of unreachable) checks.push(`node ${u.node} unreachable: ${u.error}`);
   if (peering.length) checks.push(`${peering.length === 1 ? 'node' : 'nodes'} ${peering.join(', ')} peering`);
   if (data.degraded) checks.push(`${plural(data.degraded, 'extent')} degraded (${formatBytes(data.degradedBytes)})${data.recovering ? `, ${data.recovering} recovering` : ''}`);
+  const progress = summarizeProgress(sorted);
+  for (const p of progress) if (p.active && p.kind !== 'scrub') checks.push(`${p.kind}: ${formatProgress(p)}`);
   const health: Health = data.inactive ? 'HEALTH_ERR' : checks.length ? 'HEALTH_WARN' : 'HEALTH_OK';
 
   return {
@@ -220,6 +398,14 @@ export function computeStatus(map: ClusterMap, config: ClusterConfig, reports: r
     volumes: config.volumes.length,
     data,
     unknownVolumes: [...unknownVolumes].sort((a, b) => a - b),
+    progress,
+    traffic: sorted.reduce((t, r) => ({
+      bytesIn: t.bytesIn + r.traffic.bytesIn,
+      bytesOut: t.bytesOut + r.traffic.bytesOut,
+      trimmedExtents: t.trimmedExtents + r.traffic.trimmedExtents,
+      trimmedBytes: t.trimmedBytes + r.traffic.trimmedBytes,
+    }), noTraffic()),
+    misplaced,
     recovery: sorted.map((r) => ({
       node: r.node,
       epoch: r.epoch,
@@ -227,6 +413,8 @@ export function computeStatus(map: ClusterMap, config: ClusterConfig, reports: r
       extents: r.held.length,
       bytes: r.held.reduce((s, h) => s + h[2], 0),
       recovered: { ...r.recovered },
+      traffic: { ...r.traffic },
+      rateLimit: r.rateLimit,
     })),
   };
 }

@@ -5,75 +5,11 @@
  * answering over HTTP, one in-process and one unreachable.
  */
 import test from 'ava';
-import { createClusterConfig, DEFAULT_LAYOUT } from '../../src/cluster/create.ts';
-import { buildTopology, initialMap, type ClusterMap, type MapNode } from '../../src/clustermap/index.ts';
-import type { ClusterConfig } from '../../src/config/index.ts';
-import { ClusterView } from '../../src/initiator/index.ts';
+import { initialMap } from '../../src/clustermap/index.ts';
 import type { ControlPlane } from '../../src/gossip/index.ts';
 import { startManagementApi } from '../../src/api/index.ts';
 import { computeStatus, type ClusterStatus } from '../../src/api/status.ts';
-import type { NodeRecoveryReport } from '../../src/recovery/report.ts';
-
-const MIB = 2 ** 20;
-const EXTENTS = 24;
-
-/** A config of `nodes` nodes, 3 replicas, min_size 2, one volume (id 1) of EXTENTS 1 MiB extents. */
-async function makeConfig(nodes = 3): Promise<ClusterConfig> {
-  const config = await createClusterConfig({
-    ...DEFAULT_LAYOUT,
-    nodes,
-    devicesPerNode: 1,
-    deviceBytes: 64 * MIB,
-    partitionsPerDevice: 4,
-    volumeBytes: EXTENTS * MIB,
-    extentBytes: MIB,
-    basePort: 20000,
-  });
-  config.pools[0].minSize = 2;
-  return config;
-}
-
-/** Node ids holding each extent of volume 1 (placement of the creation map). */
-function placement(config: ClusterConfig): Map<number, number[]> {
-  const view = ClusterView.fromConfig(config);
-  const out = new Map<number, number[]>();
-  for (let e = 0; e < EXTENTS; e++) out.set(e, view.members(1, e, 0).map((l) => view.nodeOf(l)));
-  return out;
-}
-
-/** Each node's report: it holds every extent placed on it (bytes = 1 MiB − 4 KiB × extent), nothing missed. */
-function reports(config: ClusterConfig, only?: number[]): NodeRecoveryReport[] {
-  const placed = placement(config);
-  return config.nodes
-    .filter((n) => !only || only.includes(n.id))
-    .map((n) => ({
-      node: n.id,
-      epoch: 1,
-      held: [...placed].filter(([, members]) => members.includes(n.id)).map(([e]) => [1, e, MIB - 4096 * e] as [number, number, number]),
-      missed: [],
-      stale: [],
-      peering: false,
-      recovered: { extents: 0, pages: 0, repairs: 0 },
-    }));
-}
-
-/** The next epoch of `map` with `edit` applied to its nodes (topology rebuilt as the authority does). */
-function nextMap(map: ClusterMap, edit: (n: MapNode) => void): ClusterMap {
-  const nodes = structuredClone(map.nodes);
-  nodes.forEach(edit);
-  const epoch = map.epoch + 1;
-  return { ...map, epoch, change: 'test', nodes, topology: buildTopology(nodes, epoch, map.topology) };
-}
-
-/** `map` with nodes `down` marked down. */
-const withDown = (map: ClusterMap, down: number[]): ClusterMap => nextMap(map, (n) => {
-  if (down.includes(n.id)) {
-    n.up = false;
-    n.downSince = 1;
-  }
-});
-
-const totalBytes = (n: number): number => Array.from({ length: n }, (_, e) => MIB - 4096 * e).reduce((a, b) => a + b, 0);
+import { EXTENTS, MIB, makeConfig, nextMap, placement, reports, totalBytes, withDown } from '../helpers/status.ts';
 
 test('every node reporting, nothing missed: HEALTH_OK', async (t) => {
   const config = await makeConfig();
