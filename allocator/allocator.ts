@@ -260,11 +260,15 @@ export class Allocator {
     return this.st.tables.get(key)?.mapped ?? 0;
   }
 
-  /** Mapped pages of `key` with their versions, in page order. */
-  *pages(key: number): IterableIterator<{ page: number; version: number }> {
+  /**
+   * Mapped pages of `key` in page order, each with its newest version and the crc32c the
+   * page map records for its block (the checksum of the page's 4096 data bytes as written;
+   * read() verifies it). Taken from the in-memory page map only: no device I/O.
+   */
+  *pages(key: number): IterableIterator<{ page: number; version: number; crc: number }> {
     const t = this.st.tables.get(key);
     if (!t) return;
-    for (let p = 0; p < t.capacity; p++) if (t.block(p) !== NONE) yield { page: p, version: t.version(p) };
+    for (let p = 0; p < t.capacity; p++) if (t.block(p) !== NONE) yield { page: p, version: t.version(p), crc: t.crc(p) };
   }
 
   /**

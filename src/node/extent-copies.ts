@@ -1,8 +1,10 @@
 /**
  * One extent's copy on one partition as recovery sees it (src/recovery's ExtentCopy): a
  * local partition's allocator, or another node's partition over the wire protocol
- * (Op.Versions, Op.Read with Flag.Recovery, Op.Put). Plus the small helpers both use.
+ * (Op.Versions, Op.Read with Flag.Recovery, Op.Put). Plus the small helpers both use, and
+ * the scrub digest of a copy (Op.Digest: extentDigest, remoteDigest).
  */
+import { crc32c } from '@node-rs/crc32';
 import type { Allocator } from '../../allocator/index.ts';
 import { decodePartitionLeafId } from '../../placement/index.ts';
 import { decodeVersions, encodePut, type ExtentCopy, type PageVersion, type PutEntry } from '../recovery/index.ts';
@@ -78,4 +80,80 @@ export function remoteCopy(peers: ConnectionPool, epoch: () => number, leaf: num
       await call(Op.Put, 0, entries.length, 0, encodePut(entries));
     },
   };
+}
+
+/** An extent copy's scrub digest (Op.Digest): copies with equal page maps have equal digests. */
+export interface ExtentDigest {
+  /** crc32c over one 20-byte entry per page with a version or a block (see Op.Digest). */
+  digest: number;
+  /** Pages that have a block (mapped). */
+  mapped: number;
+  /** Pages ever written or trimmed (entries in the digest). */
+  versioned: number;
+}
+
+/** Bytes of one page entry hashed into an ExtentDigest. */
+const DIGEST_ENTRY = 20;
+
+/**
+ * The scrub digest of `key` on allocator `a` over its first `extentPages` pages (Op.Digest):
+ * crc32c over, for each page ever written or trimmed (or mapped) in page order, u32 page,
+ * f64 version, u32 flags (bit 0: mapped), u32 crc32c of the page's data from the page map
+ * (0 when unmapped), all little-endian. Reads only the in-memory page map (no device I/O):
+ * it finds copies that differ in what they hold, not bytes rotten on the device (a deep
+ * scrub reads those). Cost: O(extentPages) plus one crc32c over at most 20 × extentPages bytes.
+ */
+export function extentDigest(a: Allocator, key: number, extentPages: number): ExtentDigest {
+  const crcs = new Uint32Array(extentPages);
+  const isMapped = new Uint8Array(extentPages);
+  let mapped = 0;
+  for (const p of a.pages(key)) {
+    if (p.page >= extentPages) break;
+    crcs[p.page] = p.crc;
+    isMapped[p.page] = 1;
+    mapped++;
+  }
+  const b = Buffer.allocUnsafe(extentPages * DIGEST_ENTRY);
+  let n = 0;
+  for (let p = 0; p < extentPages; p++) {
+    const v = a.version(key, p);
+    if (v <= 0 && !isMapped[p]) continue;
+    const o = n++ * DIGEST_ENTRY;
+    b.writeUInt32LE(p, o);
+    b.writeDoubleLE(v, o + 4);
+    b.writeUInt32LE(isMapped[p], o + 12);
+    b.writeUInt32LE(isMapped[p] ? crcs[p] : 0, o + 16);
+  }
+  return { digest: n ? crc32c(b.subarray(0, n * DIGEST_ENTRY)) >>> 0 : 0, mapped, versioned: n };
+}
+
+/** The 12-byte Op.Digest reply payload of `d`: u32 digest, u32 mapped, u32 versioned. */
+export function encodeDigest(d: ExtentDigest): Buffer {
+  const b = Buffer.allocUnsafe(12);
+  b.writeUInt32LE(d.digest >>> 0, 0);
+  b.writeUInt32LE(d.mapped, 4);
+  b.writeUInt32LE(d.versioned, 8);
+  return b;
+}
+
+/**
+ * Decodes an Op.Digest reply payload (inverse of encodeDigest).
+ * @throws MemberError (status Invalid) when it is not 12 bytes long.
+ */
+export function decodeDigest(b: Buffer): ExtentDigest {
+  if (b.length !== 12) throw new MemberError(Status.Invalid, `digest reply of ${b.length} bytes (want 12)`);
+  return { digest: b.readUInt32LE(0), mapped: b.readUInt32LE(4), versioned: b.readUInt32LE(8) };
+}
+
+/**
+ * The scrub digest of `extent` of `volume` on partition `leaf` of another node (Op.Digest
+ * through `peers`, at map epoch `epoch`).
+ * @throws MemberError on a non-Ok reply; ConnectionError when the node cannot be reached.
+ */
+export async function remoteDigest(peers: ConnectionPool, epoch: number, leaf: number, volume: number, extent: number, extentPages: number): Promise<ExtentDigest> {
+  const node = decodePartitionLeafId(leaf).host;
+  const c = await peers.get(node);
+  const r = await c.request({ ...blank(Op.Digest, epoch), volume, extent, partition: leaf, pages: extentPages });
+  if (r.h.status !== Status.Ok) throw new MemberError(r.h.status, `digest of partition ${leaf} on node ${node}: ${statusName(r.h.status)}`);
+  return decodeDigest(r.payload);
 }

@@ -80,8 +80,20 @@ export const Op = {
    * (not covered by a Flush watermark). Reply payload: u32 extent indexes.
    */
   Suspects: 13,
-  /** Every extent this node holds pages of. Reply payload: 12-byte entries u32 volume, u32 extent, u32 partition. */
+  /**
+   * Every extent this node holds pages of. Reply payload: 16-byte entries u32 volume,
+   * u32 extent, u32 partition, u32 mapped pages (the copy's size, for recovery progress).
+   */
   Held: 14,
+  /**
+   * Scrub digest of an extent on `partition` (`volume`, `extent`; `pages` = the extent's page
+   * count): a summary of its page map that equal copies share. Reply payload (12 bytes):
+   * u32 digest — crc32c over, for each page ever written or trimmed in page order, a 20-byte
+   * entry u32 page, f64 version, u32 flags (bit 0: mapped), u32 crc32c of the page's data
+   * (0 when unmapped) — then u32 mapped page count, u32 count of pages with versions.
+   * Computed from the page map alone (no device read; see extentDigest in src/node/extent-copies.ts).
+   */
+  Digest: 15,
 } as const;
 /** One of the values of Op. */
 export type OpCode = (typeof Op)[keyof typeof Op];
