@@ -24,12 +24,13 @@
  */
 import { timingSafeEqual } from 'node:crypto';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
-import { ChangeError, OperatorChangeSchema, mapNode, type ClusterMap } from '../clustermap/index.ts';
+import { ChangeError, OperatorChangeSchema, mapNode, mapSettings, type ClusterMap } from '../clustermap/index.ts';
 import type { MapAuthority } from '../authority/index.ts';
 import type { ControlPlane } from '../gossip/index.ts';
 import type { ClusterConfig } from '../config/index.ts';
 import type { NodeRecoveryReport } from '../recovery/report.ts';
 import { gatherStatus } from './status.ts';
+import { registerScrubRoutes } from './scrub.ts';
 import { nodeList } from './views.ts';
 
 /** Options of startManagementApi. */
@@ -49,6 +50,8 @@ export interface ManagementApiOptions {
   config?: ClusterConfig;
   /** This node's recovery report, for GET /v1/recovery and /v1/status; without it /v1/recovery answers 404. */
   recovery?: () => NodeRecoveryReport;
+  /** This node's scrubber (src/node/scrub.ts), for the /v1/scrub routes (src/api/scrub.ts); without it /v1/scrub/local answers 404. */
+  scrub?: { start(deep: boolean): unknown; status(): unknown };
 }
 
 function tokenOk(header: string | undefined, token: string): boolean {
@@ -95,7 +98,12 @@ export async function startManagementApi(opts: ManagementApiOptions): Promise<{ 
 
   app.get('/v1/map', async () => {
     const m = map();
-    return { epoch: m.epoch, checksum: opts.control.keeper.signed?.checksum ?? 0, createdAt: m.createdAt, change: m.change, authority: opts.authorityNode, servedBy: opts.nodeId, nodes: m.nodes, topology: m.topology };
+    return {
+      epoch: m.epoch, checksum: opts.control.keeper.signed?.checksum ?? 0, createdAt: m.createdAt, change: m.change, authority: opts.authorityNode, servedBy: opts.nodeId,
+      nodes: m.nodes, topology: m.topology,
+      // Every setting in force (defaults filled in), not just those the map carries.
+      settings: mapSettings(m),
+    };
   });
   app.get('/v1/nodes', async () => ({ epoch: map().epoch, servedBy: opts.nodeId, nodes: nodeList(map(), opts.control.heartbeats, Date.now()) }));
   app.get('/v1/map/history', async (req, reply) => {
@@ -138,6 +146,7 @@ export async function startManagementApi(opts: ManagementApiOptions): Promise<{ 
     return { ...status, servedBy: opts.nodeId };
   });
 
+  registerScrubRoutes(app, { map, token: opts.token, nodeId: opts.nodeId, scrub: opts.scrub });
   await app.listen({ host: opts.host, port: opts.port });
   const addr = app.server.address();
   return { app, port: typeof addr === 'object' && addr ? addr.port : opts.port };

@@ -22,6 +22,7 @@ import { EmbeddedAuthority, type MapAuthority } from '../authority/index.ts';
 import { mapNode, type SignedMap } from '../clustermap/index.ts';
 import { NodeServer } from './server.ts';
 import type { PeeringState } from './recovery.ts';
+import { loadRecovery, saveRecovery } from './recovery-store.ts';
 import { LeaseTable } from './fencing.ts';
 import { NodeStorage } from './storage.ts';
 import { MissedLog } from '../recovery/index.ts';
@@ -43,12 +44,14 @@ const { values } = parseArgs({
   options: {
     'data-dir': { type: 'string' },
     node: { type: 'string' },
+    // Cluster API (http://host:port) to learn this node's entry from when neither cluster.json nor its stored map has it.
+    join: { type: 'string' },
   },
 });
 const dataDir = values['data-dir'];
 const nodeId = Number(values.node);
 if (!dataDir || !Number.isInteger(nodeId)) {
-  process.stderr.write('usage: main.ts --data-dir DIR --node ID\n');
+  process.stderr.write('usage: main.ts --data-dir DIR --node ID [--join http://HOST:API-PORT]\n');
   process.exit(2);
 }
 
@@ -64,7 +67,42 @@ const fail = (msg: string): never => {
 
 const config = await loadConfig(dataDir).catch((e: Error) => fail(e.message));
 if (!config) fail(`no cluster configuration in ${dataDir}`);
-const me = config!.nodes.find((n) => n.id === nodeId) ?? fail(`node ${nodeId} is not in the cluster configuration`);
+const me = config!.nodes.find((n) => n.id === nodeId) ?? (await nodeFromMap());
+
+/**
+ * This node's entry when cluster.json does not list it (a node added to a running cluster with
+ * `cairn node add`): from the signed map in `<data-dir>/node<ID>/map.current` (verified with the
+ * authority key in cluster.json), else from `GET /v1/map` of the cluster API named by --join
+ * (authenticated with the cluster token). Device paths are relative to the data directory and
+ * keep their map ids. Fails (exit 1) when neither has the node.
+ */
+async function nodeFromMap(): Promise<{ id: number; host: string; port: number; gossipPort: number; apiPort: number; devices: Array<{ id: number; path: string; sizeBytes: number; partitions: number }> }> {
+  const { openSignedMap, parsePublicKey, MapNodeSchema } = await import('../clustermap/index.ts');
+  let found: unknown;
+  const wire = await readFile(join(dataDir!, `node${nodeId}`, 'map.current')).catch(() => null);
+  if (wire && config!.authority) {
+    try {
+      found = openSignedMap(wire, parsePublicKey(config!.authority.publicKey), config!.clusterId).map.nodes.find((n) => n.id === nodeId);
+    } catch (e) {
+      log.warn({ err: (e as Error).message }, 'stored map.current does not verify; ignoring it');
+    }
+  }
+  if (!found && values.join) {
+    const { ApiClient } = await import('../api/client.ts');
+    const url = values.join.replace(/\/$/, '');
+    const m = await new ApiClient(url, config!.token).call<{ epoch: number; nodes: Array<{ id: number }> }>('GET', '/v1/map')
+      .catch((e: Error) => fail(`fetching the cluster map from ${url}: ${e.message}`));
+    found = m.nodes.find((n) => n.id === nodeId) ?? fail(`node ${nodeId} is not in the cluster map (epoch ${m.epoch}) served by ${url}: add it first (cairn node add --no-start)`);
+  }
+  if (!found) fail(`node ${nodeId} is neither in cluster.json nor in a stored map: pass --join http://HOST:API-PORT of a running node of the cluster`);
+  const parsed = MapNodeSchema.safeParse(found);
+  if (!parsed.success) fail(`node ${nodeId}'s map entry is invalid: ${parsed.error.issues[0].path.join('.')}: ${parsed.error.issues[0].message}`);
+  const n = parsed.data!;
+  return {
+    id: n.id, host: n.host, port: n.port, gossipPort: n.gossipPort, apiPort: n.apiPort,
+    devices: [...n.devices].sort((a, b) => a.id - b.id).map((d) => ({ id: d.id, path: d.path, sizeBytes: d.sizeBytes, partitions: d.partitions })),
+  };
+}
 
 if (!config!.authority || me.gossipPort === undefined || me.apiPort === undefined) {
   fail('cluster.json lacks the control plane (authority, gossip and API ports): open it with `cairn up` once to add them');
@@ -162,15 +200,22 @@ const stored = await readFile(peeringState, 'utf8').then((t) => JSON.parse(t) as
 const startState: PeeringState | null = stored === null ? null : { fullPeeredAt: stored.clean === false ? 0 : stored.fullPeeredAt, placement: stored.placement ?? 0 };
 if (startState?.fullPeeredAt === 0) log.warn('the last run did not stop cleanly: comparing every extent placed on this node before serving it');
 if (stored) await savePeering({ fullPeeredAt: stored.fullPeeredAt, placement: stored.placement ?? 0, clean: false });
+// The recovery work list (extents still to pull) survives restarts: a node stopped in the
+// middle of a backfill resumes it (src/node/recovery-store.ts).
+const recoveryPath = join(dataDir, `node${nodeId}`, 'recovery.json');
+const savedRecovery = await loadRecovery(recoveryPath);
 const server = new NodeServer({
   config: config!,
   nodeId,
+  dataDir,
   storage,
   log,
   leases,
   missed,
   peeringState: startState,
   savePeeringState: (st) => savePeering({ ...st, clean: false }),
+  savedRecovery,
+  saveRecovery: (st) => saveRecovery(recoveryPath, st),
   onPeered: (upEpoch, staleExtents) => {
     if (process.connected) process.send?.({ type: 'peered', node: nodeId, upEpoch, staleExtents });
   },
@@ -183,7 +228,7 @@ const server = new NodeServer({
 });
 control.on('map', () => server.onMap());
 const port = await server.listen(me.host, me.port).catch((e: Error) => fail(`listening on ${me.host}:${me.port}: ${e.message}`));
-const api = await startManagementApi({ host: me.host, port: me.apiPort!, token: config!.token, control, authority, authorityNode: config!.authority!.node, nodeId, config: config!, recovery: () => server.recovery.report() })
+const api = await startManagementApi({ host: me.host, port: me.apiPort!, token: config!.token, control, authority, authorityNode: config!.authority!.node, nodeId, config: config!, recovery: () => server.recovery.report(), scrub: server.scrub })
   .catch((e: Error) => fail(`management API on ${me.host}:${me.apiPort}: ${e.message}`));
 const pidFile = join(dataDir, 'run', `node${nodeId}.pid`);
 mkdirSync(join(dataDir, 'run'), { recursive: true });

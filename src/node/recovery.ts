@@ -12,24 +12,48 @@
  *   (Op.Resolved). A pull cut halfway leaves the extent stale and is retried.
  * - Read repair: a host read that fails its crc32c here is served from another member's
  *   copy, which is written back over the bad one (logged with volume, extent, partition).
+ * - Backfill and rebalance: when placement changes (out, in, reweight, a new node or device),
+ *   the extents newly placed here are pulled from their current members and from the nodes
+ *   still holding copies (declustered: every extent has its own sources, rotated over the
+ *   members). A host read of an extent still being pulled is refused with NotCurrent, so
+ *   the initiator reads a current member, and the extent jumps the queue. Copies no longer
+ *   placed here are trimmed once every member has them (src/node/misplaced.ts).
+ * - Throttled and resumable: pulls pass a per-node rate limit that yields to host I/O
+ *   (src/recovery/throttle.ts; the rate comes from the map's settings), and the list of
+ *   extents still to pull is stored (src/node/recovery-store.ts), so a restart resumes it.
+ * - Progress per kind (resync, backfill, rebalance) for `cairn recovery status`.
  * - Unsettled extents for writer changes (Op.Suspects) and extent reconcile on request.
  */
 import type { Logger } from 'pino';
 import { crc32c } from '@node-rs/crc32';
 import type { Allocator } from '../../allocator/index.ts';
 import { decodePartitionLeafId } from '../../placement/index.ts';
-import { placementTopology, type ClusterMap } from '../clustermap/index.ts';
+import { mapSettings, placementTopology, type ClusterMap } from '../clustermap/index.ts';
 import type { ClusterConfig } from '../config/index.ts';
 import { ClusterView } from '../initiator/index.ts';
 import {
-  type MissedRecord, MissedLog, UnsettledExtents, decodeMissed, reconcileExtent, repairRange, type ExtentCopy, type NodeRecoveryReport,
+  type MissedLog, ProgressTracker, RecoveryThrottle, UnsettledExtents, reconcileExtent, repairRange,
+  type ExtentCopy, type NodeRecoveryReport, type RecoveryKind, type RecoveryTraffic,
 } from '../recovery/index.ts';
-import { ConnectionPool, Op, Status, extentKey, extentOfKey, statusName, versionGeneration, volumeOfKey, type RequestHeader } from '../wire/index.ts';
+import { ConnectionPool, Op, Status, extentKey, extentOfKey, statusName, volumeOfKey, type RequestHeader } from '../wire/index.ts';
 import type { NodeStorage } from './storage.ts';
 import { blank, localCopy, remoteCopy } from './extent-copies.ts';
+import { trimMisplaced } from './misplaced.ts';
+import type { SavedRecovery } from './recovery-store.ts';
+import { askHeld, askMissed, type PeerQueryContext } from './peer-queries.ts';
+import { WorkList, type StaleExtent } from './work-list.ts';
+import { ResyncRecords } from './resync-records.ts';
+import { heldList } from './local-extents.ts';
 
 /** Most pages an extent has (1 MiB extents of 4 KiB pages). */
 export const EXTENT_PAGES_MAX = 256;
+
+/** Extents pulled at once. */
+const PULL_CONCURRENCY = 4;
+/** A pull that failed is retried after this long (ms). */
+const PULL_RETRY_MS = 1000;
+/** How often copies no longer placed here are looked for (ms). */
+const TRIM_EVERY_MS = 5000;
 
 /** The node's map as recovery needs it. */
 export interface RecoveryMapView {
@@ -55,6 +79,10 @@ export interface NodeRecoveryOptions {
   state: PeeringState | null;
   /** Stores the state once every extent it names is current here. */
   saveState?: (s: PeeringState) => Promise<void>;
+  /** The work list stored by the last run (src/node/recovery-store.ts), or null. */
+  saved?: SavedRecovery | null;
+  /** Stores the work list (about once a second while it changes). */
+  saveProgress?: (s: SavedRecovery) => Promise<void>;
 }
 
 /**
@@ -67,15 +95,6 @@ export interface PeeringState {
   placement: number;
 }
 
-/** A stale extent: which reporters recorded it (with stamps) and which partitions hold copies. */
-interface StaleExtent {
-  volume: number;
-  extent: number;
-  reporters: Map<number, number>;
-  /** Partitions of other nodes that held the extent when it was found (backfill sources). */
-  holders: number[];
-}
-
 /**
  * Fingerprint of what placement computes from `map`: crc32c of its placement topology
  * (weights, in/out, tree) without the epoch. Equal fingerprints place every extent alike.
@@ -84,15 +103,22 @@ export function placementFingerprint(map: ClusterMap): number {
   return crc32c(Buffer.from(JSON.stringify({ ...placementTopology(map), epoch: 0 })));
 }
 
+/** Whether partition `leaf` is out of placement in `map` (its node or device is out or gone). */
+function leafOut(map: ClusterMap, leaf: number): boolean {
+  const { host, device } = decodePartitionLeafId(leaf);
+  const n = map.nodes.find((x) => x.id === host);
+  const d = n?.devices.find((x) => x.id === device);
+  return !n || !n.in || !d || !d.in;
+}
+
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms).unref());
 
-/** One node's resync, peering, repair and reconcile state. */
+/** One node's resync, backfill, peering, repair and reconcile state. */
 export class NodeRecovery {
-  private readonly stamps = new Map<string, number>();
-  private stampCounter = 0;
   /** Writes the writer has not settled, per volume (Op.Suspects). */
   readonly unsettled = new UnsettledExtents();
-  private readonly stale = new Map<number, StaleExtent>();
+  /** Extents this node lacks and pulls (it serves no reads of them meanwhile). */
+  private readonly work: WorkList;
   private peeredAt: number | null = null;
   /** The upEpoch of each peer when it last answered Missed. */
   private readonly askedAt = new Map<number, number>();
@@ -111,14 +137,34 @@ export class NodeRecovery {
   private closed = false;
   private view: ClusterView | null = null;
   private readonly poolOf: Map<number, { pool: number; extentPages: number }>;
+  /** The stored work list, until the first map says whether it still applies. */
+  private saved: SavedRecovery | null;
+  private saving: Promise<void> | null = null;
+  private readonly timers: NodeJS.Timeout[] = [];
+  private trimming = false;
+  private readonly queries: PeerQueryContext;
   /** Counters since start. */
   readonly recovered = { extents: 0, pages: 0, repairs: 0 };
+  /** Recovery data moved since start. */
+  readonly traffic: RecoveryTraffic = { bytesIn: 0, bytesOut: 0, trimmedExtents: 0, trimmedBytes: 0 };
+  /** Progress per kind. */
+  readonly progress = new ProgressTracker();
+  /** The recovery rate limit (bytes pulled, and scrub reads); its rate follows the map's settings. */
+  readonly throttle: RecoveryThrottle;
 
   constructor(private readonly opts: NodeRecoveryOptions) {
     this.poolOf = new Map((opts.config.volumes ?? []).map((v) => [v.id, { pool: v.pool, extentPages: v.extentBytes / 4096 }]));
     this.fullAt = opts.state?.fullPeeredAt ?? null;
     this.placedFp = opts.state?.placement ?? null;
     this.durable = opts.state;
+    this.saved = opts.saved ?? null;
+    this.work = new WorkList(this.progress);
+    this.records = new ResyncRecords(opts.nodeId, opts.missed);
+    this.queries = { nodeId: opts.nodeId, peers: opts.peers, map: () => opts.map.map(), log: opts.log, stopped: () => this.closed };
+    this.throttle = new RecoveryThrottle({ bytesPerSec: mapSettings(opts.map.map()).recoveryBytesPerSec });
+    if (this.saved) this.progress.restore(this.saved.progress);
+    this.timers.push(setInterval(() => void this.saveProgress(), 1000).unref());
+    this.timers.push(setInterval(() => void this.trimPass(), TRIM_EVERY_MS).unref());
   }
 
   /** The map's placement fingerprint, computed once per epoch. */
@@ -133,42 +179,8 @@ export class NodeRecovery {
     return this.durable;
   }
 
-  private key(node: number, volume: number, extent: number): string {
-    return `${node}/${volume}/${extent}`;
-  }
-
-  /**
-   * Records that every absent member of a write (h.absent over h.members) missed this
-   * extent. Returns a promise when a record had to be made durable first (the write must
-   * not be acknowledged before), else undefined.
-   */
-  noteAbsent(h: RequestHeader): Promise<void> | undefined {
-    const absent = h.absent ?? 0;
-    if (absent === 0) return undefined;
-    let wait: Promise<void> | undefined;
-    for (let i = 0; i < h.members.length; i++) {
-      if (!(absent & (1 << i))) continue;
-      const node = decodePartitionLeafId(h.members[i]).host;
-      if (node === this.opts.nodeId) continue;
-      this.stamps.set(this.key(node, h.volume, h.extent), ++this.stampCounter);
-      const p = this.opts.missed.add(node, h.volume, h.extent);
-      if (p) wait = wait ? Promise.all([wait, p]).then(() => undefined) : p;
-    }
-    return wait;
-  }
-
-  /** Op.Missed: the records for node `node`, with stamps. */
-  missedFor(node: number): MissedRecord[] {
-    return this.opts.missed.forNode(node).map(([volume, extent]) => ({ volume, extent, stamp: this.stamps.get(this.key(node, volume, extent)) ?? 0 }));
-  }
-
-  /** Op.Resolved: drops the record unless its stamp changed since `stamp` was reported. */
-  resolved(node: number, volume: number, extent: number, stamp: number): void {
-    const k = this.key(node, volume, extent);
-    if ((this.stamps.get(k) ?? 0) !== stamp) return;
-    this.stamps.delete(k);
-    this.opts.missed.remove(node, volume, extent);
-  }
+  /** Records of what absent members missed (Op.Missed, Op.Resolved; written with host writes). */
+  readonly records: ResyncRecords;
 
   /** This node's own entry of the current map, looked up once per epoch (reads ask per I/O). */
   private self(): { up: boolean; upEpoch: number; inEpoch: number } {
@@ -192,11 +204,19 @@ export class NodeRecovery {
    */
   current(volume: number, extent: number): boolean {
     if (this.peering) return false;
-    if (this.stale.size > 0 && this.stale.has(extentKey(volume, extent))) return false;
+    if (this.work.has(volume, extent)) return false;
     if (this.placedFp === null || this.placedFp === this.fingerprint()) return true;
     if (!this.placedMap) return false;
     if (!this.prevView || this.prevView.epoch !== this.placedMap.epoch) this.prevView = new ClusterView(this.placedMap, this.opts.config.pools);
     return this.placedHere(this.prevView, volume, extent);
+  }
+
+  /**
+   * A host asked for `extent` of `volume` and was refused (NotCurrent): pull it before the
+   * rest, so the initiator's retry finds it current.
+   */
+  prioritize(volume: number, extent: number): void {
+    if (this.work.prioritize(volume, extent)) void this.pull();
   }
 
   private placedHere(view: ClusterView, volume: number, extent: number): boolean {
@@ -218,14 +238,44 @@ export class NodeRecovery {
     return this.poolOf.get(volume) ?? { pool: 0, extentPages: EXTENT_PAGES_MAX };
   }
 
+  /** Stores the work list when it changed (and at once when it just emptied). */
+  private async saveProgress(force = false): Promise<void> {
+    if (!this.opts.saveProgress || (!this.work.changed && !force) || this.saving) return;
+    this.work.changed = false;
+    const state: SavedRecovery = { placement: this.fingerprint(), stale: this.work.saved(), progress: this.progress.snapshot() };
+    this.saving = this.opts.saveProgress(state).catch((e: Error) => {
+      this.work.changed = true;
+      this.opts.log.warn({ err: e.message }, 'could not store the recovery work list');
+    }).finally(() => (this.saving = null));
+    await this.saving;
+  }
+
+  /** Takes up the stored work list (first map): extents still to pull stay stale. */
+  private resume(fp: number, map: ClusterMap): void {
+    const saved = this.saved;
+    this.saved = null;
+    if (!saved || saved.stale.length === 0) return;
+    for (const s of saved.stale) this.work.mark(s.volume, s.extent, s.kind, s.bytes, s.holders, false);
+    if (saved.placement === fp && this.fullAt !== null) {
+      // The placement the list was made for still holds: nothing else is newly placed here.
+      this.placedFp = fp;
+      this.placedMap = map;
+    }
+    this.opts.log.info({ extents: saved.stale.length, samePlacement: saved.placement === fp }, 'recovery resumed: extents still to pull taken from the stored list');
+    void this.pull();
+  }
+
   /**
-   * Called whenever the node's map changes (and once at start): starts a peering round
-   * when this node is up at an upEpoch it has not peered at.
+   * Called whenever the node's map changes (and once at start): follows the rate limit, and
+   * starts a peering round when this node is up at an upEpoch it has not peered at, or a
+   * placement round when placement changed.
    */
   onMap(): void {
-    if (this.closed || this.peeringRound) return;
-    const s = this.self();
+    if (this.closed) return;
     const map = this.opts.map.map();
+    this.throttle.setRate(mapSettings(map).recoveryBytesPerSec);
+    if (this.peeringRound) return;
+    const s = this.self();
     const fp = this.fingerprint();
     if (this.fullAt === null) {
       // First start of this node: nothing was placed here before, nothing to compare.
@@ -234,6 +284,7 @@ export class NodeRecovery {
       this.placedMap = map;
       void this.persist();
     }
+    if (this.saved) this.resume(fp, map);
     if (this.placedFp === fp && !this.placedMap) this.placedMap = map;
     if (!s.up) return;
     let round: Promise<void> | null = null;
@@ -257,9 +308,10 @@ export class NodeRecovery {
    * Full peering — this node came back in from out (`inEpoch`) or restarted after a crash
    * (nobody recorded what it missed or lost meanwhile): every extent that any up node holds
    * and that is placed here becomes stale until a reconcile with its members and holders
-   * made it current. Placement round (`inEpoch` null) — the map's placement changed (out,
-   * in, reweight, a new node): the extents newly placed here (all placed here when `prev`,
-   * the map caught up with, is unknown) are backfilled the same way.
+   * made it current (kind resync). Placement round (`inEpoch` null) — the map's placement
+   * changed (out, in, reweight, a new node): the extents newly placed here (all placed here
+   * when `prev`, the map caught up with, is unknown) are pulled the same way: backfill when
+   * a former member went out, rebalance otherwise.
    */
   private async fullPeer(inEpoch: number | null, prev: ClusterMap | null): Promise<void> {
     const t0 = Date.now();
@@ -268,39 +320,49 @@ export class NodeRecovery {
     const peers = map.nodes.filter((n) => n.id !== this.opts.nodeId && n.up).map((n) => n.id);
     const why = inEpoch !== null ? 'back in or restarted after a crash' : prev ? 'placement changed' : 'placement changed while this node was away';
     this.opts.log.info({ epoch: map.epoch, peers, why }, 'full peering: comparing the extents placed here with their members and holders');
-    const lists = await Promise.all(peers.map((p) => this.askHeld(p)));
-    const keys = new Map<number, { volume: number; extent: number; holders: number[] }>();
-    const add = (volume: number, extent: number, leaf: number | null): void => {
+    const lists = await Promise.all(peers.map((p) => askHeld(this.queries, p)));
+    const keys = new Map<number, { volume: number; extent: number; holders: number[]; bytes: number }>();
+    const add = (volume: number, extent: number, leaf: number, pages: number): void => {
       const k = extentKey(volume, extent);
       let e = keys.get(k);
-      if (!e) keys.set(k, (e = { volume, extent, holders: [] }));
-      if (leaf !== null) e.holders.push(leaf);
+      if (!e) keys.set(k, (e = { volume, extent, holders: [], bytes: 0 }));
+      e.holders.push(leaf);
+      e.bytes = Math.max(e.bytes, pages * 4096);
     };
-    for (const a of this.opts.storage.partitions.values()) for (const k of a.keys()) add(volumeOfKey(k), extentOfKey(k), null);
-    for (const l of lists) for (const [v, e, leaf] of l ?? []) add(v, e, leaf);
+    for (const [leaf, a] of this.opts.storage.partitions) for (const k of a.keys()) add(volumeOfKey(k), extentOfKey(k), leaf, 0);
+    for (const l of lists) for (const [v, e, leaf, pages] of l ?? []) add(v, e, leaf, pages);
     const view = this.clusterView();
     const before = prev && inEpoch === null ? new ClusterView(prev, this.opts.config.pools) : null;
-    let marked = 0;
-    for (const [k, e] of keys) {
+    const marked = { resync: 0, backfill: 0, rebalance: 0, scrub: 0 };
+    for (const e of keys.values()) {
       if (!this.placedHere(view, e.volume, e.extent)) continue;
-      if (before && this.placedHere(before, e.volume, e.extent)) continue;
-      marked++;
-      const s = this.stale.get(k);
-      if (s) s.holders = e.holders;
-      else this.stale.set(k, { volume: e.volume, extent: e.extent, reporters: new Map(), holders: e.holders });
+      let kind: RecoveryKind = inEpoch !== null ? 'resync' : 'rebalance';
+      if (before) {
+        if (this.placedHere(before, e.volume, e.extent)) continue;
+        let was: number[] = [];
+        try {
+          was = before.members(e.volume, e.extent, this.volumeInfo(e.volume).pool);
+        } catch {
+          // not placeable before: rebalance
+        }
+        if (was.some((m) => leafOut(map, m))) kind = 'backfill';
+      }
+      marked[kind]++;
+      this.work.mark(e.volume, e.extent, kind, e.bytes, e.holders);
     }
     if (this.closed || this.opts.map.map().epoch !== map.epoch) return; // the map moved on: the next round redoes it
     if (inEpoch !== null) this.fullAt = inEpoch;
     this.placedFp = fp;
     this.placedMap = map;
-    this.opts.log.info({ epoch: map.epoch, extents: keys.size, marked, ms: Date.now() - t0 }, 'full peering: extents to compare marked stale');
-    if (this.stale.size) void this.pull();
+    this.opts.log.info({ epoch: map.epoch, extents: keys.size, marked, ms: Date.now() - t0 }, 'full peering: extents to pull marked stale');
+    void this.saveProgress(true);
+    if (this.work.size) void this.pull();
     else await this.persist();
   }
 
   /** Stores the peering state once nothing is stale (a restart then needs no full round). */
   private async persist(): Promise<void> {
-    if (this.stale.size > 0 || this.fullAt === null || this.placedFp === null || this.fullAt === 0) return;
+    if (this.work.size > 0 || this.fullAt === null || this.placedFp === null || this.fullAt === 0) return;
     const st = { fullPeeredAt: this.fullAt, placement: this.placedFp };
     if (this.durable && this.durable.fullPeeredAt === st.fullPeeredAt && this.durable.placement === st.placement) return;
     try {
@@ -311,38 +373,15 @@ export class NodeRecovery {
     }
   }
 
-  /** Asks node `peer` which extents it holds ([volume, extent, partition]); null when it went down. */
-  private async askHeld(peer: number): Promise<Array<[number, number, number]> | null> {
-    for (let attempt = 0; !this.closed; attempt++) {
-      const n = this.opts.map.map().nodes.find((x) => x.id === peer);
-      if (!n || !n.up) return null;
-      try {
-        const c = await this.opts.peers.get(peer);
-        const r = await c.request(blank(Op.Held, this.opts.map.epoch()));
-        if (r.h.status === Status.Ok) {
-          const out: Array<[number, number, number]> = [];
-          for (let o = 0; o + 12 <= r.payload.length; o += 12) out.push([r.payload.readUInt32LE(o), r.payload.readUInt32LE(o + 4), r.payload.readUInt32LE(o + 8)]);
-          return out;
-        }
-      } catch {
-        this.opts.peers.forgive(peer);
-      }
-      await sleep(100);
-    }
-    return null;
-  }
-
   /** Asks `peers` what this node missed and marks those extents stale; returns the record count. */
   private async gather(peers: number[]): Promise<number> {
     const epochs = new Map(this.opts.map.map().nodes.map((n) => [n.id, n.upEpoch ?? 1]));
-    const found = await Promise.all(peers.map((p) => this.askMissed(p)));
+    const found = await Promise.all(peers.map((p) => askMissed(this.queries, p)));
     let n = 0;
     found.forEach((list, i) => {
       if (list) this.askedAt.set(peers[i], epochs.get(peers[i]) ?? 1);
       for (const r of list ?? []) {
-        const k = extentKey(r.volume, r.extent);
-        let s = this.stale.get(k);
-        if (!s) this.stale.set(k, (s = { volume: r.volume, extent: r.extent, reporters: new Map(), holders: [] }));
+        const s = this.work.mark(r.volume, r.extent, 'resync', 0, []);
         s.reporters.set(peers[i], r.stamp);
         n++;
       }
@@ -367,48 +406,64 @@ export class NodeRecovery {
     if (this.self().upEpoch !== upEpoch) return; // marked down and up again meanwhile: peer again
     this.peeredAt = upEpoch;
     this.opts.log.info({ upEpoch }, 'peered');
-    this.opts.log.info({ upEpoch, records: n, staleExtents: this.stale.size, ms: Date.now() - t0 }, 'peering done');
-    this.opts.onPeered?.(upEpoch, this.stale.size);
-    if (this.stale.size) void this.pull();
+    this.opts.log.info({ upEpoch, records: n, staleExtents: this.work.size, ms: Date.now() - t0 }, 'peering done');
+    this.opts.onPeered?.(upEpoch, this.work.size);
+    if (this.work.size) void this.pull();
   }
 
-  /** Asks node `peer` for the records of what this node missed; null when it went down. */
-  private async askMissed(peer: number): Promise<MissedRecord[] | null> {
-    for (let attempt = 0; !this.closed; attempt++) {
-      const n = this.opts.map.map().nodes.find((x) => x.id === peer);
-      if (!n || !n.up) return null;
-      try {
-        const c = await this.opts.peers.get(peer);
-        const r = await c.request({ ...blank(Op.Missed, this.opts.map.epoch()), partition: this.opts.nodeId });
-        if (r.h.status === Status.Ok) return decodeMissed(r.payload);
-        if (attempt % 20 === 0) this.opts.log.warn({ peer, status: statusName(r.h.status) }, 'peering: peer refused Missed; retrying');
-      } catch (e) {
-        if (attempt % 20 === 0) this.opts.log.warn({ peer, err: (e as Error).message }, 'peering: peer unreachable; retrying until it answers or is marked down');
-        this.opts.peers.forgive(peer); // retry on our own schedule, not the pool's back-off
-      }
-      await sleep(100);
-    }
-    return null;
-  }
-
-  /** Pulls every stale extent (four at a time), retrying failures every second. */
+  /** Pulls every stale extent, PULL_CONCURRENCY at a time, retrying failures after PULL_RETRY_MS. */
   private async pull(): Promise<void> {
     if (this.pulling) return;
     this.pulling = true;
     try {
-      while (!this.closed && this.stale.size > 0) {
-        const batch = [...this.stale.values()];
-        let failed = 0;
-        for (let i = 0; i < batch.length && !this.closed; i += 4) {
-          const res = await Promise.allSettled(batch.slice(i, i + 4).map((s) => this.pullOne(s)));
-          failed += res.filter((r) => r.status === 'rejected').length;
+      const worker = async (): Promise<void> => {
+        while (!this.closed && this.work.size > 0) {
+          const s = this.work.take(PULL_RETRY_MS);
+          if (!s) {
+            if (this.work.allInFlight) return; // the rest is being pulled by other workers
+            await sleep(100);
+            continue;
+          }
+          let failed = true;
+          try {
+            await this.pullOne(s);
+            failed = false;
+          } catch {
+            // logged in pullOne; retried after PULL_RETRY_MS
+          } finally {
+            this.work.release(s, failed);
+          }
         }
-        if (failed) await sleep(1000);
-      }
+      };
+      await Promise.all(Array.from({ length: PULL_CONCURRENCY }, worker));
     } finally {
       this.pulling = false;
     }
+    if (this.closed) return;
+    if (this.work.size > 0) {
+      void this.pull();
+      return;
+    }
+    await this.saveProgress(true);
     await this.persist();
+    void this.trimPass();
+  }
+
+  /** A copy of `extent` of `volume` on partition `leaf`, local or remote; remote reads pass the throttle. */
+  private copyOf(leaf: number, volume: number, extent: number, extentPages: number): ExtentCopy {
+    if (decodePartitionLeafId(leaf).host === this.opts.nodeId) return this.localCopy(leaf, extentKey(volume, extent), extentPages);
+    const c = this.remoteCopy(leaf, volume, extent, extentPages);
+    return {
+      leaf,
+      versions: () => c.versions(),
+      read: async (first, n) => {
+        await this.throttle.take(n * 4096);
+        const b = await c.read(first, n);
+        this.traffic.bytesIn += b.length;
+        return b;
+      },
+      put: (entries) => c.put(entries),
+    };
   }
 
   private async pullOne(s: StaleExtent): Promise<void> {
@@ -421,25 +476,30 @@ export class NodeRecovery {
       members = [];
     }
     const mine = members.find((m) => view.nodeOf(m) === this.opts.nodeId);
-    const k = extentKey(s.volume, s.extent);
+    let pulled: number | null = null;
     if (mine !== undefined) {
       const placedUp = members.filter((m) => m !== mine && view.isUp(view.nodeOf(m)));
       const sources = [...placedUp, ...s.holders.filter((h) => h !== mine && !placedUp.includes(h) && view.isUp(view.nodeOf(h)))];
       if (sources.length === 0) throw new Error(`no up member to pull extent ${s.extent} of volume ${s.volume} from`);
+      // Declustered: each extent reads from its own rotation of the current members.
+      const rank = new Map(placedUp.map((m, i) => [m, (i + s.extent + this.opts.nodeId) % placedUp.length]));
+      const prefer = (leaf: number): number => (leaf === mine ? -1 : rank.get(leaf) ?? placedUp.length);
       try {
         // One reporter's copy is enough: it applied every write this node missed (each was
         // acknowledged by every acting member, at least min_size of them). Without reporters
-        // (full peering) every up member must answer.
+        // (full peering, backfill) every up member and holder must answer.
         const reporterLeaves = sources.filter((m) => s.reporters.has(view.nodeOf(m)));
         const tolerate = (failed: number[]): boolean => !failed.includes(mine) && reporterLeaves.some((m) => !failed.includes(m));
-        const r = await reconcileExtent([this.localCopy(mine, k, extentPages), ...sources.map((m) => this.remoteCopy(m, s.volume, s.extent, extentPages))], new Set([mine]), tolerate);
+        const copies = [this.localCopy(mine, extentKey(s.volume, s.extent), extentPages), ...sources.map((m) => this.copyOf(m, s.volume, s.extent, extentPages))];
+        const r = await reconcileExtent(copies, new Set([mine]), tolerate, prefer);
+        pulled = r.pages * 4096;
         if (r.pages > 0 || s.reporters.size > 0) {
           this.recovered.extents++;
           this.recovered.pages += r.pages;
-          this.opts.log.info({ volume: s.volume, extent: s.extent, partition: mine, pages: r.pages, from: sources }, 'resync: extent pulled');
+          this.opts.log.info({ volume: s.volume, extent: s.extent, kind: s.kind, partition: mine, pages: r.pages, from: sources }, 'recovery: extent pulled');
         }
       } catch (e) {
-        this.opts.log.warn({ volume: s.volume, extent: s.extent, partition: mine, err: (e as Error).message }, 'resync: pull failed; the extent stays stale and is retried');
+        this.opts.log.warn({ volume: s.volume, extent: s.extent, kind: s.kind, partition: mine, err: (e as Error).message }, 'recovery: pull failed; the extent stays stale and is retried');
         throw e;
       }
     }
@@ -448,7 +508,43 @@ export class NodeRecovery {
       const c = await this.opts.peers.get(node);
       await c.request({ ...blank(Op.Resolved, this.opts.map.epoch()), partition: this.opts.nodeId, volume: s.volume, extent: s.extent, version: stamp });
     }));
-    if (this.stale.get(k) === s) this.stale.delete(k);
+    this.work.unmark(s, pulled);
+  }
+
+  /** Makes what node `node` applied durable (this node: its dirty partitions). */
+  private async flushNode(node: number): Promise<void> {
+    if (node === this.opts.nodeId) {
+      await this.opts.storage.flushDirty();
+      return;
+    }
+    const c = await this.opts.peers.get(node);
+    const r = await c.request(blank(Op.Flush, this.opts.map.epoch()));
+    if (r.h.status !== Status.Ok) throw new Error(`node ${node} did not flush: ${statusName(r.h.status)}`);
+  }
+
+  /** Trims copies no longer placed here once every member has them (only while nothing is being pulled). */
+  private async trimPass(): Promise<void> {
+    if (this.closed || this.trimming || this.peering || this.work.size > 0 || this.placedFp !== this.fingerprint()) return;
+    this.trimming = true;
+    try {
+      const r = await trimMisplaced({
+        storage: this.opts.storage,
+        nodeId: this.opts.nodeId,
+        view: () => this.clusterView(),
+        volumeInfo: (v) => this.volumeInfo(v),
+        copy: (leaf, v, e, pages) => (decodePartitionLeafId(leaf).host === this.opts.nodeId ? this.localCopy(leaf, extentKey(v, e), pages) : this.remoteCopy(leaf, v, e, pages)),
+        flushNode: (n) => this.flushNode(n),
+        log: this.opts.log,
+        stopped: () => this.closed,
+      });
+      this.traffic.trimmedExtents += r.extents;
+      this.traffic.trimmedBytes += r.bytes;
+      if (r.extents) this.opts.log.info({ trimmed: r.extents, bytes: r.bytes, misplaced: r.misplaced - r.extents }, 'misplaced copies trimmed');
+    } catch (e) {
+      this.opts.log.warn({ err: (e as Error).message }, 'trim of misplaced copies failed; retried later');
+    } finally {
+      this.trimming = false;
+    }
   }
 
   /** A copy of `key` in local partition `leaf`. */
@@ -497,59 +593,27 @@ export class NodeRecovery {
     return r.pages;
   }
 
-  /**
-   * After a restart the unsettled list is gone: rebuilds it as every extent whose newest
-   * page was written by a generation at or above the volume's fence (`fence(volume)`), so a
-   * new writer still reconciles what a crashed one may have left on some members only.
-   */
-  rebuildUnsettled(fence: (volume: number) => number): number {
-    let n = 0;
-    for (const a of this.opts.storage.partitions.values()) {
-      for (const k of a.keys()) {
-        const volume = volumeOfKey(k);
-        let newest = 0;
-        for (const p of a.pages(k)) if (p.version > newest) newest = p.version;
-        if (versionGeneration(newest) >= fence(volume)) {
-          this.unsettled.note(volume, extentOfKey(k), newest);
-          n++;
-        }
-      }
-    }
-    return n;
-  }
-
-  /** Op.Held: every extent this node holds pages of, as 12-byte (volume, extent, partition) entries. */
-  held(): Buffer {
-    const keys: Array<[number, number]> = [];
-    for (const [leaf, a] of this.opts.storage.partitions) for (const k of a.keys()) keys.push([k, leaf]);
-    const b = Buffer.allocUnsafe(keys.length * 12);
-    keys.forEach(([k, leaf], i) => {
-      b.writeUInt32LE(volumeOfKey(k), i * 12);
-      b.writeUInt32LE(extentOfKey(k), i * 12 + 4);
-      b.writeUInt32LE(leaf, i * 12 + 8);
-    });
-    return b;
-  }
-
   /** This node's report for GET /v1/recovery. */
   report(): NodeRecoveryReport {
-    const held: Array<[number, number, number]> = [];
-    for (const a of this.opts.storage.partitions.values()) {
-      for (const k of a.keys()) held.push([volumeOfKey(k), extentOfKey(k), a.mappedPages(k) * 4096]);
-    }
     return {
       node: this.opts.nodeId,
       epoch: this.opts.map.epoch(),
-      held,
+      held: heldList(this.opts.storage),
       missed: this.opts.missed.all(),
-      stale: [...this.stale.values()].map((s) => [s.volume, s.extent]),
+      stale: this.work.pairs(),
       peering: this.peering,
       recovered: { ...this.recovered },
+      progress: this.progress.snapshot(),
+      traffic: { ...this.traffic },
+      rateLimit: this.throttle.bytesPerSec,
     };
   }
 
-  /** Stops background work (peering, pulls). */
-  close(): void {
+  /** Stops background work (peering, pulls, trims) and stores the work list once more. */
+  async close(): Promise<void> {
     this.closed = true;
+    for (const t of this.timers) clearInterval(t);
+    await this.saving;
+    await this.saveProgress(true);
   }
 }

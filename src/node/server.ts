@@ -8,6 +8,7 @@
  * copy that fails its checksum is repaired from another member (node/recovery.ts).
  */
 import { createServer, type Server, type Socket } from 'node:net';
+import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { AllocatorFullError, AllocatorStateError, ChecksumError, type Allocator } from '../../allocator/index.ts';
 import { initialMap, type ClusterMap } from '../clustermap/index.ts';
@@ -19,9 +20,12 @@ import {
 } from '../wire/index.ts';
 import { TickCork } from '../net/index.ts';
 import { LeaseTable } from './fencing.ts';
-import { MemberError, applyPut, localVersions } from './extent-copies.ts';
+import { MemberError, applyPut, encodeDigest, extentDigest, localVersions } from './extent-copies.ts';
 import { EXTENT_PAGES_MAX, NodeRecovery, type PeeringState } from './recovery.ts';
+import type { SavedRecovery } from './recovery-store.ts';
+import { heldPayload, rebuildUnsettled } from './local-extents.ts';
 import type { NodeStorage } from './storage.ts';
+import { Scrubber } from './scrub.ts';
 
 /** Most pages one request may name (a 1 MiB extent). */
 const MAX_PAGES = 256;
@@ -69,6 +73,12 @@ export interface NodeServerOptions {
   peeringState?: PeeringState | null;
   /** Stores it. */
   savePeeringState?: (s: PeeringState) => Promise<void>;
+  /** Recovery work list stored by the last run (src/node/recovery-store.ts; default none). */
+  savedRecovery?: SavedRecovery | null;
+  /** Stores the recovery work list. */
+  saveRecovery?: (s: SavedRecovery) => Promise<void>;
+  /** The node's data directory: scrub keeps its pass times in `<dataDir>/node<ID>/scrub.json` (absent: in memory only). */
+  dataDir?: string;
 }
 
 interface Conn {
@@ -100,6 +110,8 @@ export class NodeServer {
   private readonly leases: LeaseTable;
   /** Resync records, peering, read repair, reconcile. */
   readonly recovery: NodeRecovery;
+  /** Background comparison and repair of the copies this node holds (shallow and deep scrub). */
+  readonly scrub: Scrubber;
   /** Host writes being applied (Lease and Missed wait for them). */
   private readonly writing = new Set<Promise<unknown>>();
   private readonly peers: ConnectionPool;
@@ -113,8 +125,19 @@ export class NodeServer {
     this.leases = opts.leases ?? new LeaseTable();
     this.peers = new ConnectionPool({ token: opts.config.token, address: (id) => this.map.address(id) });
     this.recovery = new NodeRecovery({ config: opts.config, nodeId: opts.nodeId, storage: opts.storage, missed: opts.missed, peers: this.peers, map: this.map, log: opts.log, onPeered: opts.onPeered,
-      state: opts.peeringState ?? null, saveState: opts.savePeeringState });
-    const n = this.recovery.rebuildUnsettled((v) => this.leases.current(v));
+      state: opts.peeringState ?? null, saveState: opts.savePeeringState, saved: opts.savedRecovery ?? null, saveProgress: opts.saveRecovery });
+    this.scrub = new Scrubber({ storage: opts.storage, nodeId: opts.nodeId, peers: this.peers, map: this.map, pools: opts.config.pools, log: opts.log,
+      volumeInfo: (v) => this.recovery.volumeInfo(v), isCurrent: (v, e) => this.recovery.current(v, e), busy: () => this.recovery.peering,
+      statePath: opts.dataDir ? join(opts.dataDir, `node${opts.nodeId}`, 'scrub.json') : null,
+      // Scrub reads share the recovery rate limit, and count as the 'scrub' kind of progress.
+      throttle: (b) => this.recovery.throttle.take(b),
+      progress: (ev) => {
+        const p = this.recovery.progress;
+        if (ev.phase === 'start') p.add('scrub', ev.extentsTotal, ev.bytesTotal);
+        else if (ev.phase === 'extent') p.done('scrub', 1, ev.bytes);
+        else p.end('scrub');
+      } });
+    const n = rebuildUnsettled(opts.storage, this.recovery.unsettled, (v) => this.leases.current(v));
     if (n) opts.log.info({ extents: n }, 'extents of the current writers treated as unsettled after start (a new writer reconciles them)');
   }
 
@@ -132,6 +155,7 @@ export class NodeServer {
   /** Starts listening; resolves with the bound port. */
   listen(host: string, port: number): Promise<number> {
     const server = createServer({ noDelay: true }, (s) => this.accept(s));
+    this.scrub.schedule();
     this.server = server;
     return new Promise((resolve, reject) => {
       server.once('error', reject);
@@ -251,12 +275,16 @@ export class NodeServer {
         const a = this.partition(h);
         if (!recovery) {
           this.checkMembers(h);
+          this.recovery.throttle.foreground();
           if (!this.recovery.current(h.volume, h.extent)) {
+            this.recovery.prioritize(h.volume, h.extent);
             throw new StatusError(Status.NotCurrent, `node ${this.opts.nodeId} is ${this.recovery.peering ? 'peering' : 'resyncing this extent'}`);
           }
         }
         try {
-          return await a.read(extentKey(h.volume, h.extent), h.firstPage, h.pages);
+          const data = await a.read(extentKey(h.volume, h.extent), h.firstPage, h.pages);
+          if (recovery) this.recovery.traffic.bytesOut += data.length;
+          return data;
         } catch (e) {
           if (recovery || !(e instanceof ChecksumError)) throw e;
           return this.recovery.repairRead(a, h, e);
@@ -274,6 +302,7 @@ export class NodeServer {
         }
         this.checkMembers(h);
         const a = this.partition(h);
+        this.recovery.throttle.foreground();
         const p = this.applyHostWrite(a, h, payload);
         this.writing.add(p);
         try {
@@ -282,6 +311,10 @@ export class NodeServer {
           this.writing.delete(p);
         }
         return undefined;
+      }
+      case Op.Digest: {
+        this.checkExtentPages(h);
+        return encodeDigest(extentDigest(this.partition(h), extentKey(h.volume, h.extent), h.pages));
       }
       case Op.Versions: {
         this.checkExtentPages(h);
@@ -296,9 +329,9 @@ export class NodeServer {
       }
       case Op.Missed:
         await this.drainWrites();
-        return encodeMissed(this.recovery.missedFor(h.partition));
+        return encodeMissed(this.recovery.records.missedFor(h.partition));
       case Op.Resolved:
-        this.recovery.resolved(h.partition, h.volume, h.extent, h.version);
+        this.recovery.records.resolved(h.partition, h.volume, h.extent, h.version);
         return undefined;
       case Op.Reconcile: {
         this.checkExtentPages(h);
@@ -310,7 +343,7 @@ export class NodeServer {
       case Op.Suspects:
         return encodeU32s(this.recovery.unsettled.list(h.volume));
       case Op.Held:
-        return this.recovery.held();
+        return heldPayload(this.opts.storage);
       default:
         throw new StatusError(Status.Invalid, `unknown opcode ${h.op}`);
     }
@@ -337,7 +370,7 @@ export class NodeServer {
   private async applyHostWrite(a: Allocator, h: RequestHeader, payload: Buffer): Promise<void> {
     const key = extentKey(h.volume, h.extent);
     this.recovery.unsettled.note(h.volume, h.extent, h.version);
-    const recorded = this.recovery.noteAbsent(h);
+    const recorded = this.recovery.records.noteAbsent(h);
     if (h.op === Op.Write) await a.write(key, h.firstPage, payload, h.version);
     else await a.trim(key, h.firstPage, h.pages, h.version);
     if (recorded) await recorded;
@@ -351,10 +384,12 @@ export class NodeServer {
    */
   async close(): Promise<void> {
     this.closing = true;
-    this.recovery.close();
+    const recoveryStopped = this.recovery.close();
+    const scrubStopped = this.scrub.close();
     this.server?.close();
     if (this.inflight > 0) await new Promise<void>((r) => (this.idle = r));
     for (const c of this.conns) c.socket.end();
     this.peers.close();
+    await Promise.all([scrubStopped, recoveryStopped]);
   }
 }

@@ -74,6 +74,17 @@ export class ProgressTracker {
     }
   }
 
+  /** Ends a running pass of `kind` where it stands (work abandoned, e.g. a scrub cut short). */
+  end(kind: RecoveryKind): void {
+    const s = this.state(kind);
+    if (!s.p.active) return;
+    s.p.extentsTotal = s.p.extentsDone;
+    s.p.bytesTotal = s.p.bytesDone;
+    s.p.active = false;
+    s.p.finishedAt = this.now();
+    s.p.rate = 0;
+  }
+
   private sample(s: KindState): void {
     const t = this.now();
     const last = s.samples[s.samples.length - 1];

@@ -20,7 +20,7 @@ export interface RecoveryThrottleOptions {
   burstMs?: number;
 }
 
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms).unref());
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /** A token bucket in virtual time: `take(bytes)` resolves when those bytes may be moved. */
 export class RecoveryThrottle {
