@@ -10,7 +10,9 @@ import { formatSize, sizeFlag } from '../lib/size.ts';
  * devices in a data directory), attaches its volume and exports it over NBD and NVMe/TCP
  * (three ANA paths: one optimized, two non-optimized), prints how to connect, and runs until
  * Ctrl-C, when it drains I/O, flushes and stops every node. Meanwhile a storage node process
- * that exits is restarted with backoff, one printed line per restart.
+ * that exits is restarted with backoff, one printed line per restart, and a node added to the
+ * map with `cairn node add` (its device files under this data directory) is started and
+ * supervised like the others; a restart starts it too.
  */
 export default class Up extends Command {
   static override summary = 'Start a local Cairn cluster and export its volume over NBD and NVMe/TCP.';
@@ -76,9 +78,11 @@ export default class Up extends Command {
       this.error((e as Error).message, { exit: 1 });
     }
     const c = cluster.config;
-    const devices = c.nodes.reduce((s, n) => s + n.devices.length, 0);
-    const raw = c.nodes.reduce((s, n) => s + n.devices.reduce((t, d) => t + d.sizeBytes, 0), 0);
-    this.log(`${cluster.created ? 'Created' : 'Reopened'} cluster ${c.clusterId}: ${c.nodes.length} nodes, ${devices} devices, ${formatSize(raw)} raw, map epoch ${cluster.view.epoch} (authority: node ${c.authority?.node})`);
+    // The map's node list: it includes nodes added since the cluster was created.
+    const mapNodes = cluster.view.map.nodes;
+    const devices = mapNodes.reduce((s, n) => s + n.devices.length, 0);
+    const raw = mapNodes.reduce((s, n) => s + n.devices.reduce((t, d) => t + d.sizeBytes, 0), 0);
+    this.log(`${cluster.created ? 'Created' : 'Reopened'} cluster ${c.clusterId}: ${mapNodes.length} nodes, ${devices} devices, ${formatSize(raw)} raw, map epoch ${cluster.view.epoch} (authority: node ${c.authority?.node})`);
     const record = c.volumes.find((v) => v.name === flags.volume);
     if (!record) {
       await cluster.stop();
@@ -147,6 +151,7 @@ export default class Up extends Command {
     const n0 = c.nodes[0];
     this.log(`Management API: http://${n0.host}:${n0.apiPort} (every node serves one; token in cluster.json). Cluster map and nodes:`);
     this.log(`  cairn map show --data-dir ${flags['data-dir']}     cairn node list --data-dir ${flags['data-dir']}`);
+    this.log(`Add a storage node: cairn node add --data-dir ${flags['data-dir']}`);
     this.log('');
     this.log('Press Ctrl-C to stop.');
 

@@ -1,4 +1,6 @@
 /** src/cluster: creating a cluster configuration and running a local cluster of node processes. */
-export { LocalCluster, NodeStartError, type LocalClusterOptions, type NodeMapEvent, type NodeRestartEvent } from './local-cluster.ts';
+export { LocalCluster, NodeStartError, type AddNodeOptions, type LocalClusterOptions, type NodeMapEvent, type NodeRestartEvent } from './local-cluster.ts';
+export { addNodeToMap, waitNodeUp, planDevices, createDeviceFiles, AddNodeError, type NewNode, type NewNodeOptions, type AddNodeToMapOptions, type WaitNodeUpOptions, type ApiCaller, type MapReply } from './add-node.ts';
+export { newestStoredMap, seedNodeMap, devicesPresent, runningNodePid, nodeMapPath } from './node-set.ts';
 export { createClusterConfig, defaultMinSize, provisionControlPlane, DEFAULT_LAYOUT, freePorts, LayoutError, type ClusterLayout } from './create.ts';
 export { FollowerProcess, type FollowerMapEvent } from './follower-process.ts';

@@ -3,18 +3,28 @@
  * devices under one data directory, and an initiator in this process that follows the
  * gossiped map (MapFollower). Used by `cairn up` and by the tests. Reopening a data
  * directory serves the same data (the layout comes from its cluster.json).
+ *
+ * The node set grows while it runs: addNode() adds a node to the map and starts it, and the
+ * cluster watches the map it follows (each epoch a node process reports) for nodes added by
+ * others (`cairn node add` from another process) whose device files live under its data
+ * directory, and starts (and supervises) those too. Added nodes are not written to cluster.json
+ * (its node list derives the creation map, which must not change); a restart learns them from
+ * the newest signed map stored under the data directory.
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { EventEmitter } from 'node:events';
 import { mkdir } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { pino, destination, type Logger } from 'pino';
+import { ApiClient } from '../api/client.ts';
 import { loadConfig, saveConfig, type ClusterConfig } from '../config/index.ts';
 import { ensureBundle } from '../gossip/index.ts';
 import { MapFollower, Volume, grantLease, takeWriteLease, type ClusterView } from '../initiator/index.ts';
 import { NODE_MAIN } from '../node/index.ts';
 import { ConnectionPool } from '../wire/index.ts';
+import { addNodeToMap, waitNodeUp } from './add-node.ts';
 import { createClusterConfig, provisionControlPlane, DEFAULT_LAYOUT, type ClusterLayout } from './create.ts';
+import { devicesPresent, newestStoredMap, runningNodePid, seedNodeMap } from './node-set.ts';
 
 /** Options of LocalCluster.start. */
 export interface LocalClusterOptions {
@@ -38,6 +48,22 @@ export interface LocalClusterOptions {
   onSupervisor?: (line: string) => void;
   /** Extra environment of node `id`'s process, over this process's (tests: e.g. CAIRN_CLOCK_SKEW_MS). */
   nodeEnv?: (id: number) => Record<string, string>;
+  /**
+   * Start nodes that join the map while the cluster runs (added by `cairn node add` from
+   * another process) when all their device files exist under the data directory and no
+   * other process runs them (default true). Such nodes are supervised like the others.
+   */
+  adoptNodes?: boolean;
+}
+
+/** Options of LocalCluster.addNode (defaults: node 0's device count, device size and partitions). */
+export interface AddNodeOptions {
+  /** Devices (files) of the new node. */
+  devices?: number;
+  /** Bytes per device (sparse file). */
+  deviceBytes?: number;
+  /** Partitions per device. */
+  partitions?: number;
 }
 
 /** The supervisor restarted a node process (`restarts`: its successful restarts so far). */
@@ -112,6 +138,14 @@ export class LocalCluster {
   /** Highest epoch any node reported at start. */
   private startEpoch = 1;
   private stopped = false;
+  /** Every node this cluster runs (cluster.json's and added ones): id -> addresses. */
+  private readonly nodes = new Map<number, { host: string; port: number }>();
+  /** Map nodes found running outside this cluster (their pid file is live): left alone. */
+  private readonly foreign = new Set<number>();
+  /** Highest epoch whose map was scanned for nodes to adopt. */
+  private scannedEpoch = 0;
+  /** The scan in progress (scans run one at a time). */
+  private scanning: Promise<void> = Promise.resolve();
 
   private constructor(
     readonly dataDir: string,
@@ -121,6 +155,8 @@ export class LocalCluster {
     private readonly opts: LocalClusterOptions,
   ) {
     this.connections = new ConnectionPool({ token: config.token, address: (id) => this.view.address(id) });
+    for (const n of config.nodes) this.nodes.set(n.id, { host: n.host, port: n.port });
+    if (opts.adoptNodes !== false) this.events.on('map', (e: NodeMapEvent) => this.onNodeMap(e.epoch));
   }
 
   /** The initiator's current cluster view (newest map it holds). */
@@ -153,10 +189,13 @@ export class LocalCluster {
         cluster.followerStarting = cluster.startFollower();
         cluster.followerStarting.catch(() => undefined); // awaited below; no unhandled rejection meanwhile
       }
-      await Promise.all(config.nodes.map((n) => cluster.startNode(n.id)));
+      // Nodes added after creation live in the map only: learn them from the newest stored one.
+      if (!created && opts.adoptNodes !== false) await cluster.learnAddedNodes();
+      const ids = cluster.nodeIds();
+      await Promise.all(ids.map((id) => cluster.startNode(id)));
       // A node serves reads once it has asked every up node what it missed (peering).
-      if (!(await cluster.waitPeered(config.nodes.map((n) => n.id), opts.startTimeoutMs ?? 30000))) {
-        opts.onProgress?.(`nodes ${config.nodes.map((n) => n.id).filter((id) => !cluster.peered.has(id)).join(', ')} still peering; reads go to the other members meanwhile`);
+      if (!(await cluster.waitPeered(ids, opts.startTimeoutMs ?? 30000))) {
+        opts.onProgress?.(`nodes ${ids.filter((id) => !cluster.peered.has(id)).join(', ')} still peering; reads go to the other members meanwhile`);
       }
       if (cluster.followerStarting) {
         cluster.follower = await cluster.followerStarting;
@@ -191,12 +230,16 @@ export class LocalCluster {
    */
   async startNode(id: number): Promise<void> {
     if (this.procs.has(id)) throw new NodeStartError(`node ${id} is already running`);
-    const node = this.config.nodes.find((n) => n.id === id);
+    const node = this.nodes.get(id);
     if (!node) throw new NodeStartError(`node ${id} is not in the cluster`);
     this.peered.delete(id);
     // Started by hand while a supervisor restart was pending: that restart is moot.
     this.cancelRestart(id, false);
-    const child = fork(NODE_MAIN, ['--data-dir', this.dataDir, '--node', String(id)], {
+    const args = ['--data-dir', this.dataDir, '--node', String(id)];
+    // A node added after creation is not in cluster.json: it finds itself in its seeded
+    // map.current, else in the map the authority's API serves.
+    if (!this.config.nodes.some((n) => n.id === id)) args.push('--join', this.authorityUrl());
+    const child = fork(NODE_MAIN, args, {
       // CAIRN_NODE_EXEC_ARGV adds Node flags to node processes, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof".
       execArgv: ['--import', 'tsx', ...(process.env.CAIRN_NODE_EXEC_ARGV?.split(/\s+/).filter(Boolean) ?? [])],
       stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
@@ -364,6 +407,107 @@ export class LocalCluster {
     });
   }
 
+  /** Ids of every node this cluster runs (cluster.json's and added ones), running or not. */
+  nodeIds(): number[] {
+    return [...this.nodes.keys()].sort((a, b) => a - b);
+  }
+
+  /** Base URL of the map authority's management API. */
+  private authorityUrl(): string {
+    const a = this.config.nodes.find((n) => n.id === this.config.authority?.node) ?? this.config.nodes[0];
+    return `http://${a.host}:${a.apiPort}`;
+  }
+
+  /**
+   * Adds a storage node: picks the next free node id and free ports, creates its device
+   * files (sparse) under the data directory, submits the `add-node` change to the authority
+   * through its management API, starts the node's process (supervised when `supervise` is on),
+   * and waits until it is ready and the map marks it up (and the initiator holds that map).
+   * The node then holds no data: placement moves extents onto it (rebalance).
+   * @returns the new node's id.
+   * @throws AddNodeError on bad options; ApiError when the authority refuses the change or is
+   *         unreachable; NodeStartError when the node does not start or is not marked up within
+   *         `startTimeoutMs` (it stays in the map, down).
+   */
+  async addNode(opts: AddNodeOptions = {}): Promise<number> {
+    if (this.stopped) throw new Error('this LocalCluster is stopped');
+    const api = new ApiClient(this.authorityUrl(), this.config.token);
+    const { node } = await addNodeToMap(api, {
+      devices: opts.devices,
+      deviceBytes: opts.deviceBytes,
+      partitions: opts.partitions,
+      host: this.config.nodes[0].host,
+      dataDir: this.dataDir,
+      reservedIds: this.nodes.keys(),
+      // Known before its epoch is out: the map watcher must not start it as well.
+      beforeSubmit: (n) => this.nodes.set(n.id, { host: n.host, port: n.port }),
+      onRejected: (n) => this.nodes.delete(n.id),
+    });
+    const newest = await newestStoredMap(this.dataDir, this.config);
+    if (newest?.map.nodes.some((n) => n.id === node.id)) await seedNodeMap(this.dataDir, node.id, newest);
+    await this.startNode(node.id);
+    const timeout = this.opts.startTimeoutMs ?? 30000;
+    const up = await waitNodeUp(api, node.id, timeout);
+    if (!up) throw new NodeStartError(`node ${node.id} started but the map did not mark it up within ${timeout} ms`);
+    if (this.follower) await this.follower.refresh(up.epoch);
+    this.opts.onProgress?.(`node ${node.id} added (map epoch ${up.epoch})`);
+    return node.id;
+  }
+
+  /**
+   * Adds to the node set every node of the newest stored map that lives here (its device
+   * files exist under the data directory) and that no other process runs, seeding its
+   * map.current with that map.
+   * @returns the ids added.
+   */
+  private async learnAddedNodes(): Promise<number[]> {
+    const newest = await newestStoredMap(this.dataDir, this.config);
+    if (!newest) return [];
+    this.scannedEpoch = Math.max(this.scannedEpoch, newest.epoch);
+    const added: number[] = [];
+    for (const n of newest.map.nodes) {
+      if (this.nodes.has(n.id) || this.foreign.has(n.id) || this.stopped) continue;
+      if (!(await devicesPresent(this.dataDir, n))) continue;
+      const pid = await runningNodePid(this.dataDir, n.id);
+      if (pid !== null) {
+        this.foreign.add(n.id);
+        this.opts.onProgress?.(`node ${n.id} runs in another process (pid ${pid}); leaving it to that process`);
+        continue;
+      }
+      if (this.nodes.has(n.id) || this.stopped) continue;
+      await seedNodeMap(this.dataDir, n.id, newest);
+      this.nodes.set(n.id, { host: n.host, port: n.port });
+      added.push(n.id);
+    }
+    return added;
+  }
+
+  /** A node process accepted map `epoch`: look for nodes added to the map that live here. */
+  private onNodeMap(epoch: number): void {
+    if (this.stopped || epoch <= this.scannedEpoch) return;
+    this.scannedEpoch = epoch;
+    this.scanning = this.scanning.then(async () => {
+      if (this.stopped) return;
+      const added = await this.learnAddedNodes().catch((e: Error) => {
+        this.supervisorLine(`could not read the map for added nodes: ${oneLine(e.message)}`);
+        return [];
+      });
+      for (const id of added) {
+        if (this.stopped) return;
+        this.opts.onProgress?.(`node ${id} joined the map: starting it`);
+        this.startNode(id).catch((e: Error) => {
+          if (this.stopped || this.procs.has(id)) return;
+          if (this.opts.supervise) {
+            const s = this.supervisionOf(id);
+            const delay = this.nextBackoff(s);
+            this.supervisorLine(`node ${id} did not start: ${oneLine(e.message)}; retrying in ${delay / 1000} s`);
+            this.scheduleRestart(id, s, delay);
+          } else this.opts.onProgress?.(`node ${id} did not start: ${oneLine(e.message)}`);
+        });
+      }
+    });
+  }
+
   /** Ids of nodes whose process is running. */
   runningNodes(): number[] {
     return [...this.procs.keys()].sort((a, b) => a - b);
@@ -407,6 +551,7 @@ export class LocalCluster {
     if (this.stopped) return;
     this.stopped = true;
     for (const id of this.supervision.keys()) this.cancelRestart(id, true);
+    await this.scanning;
     this.connections.close();
     await this.followerStarting?.catch(() => undefined);
     await this.follower?.stop();

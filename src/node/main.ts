@@ -94,7 +94,7 @@ async function nodeFromMap(): Promise<{ id: number; host: string; port: number; 
       .catch((e: Error) => fail(`fetching the cluster map from ${url}: ${e.message}`));
     found = m.nodes.find((n) => n.id === nodeId) ?? fail(`node ${nodeId} is not in the cluster map (epoch ${m.epoch}) served by ${url}: add it first (cairn node add --no-start)`);
   }
-  if (!found) fail(`node ${nodeId} is neither in cluster.json nor in a stored map: pass --join http://HOST:API-PORT of a running node of the cluster`);
+  if (!found) fail(`node ${nodeId} is neither in cluster.json nor in its stored map (node${nodeId}/map.current): pass --join http://HOST:API-PORT of a running node of the cluster`);
   const parsed = MapNodeSchema.safeParse(found);
   if (!parsed.success) fail(`node ${nodeId}'s map entry is invalid: ${parsed.error.issues[0].path.join('.')}: ${parsed.error.issues[0].message}`);
   const n = parsed.data!;

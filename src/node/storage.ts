@@ -6,7 +6,6 @@ import { open, mkdir } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { Allocator, PAGE } from '../../allocator/index.ts';
 import { partitionLeafId } from '../../placement/index.ts';
-import type { NodeConfig } from '../config/index.ts';
 import { volumeOfKey } from '../wire/index.ts';
 
 /** Byte size of each partition of a device: an equal share, rounded down to 4 KiB. */
@@ -26,6 +25,24 @@ async function ensureDeviceFile(path: string, size: number): Promise<void> {
   }
 }
 
+/**
+ * What NodeStorage.open needs of a node: its id and devices. A cluster.json node entry
+ * (NodeConfig) fits; so does one taken from the cluster map, whose devices carry their map
+ * `id` (stable across device removals, part of each partition's leaf id).
+ */
+export interface StorageNode {
+  id: number;
+  devices: ReadonlyArray<{
+    /** Backing file, relative to the data directory (or absolute). */
+    path: string;
+    /** Bytes. */
+    sizeBytes: number;
+    partitions: number;
+    /** Device id in the map (0..255); absent: its index in `devices`. */
+    id?: number;
+  }>;
+}
+
 /** The allocators of one node, keyed by partition leaf id. */
 export class NodeStorage {
   private readonly dirty = new Set<Allocator>();
@@ -36,12 +53,15 @@ export class NodeStorage {
 
   /**
    * Opens every partition of every device of `node` (device paths relative to `dataDir`),
-   * creating device files on first use and recovering each partition's log.
+   * creating device files (sparse) on first use and recovering each partition's log.
+   * A device's partitions get leaf ids from its `id` when given, else from its index.
+   * @throws Error from the file system or the allocator (every partition opened so far is closed again).
    */
-  static async open(node: NodeConfig, dataDir: string): Promise<NodeStorage> {
+  static async open(node: StorageNode, dataDir: string): Promise<NodeStorage> {
     const partitions = new Map<number, Allocator>();
     try {
-      for (const [d, dev] of node.devices.entries()) {
+      for (const [i, dev] of node.devices.entries()) {
+        const d = dev.id ?? i;
         const path = resolve(dataDir, dev.path);
         await ensureDeviceFile(path, dev.sizeBytes);
         const size = partitionBytes(dev.sizeBytes, dev.partitions);
