@@ -52,6 +52,8 @@ export const EXTENT_PAGES_MAX = 256;
 const PULL_CONCURRENCY = 4;
 /** A pull that failed is retried after this long (ms). */
 const PULL_RETRY_MS = 1000;
+/** Placement fingerprint of a node that never caught up with any placement (matches none). */
+const UNKNOWN_PLACEMENT = -1;
 /** How often copies no longer placed here are looked for (ms). */
 const TRIM_EVERY_MS = 5000;
 
@@ -199,16 +201,18 @@ export class NodeRecovery {
   }
 
   /**
-   * Whether a host read of `extent` of `volume` may be served here. While a new placement
-   * has not been sorted out yet, only extents this node was already a member of qualify.
+   * Whether a host read of `extent` of `volume` (from local partition `leaf`, when given)
+   * may be served here. While a new placement has not been sorted out yet, only extents
+   * this node (that partition) was already a member of qualify.
    */
-  current(volume: number, extent: number): boolean {
+  current(volume: number, extent: number, leaf?: number): boolean {
     if (this.peering) return false;
     if (this.work.has(volume, extent)) return false;
     if (this.placedFp === null || this.placedFp === this.fingerprint()) return true;
     if (!this.placedMap) return false;
     if (!this.prevView || this.prevView.epoch !== this.placedMap.epoch) this.prevView = new ClusterView(this.placedMap, this.opts.config.pools);
-    return this.placedHere(this.prevView, volume, extent);
+    const was = this.leafHere(this.prevView, volume, extent);
+    return leaf === undefined ? was !== undefined : was === leaf;
   }
 
   /**
@@ -219,11 +223,12 @@ export class NodeRecovery {
     if (this.work.prioritize(volume, extent)) void this.pull();
   }
 
-  private placedHere(view: ClusterView, volume: number, extent: number): boolean {
+  /** The local partition `view` places the extent on, if any. */
+  private leafHere(view: ClusterView, volume: number, extent: number): number | undefined {
     try {
-      return view.members(volume, extent, this.volumeInfo(volume).pool).some((m) => view.nodeOf(m) === this.opts.nodeId);
+      return view.members(volume, extent, this.volumeInfo(volume).pool).find((m) => view.nodeOf(m) === this.opts.nodeId);
     } catch {
-      return false;
+      return undefined;
     }
   }
 
@@ -278,11 +283,20 @@ export class NodeRecovery {
     const s = this.self();
     const fp = this.fingerprint();
     if (this.fullAt === null) {
-      // First start of this node: nothing was placed here before, nothing to compare.
       this.fullAt = s.inEpoch;
-      this.placedFp = fp;
-      this.placedMap = map;
-      void this.persist();
+      if (this.opts.config.nodes.some((n) => n.id === this.opts.nodeId)) {
+        // First start of a node the cluster was created with: it starts with the cluster,
+        // before anything was written, so there is nothing to compare. (A creation node whose
+        // data directory was lost is not told apart: see the issue-10 closing note.)
+        this.placedFp = fp;
+        this.placedMap = map;
+        void this.persist();
+      } else {
+        // A node joining a running cluster (`cairn node add`): whatever placement gives it
+        // lives elsewhere until pulled — no read is served before the placement round.
+        this.placedFp = UNKNOWN_PLACEMENT;
+        this.placedMap = null;
+      }
     }
     if (this.saved) this.resume(fp, map);
     if (this.placedFp === fp && !this.placedMap) this.placedMap = map;
@@ -335,10 +349,12 @@ export class NodeRecovery {
     const before = prev && inEpoch === null ? new ClusterView(prev, this.opts.config.pools) : null;
     const marked = { resync: 0, backfill: 0, rebalance: 0, scrub: 0 };
     for (const e of keys.values()) {
-      if (!this.placedHere(view, e.volume, e.extent)) continue;
+      const leaf = this.leafHere(view, e.volume, e.extent);
+      if (leaf === undefined) continue;
       let kind: RecoveryKind = inEpoch !== null ? 'resync' : 'rebalance';
       if (before) {
-        if (this.placedHere(before, e.volume, e.extent)) continue;
+        // Placed on the same partition before: nothing moves (another partition of this node: it does).
+        if (this.leafHere(before, e.volume, e.extent) === leaf) continue;
         let was: number[] = [];
         try {
           was = before.members(e.volume, e.extent, this.volumeInfo(e.volume).pool);

@@ -276,7 +276,7 @@ export class NodeServer {
         if (!recovery) {
           this.checkMembers(h);
           this.recovery.throttle.foreground();
-          if (!this.recovery.current(h.volume, h.extent)) {
+          if (!this.recovery.current(h.volume, h.extent, h.partition)) {
             this.recovery.prioritize(h.volume, h.extent);
             throw new StatusError(Status.NotCurrent, `node ${this.opts.nodeId} is ${this.recovery.peering ? 'peering' : 'resyncing this extent'}`);
           }

@@ -8,6 +8,7 @@ export { MissedLog, type MissedEntry } from './missed-log.ts';
 export { newer, reconcileExtent, repairRange, type ExtentCopy, type ReconcileResult } from './reconcile.ts';
 export { RecoveryThrottle, type RecoveryThrottleOptions } from './throttle.ts';
 export { ProgressTracker } from './progress.ts';
+export { predictMoves, type PredictedMoves, type VolumeExtents } from './moves.ts';
 export { UnsettledExtents } from './unsettled.ts';
 export {
   ENTRY, decodeMissed, decodePut, decodeU32s, decodeVersions, encodeMissed, encodePut, encodeU32s, encodeVersions,

@@ -187,3 +187,38 @@ test.serial('receiving node killed halfway through a throttled backfill: it resu
     await done();
   }
 });
+
+test.serial('device out: extents move to the other device of the same node and to other nodes; reads never see zeros', async (t) => {
+  t.timeout(300000);
+  const { dir, cleanup } = tempDataDir();
+  const cluster = await LocalCluster.start({ dataDir: dir, layout: { nodes: 3, devicesPerNode: 2, deviceBytes: 128 * MiB, volumeBytes: 32 * MiB, membership: MEMBERSHIP } });
+  const volume = await cluster.attach('vol0');
+  try {
+    const data = Buffer.alloc(32 * MiB);
+    for (let i = 0; i < data.length; i += 4096) data.writeUInt32LE(i / 4096 + 1, i);
+    await volume.write(0, data);
+    await volume.flush();
+    const epoch = await change(cluster, { type: 'out', node: 0, device: 1 });
+    // Reads during the move: always the data, never zeros.
+    const reader = (async () => {
+      let reads = 0;
+      while (!(await settled(cluster, epoch, 1)).ok && reads < 200) {
+        const x = Math.floor(Math.random() * 32);
+        t.true((await volume.read(x * MiB, MiB)).equals(data.subarray(x * MiB, (x + 1) * MiB)), `extent ${x} read during the move`);
+        reads++;
+      }
+      return reads;
+    })();
+    const s = await settled(cluster, epoch, 120000);
+    t.true(s.ok, `device out did not settle: ${s.why}`);
+    t.log(`${await reader} reads during the move`);
+    const view = cluster.view;
+    for (let x = 0; x < 32; x++) t.false(view.members(1, x, 0).some((m) => view.nodeOf(m) === 0 && ((m >>> 8) & 0xff) === 1), `extent ${x} still placed on the out device`);
+    t.deepEqual(await compareMembers(cluster, { name: 'vol0' }, 32), [], 'every extent identical on its members');
+    t.true((await volume.read(0, 32 * MiB)).equals(data), 'the volume reads back whole');
+  } finally {
+    volume.close();
+    await cluster.stop();
+    cleanup();
+  }
+});
