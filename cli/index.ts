@@ -13,18 +13,32 @@ import NodeList from './commands/node/list.ts';
 import NodeOut from './commands/node/out.ts';
 import NodeIn from './commands/node/in.ts';
 import NodeReweight from './commands/node/reweight.ts';
+import NodeAdd from './commands/node/add.ts';
+import NodeStart from './commands/node/start.ts';
 import Status from './commands/status.ts';
+import ScrubStart from './commands/scrub/start.ts';
+import ScrubStatus from './commands/scrub/status.ts';
+import RecoveryStatus from './commands/recovery/status.ts';
+import SetSetting from './commands/set.ts';
+import UnsetSetting from './commands/unset.ts';
 
 /** Every `cairn` command, by id. */
 export const COMMANDS = {
   up: Up,
   status: Status,
+  set: SetSetting,
+  unset: UnsetSetting,
   'map:show': MapShow,
   'map:history': MapHistory,
   'node:list': NodeList,
   'node:out': NodeOut,
   'node:in': NodeIn,
   'node:reweight': NodeReweight,
+  'node:add': NodeAdd,
+  'node:start': NodeStart,
+  'scrub:start': ScrubStart,
+  'scrub:status': ScrubStatus,
+  'recovery:status': RecoveryStatus,
   'export:nvmf': ExportNvmf,
   'placement:build': PlacementBuild,
   'placement:map': PlacementMap,
