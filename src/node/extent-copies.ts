@@ -36,9 +36,25 @@ export function localVersions(a: Allocator, key: number, extentPages: number): P
   return out;
 }
 
-/** Applies Put entries to `key` on `a`, each page with its own version (newer pages kept). */
+/**
+ * Applies Put entries to `key` on `a`, each page with its own version (newer pages kept).
+ * Runs of consecutive pages of one version (and kind) go to the allocator as one write or
+ * trim: a backfilled extent written by large host writes is a few records, not 256.
+ */
 export async function applyPut(a: Allocator, key: number, entries: PutEntry[]): Promise<void> {
-  await Promise.all(entries.map((e) => (e.trim ? a.trim(key, e.page, 1, e.version) : a.write(key, e.page, e.data!, e.version))));
+  const sorted = [...entries].sort((x, y) => x.page - y.page);
+  const ops: Array<Promise<void>> = [];
+  for (let i = 0; i < sorted.length;) {
+    const first = sorted[i];
+    let j = i + 1;
+    while (j < sorted.length && sorted[j].page === sorted[j - 1].page + 1 && sorted[j].version === first.version && sorted[j].trim === first.trim) j++;
+    const run = sorted.slice(i, j);
+    ops.push(first.trim
+      ? a.trim(key, first.page, run.length, first.version)
+      : a.write(key, first.page, run.length === 1 ? first.data! : Buffer.concat(run.map((e) => e.data!)), first.version));
+    i = j;
+  }
+  await Promise.all(ops);
 }
 
 /**

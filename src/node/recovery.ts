@@ -302,7 +302,7 @@ export class NodeRecovery {
     if (this.placedFp === fp && !this.placedMap) this.placedMap = map;
     if (!s.up) return;
     let round: Promise<void> | null = null;
-    if (this.fullAt !== s.inEpoch) round = this.fullPeer(s.inEpoch, null).then(() => this.peer(s.upEpoch));
+    if (this.fullAt !== s.inEpoch) round = this.fullPeer(s.inEpoch, null, this.fullAt === 0 ? 'resync' : 'rebalance').then(() => this.peer(s.upEpoch));
     else if (this.placedFp !== fp) round = this.fullPeer(null, this.placedMap);
     else if (this.peeredAt !== s.upEpoch) round = this.peer(s.upEpoch);
     if (!round) {
@@ -319,15 +319,15 @@ export class NodeRecovery {
   }
 
   /**
-   * Full peering — this node came back in from out (`inEpoch`) or restarted after a crash
-   * (nobody recorded what it missed or lost meanwhile): every extent that any up node holds
-   * and that is placed here becomes stale until a reconcile with its members and holders
-   * made it current (kind resync). Placement round (`inEpoch` null) — the map's placement
+   * Full peering — this node came back in from out (`inEpoch`; kind rebalance: data moves
+   * back) or restarted after a crash (kind resync; nobody recorded what it missed or lost
+   * meanwhile): every extent that any up node holds and that is placed here becomes stale
+   * until a reconcile with its members and holders made it current. Placement round (`inEpoch` null) — the map's placement
    * changed (out, in, reweight, a new node): the extents newly placed here (all placed here
    * when `prev`, the map caught up with, is unknown) are pulled the same way: backfill when
    * a former member went out, rebalance otherwise.
    */
-  private async fullPeer(inEpoch: number | null, prev: ClusterMap | null): Promise<void> {
+  private async fullPeer(inEpoch: number | null, prev: ClusterMap | null, fullKind: RecoveryKind = 'resync'): Promise<void> {
     const t0 = Date.now();
     const map = this.opts.map.map();
     const fp = this.fingerprint();
@@ -351,7 +351,7 @@ export class NodeRecovery {
     for (const e of keys.values()) {
       const leaf = this.leafHere(view, e.volume, e.extent);
       if (leaf === undefined) continue;
-      let kind: RecoveryKind = inEpoch !== null ? 'resync' : 'rebalance';
+      let kind: RecoveryKind = inEpoch !== null ? fullKind : 'rebalance';
       if (before) {
         // Placed on the same partition before: nothing moves (another partition of this node: it does).
         if (this.leafHere(before, e.volume, e.extent) === leaf) continue;
@@ -432,8 +432,13 @@ export class NodeRecovery {
     if (this.pulling) return;
     this.pulling = true;
     try {
-      const worker = async (): Promise<void> => {
+      const worker = async (_: unknown, i: number): Promise<void> => {
         while (!this.closed && this.work.size > 0) {
+          if (i > 0 && this.throttle.foregroundActive) {
+            // Hosts are busy: one pull at a time, at the foreground share of the rate.
+            await sleep(100);
+            continue;
+          }
           const s = this.work.take(PULL_RETRY_MS);
           if (!s) {
             if (this.work.allInFlight) return; // the rest is being pulled by other workers

@@ -9,13 +9,17 @@
  * 2. A receiving node killed (-9) halfway through a throttled backfill restarts and the
  *    backfill finishes: the bytes sent in total stay within 1.2× the bytes placement says
  *    must move, and every copy is identical at the end.
+ * 3. `addNode` (what `cairn node add` does) to four nodes under fio verify: the extent
+ *    copies made are within 1.05× of placement's own prediction for the two maps, nothing
+ *    else moves, and fio sees no error.
+ * 4. A device out: extents move between devices of one node too, and reads never see zeros.
  */
 import test from 'ava';
 import { ApiClient } from '../../src/api/index.ts';
 import { LocalCluster } from '../../src/cluster/index.ts';
 import type { ClusterView } from '../../src/initiator/index.ts';
 import { NbdServer } from '../../src/nbd/index.ts';
-import type { NodeRecoveryReport } from '../../src/recovery/index.ts';
+import { predictMoves, type NodeRecoveryReport } from '../../src/recovery/index.ts';
 import { tempDataDir } from '../helpers/cairn-up.ts';
 import { until } from '../helpers/cluster.ts';
 import { compareMembers, recoveryReport } from '../helpers/recovery.ts';
@@ -79,7 +83,7 @@ const fioArgs = (uri: string, extra: string[]): string[] => ['--name=bf', '--ioe
 /** Starts a 4-node cluster with vol0 filled (64 extents of 1 MiB) and exported over NBD. */
 async function filledCluster(t: { is: (a: unknown, b: unknown, m?: string) => void }, supervise: boolean): Promise<{ cluster: LocalCluster; nbd: NbdServer; uri: string; done: () => Promise<void> }> {
   const { dir, cleanup } = tempDataDir();
-  const cluster = await LocalCluster.start({ dataDir: dir, layout: { nodes: 4, deviceBytes: 256 * MiB, volumeBytes: EXTENTS * MiB, membership: MEMBERSHIP }, supervise });
+  const cluster = await LocalCluster.start({ dataDir: dir, layout: { nodes: 4, deviceBytes: 256 * MiB, volumeBytes: EXTENTS * MiB, membership: MEMBERSHIP }, supervise, startTimeoutMs: 90000 });
   const volume = await cluster.attach('vol0');
   const nbd = new NbdServer({});
   nbd.addExport('vol0', volume);
@@ -220,5 +224,37 @@ test.serial('device out: extents move to the other device of the same node and t
     volume.close();
     await cluster.stop();
     cleanup();
+  }
+});
+
+test.serial('node add under fio verify: copies made ≤ 1.05× placement\'s prediction, nothing else moves', async (t) => {
+  t.timeout(600000);
+  t.true(await have('fio'), 'fio is not installed (.ci/run installs it)');
+  const { cluster, uri, done } = await filledCluster(t, false);
+  try {
+    const fio = run('fio', fioArgs(uri, ['--rw=randwrite', '--bs=4k', '--size=16m', '--iodepth=16', '--verify=crc32c', '--verify_fatal=1',
+      '--verify_state_save=0', '--fsync=32', '--loops=2', '--rate_iops=1000']));
+    const before = cluster.view;
+    const id = await cluster.addNode();
+    const epoch = (await api(cluster).call<{ epoch: number }>('GET', '/v1/map')).epoch;
+    const s = await settled(cluster, epoch, 240000);
+    t.true(s.ok, `rebalance after adding node ${id} did not settle: ${s.why}`);
+    const after = cluster.view;
+    t.is(after.map.nodes.length, 5);
+    const predicted = predictMoves(before, after, [{ id: 1, pool: 0, extents: Array.from({ length: EXTENTS }, (_, x) => x) }]);
+    const kinds = (k: string): number => s.reports.reduce((a, r) => a + r.progress.find((p) => p.kind === k)!.extentsDone, 0);
+    const copied = kinds('rebalance');
+    const moved = s.reports.reduce((a, r) => a + r.traffic.bytesOut, 0);
+    t.log(`placement predicts ${predicted.copies} extent copies (${predicted.extents} of ${predicted.total} extents); rebalance made ${copied}; ${(moved / MiB).toFixed(1)} MiB sent`);
+    t.true(predicted.copies > 0, 'the new node gets data');
+    t.true(copied >= predicted.copies && copied <= 1.05 * predicted.copies, `copied ${copied} for ${predicted.copies} predicted`);
+    t.is(kinds('backfill'), 0, 'no backfill');
+    t.true(moved <= 1.05 * predicted.copies * MiB, `sent ${moved} bytes for ${predicted.copies} MiB predicted`);
+    t.true(s.reports.find((r) => r.node === id)!.held.length > 0, 'the new node holds extents');
+    const r = await fio;
+    t.is(r.code, 0, `fio failed during the rebalance: ${r.stderr}${r.stdout.slice(-1500)}`);
+    t.deepEqual(await compareMembers(cluster, { name: 'vol0' }, EXTENTS), [], 'every extent identical on its members');
+  } finally {
+    await done();
   }
 });

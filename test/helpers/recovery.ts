@@ -11,7 +11,9 @@ import { Flag, Op, Status, WireClient } from '../../src/wire/index.ts';
 
 /** Node `node`'s recovery report, or null when it does not answer within 3 s. */
 export async function recoveryReport(cluster: LocalCluster, node: number): Promise<NodeRecoveryReport | null> {
-  const n = cluster.config.nodes.find((x) => x.id === node)!;
+  // A node added to the running cluster is only in the map, not in cluster.json.
+  const n = cluster.follower?.current.map.nodes.find((x) => x.id === node) ?? cluster.config.nodes.find((x) => x.id === node);
+  if (!n) return null;
   try {
     return await new ApiClient(`http://${n.host}:${n.apiPort}`, cluster.config.token, 3000).call<NodeRecoveryReport>('GET', '/v1/recovery');
   } catch {
