@@ -15,6 +15,7 @@ import type { ClusterMap } from '../../src/clustermap/index.ts';
 import { decodePartitionLeafId } from '../../placement/index.ts';
 import { CAIRN, cairnUp, tempDataDir } from '../helpers/cairn-up.ts';
 import { processGone, until } from '../helpers/cluster.ts';
+import { slowSerial } from '../helpers/slow.ts';
 
 const LAYOUT = { nodes: 3, devicesPerNode: 1, deviceBytes: 16 << 20, partitionsPerDevice: 2, replicas: 2, volumeBytes: 0 };
 
@@ -135,7 +136,7 @@ test.serial('cairn node add: the running cairn up starts the node; node list sho
   }
 });
 
-test.serial('a node from another data directory joins: cairn node add --no-start, then cairn node start --join', async (t) => {
+slowSerial('a node from another data directory joins: cairn node add --no-start, then cairn node start --join', async (t) => {
   t.timeout(120000);
   const { dir, cleanup } = tempDataDir();
   const other = tempDataDir();

@@ -24,6 +24,7 @@ import { tempDataDir } from '../helpers/cairn-up.ts';
 import { until } from '../helpers/cluster.ts';
 import { compareMembers, recoveryReport } from '../helpers/recovery.ts';
 import { have, run } from '../helpers/tools.ts';
+import { slowSerial } from '../helpers/slow.ts';
 
 const MiB = 1024 * 1024;
 const MEMBERSHIP = { heartbeatMs: 250, downAfterMs: 1200, digestMs: 250 };
@@ -141,7 +142,7 @@ test.serial('node out under fio verify: backfill to 3 copies on the rest, out co
   }
 });
 
-test.serial('receiving node killed halfway through a throttled backfill: it resumes, bytes sent ≤ 1.2× the bytes to move, copies identical', async (t) => {
+slowSerial('receiving node killed halfway through a throttled backfill: it resumes, bytes sent ≤ 1.2× the bytes to move, copies identical', async (t) => {
   t.timeout(600000);
   t.true(await have('fio'), 'fio is not installed (.ci/run installs it)');
   const { cluster, done } = await filledCluster(t, true);
@@ -227,7 +228,7 @@ test.serial('device out: extents move to the other device of the same node and t
   }
 });
 
-test.serial('node add under fio verify: copies made ≤ 1.05× placement\'s prediction, nothing else moves', async (t) => {
+slowSerial('node add under fio verify: copies made ≤ 1.05× placement\'s prediction, nothing else moves', async (t) => {
   t.timeout(600000);
   t.true(await have('fio'), 'fio is not installed (.ci/run installs it)');
   const { cluster, uri, done } = await filledCluster(t, false);

@@ -19,6 +19,7 @@ import { BlockDeviceError } from '../../src/volume/index.ts';
 import { Flag, Op, Status, WireClient, statusName, versionGeneration, type Reply, type RequestHeader } from '../../src/wire/index.ts';
 import { tempDataDir } from '../helpers/cairn-up.ts';
 import { until } from '../helpers/cluster.ts';
+import { slowSerial } from '../helpers/slow.ts';
 import { resyncDone } from '../helpers/recovery.ts';
 
 const MiB = 1024 * 1024;
@@ -66,7 +67,7 @@ function lastLogTime(dataDir: string, id: number): number {
   return (JSON.parse(lines[lines.length - 1]) as { time: number }).time;
 }
 
-test('clock skew of ±10 minutes: writers and members change back and forth, no acknowledged write is lost, versions grow', async (t) => {
+slowSerial('clock skew of ±10 minutes: writers and members change back and forth, no acknowledged write is lost, versions grow', async (t) => {
   t.timeout(1200000);
   const { dir, cleanup } = tempDataDir();
   const cluster = await LocalCluster.start({

@@ -23,6 +23,7 @@ import { tempDataDir } from '../helpers/cairn-up.ts';
 import { until } from '../helpers/cluster.ts';
 import { compareMembers, readOnNode, recoveryReport, resyncDone } from '../helpers/recovery.ts';
 import { have, run } from '../helpers/tools.ts';
+import { slowSerial } from '../helpers/slow.ts';
 
 const MiB = 1024 * 1024;
 /** Fast failure detection so the killed node is marked down before the supervisor has it back. */
@@ -75,7 +76,7 @@ function recording(dev: Volume, extentBytes: number, log: Array<[number, number]
   }) as BlockDevice;
 }
 
-test.serial('kill -9 of a node during fio randwrite+verify: no error, supervised restart, resync of only what it missed, identical copies', async (t) => {
+slowSerial('kill -9 of a node during fio randwrite+verify: no error, supervised restart, resync of only what it missed, identical copies', async (t) => {
   t.timeout(600000);
   t.true(await have('fio'), 'fio is not installed (.ci/run installs it)');
   const { dir, cleanup } = tempDataDir();
@@ -309,7 +310,7 @@ test.serial('a node that loses what it had not made durable (power loss, simulat
   });
 });
 
-test.serial('out on a 4-node cluster: each replacement member is backfilled before it serves reads, and serves the data after', async (t) => {
+slowSerial('out on a 4-node cluster: each replacement member is backfilled before it serves reads, and serves the data after', async (t) => {
   t.timeout(300000);
   await withVolume({ nodes: 4 }, async (cluster, volume, dir) => {
     const api = new ApiClient(`http://127.0.0.1:${cluster.config.nodes[0].apiPort}`, cluster.config.token);
