@@ -32,6 +32,7 @@ import { resolveTuning, type AllocatorOptions, type Tuning } from './options.ts'
 import { computeStats, type AllocatorStats } from './stats.ts';
 import type { CleanerPolicy } from './victim.ts';
 
+/** The allocator's option, statistics, cleaner-policy and open-time recovery report types (see their files). */
 export type { AllocatorOptions, AllocatorStats, CleanerPolicy, RecoveryReport };
 
 function checkKey(key: number): void {

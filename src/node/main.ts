@@ -13,7 +13,7 @@
 import '../gossip/polyfill.ts';
 import { parseArgs } from 'node:util';
 import { mkdirSync, writeFileSync, rmSync } from 'node:fs';
-import { open, readFile, rename } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pino, destination } from 'pino';
 import { loadConfig } from '../config/index.ts';
@@ -23,6 +23,7 @@ import { mapNode, type SignedMap } from '../clustermap/index.ts';
 import { NodeServer } from './server.ts';
 import type { PeeringState } from './recovery.ts';
 import { loadRecovery, saveRecovery } from './recovery-store.ts';
+import { writeJsonDurably } from './durable-file.ts';
 import { LeaseTable } from './fencing.ts';
 import { NodeStorage } from './storage.ts';
 import { MissedLog } from '../recovery/index.ts';
@@ -186,16 +187,7 @@ const missed = await MissedLog.open(join(dataDir, `node${nodeId}`, 'missed.log')
 // acknowledged but not yet made durable, and nobody recorded them as missed: it compares
 // every extent placed on it with the other members (a full peering) before serving them.
 const peeringState = join(dataDir, `node${nodeId}`, 'peering.json');
-const savePeering = async (state: PeeringState & { clean: boolean }): Promise<void> => {
-  const fh = await open(`${peeringState}.tmp`, 'w');
-  try {
-    await fh.writeFile(JSON.stringify(state));
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-  await rename(`${peeringState}.tmp`, peeringState);
-};
+const savePeering = (state: PeeringState & { clean: boolean }): Promise<void> => writeJsonDurably(peeringState, state);
 const stored = await readFile(peeringState, 'utf8').then((t) => JSON.parse(t) as PeeringState & { clean?: boolean }, () => null);
 const startState: PeeringState | null = stored === null ? null : { fullPeeredAt: stored.clean === false ? 0 : stored.fullPeeredAt, placement: stored.placement ?? 0 };
 if (startState?.fullPeeredAt === 0) log.warn('the last run did not stop cleanly: comparing every extent placed on this node before serving it');

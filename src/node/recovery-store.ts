@@ -6,7 +6,8 @@
  * still lacks nor starts the pass over (DESIGN "Recovery": resumable). Written atomically
  * (temporary file, fsync, rename).
  */
-import { open, readFile, rename } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
+import { writeJsonDurably } from './durable-file.ts';
 import { RECOVERY_KINDS, type RecoveryKind, type RecoveryProgress } from '../recovery/index.ts';
 
 /** One extent still to pull. */
@@ -48,13 +49,6 @@ export async function loadRecovery(path: string): Promise<SavedRecovery | null> 
 }
 
 /** Stores `state` at `path` atomically and durably. @throws the fs error. */
-export async function saveRecovery(path: string, state: SavedRecovery): Promise<void> {
-  const fh = await open(`${path}.tmp`, 'w');
-  try {
-    await fh.writeFile(JSON.stringify(state));
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-  await rename(`${path}.tmp`, path);
+export function saveRecovery(path: string, state: SavedRecovery): Promise<void> {
+  return writeJsonDurably(path, state);
 }

@@ -22,8 +22,8 @@
  * extents this node is still recovering (not current) are skipped. The times of the last
  * passes persist in `<dataDir>/node<ID>/scrub.json`, so a restart does not scrub at once.
  */
-import { open, readFile, rename } from 'node:fs/promises';
-import { dirname } from 'node:path';
+import { readFile } from 'node:fs/promises';
+import { writeJsonDurably } from './durable-file.ts';
 import type { Logger } from 'pino';
 import { ChecksumError, type Allocator } from '../../allocator/index.ts';
 import { mapSettings, type ClusterMap } from '../clustermap/index.ts';
@@ -185,23 +185,10 @@ export class Scrubber {
   private save(): Promise<void> {
     const path = this.opts.statePath;
     if (!path) return Promise.resolve();
-    const text = JSON.stringify(this.times);
+    const times = { ...this.times };
     this.saving = this.saving.then(async () => {
       try {
-        const fh = await open(`${path}.tmp`, 'w');
-        try {
-          await fh.writeFile(text);
-          await fh.sync();
-        } finally {
-          await fh.close();
-        }
-        await rename(`${path}.tmp`, path);
-        const dir = await open(dirname(path), 'r');
-        try {
-          await dir.sync();
-        } finally {
-          await dir.close();
-        }
+        await writeJsonDurably(path, times);
       } catch (e) {
         this.opts.log.warn({ path, err: (e as Error).message }, 'scrub: could not store the pass times');
       }
