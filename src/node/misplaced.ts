@@ -18,8 +18,8 @@
 import type { Logger } from 'pino';
 import type { ClusterView } from '../initiator/index.ts';
 import type { ExtentCopy, PageVersion } from '../recovery/index.ts';
-import { extentOfKey, volumeOfKey } from '../wire/index.ts';
-import { localVersions } from './extent-copies.ts';
+import { Op, Status, extentOfKey, statusName, volumeOfKey, type ConnectionPool } from '../wire/index.ts';
+import { blank, localVersions } from './extent-copies.ts';
 import type { NodeStorage } from './storage.ts';
 
 /** What the trimmer needs from its node. */
@@ -36,6 +36,21 @@ export interface MisplacedContext {
   log: Logger;
   /** True once the node is stopping. */
   stopped(): boolean;
+}
+
+/**
+ * Makes what node `node` applied durable: this node (`self`) flushes its dirty partitions,
+ * another is sent Op.Flush at map epoch `epoch`.
+ * @throws Error when the node answers with another status; the connection error when unreachable.
+ */
+export async function flushNode(storage: NodeStorage, peers: ConnectionPool, self: number, epoch: number, node: number): Promise<void> {
+  if (node === self) {
+    await storage.flushDirty();
+    return;
+  }
+  const c = await peers.get(node);
+  const r = await c.request(blank(Op.Flush, epoch));
+  if (r.h.status !== Status.Ok) throw new Error(`node ${node} did not flush: ${statusName(r.h.status)}`);
 }
 
 /** What one trim pass did. */

@@ -32,18 +32,19 @@ import { mapSettings, placementTopology, type ClusterMap } from '../clustermap/i
 import type { ClusterConfig } from '../config/index.ts';
 import { ClusterView } from '../initiator/index.ts';
 import {
-  type MissedLog, ProgressTracker, RecoveryThrottle, UnsettledExtents, reconcileExtent, repairRange,
+  type MissedLog, ProgressTracker, RecoveryThrottle, UnsettledExtents, reconcileExtent,
   type ExtentCopy, type NodeRecoveryReport, type RecoveryKind, type RecoveryTraffic,
 } from '../recovery/index.ts';
-import { ConnectionPool, Op, Status, extentKey, extentOfKey, statusName, volumeOfKey, type RequestHeader } from '../wire/index.ts';
+import { ConnectionPool, Op, extentKey, extentOfKey, volumeOfKey, type RequestHeader } from '../wire/index.ts';
 import type { NodeStorage } from './storage.ts';
 import { blank, localCopy, remoteCopy } from './extent-copies.ts';
-import { trimMisplaced } from './misplaced.ts';
+import { flushNode, trimMisplaced } from './misplaced.ts';
 import type { SavedRecovery } from './recovery-store.ts';
 import { askHeld, askMissed, type PeerQueryContext } from './peer-queries.ts';
 import { WorkList, type StaleExtent } from './work-list.ts';
 import { ResyncRecords } from './resync-records.ts';
 import { heldList } from './local-extents.ts';
+import { reconcileMembers, repairRead, type RepairContext } from './repair.ts';
 
 /** Most pages an extent has (1 MiB extents of 4 KiB pages). */
 export const EXTENT_PAGES_MAX = 256;
@@ -145,6 +146,7 @@ export class NodeRecovery {
   private readonly timers: NodeJS.Timeout[] = [];
   private trimming = false;
   private readonly queries: PeerQueryContext;
+  private readonly repairs: RepairContext;
   /** Counters since start. */
   readonly recovered = { extents: 0, pages: 0, repairs: 0 };
   /** Recovery data moved since start. */
@@ -162,6 +164,10 @@ export class NodeRecovery {
     this.saved = opts.saved ?? null;
     this.work = new WorkList(this.progress);
     this.records = new ResyncRecords(opts.nodeId, opts.missed);
+    this.repairs = {
+      view: () => this.clusterView(), volumeInfo: (v) => this.volumeInfo(v), log: opts.log, recovered: this.recovered,
+      localCopy: (leaf, key, pages) => this.localCopy(leaf, key, pages), remoteCopy: (leaf, v, e, pages) => this.remoteCopy(leaf, v, e, pages),
+    };
     this.queries = { nodeId: opts.nodeId, peers: opts.peers, map: () => opts.map.map(), log: opts.log, stopped: () => this.closed };
     this.throttle = new RecoveryThrottle({ bytesPerSec: mapSettings(opts.map.map()).recoveryBytesPerSec });
     if (this.saved) this.progress.restore(this.saved.progress);
@@ -471,9 +477,10 @@ export class NodeRecovery {
   }
 
   /** A copy of `extent` of `volume` on partition `leaf`, local or remote; remote reads pass the throttle. */
-  private copyOf(leaf: number, volume: number, extent: number, extentPages: number): ExtentCopy {
+  private copyOf(leaf: number, volume: number, extent: number, extentPages: number, throttled = true): ExtentCopy {
     if (decodePartitionLeafId(leaf).host === this.opts.nodeId) return this.localCopy(leaf, extentKey(volume, extent), extentPages);
     const c = this.remoteCopy(leaf, volume, extent, extentPages);
+    if (!throttled) return c;
     return {
       leaf,
       versions: () => c.versions(),
@@ -532,17 +539,6 @@ export class NodeRecovery {
     this.work.unmark(s, pulled);
   }
 
-  /** Makes what node `node` applied durable (this node: its dirty partitions). */
-  private async flushNode(node: number): Promise<void> {
-    if (node === this.opts.nodeId) {
-      await this.opts.storage.flushDirty();
-      return;
-    }
-    const c = await this.opts.peers.get(node);
-    const r = await c.request(blank(Op.Flush, this.opts.map.epoch()));
-    if (r.h.status !== Status.Ok) throw new Error(`node ${node} did not flush: ${statusName(r.h.status)}`);
-  }
-
   /** Trims copies no longer placed here once every member has them (only while nothing is being pulled). */
   private async trimPass(): Promise<void> {
     if (this.closed || this.trimming || this.peering || this.work.size > 0 || this.placedFp !== this.fingerprint()) return;
@@ -553,8 +549,8 @@ export class NodeRecovery {
         nodeId: this.opts.nodeId,
         view: () => this.clusterView(),
         volumeInfo: (v) => this.volumeInfo(v),
-        copy: (leaf, v, e, pages) => (decodePartitionLeafId(leaf).host === this.opts.nodeId ? this.localCopy(leaf, extentKey(v, e), pages) : this.remoteCopy(leaf, v, e, pages)),
-        flushNode: (n) => this.flushNode(n),
+        copy: (leaf, v, e, pages) => this.copyOf(leaf, v, e, pages, false),
+        flushNode: (n) => flushNode(this.opts.storage, this.opts.peers, this.opts.nodeId, this.opts.map.epoch(), n),
         log: this.opts.log,
         stopped: () => this.closed,
       });
@@ -578,40 +574,14 @@ export class NodeRecovery {
     return remoteCopy(this.opts.peers, () => this.opts.map.epoch(), leaf, volume, extent, extentPages);
   }
 
-  /**
-   * Read repair of a host read that failed its checksum on local partition `h.partition`:
-   * rewrites the range from another up member of the request and returns the local copy
-   * read again.
-   * @throws the ChecksumError / member error when no member could supply good data.
-   */
-  async repairRead(a: Allocator, h: RequestHeader, cause: Error): Promise<Buffer> {
-    const key = extentKey(h.volume, h.extent);
-    const { extentPages } = this.volumeInfo(h.volume);
-    const view = this.clusterView();
-    const sources = h.members.filter((m, i) => m !== h.partition && !((h.absent ?? 0) & (1 << i)) && view.isUp(view.nodeOf(m)))
-      .map((m) => this.remoteCopy(m, h.volume, h.extent, extentPages));
-    const base = { volume: h.volume, extent: h.extent, partition: h.partition, firstPage: h.firstPage, pages: h.pages, cause: cause.message };
-    try {
-      const r = await repairRange(this.localCopy(h.partition, key, extentPages), sources, h.firstPage, h.pages);
-      const data = await a.read(key, h.firstPage, h.pages);
-      this.recovered.repairs++;
-      this.opts.log.warn({ ...base, source: r.source, pagesRewritten: r.pages }, 'read repair: bad copy served from another member and rewritten');
-      return data;
-    } catch (e) {
-      this.opts.log.error({ ...base, err: (e as Error).message }, 'read repair failed: no member could supply a good copy');
-      throw cause;
-    }
+  /** Read repair of a host read that failed its checksum (src/node/repair.ts). @throws `cause` when no member could help. */
+  repairRead(a: Allocator, h: RequestHeader, cause: Error): Promise<Buffer> {
+    return repairRead(this.repairs, a, h, cause);
   }
 
-  /** Op.Reconcile: makes the members named by `h` (minus absent ones) agree. */
-  async reconcile(h: RequestHeader): Promise<number> {
-    const mine = h.partition;
-    const key = extentKey(h.volume, h.extent);
-    const copies = h.members.filter((m, i) => !((h.absent ?? 0) & (1 << i)))
-      .map((m) => (m === mine ? this.localCopy(m, key, h.pages) : this.remoteCopy(m, h.volume, h.extent, h.pages)));
-    const r = await reconcileExtent(copies);
-    if (r.pages) this.opts.log.info({ volume: h.volume, extent: h.extent, pages: r.pages, updated: r.updated }, 'reconcile: copies made identical');
-    return r.pages;
+  /** Op.Reconcile: makes the members named by `h` (minus absent ones) agree; returns the pages copied. */
+  reconcile(h: RequestHeader): Promise<number> {
+    return reconcileMembers(this.repairs, h);
   }
 
   /** This node's report for GET /v1/recovery. */
