@@ -13,15 +13,11 @@
  */
 import test from 'ava';
 import { randomBytes } from 'node:crypto';
-import { open, readFile } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
-import { decodePartitionLeafId } from '../../placement/index.ts';
-import { ApiClient } from '../../src/api/index.ts';
+import { join } from 'node:path';
 import { LocalCluster } from '../../src/cluster/index.ts';
-import type { MapNode } from '../../src/clustermap/index.ts';
-import { partitionBytes } from '../../src/node/index.ts';
 import { Flag, Op, Status, WireClient, type Reply, type RequestHeader } from '../../src/wire/index.ts';
 import { tempDataDir } from '../helpers/cairn-up.ts';
+import { corruptPages, nodeLog, waitSettled } from '../helpers/device.ts';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -30,76 +26,9 @@ const PAGE = 4096;
 const CHUNK = 64 * KiB;
 const WRITES = 16;
 
-/** Parsed pino lines of node `id`'s log. */
-async function nodeLog(dir: string, id: number): Promise<Array<Record<string, unknown>>> {
-  const text = await readFile(join(dir, 'logs', `node${id}.log`), 'utf8').catch(() => '');
-  return text.split('\n').filter(Boolean).flatMap((l) => {
-    try {
-      return [JSON.parse(l) as Record<string, unknown>];
-    } catch {
-      return [];
-    }
-  });
-}
 
-/** The epoch of each node's map, or -1 when it does not answer or marks some node down. */
-async function nodeEpochs(cluster: LocalCluster): Promise<number[]> {
-  return Promise.all(cluster.config.nodes.map(async (n) => {
-    try {
-      const m = await new ApiClient(`http://${n.host}:${n.apiPort}`, cluster.config.token, 2000).call<{ epoch: number; nodes: MapNode[] }>('GET', '/v1/map');
-      return m.nodes.every((x) => x.up) ? m.epoch : -1;
-    } catch {
-      return -1;
-    }
-  }));
-}
 
-/** Resolves true once every node and the initiator hold the same map, with every node up. */
-async function waitSettled(cluster: LocalCluster, timeoutMs: number): Promise<boolean> {
-  const end = Date.now() + timeoutMs;
-  while (Date.now() < end) {
-    const epochs = await nodeEpochs(cluster);
-    const newest = Math.max(...epochs);
-    if (cluster.view.epoch < newest) await cluster.follower!.refresh(newest).catch(() => undefined);
-    const view = cluster.view;
-    if (epochs.every((e) => e === view.epoch) && view.map.nodes.every((n) => n.up)) return true;
-    await new Promise((r) => setTimeout(r, 200));
-  }
-  return false;
-}
 
-/**
- * Overwrites with random bytes every 4 KiB block of partition `leaf`'s region of its device
- * file that equals one of `pages` (the allocator stores pages verbatim). The node must be
- * stopped. Returns the device-file offsets overwritten.
- */
-async function corrupt(cluster: LocalCluster, leaf: number, pages: Buffer[]): Promise<number[]> {
-  const { host, device, partition } = decodePartitionLeafId(leaf);
-  const dev = cluster.config.nodes.find((n) => n.id === host)!.devices[device];
-  const size = partitionBytes(dev.sizeBytes, dev.partitions);
-  const start = partition * size;
-  const want = new Set(pages.map((p) => p.toString('base64')));
-  const fh = await open(resolve(cluster.dataDir, dev.path), 'r+');
-  const hits: number[] = [];
-  try {
-    const buf = Buffer.alloc(4 * MiB);
-    for (let o = 0; o < size; o += buf.length) {
-      const n = Math.min(buf.length, size - o);
-      await fh.read(buf, 0, n, start + o);
-      for (let b = 0; b < n; b += PAGE) {
-        const blk = buf.subarray(b, b + PAGE);
-        // Cheap pre-check (written pages are random, so never all zero) before hashing.
-        if (blk.readBigUInt64LE(0) === 0n && blk.readBigUInt64LE(PAGE - 8) === 0n) continue;
-        if (want.has(blk.toString('base64'))) hits.push(start + o + b);
-      }
-    }
-    for (const off of hits) await fh.write(randomBytes(PAGE), 0, PAGE, off);
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-  return hits;
-}
 
 test('a corrupt copy is never returned: it is repaired from another member and rewritten', async (t) => {
   t.timeout(240000);
@@ -148,7 +77,7 @@ test('a corrupt copy is never returned: it is repaired from another member and r
     let t0 = Date.now();
     await Promise.all(victims.map((n) => cluster.stopNode(n)));
     for (const { w, leaf } of plan) {
-      const hits = await corrupt(cluster, leaf, pagesOf(w));
+      const hits = await corruptPages(cluster, leaf, pagesOf(w));
       t.is(hits.length, CHUNK / PAGE, `every page of extent ${extentOf(w)} found once in partition ${leaf} and overwritten`);
     }
     await Promise.all(victims.map((n) => cluster.startNode(n)));

@@ -12,19 +12,15 @@
  */
 import test from 'ava';
 import { randomBytes } from 'node:crypto';
-import { open, readFile } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
-import { decodePartitionLeafId } from '../../placement/index.ts';
-import { ApiClient } from '../../src/api/index.ts';
+import { join } from 'node:path';
 import type { ScrubReply } from '../../src/api/scrub.ts';
 import { LocalCluster } from '../../src/cluster/index.ts';
-import type { MapNode } from '../../src/clustermap/index.ts';
 import type { Volume } from '../../src/initiator/index.ts';
-import { partitionBytes } from '../../src/node/index.ts';
 import { decodeDigest } from '../../src/node/extent-copies.ts';
 import { decodeVersions, encodePut } from '../../src/recovery/index.ts';
 import { Flag, Op, Status, WireClient, type Reply, type RequestHeader } from '../../src/wire/index.ts';
 import { CAIRN, tempDataDir } from '../helpers/cairn-up.ts';
+import { corruptPages, nodeLog, waitSettled } from '../helpers/device.ts';
 import { run } from '../helpers/tools.ts';
 
 const KiB = 1024;
@@ -45,64 +41,8 @@ interface Ctx {
 }
 let ctx: Ctx | null = null;
 
-/** Parsed pino lines of node `id`'s log. */
-async function nodeLog(dir: string, id: number): Promise<Array<Record<string, unknown>>> {
-  const text = await readFile(join(dir, 'logs', `node${id}.log`), 'utf8').catch(() => '');
-  return text.split('\n').filter(Boolean).flatMap((l) => {
-    try {
-      return [JSON.parse(l) as Record<string, unknown>];
-    } catch {
-      return [];
-    }
-  });
-}
 
-/** Resolves true once every node and the initiator hold the same map, with every node up. */
-async function waitSettled(cluster: LocalCluster, timeoutMs: number): Promise<boolean> {
-  const end = Date.now() + timeoutMs;
-  while (Date.now() < end) {
-    const epochs = await Promise.all(cluster.config.nodes.map(async (n) => {
-      try {
-        const m = await new ApiClient(`http://${n.host}:${n.apiPort}`, cluster.config.token, 2000).call<{ epoch: number; nodes: MapNode[] }>('GET', '/v1/map');
-        return m.nodes.every((x) => x.up) ? m.epoch : -1;
-      } catch {
-        return -1;
-      }
-    }));
-    const newest = Math.max(...epochs);
-    if (cluster.view.epoch < newest) await cluster.follower!.refresh(newest).catch(() => undefined);
-    if (epochs.every((e) => e === cluster.view.epoch) && cluster.view.map.nodes.every((n) => n.up)) return true;
-    await new Promise((r) => setTimeout(r, 200));
-  }
-  return false;
-}
 
-/**
- * Overwrites with random bytes the 4 KiB block of partition `leaf`'s region of its device
- * file that equals `page` (the allocator stores pages verbatim). The node must be stopped.
- * Returns the device-file offsets overwritten.
- */
-async function corrupt(cluster: LocalCluster, leaf: number, page: Buffer): Promise<number[]> {
-  const { host, device, partition } = decodePartitionLeafId(leaf);
-  const dev = cluster.config.nodes.find((n) => n.id === host)!.devices[device];
-  const size = partitionBytes(dev.sizeBytes, dev.partitions);
-  const start = partition * size;
-  const fh = await open(resolve(cluster.dataDir, dev.path), 'r+');
-  const hits: number[] = [];
-  try {
-    const buf = Buffer.alloc(4 * MiB);
-    for (let o = 0; o < size; o += buf.length) {
-      const n = Math.min(buf.length, size - o);
-      await fh.read(buf, 0, n, start + o);
-      for (let b = 0; b < n; b += PAGE) if (buf.subarray(b, b + PAGE).equals(page)) hits.push(start + o + b);
-    }
-    for (const off of hits) await fh.write(randomBytes(PAGE), 0, PAGE, off);
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-  return hits;
-}
 
 /** Runs `cairn scrub ARGS --data-dir DIR` and parses its JSON output. */
 async function cairnScrub(dir: string, args: string[]): Promise<{ code: number; reply: ScrubReply | null; out: string }> {
@@ -191,7 +131,7 @@ test.serial('deep scrub finds a corrupt page of a secondary copy and rewrites it
 
   let t0 = Date.now();
   await cluster.stopNode(node);
-  const hits = await corrupt(cluster, leaf, good);
+  const hits = await corruptPages(cluster, leaf, [good]);
   t.is(hits.length, 1, 'the page is found once in the partition and overwritten');
   await cluster.startNode(node);
   t.true(await cluster.waitPeered([node], 60000), `node ${node} peered after its restart`);
