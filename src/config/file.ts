@@ -1,11 +1,17 @@
 /** Loading and atomically saving the cluster configuration file. */
-import { readFile, writeFile, rename, open } from 'node:fs/promises';
+import { readFile, rename, open, stat, chmod } from 'node:fs/promises';
 import { join } from 'node:path';
 import { validateMap } from '../../placement/index.ts';
 import { ClusterConfigSchema, type ClusterConfig } from './schema.ts';
 
 /** Name of the configuration file inside a data directory. */
 export const CONFIG_FILE = 'cluster.json';
+
+/**
+ * Permission bits of the configuration file: it holds the cluster token (DESIGN promise 6),
+ * so only its owner may read it.
+ */
+export const CONFIG_MODE = 0o600;
 
 /** Thrown when the configuration file is missing, unreadable or invalid. */
 export class ConfigError extends Error {
@@ -44,13 +50,45 @@ export async function loadConfig(dataDir: string): Promise<ClusterConfig | null>
   return parsed.data;
 }
 
-/** Writes the configuration atomically (temp file, fsync, rename). */
+/**
+ * Writes the configuration atomically (temp file, fsync, rename), readable by its owner only
+ * (CONFIG_MODE): the file holds the cluster token.
+ */
 export async function saveConfig(dataDir: string, config: ClusterConfig): Promise<void> {
   const path = join(dataDir, CONFIG_FILE);
   const tmp = `${path}.tmp`;
-  await writeFile(tmp, JSON.stringify(config, null, 2) + '\n');
-  const fh = await open(tmp, 'r');
-  await fh.sync();
-  await fh.close();
+  const fh = await open(tmp, 'w', CONFIG_MODE);
+  try {
+    // The mode given to open() applies only to a new file: a stale temp file keeps its own.
+    await fh.chmod(CONFIG_MODE);
+    await fh.writeFile(JSON.stringify(config, null, 2) + '\n');
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
   await rename(tmp, path);
+}
+
+/**
+ * Tightens `<dataDir>/cluster.json` to CONFIG_MODE when group or others may access it
+ * (e.g. a copy made with `cp` or `scp` under the usual umask).
+ * @returns true when the mode was changed; false when it was already tight or there is no file.
+ * @throws ConfigError when the file exists but its mode cannot be changed (e.g. another owner).
+ */
+export async function secureConfigFile(dataDir: string): Promise<boolean> {
+  const path = join(dataDir, CONFIG_FILE);
+  let mode: number;
+  try {
+    mode = (await stat(path)).mode & 0o777;
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return false;
+    throw new ConfigError(`cannot stat ${path}: ${(e as Error).message}`);
+  }
+  if ((mode & ~CONFIG_MODE) === 0) return false;
+  try {
+    await chmod(path, CONFIG_MODE);
+  } catch (e) {
+    throw new ConfigError(`${path} is readable by others (mode ${mode.toString(8).padStart(4, '0')}) and holds the cluster token; cannot change it to 0600: ${(e as Error).message}`);
+  }
+  return true;
 }

@@ -1,3 +1,3 @@
 /** src/config: the cluster configuration file (schema, load, save). */
 export * from './schema.ts';
-export { CONFIG_FILE, ConfigError, loadConfig, saveConfig } from './file.ts';
+export { CONFIG_FILE, CONFIG_MODE, ConfigError, loadConfig, saveConfig, secureConfigFile } from './file.ts';

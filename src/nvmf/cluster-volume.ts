@@ -102,9 +102,12 @@ export class ClusterLeasedVolume implements BlockDevice {
     return this.current().writeZeroes(offset, length, fua);
   }
 
-  /** Flushes (after a takeover, on every node). @throws BlockDeviceError EIO. */
-  flush(): Promise<void> {
-    return this.current().flush();
+  /**
+   * Flushes (after a takeover, on every node). Rejects (never throws synchronously) with
+   * BlockDeviceError EIO, or EFENCED before the lease is taken.
+   */
+  async flush(): Promise<void> {
+    await this.current().flush();
   }
 
   /** SMART / Health figures from the cluster (the pool's free share); see ClusterSpace. */

@@ -9,7 +9,7 @@ import { FileBlockDevice, FileLease } from '../volume/index.ts';
 import type { AnaState } from './ana.ts';
 import { ClusterLeasedVolume } from './cluster-volume.ts';
 import type { PortInfo } from './discovery.ts';
-import type { NamespaceConfig, PathConfig } from './subsystem.ts';
+import type { NamespaceConfig, PathConfig, VolumeLease } from './subsystem.ts';
 import { NvmfTarget } from './target.ts';
 
 /** What a gateway serves. */
@@ -37,6 +37,8 @@ export interface GatewayOptions {
   /** Controller id range; disjoint across the gateways of one subsystem. Default: defaultCntlidRange(portId). */
   cntlidRange?: [number, number];
   log?: (msg: string) => void;
+  /** One-line warnings, e.g. a flush that failed at stop (default: a line on stderr). */
+  warn?: (msg: string) => void;
 }
 
 /** A running gateway. */
@@ -46,7 +48,11 @@ export interface Gateway {
   readonly ports: PortInfo[];
   /** Changes the ANA state of the local ports (all, or `portId`), announcing it to hosts. */
   setAna(state: AnaState, portId?: number): void;
-  /** Stops serving, flushes (if this gateway holds the lease) and closes the volume. */
+  /**
+   * Stops serving, flushes (a cluster volume only if this gateway took its write lease: one
+   * that never did has nothing to flush) and closes the volume. A failed flush is reported
+   * through `warn` and does not stop the close.
+   */
   stop(): Promise<void>;
 }
 
@@ -58,18 +64,31 @@ export async function startGateway(o: GatewayOptions): Promise<Gateway> {
   const firstPort = o.portId ?? 1;
   let ns: NamespaceConfig;
   let nqn: string;
+  let flushSource: () => Promise<void>;
   let closeSource: () => Promise<void>;
   if (o.source.kind === 'cluster') {
     const cv = await ClusterLeasedVolume.open(o.source.dataDir, o.source.volume);
     ns = { nsid: 1, device: cv, lease: cv.lease, health: () => cv.health(), usage: () => cv.allocatedBytes() };
     nqn = o.nqn ?? cv.nqn;
+    // Without the write lease this gateway wrote nothing (and may not flush: it would be fenced).
+    flushSource = async () => (cv.generation > 0 ? cv.flush() : undefined);
     closeSource = async () => cv.close();
   } else {
     const src = o.source;
     const lease = src.leaseFile ? new FileLease(src.leaseFile, src.holder ?? `gw${firstPort}`) : undefined;
     const fd = await FileBlockDevice.open(src.path, { size: src.size, lease });
-    ns = { nsid: 1, device: fd, lease, usage: () => fd.allocatedBytes() };
+    let taken = false;
+    const nsLease: VolumeLease | undefined = lease && {
+      acquire: async () => {
+        const gen = await lease.acquire();
+        taken = true;
+        return gen;
+      },
+    };
+    ns = { nsid: 1, device: fd, lease: nsLease, usage: () => fd.allocatedBytes() };
     nqn = o.nqn ?? `nqn.2024-01.io.cairn:local:${basename(src.path).replace(/[^A-Za-z0-9.-]/g, '-')}`;
+    // A leased file whose lease this gateway never took holds no writes of ours (and would refuse the flush).
+    flushSource = async () => (lease && !taken ? undefined : fd.flush());
     closeSource = async () => {
       await fd.close();
       await lease?.close();
@@ -85,7 +104,7 @@ export async function startGateway(o: GatewayOptions): Promise<Gateway> {
     await closeSource();
     throw e;
   }
-  const device = ns.device;
+  const warn = o.warn ?? ((m: string) => void process.stderr.write(`nvmf gateway: warning: ${m}\n`));
   return {
     target,
     nqn,
@@ -93,7 +112,11 @@ export async function startGateway(o: GatewayOptions): Promise<Gateway> {
     setAna: (state, portId) => target.setAnaState(nqn, state, { portId }),
     stop: async () => {
       await target.close();
-      await device.flush().catch(() => {});
+      try {
+        await flushSource();
+      } catch (e) {
+        warn(`flush at stop failed (${nqn}): ${(e as Error).message.replace(/\s+/g, ' ').trim()}`);
+      }
       await closeSource();
     },
   };

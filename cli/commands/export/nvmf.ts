@@ -7,7 +7,9 @@ import { parseHostPort, parseRemotePath, startGateway } from '../../../src/nvmf/
  * `cairn export nvmf`: runs an NVMe/TCP gateway for a volume of the local cluster in a data
  * directory (started by `cairn up`), in the foreground until Ctrl-C. Several gateways of one
  * volume (different ports or machines) form ANA paths: the one given `--ana optimized` is
- * preferred by hosts; any gateway that receives I/O takes the volume's write lease.
+ * preferred by hosts; any gateway that receives I/O takes the volume's write lease. Ctrl-C
+ * (SIGINT) or SIGTERM stops it: it flushes if it took the lease (a failed flush is a one-line
+ * warning) and exits 0.
  */
 export default class ExportNvmf extends Command {
   static override summary = 'Serve a volume of the local cluster over NVMe/TCP (a gateway, until Ctrl-C).';
@@ -47,21 +49,28 @@ export default class ExportNvmf extends Command {
         ana: flags.ana as AnaState,
         cntlidRange: flags['cntlid-min'] ? [flags['cntlid-min'], flags['cntlid-max'] ?? Math.min(flags['cntlid-min'] + 999, 0xffef)] : undefined,
         log: flags.verbose ? (m) => this.logToStderr(`nvmf: ${m}`) : undefined,
+        warn: (m) => this.logToStderr(`cairn export nvmf: warning: ${m}`),
       });
     } catch (e) {
       this.error((e as Error).message, { exit: 1 });
     }
+    // SIGINT or SIGTERM stops cleanly (exit 0); a second one while stopping ends the process at
+    // once. The handlers are in place before the ready lines, so a signal sent on seeing them stops cleanly.
+    const stopped = new Promise<string | undefined>((done) => {
+      const stop = (): void => {
+        process.off('SIGINT', stop);
+        process.off('SIGTERM', stop);
+        gw.stop().then(() => done(undefined), (e: Error) => done(e.message));
+      };
+      process.once('SIGINT', stop);
+      process.once('SIGTERM', stop);
+    });
     this.log(`NVMe/TCP export: ${gw.nqn} (ANA ${flags.ana}; the write lease is taken on the first I/O)`);
     for (const p of gw.ports) this.log(`  NVMe/TCP path ${p.portId}: ${p.traddr}:${p.trsvcid}`);
     const [p0] = gw.ports;
     this.log(`  nvme connect -t tcp -a ${p0.traddr} -s ${p0.trsvcid} -n ${gw.nqn}`);
     this.log('Press Ctrl-C to stop.');
-    await new Promise<void>((done) => {
-      const stop = (): void => {
-        void gw.stop().then(done);
-      };
-      process.once('SIGINT', stop);
-      process.once('SIGTERM', stop);
-    });
+    const failed = await stopped;
+    if (failed !== undefined) this.error(`stopping the gateway: ${failed.replace(/\s+/g, ' ').trim()}`, { exit: 1 });
   }
 }
