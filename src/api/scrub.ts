@@ -12,12 +12,14 @@
  *
  * A node that does not answer (within 5 s), answers with an error or is marked down is
  * listed with `error` instead of a status; the fan-out routes answer 200 regardless.
- * ScrubStatus is src/node/scrub.ts's (times: ms since 1970; bytes).
+ * ScrubStatus is src/node/scrub.ts's (times: ms since 1970; bytes). Every route declares its
+ * schema (SCRUB_SCHEMAS), which fastify checks bodies against and /openapi.json documents.
  */
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifySchema } from 'fastify';
 import { z } from 'zod';
 import type { ClusterMap } from '../clustermap/index.ts';
 import type { ScrubStatus } from '../node/scrub.ts';
+import { errorReplies, fromZod, openObject, type JsonSchema } from './schemas.ts';
 
 /** One node's scrub status (src/node/scrub.ts), as the /v1/scrub routes carry it. */
 export type { ScrubStatus };
@@ -101,6 +103,42 @@ const ScrubStatusSchema = z.object({
 
 const StartBodySchema = z.object({ deep: z.boolean().optional() }).strict();
 
+const TOTAL_KEYS = ['extentsTotal', 'extentsDone', 'bytesDone', 'inconsistent', 'badPages', 'repaired', 'unrepaired', 'skipped', 'errors'] as const;
+const scrubStatus = fromZod(ScrubStatusSchema, "One node's scrub status (src/node/scrub.ts ScrubStatus): times in ms since 1970 (null: never), bytes; `started` after a POST.");
+const scrubReply = openObject('ScrubReply: every node of the map, ascending by id, and totals.', {
+  epoch: { type: 'integer', description: "Epoch of the serving node's map." },
+  servedBy: { type: 'integer' },
+  nodes: {
+    type: 'array',
+    items: {
+      anyOf: [scrubStatus, openObject('A node without a status: unreachable, marked down, or without a scrubber.', { node: { type: 'integer' }, error: { type: 'string' } }, ['node', 'error'])],
+    },
+  },
+  totals: openObject('ScrubTotals: sums over the nodes that answered.', Object.fromEntries(['nodes', 'unreachable', 'running', ...TOTAL_KEYS].map((k): [string, JsonSchema] => [k, { type: 'number' }]))),
+}, ['epoch', 'servedBy', 'nodes', 'totals']);
+/** Body of the POST routes: `{deep?: boolean}`, or none (a shallow pass). */
+const startBody: JsonSchema = { ...fromZod(StartBodySchema, '`deep: true` compares the data of every copy, not only versions and checksums. No body: shallow.'), type: ['object', 'null'] };
+const noScrubber = { 404: 'The node was started without a scrubber.' };
+
+/** Route schemas of the scrub routes (request checks, reply serialization, OpenAPI). */
+export const SCRUB_SCHEMAS: Record<'getLocal' | 'postLocal' | 'getAll' | 'postAll', FastifySchema> = {
+  getLocal: { tags: ['recovery'], summary: "This node's scrub status", response: { 200: scrubStatus, ...errorReplies(noScrubber) } },
+  postLocal: {
+    tags: ['recovery'],
+    summary: 'Start a scrub pass on this node now (or report the one running)',
+    body: startBody,
+    response: { 200: scrubStatus, ...errorReplies({ 400: '', ...noScrubber }) },
+  },
+  getAll: { tags: ['recovery'], summary: "Every up node's scrub status, with totals", response: { 200: scrubReply, ...errorReplies() } },
+  postAll: {
+    tags: ['recovery'],
+    summary: 'Start a scrub pass on every up node, in parallel',
+    description: 'Nodes that do not answer within 5 s, answer with an error or are marked down are listed with `error`; the reply is 200 regardless.',
+    body: startBody,
+    response: { 200: scrubReply, ...errorReplies({ 400: '' }) },
+  },
+};
+
 /** The totals of `nodes` (see ScrubTotals). */
 export function scrubTotals(nodes: ScrubNodeResult[]): ScrubTotals {
   const t: ScrubTotals = { nodes: 0, unreachable: 0, running: 0, extentsTotal: 0, extentsDone: 0, bytesDone: 0, inconsistent: 0, badPages: 0, repaired: 0, unrepaired: 0, skipped: 0, errors: 0 };
@@ -111,7 +149,7 @@ export function scrubTotals(nodes: ScrubNodeResult[]): ScrubTotals {
     }
     t.nodes++;
     if (n.running) t.running++;
-    for (const k of ['extentsTotal', 'extentsDone', 'bytesDone', 'inconsistent', 'badPages', 'repaired', 'unrepaired', 'skipped', 'errors'] as const) t[k] += n[k];
+    for (const k of TOTAL_KEYS) t[k] += n[k];
   }
   return t;
 }
@@ -154,7 +192,7 @@ async function callNode(host: string, port: number, node: number, token: string,
 /**
  * Registers the scrub routes (see the module comment) on the management API `app`.
  * Route handlers never throw for another node's failure; a body other than
- * `{deep?: boolean}` is answered 400.
+ * `{deep?: boolean}` is answered 400 by the route schema.
  */
 export function registerScrubRoutes(app: FastifyInstance, opts: ScrubRoutesOptions): void {
   const timeoutMs = opts.timeoutMs ?? 5000;
@@ -176,27 +214,17 @@ export function registerScrubRoutes(app: FastifyInstance, opts: ScrubRoutesOptio
     }));
     return { epoch: m.epoch, servedBy: opts.nodeId, nodes, totals: scrubTotals(nodes) };
   };
-  const parseBody = (body: unknown): boolean | string => {
-    const parsed = StartBodySchema.safeParse(body ?? {});
-    if (parsed.success) return parsed.data.deep === true;
-    const i = parsed.error.issues[0];
-    return `bad body: ${i.path.join('.') || '(body)'}: ${i.message}`;
-  };
+  // The body schema admits only {deep?: boolean} or no body.
+  const deepOf = (body: unknown): boolean => (body as { deep?: boolean } | null)?.deep === true;
 
-  app.get('/v1/scrub/local', async (_req, reply) => {
+  app.get('/v1/scrub/local', { schema: SCRUB_SCHEMAS.getLocal }, async (_req, reply) => {
     if (!opts.scrub) return reply.code(404).send({ error: `node ${opts.nodeId} has no scrubber` });
     return local(null);
   });
-  app.post('/v1/scrub/local', async (req, reply) => {
+  app.post('/v1/scrub/local', { schema: SCRUB_SCHEMAS.postLocal }, async (req, reply) => {
     if (!opts.scrub) return reply.code(404).send({ error: `node ${opts.nodeId} has no scrubber` });
-    const deep = parseBody(req.body);
-    if (typeof deep === 'string') return reply.code(400).send({ error: deep });
-    return local(deep);
+    return local(deepOf(req.body));
   });
-  app.get('/v1/scrub', async () => fanOut(null));
-  app.post('/v1/scrub', async (req, reply) => {
-    const deep = parseBody(req.body);
-    if (typeof deep === 'string') return reply.code(400).send({ error: deep });
-    return fanOut(deep);
-  });
+  app.get('/v1/scrub', { schema: SCRUB_SCHEMAS.getAll }, async () => fanOut(null));
+  app.post('/v1/scrub', { schema: SCRUB_SCHEMAS.postAll }, async (req) => fanOut(deepOf(req.body)));
 }
