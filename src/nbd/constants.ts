@@ -50,6 +50,8 @@ export const REP_ACK = 1;
 export const REP_SERVER = 2;
 /** Option reply NBD_REP_INFO. */
 export const REP_INFO = 3;
+/** Option reply NBD_REP_META_CONTEXT: u32 context id, then the context's name. */
+export const REP_META_CONTEXT = 4;
 const ERR = 0x80000000;
 /** Error option reply NBD_REP_ERR_UNSUP. */
 export const REP_ERR_UNSUP = ERR + 1;
@@ -57,6 +59,8 @@ export const REP_ERR_UNSUP = ERR + 1;
 export const REP_ERR_POLICY = ERR + 2;
 /** Error option reply NBD_REP_ERR_INVALID. */
 export const REP_ERR_INVALID = ERR + 3;
+/** Error option reply NBD_REP_ERR_PLATFORM (here: the export provider failed to list). */
+export const REP_ERR_PLATFORM = ERR + 4;
 /** Error option reply NBD_REP_ERR_UNKNOWN. */
 export const REP_ERR_UNKNOWN = ERR + 6;
 /** Error option reply NBD_REP_ERR_TOO_BIG. */
@@ -111,6 +115,8 @@ export const CMD_FLAG_FUA = 1 << 0;
 export const CMD_FLAG_NO_HOLE = 1 << 1;
 /** Command flag NBD_CMD_FLAG_DF. */
 export const CMD_FLAG_DF = 1 << 2;
+/** Command flag NBD_CMD_FLAG_REQ_ONE (block status: one descriptor, no longer than the request). */
+export const CMD_FLAG_REQ_ONE = 1 << 3;
 /** Command flag NBD_CMD_FLAG_FAST_ZERO. */
 export const CMD_FLAG_FAST_ZERO = 1 << 4;
 
@@ -120,8 +126,21 @@ export const REPLY_FLAG_DONE = 1;
 export const REPLY_TYPE_NONE = 0;
 /** Structured reply chunk type NBD_REPLY_TYPE_OFFSET_DATA. */
 export const REPLY_TYPE_OFFSET_DATA = 1;
+/** Structured reply chunk type NBD_REPLY_TYPE_OFFSET_HOLE. */
+export const REPLY_TYPE_OFFSET_HOLE = 2;
+/** Structured reply chunk type NBD_REPLY_TYPE_BLOCK_STATUS: u32 context id, then (u32 length, u32 flags) descriptors. */
+export const REPLY_TYPE_BLOCK_STATUS = 5;
 /** Structured reply chunk type NBD_REPLY_TYPE_ERROR. */
 export const REPLY_TYPE_ERROR = 0x8001;
+/** Structured reply chunk type NBD_REPLY_TYPE_ERROR_OFFSET. */
+export const REPLY_TYPE_ERROR_OFFSET = 0x8002;
+
+/** The `base:allocation` metadata context (NBD protocol, "Metadata querying"). */
+export const META_BASE_ALLOCATION = 'base:allocation';
+/** `base:allocation` status flag NBD_STATE_HOLE: the extent is not allocated. */
+export const STATE_HOLE = 1;
+/** `base:allocation` status flag NBD_STATE_ZERO: the extent reads as zeros. */
+export const STATE_ZERO = 2;
 
 /** Error values (errno numbers as the protocol defines them). */
 export const EPERM = 1;

@@ -2,15 +2,34 @@
  * The NBD server: accepts TCP (or Unix socket) connections, runs the fixed-newstyle
  * handshake and then a transmission session per connection against the chosen export.
  * Any number of clients at once; one misbehaving client only loses its own connection.
+ * Exports are the static ones (addExport) and, for names not among them, those of an
+ * optional provider, so exports that appear later (new volumes) are served without a
+ * restart.
  */
 import { createServer, type Server, type Socket } from 'node:net';
 import type { BlockDevice } from '../volume/index.ts';
-import { serverHandshake, type NbdExport } from './handshake.ts';
+import { serverHandshake, type ExportSource, type NbdExport } from './handshake.ts';
 import { SocketReader } from './socket-reader.ts';
 import { NbdSession, type SessionLog } from './transmission.ts';
 
+/**
+ * Exports beyond the static ones, looked up per connection (NBD_OPT_LIST, NBD_OPT_INFO/GO,
+ * NBD_OPT_EXPORT_NAME and the meta-context options). `open` is called at most once per name
+ * and connection, but once for every connection that names it: return a shared device (e.g.
+ * one attachment per volume), not a new one per call. The server never closes the devices
+ * it gets: their lifetime is the provider's.
+ */
+export interface NbdExportProvider {
+  /** Name and description of every export the provider offers now. */
+  list(): Promise<Array<{ name: string; description: string }>>;
+  /** Export `name` ('' = the default, when no static export exists), or undefined when unknown. */
+  open(name: string): Promise<NbdExport | undefined>;
+}
+
 /** Options of an NBD server. */
 export interface NbdServerOptions {
+  /** Consulted for names that are not static exports (see NbdExportProvider). */
+  exports?: NbdExportProvider;
   /** Receives protocol warnings (bad magic, aborted handshakes). Default: ignore. */
   log?: SessionLog;
   /** Milliseconds a client may take to finish the handshake (default 10000). */
@@ -42,9 +61,22 @@ export class NbdServer {
     if (this.defaultExport === name) this.defaultExport = this.exports.keys().next().value ?? null;
   }
 
-  private lookup(name: string): NbdExport | undefined {
-    return this.exports.get(name === '' && this.defaultExport ? this.defaultExport : name);
+  /** Static export `name` ('' = the default), else the provider's. */
+  private async lookup(name: string): Promise<NbdExport | undefined> {
+    const own = this.exports.get(name === '' && this.defaultExport ? this.defaultExport : name);
+    return own ?? this.opts.exports?.open(name);
   }
+
+  /** Static exports, then the provider's whose names are not static. */
+  private async list(): Promise<Array<{ name: string; description: string }>> {
+    const out = [...this.exports.values()].map((e) => ({ name: e.name, description: e.description }));
+    if (!this.opts.exports) return out;
+    for (const e of await this.opts.exports.list()) if (!this.exports.has(e.name)) out.push({ name: e.name, description: e.description });
+    return out;
+  }
+
+  /** The handshake's view of the exports. */
+  private readonly source: ExportSource = { lookup: (n) => this.lookup(n), list: () => this.list() };
 
   /**
    * Listens on `port` at `host` (TCP) or, when `port` is a string, on that Unix socket path.
@@ -77,7 +109,7 @@ export class NbdServer {
     }, this.opts.handshakeTimeoutMs ?? 10000);
     let negotiated;
     try {
-      negotiated = await serverHandshake(socket, reader, (n) => this.lookup(n), () => [...this.exports.values()]);
+      negotiated = await serverHandshake(socket, reader, this.source);
     } catch (e) {
       negotiated = null;
       this.log('info', `NBD handshake ended: ${(e as Error).message}`);
@@ -88,7 +120,12 @@ export class NbdServer {
       socket.end();
       return;
     }
-    const session = new NbdSession(socket, negotiated.export.device, negotiated.structuredReplies, this.log, reader.detach());
+    const session = new NbdSession(socket, {
+      device: negotiated.export.device,
+      structured: negotiated.structuredReplies,
+      allocationContext: negotiated.allocationContext,
+      log: this.log,
+    }, reader.detach());
     this.sessions.add(session);
     socket.on('close', () => this.sessions.delete(session));
   }

@@ -2,13 +2,20 @@
  * The NBD transmission phase (NBD protocol, "Transmission"): parses pipelined requests,
  * runs them against the export's BlockDevice concurrently, and sends simple or (when
  * negotiated) structured replies in completion order. Replies are batched per event-loop
- * tick. Out-of-range requests get EINVAL (ENOSPC for writes), unknown commands EINVAL; a
- * bad request magic or an oversized payload ends the connection (the stream cannot be
- * resynchronised).
+ * tick. With structured replies, reads are always answered with one
+ * NBD_REPLY_TYPE_OFFSET_DATA chunk (so NBD_CMD_FLAG_DF holds) and errors with an
+ * NBD_REPLY_TYPE_ERROR chunk carrying the message; other successes stay simple replies (the
+ * spec allows them for replies without payload). NBD_CMD_BLOCK_STATUS answers one
+ * NBD_REPLY_TYPE_BLOCK_STATUS chunk for `base:allocation` ("Metadata querying").
+ * Out-of-range requests get EINVAL (ENOSPC for writes), unknown commands EINVAL, changes to a
+ * read-only export EPERM; NBD_CMD_FLAG_FUA is accepted on every command (the spec requires
+ * it once NBD_FLAG_SEND_FUA is advertised). A bad request magic or an oversized payload ends
+ * the connection (the stream cannot be resynchronised).
  */
 import type { Socket } from 'node:net';
 import { TickCork } from '../net/index.ts';
 import { BlockDeviceError, type BlockDevice } from '../volume/index.ts';
+import { CHUNK_HEADER, MAX_STATUS_BYTES, deviceStatus, encodeStatus } from './block-status.ts';
 import * as C from './constants.ts';
 import { MAX_BLOCK } from './handshake.ts';
 
@@ -36,14 +43,33 @@ class OverflowError extends BlockDeviceError {
   }
 }
 
+/** A write, trim or write-zeroes on a read-only export: answered with EPERM. */
+class ReadOnlyError extends BlockDeviceError {
+  constructor(message: string) {
+    super('EINVAL', message);
+  }
+}
+
+/** What a session serves, as the handshake negotiated it. */
+export interface SessionOptions {
+  device: BlockDevice;
+  /** Structured replies negotiated (NBD_OPT_STRUCTURED_REPLY). */
+  structured: boolean;
+  /** Context id of `base:allocation` when selected for this export, else 0 (no block status). */
+  allocationContext: number;
+  log: SessionLog;
+}
+
 /** Maps a BlockDevice failure to the NBD error value sent to the client. */
 function nbdErrno(e: unknown): number {
   if (e instanceof OverflowError) return C.EOVERFLOW;
+  if (e instanceof ReadOnlyError) return C.EPERM;
   if (e instanceof BlockDeviceError) {
     switch (e.code) {
       case 'EINVAL': return C.EINVAL;
       case 'ENOSPC': return C.ENOSPC;
       case 'EFENCED': return C.EPERM;
+      case 'EROFS': return C.EPERM;
       case 'ESHUTDOWN': return C.ESHUTDOWN;
       default: return C.EIO;
     }
@@ -62,14 +88,19 @@ export class NbdSession {
   private disconnecting = false;
   private shuttingDown = false;
   private idleWaiters: Array<() => void> = [];
+  private readonly device: BlockDevice;
+  private readonly structured: boolean;
+  private readonly allocationContext: number;
+  private readonly readOnly: boolean;
+  private readonly log: SessionLog;
 
-  constructor(
-    private readonly socket: Socket,
-    private readonly device: BlockDevice,
-    private readonly structured: boolean,
-    private readonly log: SessionLog,
-    initial: Buffer,
-  ) {
+  /** Serves `o.device` on `socket`; `initial` = bytes that arrived after the handshake. */
+  constructor(private readonly socket: Socket, o: SessionOptions, initial: Buffer) {
+    this.device = o.device;
+    this.structured = o.structured;
+    this.allocationContext = o.allocationContext;
+    this.readOnly = o.device.readOnly === true;
+    this.log = o.log;
     this.cork = new TickCork(socket);
     socket.on('data', (c: Buffer) => this.onData(c));
     if (initial.length) this.onData(initial);
@@ -174,8 +205,11 @@ export class NbdSession {
     const offset = Number(req.offset);
     const fua = (req.flags & C.CMD_FLAG_FUA) !== 0;
     const allowed = (mask: number): void => {
-      if (req.flags & ~mask) throw new BlockDeviceError('EINVAL', `unsupported command flags 0x${req.flags.toString(16)}`);
+      if (req.flags & ~(mask | C.CMD_FLAG_FUA)) throw new BlockDeviceError('EINVAL', `unsupported command flags 0x${req.flags.toString(16)}`);
     };
+    if (this.readOnly && (req.type === C.CMD_WRITE || req.type === C.CMD_TRIM || req.type === C.CMD_WRITE_ZEROES)) {
+      throw new ReadOnlyError('the export is read-only');
+    }
     switch (req.type) {
       case C.CMD_READ:
         allowed(C.CMD_FLAG_DF);
@@ -190,7 +224,7 @@ export class NbdSession {
         return undefined;
       case C.CMD_FLUSH:
         allowed(0);
-        await dev.flush();
+        if (!this.readOnly) await dev.flush(); // nothing to make durable on a read-only export
         return undefined;
       case C.CMD_TRIM:
         allowed(C.CMD_FLAG_FUA);
@@ -203,9 +237,24 @@ export class NbdSession {
         if (outside) throw new BlockDeviceError('ENOSPC', `write-zeroes of ${req.length} bytes at ${req.offset} is beyond the end (${dev.size})`);
         await dev.writeZeroes(offset, req.length, fua);
         return undefined;
+      case C.CMD_BLOCK_STATUS:
+        return this.blockStatus(req, outside);
       default:
         throw new BlockDeviceError('EINVAL', `command type ${req.type} is not supported`);
     }
+  }
+
+  /**
+   * NBD_CMD_BLOCK_STATUS: the `base:allocation` chunk's payload (after CHUNK_HEADER spare
+   * bytes), for at most MAX_STATUS_BYTES from the request's offset.
+   */
+  private async blockStatus(req: Request, outside: boolean): Promise<Buffer> {
+    if (req.flags & ~(C.CMD_FLAG_REQ_ONE | C.CMD_FLAG_FUA)) throw new BlockDeviceError('EINVAL', `unsupported command flags 0x${req.flags.toString(16)}`);
+    if (!this.allocationContext) throw new BlockDeviceError('EINVAL', 'block status needs the base:allocation context (NBD_OPT_SET_META_CONTEXT)');
+    if (req.length === 0) throw new BlockDeviceError('EINVAL', 'block status of 0 bytes');
+    if (outside) throw new BlockDeviceError('EINVAL', `block status of ${req.length} bytes at ${req.offset} is beyond the end (${this.device.size})`);
+    const runs = await deviceStatus(this.device, Number(req.offset), Math.min(req.length, MAX_STATUS_BYTES));
+    return encodeStatus(this.allocationContext, runs, (req.flags & C.CMD_FLAG_REQ_ONE) !== 0);
   }
 
   private write(b: Buffer): void {
@@ -216,6 +265,17 @@ export class NbdSession {
   }
 
   private reply(req: Request, errno: number, data?: Buffer, message = ''): void {
+    if (errno === 0 && req.type === C.CMD_BLOCK_STATUS) {
+      // The payload was built with CHUNK_HEADER spare bytes in front (one buffer, one write).
+      const b = data!;
+      b.writeUInt32BE(C.STRUCTURED_REPLY_MAGIC, 0);
+      b.writeUInt16BE(C.REPLY_FLAG_DONE, 4);
+      b.writeUInt16BE(C.REPLY_TYPE_BLOCK_STATUS, 6);
+      req.handle.copy(b, 8);
+      b.writeUInt32BE(b.length - CHUNK_HEADER, 16);
+      this.write(b);
+      return;
+    }
     if (errno === 0 && req.type === C.CMD_READ && this.structured) {
       const h = Buffer.allocUnsafe(28);
       h.writeUInt32BE(C.STRUCTURED_REPLY_MAGIC, 0);

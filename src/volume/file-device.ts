@@ -5,7 +5,7 @@
  * every operation then fails with EFENCED once another holder took the lease.
  */
 import { open, type FileHandle } from 'node:fs/promises';
-import { BlockDeviceError, type BlockDevice } from './block-device.ts';
+import { BlockDeviceError, type BlockDevice, type BlockExtent } from './block-device.ts';
 import type { FileLease } from './file-lease.ts';
 
 /** Options for FileBlockDevice.open. */
@@ -127,6 +127,18 @@ export class FileBlockDevice implements BlockDevice {
       }
       if (fua) await this.fh.datasync();
     });
+  }
+
+  /**
+   * Allocation state of [offset, offset+length) (bytes): reported as all data (not hole, not
+   * zero), which the NBD spec allows for any block. Node's fs API has no lseek(SEEK_DATA /
+   * SEEK_HOLE) to find a sparse file's holes cheaply, and trim here writes zeros rather than
+   * punching holes, so there would be few to find.
+   * @throws BlockDeviceError EINVAL outside the device, EFENCED, ESHUTDOWN.
+   */
+  async blockStatus(offset: number, length: number): Promise<BlockExtent[]> {
+    await this.check(offset, length);
+    return length ? [{ offset, length, hole: false, zero: false }] : [];
   }
 
   /** Closes the file; later operations fail with ESHUTDOWN. */
