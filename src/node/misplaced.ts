@@ -83,8 +83,12 @@ export async function trimMisplaced(ctx: MisplacedContext): Promise<TrimResult> 
   const out: TrimResult = { misplaced: 0, extents: 0, bytes: 0 };
   const candidates: Array<{ leaf: number; key: number; members: number[]; mine: PageVersion[] }> = [];
   for (const [leaf, a] of ctx.storage.partitions) {
+    const pins = a.listPins();
     for (const key of [...a.keys()]) {
       if (ctx.stopped()) return out;
+      // A snapshot pinned here reads this copy as it is: trimming it (at each page's own
+      // version, ≤ the pin) would erase the snapshot's pages. It stays until the pin goes.
+      if (pins.some((p) => key >= p.firstKey && key <= p.lastKey)) continue;
       const volume = volumeOfKey(key);
       const extent = extentOfKey(key);
       const { pool, extentPages } = ctx.volumeInfo(volume);

@@ -112,7 +112,8 @@ export class NvmeStatusError extends Error {
  *  - EFENCED (another gateway took the volume's write lease) → ANA Transition, so a multipath
  *    host retries on another path and re-reads this path's ANA log;
  *  - ESTALE (cluster map could not be refreshed) → Namespace Not Ready (retryable);
- *  - ESHUTDOWN → ANA Inaccessible (this path is going away).
+ *  - ESHUTDOWN → ANA Inaccessible (this path is going away);
+ *  - EROFS (a read-only device, e.g. a snapshot) → Namespace is Write Protected (generic 0x20, DNR).
  */
 export function statusForBlockError(code: BlockErrorCode, write: boolean): number {
   switch (code) {
@@ -130,6 +131,8 @@ export function statusForBlockError(code: BlockErrorCode, write: boolean): numbe
       return S.NS_NOT_READY;
     case 'ESHUTDOWN':
       return S.ANA_INACCESSIBLE;
+    case 'EROFS':
+      return S.NS_WRITE_PROTECTED;
     default:
       return S.INTERNAL_ERROR;
   }

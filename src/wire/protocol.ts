@@ -94,6 +94,18 @@ export const Op = {
    * Computed from the page map alone (no device read; see extentDigest in src/node/extent-copies.ts).
    */
   Digest: 15,
+  /**
+   * Pin snapshot `version` of `volume` on every partition this node holds (src/node/snapshots.ts):
+   * each partition keeps, durably, every page's newest version ≤ `version` for the volume's
+   * keys, readable with Op.Read + Flag.AsOf. The node first makes what it applied durable,
+   * and records which extents it held a current copy of. Idempotent for the same (volume,
+   * version). Not fenced by lease. Reply payload (12 bytes): u32 extent copies held, u32
+   * extents this node held or was pulling but was not current for (their snapshot reads
+   * answer NoSnapshot), u32 flags (bit 0: the node was peering, so every extent is such).
+   */
+  Pin: 16,
+  /** Release snapshot `version` of `volume` (Op.Pin); Ok also when it is not pinned here. */
+  Unpin: 17,
 } as const;
 /** One of the values of Op. */
 export type OpCode = (typeof Op)[keyof typeof Op];
@@ -109,6 +121,19 @@ export const Flag = {
    * it holds the newest version of.
    */
   Recovery: 2,
+  /**
+   * On Op.Read: read snapshot `version` (pinned with Op.Pin) instead of the newest data; not
+   * fenced by lease, served while the node is not current (the pin recorded which copies
+   * were current), answered NoSnapshot when this node cannot vouch for the copy. `members`
+   * are the extent's placed partitions in the reader's map (may be empty).
+   */
+  AsOf: 4,
+  /**
+   * With AsOf: read from whichever of this node's partitions held a current copy of the
+   * extent at pin time (`partition` is ignored); for a reader looking for a copy that
+   * placement has moved away since.
+   */
+  AnyPartition: 8,
 } as const;
 
 /** Reply statuses. */
@@ -137,9 +162,30 @@ export const Status = {
    * not pulled them yet, or has not finished peering): read another member.
    */
   NotCurrent: 10,
+  /**
+   * This node has no copy of the extent as of the snapshot version asked for (Op.Read +
+   * Flag.AsOf); aux says why — one of NoSnapshotReason.
+   */
+  NoSnapshot: 11,
 } as const;
 /** One of the values of Status. */
 export type StatusCode = (typeof Status)[keyof typeof Status];
+
+/** The aux of a NoSnapshot reply: why this node cannot serve the extent as of the version. */
+export const NoSnapshotReason = {
+  /** The version is not pinned here for the volume (never, released, or not on this partition). */
+  NotPinned: 0,
+  /**
+   * This partition held no pages of the extent at pin time, and the node vouches that the
+   * extent was empty then: it was current for every extent placed on it, and placement has
+   * not changed since. A reader may take the extent as zeros.
+   */
+  Empty: 1,
+  /** The node held (or was pulling) the extent at pin time but was not current for it. */
+  Incomplete: 2,
+  /** No pages of the extent here at pin time, but the node cannot vouch that it was empty. */
+  Absent: 3,
+} as const;
 
 /** Human-readable name of a status, for error messages. */
 export function statusName(s: number): string {
