@@ -22,6 +22,19 @@ import RecoveryStatus from './commands/recovery/status.ts';
 import SetSetting from './commands/set.ts';
 import UnsetSetting from './commands/unset.ts';
 
+import VolumeCreate from './commands/volume/create.ts';
+import VolumeList from './commands/volume/list.ts';
+import VolumeShow from './commands/volume/show.ts';
+import VolumeResize from './commands/volume/resize.ts';
+import VolumeRename from './commands/volume/rename.ts';
+import VolumeDelete from './commands/volume/delete.ts';
+import VolumeRollback from './commands/volume/rollback.ts';
+import VolumeClone from './commands/volume/clone.ts';
+import VolumeFlatten from './commands/volume/flatten.ts';
+import SnapshotCreate from './commands/snapshot/create.ts';
+import SnapshotList from './commands/snapshot/list.ts';
+import SnapshotDelete from './commands/snapshot/delete.ts';
+
 /** Every `cairn` command, by id. */
 export const COMMANDS = {
   up: Up,
@@ -39,6 +52,18 @@ export const COMMANDS = {
   'scrub:start': ScrubStart,
   'scrub:status': ScrubStatus,
   'recovery:status': RecoveryStatus,
+  'volume:create': VolumeCreate,
+  'volume:list': VolumeList,
+  'volume:show': VolumeShow,
+  'volume:resize': VolumeResize,
+  'volume:rename': VolumeRename,
+  'volume:delete': VolumeDelete,
+  'volume:rollback': VolumeRollback,
+  'volume:clone': VolumeClone,
+  'volume:flatten': VolumeFlatten,
+  'snapshot:create': SnapshotCreate,
+  'snapshot:list': SnapshotList,
+  'snapshot:delete': SnapshotDelete,
   'export:nvmf': ExportNvmf,
   'placement:build': PlacementBuild,
   'placement:map': PlacementMap,

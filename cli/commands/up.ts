@@ -7,15 +7,17 @@ import { formatSize, sizeFlag } from '../lib/size.ts';
 
 /**
  * `cairn up`: starts a local cluster (storage nodes as child processes, file-backed
- * devices in a data directory), attaches its volume and exports it over NBD and NVMe/TCP
- * (three ANA paths: one optimized, two non-optimized), prints how to connect, and runs until
+ * devices in a data directory), attaches `--volume` (creating it in the catalog when
+ * missing) and serves every volume of the catalog over NBD (by name; snapshots read-only as
+ * VOL@SNAP) and NVMe/TCP (one subsystem per volume on three ANA paths: one optimized, two
+ * non-optimized), follows creates, deletes and resizes, prints how to connect, and runs until
  * Ctrl-C, when it drains I/O, flushes and stops every node. Meanwhile a storage node process
  * that exits is restarted with backoff, one printed line per restart, and a node added to the
  * map with `cairn node add` (its device files under this data directory) is started and
  * supervised like the others; a restart starts it too.
  */
 export default class Up extends Command {
-  static override summary = 'Start a local Cairn cluster and export its volume over NBD and NVMe/TCP.';
+  static override summary = 'Start a local Cairn cluster and serve its volumes over NBD and NVMe/TCP.';
   static override description =
     'Starts storage nodes as child processes with file-backed (sparse) devices under the data directory, ' +
     'creates or reopens the volume, and serves it over NBD until interrupted. Running it again on the same ' +
@@ -35,8 +37,8 @@ export default class Up extends Command {
     replicas: Flags.integer({ summary: 'Copies of every extent, each on a different node (new data directory only).', default: DEFAULT_LAYOUT.replicas, min: 1, max: 16 }),
     'min-size': Flags.integer({ summary: 'Fewest acting copies that acknowledge a write; below it I/O waits (new data directory only; default: replicas − ⌊replicas/2⌋, e.g. 2 of 3).', min: 1, max: 16 }),
     'io-timeout': Flags.integer({ summary: 'Milliseconds I/O waits for enough members (below min_size, or a member neither answering nor marked down) before it fails with EIO.', default: 30000, min: 100, max: 3600000 }),
-    volume: Flags.string({ summary: 'Name of the volume to create and export.', default: DEFAULT_LAYOUT.volumeName }),
-    'volume-size': sizeFlag({ summary: 'Size of the (thin) volume (new data directory only).', default: DEFAULT_LAYOUT.volumeBytes, defaultHelp: async () => formatSize(DEFAULT_LAYOUT.volumeBytes) }),
+    volume: Flags.string({ summary: 'Volume to attach at start (created, thin, when the catalog lacks it). Every volume of the catalog is served.', default: DEFAULT_LAYOUT.volumeName }),
+    'volume-size': sizeFlag({ summary: 'Size of the --volume when it is created (a new data directory, or a name the catalog lacks).', default: DEFAULT_LAYOUT.volumeBytes, defaultHelp: async () => formatSize(DEFAULT_LAYOUT.volumeBytes) }),
     host: Flags.string({ summary: 'Address the NBD server and the nodes listen on.', default: '127.0.0.1' }),
     'nbd-port': Flags.integer({ summary: 'TCP port of the NBD server (0 picks a free one).', default: 10809, min: 0, max: 65535 }),
     'nvmf-port': Flags.integer({ summary: 'TCP port of the first NVMe/TCP path; the others follow it (0 picks free ports).', default: 4420, min: 0, max: 65535 }),
@@ -50,7 +52,8 @@ export default class Up extends Command {
     // Loaded here, not at the top: every other command shares this module table.
     const { LocalCluster } = await import('../../src/cluster/index.ts');
     const { NbdServer } = await import('../../src/nbd/index.ts');
-    const { NvmfTarget, volumeNqn, ClusterSpace } = await import('../../src/nvmf/index.ts');
+    const { NvmfTarget, volumeNqn } = await import('../../src/nvmf/index.ts');
+    const { NvmfVolumes, nbdExports } = await import('../../src/gateway/index.ts');
     const dataDir = resolve(flags['data-dir']);
     this.log(`Starting Cairn in ${dataDir} ...`);
     let cluster: LocalCluster;
@@ -83,38 +86,68 @@ export default class Up extends Command {
     const devices = mapNodes.reduce((s, n) => s + n.devices.length, 0);
     const raw = mapNodes.reduce((s, n) => s + n.devices.reduce((t, d) => t + d.sizeBytes, 0), 0);
     this.log(`${cluster.created ? 'Created' : 'Reopened'} cluster ${c.clusterId}: ${mapNodes.length} nodes, ${devices} devices, ${formatSize(raw)} raw, map epoch ${cluster.view.epoch} (authority: node ${c.authority?.node})`);
-    const record = c.volumes.find((v) => v.name === flags.volume);
-    if (!record) {
+    for (const pool of c.pools) {
+      if (pool.replicas > 1 && pool.minSize >= pool.replicas) {
+        this.warn(`pool ${pool.name} has min_size ${pool.minSize} = size ${pool.replicas}: I/O stops while any member is down (data directories made before degraded I/O used this; set "minSize" in ${dataDir}/cluster.json to ${pool.replicas - Math.floor(pool.replicas / 2)} to keep I/O going)`);
+      }
+    }
+    const nvmf = new NvmfTarget({ cntlidRange: [1, 999], log: (msg) => process.env.CAIRN_NVMF_DEBUG && this.warn(`nvmf: ${msg}`) });
+    const anaStates = Object.fromEntries(Array.from({ length: flags['nvmf-paths'] }, (_, i) => [i + 1, i === 0 ? 'optimized' : 'non-optimized'] as const));
+    let nvmfVolumes: InstanceType<typeof NvmfVolumes> | null = null;
+    const set = cluster.volumeSet({
+      ioTimeoutMs: flags['io-timeout'],
+      onResize: (name, bytes) => {
+        nvmfVolumes?.resized(name, bytes);
+        this.log(`  volume ${name} resized to ${formatSize(bytes)}`);
+      },
+      onList: (vols) => nvmfVolumes?.sync(vols),
+    });
+    const fail = async (msg: string): Promise<never> => {
+      await set.close().catch(() => undefined);
       await cluster.stop();
-      this.error(`this data directory has no volume '${flags.volume}' (it has: ${c.volumes.map((v) => v.name).join(', ') || 'none'})`, { exit: 1 });
+      this.error(msg, { exit: 1 });
+    };
+    // The volume to attach now: a cluster.json volume moves into the catalog when the
+    // authority starts (wait for it); another name is created (thin, --volume-size).
+    const seeded = c.volumes.some((v) => v.name === flags.volume);
+    let attached: Awaited<ReturnType<typeof set.open>>;
+    try {
+      if (!seeded) {
+        const v = await set.api.call<{ name: string; sizeBytes: number }>('POST', '/v1/volumes', { name: flags.volume, size: flags['volume-size'] });
+        this.log(`  volume ${v.name} (${formatSize(v.sizeBytes)}) is in the catalog`);
+      }
+      const deadline = Date.now() + 60000;
+      for (;;) {
+        attached = await set.open(flags.volume).catch((e: Error) => {
+          if (Date.now() > deadline) throw e;
+          return undefined;
+        });
+        if (attached) break;
+        if (Date.now() > deadline) throw new Error(`volume '${flags.volume}' did not appear in the catalog within 60 s`);
+        await new Promise((r) => setTimeout(r, 250));
+      }
+    } catch (e) {
+      return fail(`cannot attach volume '${flags.volume}': ${(e as Error).message}`);
     }
-    const volume = await cluster.attach(record.name, { ioTimeoutMs: flags['io-timeout'] });
-    const pool = c.pools.find((p) => p.id === record.pool)!;
-    if (pool.replicas > 1 && pool.minSize >= pool.replicas) {
-      this.warn(`pool ${pool.name} has min_size ${pool.minSize} = size ${pool.replicas}: I/O stops while any member is down (data directories made before degraded I/O used this; set "minSize" in ${dataDir}/cluster.json to ${pool.replicas - Math.floor(pool.replicas / 2)} to keep I/O going)`);
-    }
-    const nbd = new NbdServer({ log: (level, msg) => level === 'warn' && this.warn(msg) });
-    nbd.addExport(record.name, volume, `Cairn volume ${record.name} (${pool.replicas} replicas)`);
+    const vols = await set.list().catch(() => [attached.record]);
+    const pool = c.pools.find((p) => p.id === attached.record.pool) ?? c.pools[0];
+    const nbd = new NbdServer({
+      log: (level, msg) => level === 'warn' && this.warn(msg),
+      exports: nbdExports(set, (v) => `Cairn volume ${v.name} (${c.pools.find((p) => p.id === v.pool)?.replicas ?? '?'} replicas)`, flags.volume),
+    });
     let port: number;
     try {
       port = await nbd.listen(flags['nbd-port'], flags.host);
     } catch (e) {
-      await cluster.stop();
-      this.error(`cannot listen for NBD on ${flags.host}:${flags['nbd-port']}: ${(e as Error).message}`, { exit: 1 });
+      return fail(`cannot listen for NBD on ${flags.host}:${flags['nbd-port']}: ${(e as Error).message}`);
     }
-    const nqn = volumeNqn(c.clusterId, record.name);
-    // Controller ids 1-999: gateways started with `cairn export nvmf` use port id × 1000 and up.
-    const nvmf = new NvmfTarget({ cntlidRange: [1, 999], log: (msg) => process.env.CAIRN_NVMF_DEBUG && this.warn(`nvmf: ${msg}`) });
     const paths: PortInfo[] = [];
-    const space = new ClusterSpace(() => cluster.view.map, c.token, record.id, c.pools.find((p) => p.id === record.pool)?.replicas ?? 1);
     if (flags['nvmf-paths'] > 0) {
-      nvmf.addSubsystem({
-        nqn,
-        allowHosts: flags['nvmf-allow-host']?.length ? flags['nvmf-allow-host'] : 'any',
-        model: `Cairn volume ${record.name}`.slice(0, 40),
-        namespaces: [{ nsid: 1, device: volume, health: () => space.health(), usage: () => space.allocatedBytes() }],
-        anaStates: Object.fromEntries(Array.from({ length: flags['nvmf-paths'] }, (_, i) => [i + 1, i === 0 ? 'optimized' : 'non-optimized'])),
+      nvmfVolumes = new NvmfVolumes({
+        target: nvmf, set, clusterId: c.clusterId, token: c.token, map: () => cluster.view.map, pools: c.pools,
+        allowHosts: flags['nvmf-allow-host']?.length ? flags['nvmf-allow-host'] : 'any', anaStates,
       });
+      nvmfVolumes.sync(vols);
       try {
         for (let i = 0; i < flags['nvmf-paths']; i++) {
           const p = flags['nvmf-port'] === 0 ? 0 : flags['nvmf-port'] + i;
@@ -123,15 +156,18 @@ export default class Up extends Command {
       } catch (e) {
         await nbd.close();
         await nvmf.close();
-        await cluster.stop();
-        this.error(`cannot listen for NVMe/TCP on ${flags.host}: ${(e as Error).message}`, { exit: 1 });
+        return fail(`cannot listen for NVMe/TCP on ${flags.host}: ${(e as Error).message}`);
       }
     }
+    set.startRefresh();
+    const record = attached.record;
+    const nqn = volumeNqn(c.clusterId, record.name);
     const uri = `nbd://${flags.host}:${port}/${record.name}`;
-    this.log(`Volume ${record.name}: ${formatSize(record.sizeBytes)}, ${record.thin ? 'thin' : 'thick'}, ${pool.replicas} replicas (min_size ${pool.minSize}), write lease generation ${volume.leaseGeneration}`);
+    this.log(`Volume ${record.name}: ${formatSize(record.sizeBytes)}, ${record.thin ? 'thin' : 'thick'}, ${pool.replicas} replicas (min_size ${pool.minSize}), write lease generation ${attached.volume?.leaseGeneration ?? 0}`);
+    if (vols.length > 1) this.log(`Serving ${vols.length} volumes: ${vols.map((v) => v.name).join(', ')} (nbd://${flags.host}:${port}/NAME; snapshots read-only as NAME@SNAP)`);
     this.log('');
     if (paths.length) {
-      this.log(`NVMe/TCP export: ${nqn}`);
+      this.log(`NVMe/TCP export: ${nqn}${vols.length > 1 ? ' (one subsystem per volume: …:<volume>)' : ''}`);
       for (const p of paths) this.log(`  NVMe/TCP path ${p.portId}: ${p.traddr}:${p.trsvcid} (ANA ${p.portId === 1 ? 'optimized' : 'non-optimized'})`);
     }
     this.log(`NBD export: ${uri}`);
@@ -147,10 +183,12 @@ export default class Up extends Command {
       this.log(`  nvme connect -t tcp -a ${p0.traddr} -s ${p0.trsvcid} -n ${nqn}`);
       this.log(`  nvme connect-all -t tcp -a ${p0.traddr} -s ${p0.trsvcid}     # every path, ANA multipath`);
     }
+    this.log(`  cairn volume create db1 --size 10GiB --data-dir ${flags['data-dir']}     # served at once as nbd://${flags.host}:${port}/db1`);
+    this.log(`  cairn snapshot create ${record.name} snap1 --data-dir ${flags['data-dir']}`);
     this.log('');
     const n0 = c.nodes[0];
-    this.log(`Management API: http://${n0.host}:${n0.apiPort} (every node serves one; token in cluster.json). Cluster map and nodes:`);
-    this.log(`  cairn map show --data-dir ${flags['data-dir']}     cairn node list --data-dir ${flags['data-dir']}`);
+    this.log(`Management API: http://${n0.host}:${n0.apiPort} (every node serves one; token in cluster.json; OpenAPI at /openapi.json). Cluster map and nodes:`);
+    this.log(`  cairn map show --data-dir ${flags['data-dir']}     cairn node list --data-dir ${flags['data-dir']}     cairn volume list --data-dir ${flags['data-dir']}`);
     this.log(`Add a storage node: cairn node add --data-dir ${flags['data-dir']}`);
     this.log('');
     this.log('Press Ctrl-C to stop.');
@@ -163,12 +201,11 @@ export default class Up extends Command {
           process.exit(130);
         }
         stopping = true;
-        this.log(`\n${sig}: stopping — draining NBD clients, flushing volume, stopping nodes ...`);
+        this.log(`\n${sig}: stopping — draining NBD clients, flushing volumes, stopping nodes ...`);
         void (async () => {
           await nbd.close();
           await nvmf.close();
-          await volume.flush().catch((e: Error) => this.warn(`final flush failed: ${e.message}`));
-          volume.close();
+          await set.close().catch((e: Error) => this.warn(`final flush failed: ${e.message}`));
           await cluster.stop();
           this.log('Stopped.');
           resolveStop();

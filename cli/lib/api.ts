@@ -24,11 +24,11 @@ export class ClusterApi {
    * Calls `method path` on the first reachable node.
    * @throws ApiError from the node that answered, or the last unreachable one.
    */
-  async call<T>(method: 'GET' | 'POST', path: string, body?: unknown): Promise<T> {
+  async call<T>(method: 'GET' | 'POST' | 'PATCH' | 'DELETE', path: string, body?: unknown, headers?: Record<string, string>): Promise<T> {
     let last: ApiError | null = null;
     for (const c of this.clients) {
       try {
-        return await c.call<T>(method, path, body);
+        return await c.call<T>(method, path, body, headers);
       } catch (e) {
         if (!(e instanceof ApiError) || e.status !== 0) throw e;
         last = e;

@@ -16,12 +16,12 @@ export class ApiClient {
    * Sends a request; resolves with the parsed JSON body of a 2xx reply.
    * @throws ApiError with the status and the server's `error` text otherwise (status 0: unreachable).
    */
-  async call<T>(method: 'GET' | 'POST', path: string, body?: unknown): Promise<T> {
+  async call<T>(method: 'GET' | 'POST' | 'PATCH' | 'DELETE', path: string, body?: unknown, headers: Record<string, string> = {}): Promise<T> {
     let r: Response;
     try {
       r = await fetch(`${this.baseUrl}${path}`, {
         method,
-        headers: { authorization: `Bearer ${this.token}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
+        headers: { authorization: `Bearer ${this.token}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}), ...headers },
         body: body !== undefined ? JSON.stringify(body) : undefined,
         signal: AbortSignal.timeout(this.timeoutMs),
       });
@@ -31,7 +31,7 @@ export class ApiClient {
     const text = await r.text();
     let json: unknown;
     try {
-      json = JSON.parse(text);
+      json = text === '' ? {} : JSON.parse(text);
     } catch {
       json = { error: text };
     }

@@ -19,8 +19,20 @@
  *                         (3 s each; itself in-process) and computes health, degraded /
  *                         recovering / inactive extents; nodes that do not answer are listed
  *                         under `unreachable` (503 when the node has no cluster config)
- * Errors: {error: message} with 400 (bad body), 401 (no or wrong token), 404, 409 (change
- * does not apply), 503 (authority unreachable; for /v1/status, no cluster config).
+ *   GET  /openapi.json    the OpenAPI 3.1 document of every route (src/api/openapi.ts)
+ * Errors: {error: message} with 400 (bad body or parameter; the message names the field,
+ * e.g. "body/weight must be <= 1"), 401 (no or wrong token), 404, 409 (change does not
+ * apply), 503 (authority unreachable; for /v1/status, no cluster config).
+ *
+ * Every route declares a JSON Schema (src/api/server-schemas.ts, src/api/scrub.ts): fastify
+ * checks requests against it (src/api/validation.ts) and the OpenAPI document is generated
+ * from it. The token hook covers every route, /openapi.json included.
+ *
+ * Adding routes (e.g. src/api/volumes.ts): declare them in a function or fastify plugin
+ * called from startManagementApi after registerOpenApi (directly, or with
+ * `await app.register(plugin, opts)`), and give every route a `schema` with `tags`,
+ * `summary`, its params/querystring/body and `response` (200 and errors via errorReplies,
+ * src/api/schemas.ts); they then appear in /openapi.json (see src/api/openapi.ts).
  */
 import { timingSafeEqual } from 'node:crypto';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
@@ -30,7 +42,10 @@ import type { ControlPlane } from '../gossip/index.ts';
 import type { ClusterConfig } from '../config/index.ts';
 import type { NodeRecoveryReport } from '../recovery/report.ts';
 import { gatherStatus } from './status.ts';
+import { registerOpenApi } from './openapi.ts';
 import { registerScrubRoutes } from './scrub.ts';
+import * as schemas from './server-schemas.ts';
+import { apiValidatorFactory, formatSchemaErrors } from './validation.ts';
 import { nodeList } from './views.ts';
 
 /** Options of startManagementApi. */
@@ -52,6 +67,8 @@ export interface ManagementApiOptions {
   recovery?: () => NodeRecoveryReport;
   /** This node's scrubber (src/node/scrub.ts), for the /v1/scrub routes (src/api/scrub.ts); without it /v1/scrub/local answers 404. */
   scrub?: { start(deep: boolean): unknown; status(): unknown };
+  /** More routes to register (after the built-in ones, before listening), e.g. registerVolumeRoutes from volumes.ts. */
+  routes?: Array<(app: FastifyInstance) => void>;
 }
 
 function tokenOk(header: string | undefined, token: string): boolean {
@@ -67,7 +84,13 @@ function tokenOk(header: string | undefined, token: string): boolean {
  * @throws Error when it cannot listen.
  */
 export async function startManagementApi(opts: ManagementApiOptions): Promise<{ app: FastifyInstance; port: number }> {
-  const app = Fastify({ logger: false, bodyLimit: 1024 * 1024, forceCloseConnections: true });
+  const app = Fastify({
+    logger: false,
+    bodyLimit: 1024 * 1024,
+    forceCloseConnections: true,
+    schemaController: { compilersFactory: { buildValidator: apiValidatorFactory() } },
+    schemaErrorFormatter: formatSchemaErrors,
+  });
   app.addHook('onRequest', async (req, reply) => {
     if (!tokenOk(req.headers.authorization, opts.token)) {
       await reply.code(401).send({ error: 'missing or wrong cluster token (Authorization: Bearer <token>)' });
@@ -77,6 +100,8 @@ export async function startManagementApi(opts: ManagementApiOptions): Promise<{ 
     await reply.code(err.statusCode && err.statusCode < 500 ? err.statusCode : 500).send({ error: err.message });
   });
   app.setNotFoundHandler(async (req, reply) => reply.code(404).send({ error: `no route ${req.method} ${req.url}` }));
+  // Before any route: the document lists the routes declared after it.
+  await registerOpenApi(app);
 
   const map = (): ClusterMap => opts.control.keeper.map;
 
@@ -96,7 +121,7 @@ export async function startManagementApi(opts: ManagementApiOptions): Promise<{ 
     }
   };
 
-  app.get('/v1/map', async () => {
+  app.get('/v1/map', { schema: schemas.getMap }, async () => {
     const m = map();
     return {
       epoch: m.epoch, checksum: opts.control.keeper.signed?.checksum ?? 0, createdAt: m.createdAt, change: m.change, authority: opts.authorityNode, servedBy: opts.nodeId,
@@ -105,12 +130,13 @@ export async function startManagementApi(opts: ManagementApiOptions): Promise<{ 
       settings: mapSettings(m),
     };
   });
-  app.get('/v1/nodes', async () => ({ epoch: map().epoch, servedBy: opts.nodeId, nodes: nodeList(map(), opts.control.heartbeats, Date.now()) }));
-  app.get('/v1/map/history', async (req, reply) => {
+  app.get('/v1/nodes', { schema: schemas.getNodes }, async () => ({ epoch: map().epoch, servedBy: opts.nodeId, nodes: nodeList(map(), opts.control.heartbeats, Date.now()) }));
+  app.get('/v1/map/history', { schema: schemas.getHistory }, async (req, reply) => {
     if (!opts.authority) return forward(req, reply);
     return { epochs: await opts.authority.history() };
   });
-  app.post('/v1/map/changes', async (req, reply) => {
+  app.post('/v1/map/changes', { schema: schemas.postChange }, async (req, reply) => {
+    // The schema checked the shape; zod checks what JSON Schema cannot (refinements).
     const parsed = OperatorChangeSchema.safeParse(req.body);
     if (!parsed.success) {
       const i = parsed.error.issues[0];
@@ -125,28 +151,28 @@ export async function startManagementApi(opts: ManagementApiOptions): Promise<{ 
     }
   });
 
-  app.post('/v1/volumes/:id/lease', async (req, reply) => {
-    const id = Number((req.params as { id: string }).id);
-    if (!Number.isInteger(id) || id < 1 || id > 0xffffffff) return reply.code(400).send({ error: `bad volume id '${(req.params as { id: string }).id}'` });
+  app.post('/v1/volumes/:id/lease', { schema: schemas.postLease }, async (req, reply) => {
+    const { id } = req.params as { id: number };
     if (!opts.authority) return forward(req, reply);
     return { volume: id, generation: await opts.authority.acquireLease(id) };
   });
-  app.get('/v1/leases', async (req, reply) => {
+  app.get('/v1/leases', { schema: schemas.getLeases }, async (req, reply) => {
     if (!opts.authority) return forward(req, reply);
     return { leases: opts.authority.leases() };
   });
 
-  app.get('/v1/recovery', async (_req, reply) => {
+  app.get('/v1/recovery', { schema: schemas.getRecovery }, async (_req, reply) => {
     if (!opts.recovery) return reply.code(404).send({ error: `node ${opts.nodeId} has no recovery report source` });
     return opts.recovery();
   });
-  app.get('/v1/status', async (_req, reply) => {
+  app.get('/v1/status', { schema: schemas.getStatus }, async (_req, reply) => {
     if (!opts.config) return reply.code(503).send({ error: `node ${opts.nodeId} was started without the cluster config; cannot compute the status` });
     const status = await gatherStatus({ map: map(), config: opts.config, token: opts.token, self: opts.nodeId, local: opts.recovery });
     return { ...status, servedBy: opts.nodeId };
   });
 
   registerScrubRoutes(app, { map, token: opts.token, nodeId: opts.nodeId, scrub: opts.scrub });
+  for (const r of opts.routes ?? []) r(app);
   await app.listen({ host: opts.host, port: opts.port });
   const addr = app.server.address();
   return { app, port: typeof addr === 'object' && addr ? addr.port : opts.port };

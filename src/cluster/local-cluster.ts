@@ -17,9 +17,10 @@ import { mkdir } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { pino, destination, type Logger } from 'pino';
 import { ApiClient } from '../api/client.ts';
-import { loadConfig, saveConfig, type ClusterConfig } from '../config/index.ts';
+import { CONFIG_FILE, loadConfig, saveConfig, secureConfigFile, type ClusterConfig } from '../config/index.ts';
 import { ensureBundle } from '../gossip/index.ts';
 import { MapFollower, Volume, grantLease, takeWriteLease, type ClusterView } from '../initiator/index.ts';
+import { VolumeSet, type VolumeSetOptions } from '../gateway/index.ts';
 import { NODE_MAIN } from '../node/index.ts';
 import { ConnectionPool } from '../wire/index.ts';
 import { addNodeToMap, waitNodeUp } from './add-node.ts';
@@ -174,6 +175,8 @@ export class LocalCluster {
     const dataDir = resolve(opts.dataDir);
     await mkdir(dataDir, { recursive: true });
     let config = await loadConfig(dataDir);
+    // cluster.json holds the cluster token: an existing copy readable by others is tightened.
+    if (config && (await secureConfigFile(dataDir))) opts.onProgress?.(`${CONFIG_FILE} was readable by others; changed its mode to 0600`);
     let created = false;
     if (!config) {
       config = await createClusterConfig({ ...DEFAULT_LAYOUT, ...opts.layout });
@@ -541,6 +544,17 @@ export class LocalCluster {
     });
     await takeWriteLease(volume, record.id, follower.current, this.config.token);
     return volume;
+  }
+
+  /**
+   * The catalog's volumes for serving, attached through this cluster's initiator (its map
+   * follower and connections); see src/gateway VolumeSet.
+   * @throws Error when this LocalCluster runs no initiator.
+   */
+  volumeSet(opts: Pick<VolumeSetOptions, 'ioTimeoutMs' | 'onResize' | 'onList'> = {}): VolumeSet {
+    if (!this.follower) throw new Error('this LocalCluster runs no initiator');
+    const follower = this.follower;
+    return new VolumeSet({ views: follower, map: () => follower.current.map, connections: this.connections, token: this.config.token, log: this.log ?? undefined, ...opts });
   }
 
   /**

@@ -9,7 +9,7 @@
  * a stopped node holds I/O for the down-detection time, not the request timeout.
  */
 import { BlockDeviceError } from '../volume/index.ts';
-import { ConnectionError, Op, Status, statusName, type ConnectionPool, type Reply } from '../wire/index.ts';
+import { ConnectionError, Op, Status, statusName, versionGeneration, type ConnectionPool, type Reply } from '../wire/index.ts';
 import { PlacementError, type ClusterView, type ViewSource } from './cluster-view.ts';
 import { READ_FATAL, STALE_RETRIES, WRITE_FATAL, belowMinSize, errorFor } from './io-status.ts';
 
@@ -36,13 +36,6 @@ export interface VolumeCounters {
   readFailovers: number;
   /** Extents reconciled after a writer change (peering on adoptLease). */
   reconciled: number;
-}
-
-/** Log calls of a Volume (a pino logger fits). */
-export interface VolumeLog {
-  info(obj: object, msg: string): void;
-  warn(obj: object, msg: string): void;
-  error(obj: object, msg: string): void;
 }
 
 /** Log calls of a Volume (a pino logger fits). */
@@ -163,7 +156,9 @@ export class MemberIo {
   private async sendTo(view: ClusterView, member: number, op: number, flags: number, s: Segment, members: number[], absent: number, version: number, payload?: Buffer): Promise<Reply> {
     const client = await this.ctx.connections.get(view.nodeOf(member));
     return client.request(
-      { op, flags, epoch: view.epoch, volume: this.ctx.volume.id, extent: s.extent, partition: member, firstPage: s.firstPage, pages: s.pages, lease: this.ctx.lease(), version, members, absent },
+      // A write carries the generation its version was made under: one issued just before
+      // the attachment adopted a newer generation is fenced (and retried), never refused.
+      { op, flags, epoch: view.epoch, volume: this.ctx.volume.id, extent: s.extent, partition: member, firstPage: s.firstPage, pages: s.pages, lease: (op === Op.Write || op === Op.Trim) && version > 0 ? versionGeneration(version) : this.ctx.lease(), version, members, absent },
       payload,
     );
   }

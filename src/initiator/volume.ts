@@ -15,8 +15,10 @@
  */
 import pMap from 'p-map';
 import { BlockDeviceError, type BlockDevice } from '../volume/index.ts';
+import type { BlockExtent } from '../volume/block-device.ts';
 import type { VolumeConfig } from '../config/index.ts';
 import { Flag, Op, PAGE_SIZE, type ConnectionPool } from '../wire/index.ts';
+import { volumeBlockStatus } from './block-status.ts';
 import type { ViewSource } from './cluster-view.ts';
 import { MemberIo, type Segment, type VolumeCounters, type VolumeLog } from './member-io.ts';
 import { WriteGate } from './write-gate.ts';
@@ -49,11 +51,19 @@ export interface VolumeOptions {
    * write sequence numbers are used up. Without it that write fails with EIO.
    */
   renewLease?: () => Promise<number>;
+  /**
+   * Called when a node fences this attachment's generation (EFENCED): returns a newer
+   * generation to continue under when the fence was not a takeover by another attachment
+   * (the authority's catalog fenced it to take a snapshot), or null to stay fenced. The
+   * fenced write or flush is then retried under the new generation (it was never
+   * acknowledged, so writing it again is safe).
+   */
+  resumeLease?: (fenced: number) => Promise<number | null>;
 }
 
 /** A volume attached through the initiator library. */
 export class Volume implements BlockDevice {
-  readonly size: number;
+  #size: number;
   readonly blockSize = PAGE_SIZE;
   readonly name: string;
   private readonly id: number;
@@ -68,11 +78,12 @@ export class Volume implements BlockDevice {
   /** Write versions under the lease generation every request carries. */
   private readonly versions: WriteVersions;
   private renewing: Promise<void> | null = null;
+  private resuming: Promise<boolean> | null = null;
   /** Requests to the members of each extent. */
   private readonly io: MemberIo;
 
   constructor(private readonly opts: VolumeOptions) {
-    this.size = opts.record.sizeBytes;
+    this.#size = opts.record.sizeBytes;
     this.name = opts.record.name;
     this.id = opts.record.id;
     this.pool = opts.record.pool;
@@ -88,6 +99,21 @@ export class Volume implements BlockDevice {
       counters: this.counters,
       dirty: this.dirty,
     });
+  }
+
+  /** Size in bytes (the catalog's; setSize follows an online resize). */
+  get size(): number {
+    return this.#size;
+  }
+
+  /**
+   * Follows an online resize of the volume in the catalog: I/O is checked against the new
+   * size from now on (bytes; a multiple of 4096).
+   * @throws BlockDeviceError EINVAL for a size that is not a positive multiple of 4096.
+   */
+  setSize(bytes: number): void {
+    if (!Number.isSafeInteger(bytes) || bytes <= 0 || bytes % PAGE_SIZE !== 0) throw new BlockDeviceError('EINVAL', `volume size ${bytes} is not a positive multiple of ${PAGE_SIZE}`);
+    this.#size = bytes;
   }
 
   /** The write-lease generation this attachment's I/O carries. */
@@ -168,18 +194,46 @@ export class Volume implements BlockDevice {
   }
 
   private async writeSegment(op: number, flags: number, s: Segment, payload?: Buffer): Promise<void> {
-    if (this.versions.exhausted) await this.renew();
-    const version = this.versions.issue();
-    this.io.enter();
-    try {
-      await this.io.replicate(op, flags, s, version, payload);
-      this.versions.complete(version);
-    } catch (e) {
-      this.versions.fail(version);
-      throw e;
-    } finally {
-      this.io.leave();
+    for (let attempt = 0; ; attempt++) {
+      if (this.versions.exhausted) await this.renew();
+      const gen = this.lease;
+      const version = this.versions.issue();
+      this.io.enter();
+      try {
+        await this.io.replicate(op, flags, s, version, payload);
+        this.versions.complete(version);
+        return;
+      } catch (e) {
+        this.versions.fail(version);
+        if (attempt < 3 && isFenced(e) && (await this.resume(gen))) continue;
+        throw e;
+      } finally {
+        this.io.leave();
+      }
     }
+  }
+
+  /**
+   * After EFENCED under generation `gen`: asks resumeLease for a newer generation and adopts
+   * it (one request for all the writes that were fenced at once). Resolves true when I/O may
+   * be retried under a newer generation.
+   */
+  private async resume(gen: number): Promise<boolean> {
+    if (!this.opts.resumeLease || this.closed) return false;
+    if (this.lease > gen) return true;
+    this.resuming ??= (async () => {
+      try {
+        const next = await this.opts.resumeLease!(this.lease);
+        if (next === null) return false;
+        await this.adoptLease(next);
+        this.opts.log?.info({ volume: this.name, from: gen, generation: next }, 'write lease resumed after a snapshot fenced it');
+        return true;
+      } catch (e) {
+        this.opts.log?.warn({ volume: this.name, err: (e as Error).message }, 'write lease could not be resumed');
+        return false;
+      }
+    })().finally(() => (this.resuming = null));
+    return this.resuming;
   }
 
   private async readAligned(offset: number, length: number): Promise<Buffer> {
@@ -202,7 +256,17 @@ export class Volume implements BlockDevice {
     if (length === 0) return Buffer.alloc(0);
     const start = offset - (offset % PAGE_SIZE);
     const end = Math.ceil((offset + length) / PAGE_SIZE) * PAGE_SIZE;
-    const data = await this.readAligned(start, end - start);
+    let data: Buffer;
+    for (let attempt = 0; ; attempt++) {
+      const gen = this.lease;
+      try {
+        data = await this.readAligned(start, end - start);
+        break;
+      } catch (e) {
+        if (attempt < 3 && isFenced(e) && (await this.resume(gen))) continue;
+        throw e;
+      }
+    }
     return start === offset && end - start === length ? data : data.subarray(offset - start, offset - start + length);
   }
 
@@ -251,13 +315,21 @@ export class Volume implements BlockDevice {
   }
 
   /**
-   * Deallocates the whole pages inside [offset, offset+length); they read as zeros
-   * afterwards. Partial pages at either end are left as they are (trim is advisory).
+   * Deallocates [offset, offset+length): it reads as zeros afterwards (the BlockDevice
+   * contract). Whole pages are trimmed; the bytes of partial pages at either end are
+   * written with zeros (the same as writeZeroes).
    */
   async trim(offset: number, length: number, fua = false): Promise<void> {
     this.check(offset, length);
-    const start = Math.ceil(offset / PAGE_SIZE) * PAGE_SIZE;
-    const end = Math.floor((offset + length) / PAGE_SIZE) * PAGE_SIZE;
+    if (length === 0) return;
+    if (offset % PAGE_SIZE !== 0 || length % PAGE_SIZE !== 0) return this.writeZeroes(offset, length, fua);
+    await this.trimPages(offset, length, fua);
+  }
+
+  /** Trims the whole pages of [offset, offset+length) (page-aligned). */
+  private async trimPages(offset: number, length: number, fua: boolean): Promise<void> {
+    const start = offset;
+    const end = offset + length;
     if (end <= start) return;
     const wait = this.gate.enterShared();
     if (wait) await wait;
@@ -283,8 +355,25 @@ export class Volume implements BlockDevice {
       return;
     }
     if (start > offset) await this.write(offset, Buffer.alloc(start - offset), fua);
-    await this.trim(start, end - start, fua);
+    await this.trimPages(start, end - start, fua);
     if (offset + length > end) await this.write(end, Buffer.alloc(offset + length - end), fua);
+  }
+
+  /**
+   * Allocation state of [offset, offset+length) (bytes) from the members' page maps: pages
+   * with data, and holes (never written or trimmed; they read as zeros). See block-status.ts.
+   * @throws BlockDeviceError EINVAL outside the volume, ESHUTDOWN once closed.
+   */
+  async blockStatus(offset: number, length: number): Promise<BlockExtent[]> {
+    this.check(offset, length);
+    return volumeBlockStatus({
+      views: this.opts.views,
+      connections: this.opts.connections,
+      volume: this.id,
+      extentPages: this.extentPages,
+      lease: () => this.lease,
+      placed: (view, extent) => this.io.placed(view, extent),
+    }, offset, length);
   }
 
   /**
@@ -296,6 +385,18 @@ export class Volume implements BlockDevice {
    *         ioTimeoutMs (it stays marked dirty); EFENCED when a newer writer took over.
    */
   async flush(): Promise<void> {
+    for (let attempt = 0; ; attempt++) {
+      const gen = this.lease;
+      try {
+        return await this.flushOnce();
+      } catch (e) {
+        if (attempt < 3 && isFenced(e) && (await this.resume(gen))) continue;
+        throw e;
+      }
+    }
+  }
+
+  private async flushOnce(): Promise<void> {
     if (this.closed) throw new BlockDeviceError('ESHUTDOWN', `volume ${this.name} is closed`);
     const nodes = [...this.dirty];
     this.dirty.clear();
@@ -320,4 +421,8 @@ export class Volume implements BlockDevice {
     this.closed = true;
     this.io.close();
   }
+}
+
+function isFenced(e: unknown): boolean {
+  return e instanceof BlockDeviceError && e.code === 'EFENCED';
 }

@@ -26,6 +26,7 @@ import { loadRecovery, saveRecovery } from './recovery-store.ts';
 import { writeJsonDurably } from './durable-file.ts';
 import { LeaseTable } from './fencing.ts';
 import { NodeStorage } from './storage.ts';
+import { startNodeCatalog } from '../catalog/node-catalog.ts';
 import { MissedLog } from '../recovery/index.ts';
 import { loadLibp2pStack } from '../gossip/libp2p-stack.ts';
 
@@ -116,7 +117,7 @@ const timed = <T>(name: string, p: Promise<T>): Promise<T> => p.then((v) => {
   phases[name] = Math.round(performance.now());
   return v;
 });
-const [storage, control, { startManagementApi, ApiClient }] = await Promise.all([
+const [storage, control, { startManagementApi, ApiClient, registerVolumeRoutes }] = await Promise.all([
   timed('storage', NodeStorage.open(me, dataDir)).catch((e: Error) => fail(`opening storage: ${e.message}`)),
   timed('gossip', ControlPlane.start({
     config: config!,
@@ -220,7 +221,45 @@ const server = new NodeServer({
 });
 control.on('map', () => server.onMap());
 const port = await server.listen(me.host, me.port).catch((e: Error) => fail(`listening on ${me.host}:${me.port}: ${e.message}`));
-const api = await startManagementApi({ host: me.host, port: me.apiPort!, token: config!.token, control, authority, authorityNode: config!.authority!.node, nodeId, config: config!, recovery: () => server.recovery.report(), scrub: server.scrub })
+// The volume catalog: records placed and replicated like data; changes run beside the authority.
+const clusterSpace = (): { rawBytes: number; usedBytes: number } => {
+  let rawBytes = 0;
+  let usedBytes = 0;
+  for (const n of control.keeper.map.nodes) {
+    const parts = control.heartbeats.get(n.id)?.hb.partitions;
+    if (parts?.length) for (const p of parts) {
+      rawBytes += p.capacityBytes;
+      usedBytes += p.usedBytes;
+    }
+    else for (const d of n.devices) rawBytes += d.sizeBytes;
+  }
+  return { rawBytes, usedBytes };
+};
+const nodeCatalog = startNodeCatalog({
+  config: config!,
+  map: () => control.keeper.map,
+  fetchMap: (epoch) => control.fetchMap(epoch, 3000),
+  authority,
+  capacity: clusterSpace,
+  log,
+});
+const storedPerVolume = (): Map<number, number> => {
+  const out = new Map<number, number>();
+  for (const r of control.heartbeats.values()) for (const v of r.hb.volumes ?? []) out.set(v.volume, (out.get(v.volume) ?? 0) + v.storedBytes);
+  return out;
+};
+const authorityApi = (): string | null => {
+  const a = mapNode(control.keeper.map, config!.authority!.node);
+  return a?.apiPort ? `http://${a.host}:${a.apiPort}` : null;
+};
+const api = await startManagementApi({
+  host: me.host, port: me.apiPort!, token: config!.token, control, authority, authorityNode: config!.authority!.node, nodeId, config: config!,
+  recovery: () => server.recovery.report(), scrub: server.scrub,
+  routes: [(app) => registerVolumeRoutes(app, {
+    catalog: nodeCatalog.catalog, mutator: nodeCatalog.mutator, jobs: nodeCatalog.jobs, leases: nodeCatalog.leases,
+    mutatorUrl: authorityApi, token: config!.token, pools: () => config!.pools, storedBytes: storedPerVolume,
+  })],
+})
   .catch((e: Error) => fail(`management API on ${me.host}:${me.apiPort}: ${e.message}`));
 const pidFile = join(dataDir, 'run', `node${nodeId}.pid`);
 mkdirSync(join(dataDir, 'run'), { recursive: true });
@@ -240,6 +279,7 @@ async function stop(reason: string): Promise<void> {
   try {
     await server.close();
     await api.app.close();
+    nodeCatalog.close();
     await authority?.close();
     await control.stop();
     await missed.close();

@@ -26,6 +26,7 @@ import type { SavedRecovery } from './recovery-store.ts';
 import { heldPayload, rebuildUnsettled } from './local-extents.ts';
 import type { NodeStorage } from './storage.ts';
 import { Scrubber } from './scrub.ts';
+import { NoSnapshotError, SnapshotPins, encodePinSummary } from './snapshots.ts';
 
 /** Most pages one request may name (a 1 MiB extent). */
 const MAX_PAGES = 256;
@@ -97,6 +98,7 @@ function statusOf(e: unknown): StatusError {
   if (e instanceof StatusError) return e;
   if (e instanceof ProtocolError) return new StatusError(Status.Invalid, e.message);
   if (e instanceof MemberError) return new StatusError(e.status, e.message);
+  if (e instanceof NoSnapshotError) return new StatusError(Status.NoSnapshot, e.message, e.reason);
   if (e instanceof AllocatorFullError) return new StatusError(Status.NoSpace, e.message);
   if (e instanceof ChecksumError) return new StatusError(Status.BadChecksum, e.message);
   if (e instanceof AllocatorStateError) return new StatusError(Status.Invalid, e.message);
@@ -112,6 +114,8 @@ export class NodeServer {
   readonly recovery: NodeRecovery;
   /** Background comparison and repair of the copies this node holds (shallow and deep scrub). */
   readonly scrub: Scrubber;
+  /** Snapshot pins (Op.Pin, Op.Unpin, snapshot reads), kept in `<dataDir>/node<ID>/snapshots.json`. */
+  readonly snapshots: SnapshotPins;
   /** Host writes being applied (Lease and Missed wait for them). */
   private readonly writing = new Set<Promise<unknown>>();
   private readonly peers: ConnectionPool;
@@ -137,6 +141,11 @@ export class NodeServer {
         else if (ev.phase === 'extent') p.done('scrub', 1, ev.bytes);
         else p.end('scrub');
       } });
+    this.snapshots = new SnapshotPins({ storage: opts.storage, nodeId: opts.nodeId, log: opts.log, map: () => this.map.map(),
+      path: opts.dataDir ? join(opts.dataDir, `node${opts.nodeId}`, 'snapshots.json') : null,
+      current: (v, e, leaf) => this.recovery.current(v, e, leaf), peering: () => this.recovery.peering,
+      pulling: (v) => this.recovery.report().stale.filter((s) => s[0] === v).map((s) => s[1]),
+      caughtUp: () => this.recovery.peeringState?.placement ?? null });
     const n = rebuildUnsettled(opts.storage, this.recovery.unsettled, (v) => this.leases.current(v));
     if (n) opts.log.info({ extents: n }, 'extents of the current writers treated as unsettled after start (a new writer reconciles them)');
   }
@@ -270,6 +279,12 @@ export class NodeServer {
         return undefined;
       }
       case Op.Read: {
+        if (h.flags & Flag.AsOf) {
+          // A snapshot read: read-only, so not fenced, and never NotCurrent (snapshots.ts).
+          this.checkData(h, false);
+          this.recovery.throttle.foreground();
+          return this.snapshots.read(h);
+        }
         const recovery = (h.flags & Flag.Recovery) !== 0;
         this.checkData(h, !recovery);
         const a = this.partition(h);
@@ -342,6 +357,16 @@ export class NodeServer {
       }
       case Op.Suspects:
         return encodeU32s(this.recovery.unsettled.list(h.volume));
+      case Op.Pin:
+      case Op.Unpin: {
+        if (h.volume < 1 || !Number.isSafeInteger(h.version) || h.version < 1) throw new StatusError(Status.Invalid, `snapshot version ${h.version} of volume ${h.volume} is invalid`);
+        if (h.op === Op.Unpin) {
+          await this.snapshots.unpin(h.volume, h.version);
+          return undefined;
+        }
+        await this.drainWrites();
+        return encodePinSummary(await this.snapshots.pin(h.volume, h.version));
+      }
       case Op.Held:
         return heldPayload(this.opts.storage);
       default:
@@ -390,6 +415,6 @@ export class NodeServer {
     if (this.inflight > 0) await new Promise<void>((r) => (this.idle = r));
     for (const c of this.conns) c.socket.end();
     this.peers.close();
-    await Promise.all([scrubStopped, recoveryStopped]);
+    await Promise.all([scrubStopped, recoveryStopped, this.snapshots.close()]);
   }
 }

@@ -1,0 +1,192 @@
+/**
+ * What the catalog does to a volume's data, through the data path like any initiator:
+ * find the extents held anywhere (Op.Held), trim them under a lease of its own (delete),
+ * and take a snapshot — a writer change by a writer that writes nothing (fence the attached
+ * writer, make the members agree on every unsettled extent, pin the version below the new
+ * generation on every node).
+ */
+import pMap from 'p-map';
+import type { PoolConfig, VolumeConfig } from '../config/index.ts';
+import { SnapshotView, Volume, extentVersions, heldExtents, pinSnapshot, unpinSnapshot, type ViewSource } from '../initiator/index.ts';
+import { VERSION_SEQ_SPAN, type ConnectionPool } from '../wire/index.ts';
+import type { LeaseCoordinator } from './lease-coordinator.ts';
+import type { JobProgress } from './jobs.ts';
+import type { SnapshotRecord, VolumeRecord } from './records.ts';
+
+/** Options of VolumeDataOps. */
+export interface VolumeDataOpsOptions {
+  views: ViewSource;
+  connections: ConnectionPool;
+  leases: LeaseCoordinator;
+  /** Bound on I/O waiting for members, ms (default 30000). */
+  ioTimeoutMs?: number;
+}
+
+/** The VolumeConfig shape the initiator's Volume takes, from a catalog record. */
+export function volumeConfigOf(r: VolumeRecord): VolumeConfig {
+  return { id: r.id, name: r.name, sizeBytes: r.sizeBytes, pool: r.pool, extentBytes: r.extentBytes, thin: r.thin, lease: 0 };
+}
+
+/** See the module comment. */
+export class VolumeDataOps {
+  constructor(private readonly opts: VolumeDataOpsOptions) {}
+
+  /** Extent indexes of volume `id` any up node holds mapped pages of. @throws Error when an up node does not answer. */
+  heldExtents(id: number): Promise<number[]> {
+    return heldExtents(this.opts.views, this.opts.connections, id);
+  }
+
+  /**
+   * Trims every held extent of `record` under a write lease of the catalog's (fencing any
+   * attachment), so every member frees the space. Progress is in extents.
+   * @throws BlockDeviceError / Error when a trim or the extent listing fails.
+   */
+  async trimAll(record: VolumeRecord, progress: JobProgress): Promise<void> {
+    await this.opts.leases.withLease(record.id, async (gen) => {
+      const vol = this.volume(record, gen);
+      try {
+        await vol.adoptLease(gen);
+        const extents = await this.heldExtents(record.id);
+        progress(0, extents.length);
+        let done = 0;
+        await pMap(extents, async (x) => {
+          const start = x * record.extentBytes;
+          if (start < record.sizeBytes) await vol.trim(start, Math.min(record.extentBytes, record.sizeBytes - start));
+          progress(++done, extents.length);
+        }, { concurrency: 16 });
+        await vol.flush();
+      } finally {
+        vol.close();
+      }
+    });
+  }
+
+  /**
+   * Takes a crash-consistent snapshot of `record`: fences the attached writer with a new
+   * generation g, reconciles its unsettled extents (so every member holds the same
+   * versions), and pins version g × 2^32 (every write of an older generation) on every up
+   * node. Returns the pinned version. The writer resumes under a newer generation after
+   * this resolves (LeaseCoordinator.resume).
+   * @throws Error when the pin failed on a node holding the volume (the pins that were made
+   *         are released again).
+   */
+  snapshot(record: VolumeRecord): Promise<{ version: number; pinned: number[] }> {
+    return this.opts.leases.withLease(record.id, async (gen) => {
+      const vol = this.volume(record, gen);
+      try {
+        await vol.adoptLease(gen);
+      } finally {
+        vol.close();
+      }
+      const version = gen * VERSION_SEQ_SPAN;
+      const r = await pinSnapshot(this.opts.views, this.opts.connections, record.id, version);
+      if (r.failed.length > 0) {
+        await unpinSnapshot(this.opts.views, this.opts.connections, record.id, version).catch(() => undefined);
+        throw new Error(`snapshot pin failed on ${r.failed.map((f: { node: number; error: string }) => `node ${f.node} (${f.error})`).join(', ')}`);
+      }
+      return { version, pinned: r.pinned };
+    });
+  }
+
+  /**
+   * Copies into clone `record` every extent it has not written yet, from its parent
+   * snapshot, under a lease of the catalog's (the clone's writer waits meanwhile).
+   * Progress is in extents. Extents the parent reads as zeros are skipped.
+   * @throws Error when `record` has no parent; BlockDeviceError from the copy.
+   */
+  async flatten(record: VolumeRecord, progress: JobProgress): Promise<void> {
+    const parent = record.parent;
+    if (!parent) throw new Error(`volume ${record.name} is not a clone`);
+    await this.opts.leases.withLease(record.id, async (gen) => {
+      const vol = this.volume(record, gen);
+      const view = this.snapshotView({ ...record, id: parent.volumeId, name: parent.volume, sizeBytes: parent.sizeBytes }, parent.version);
+      try {
+        // Fence the clone's writer first, then list what it wrote: nothing it writes is overwritten.
+        await vol.adoptLease(gen);
+        const own = new Set(await this.heldExtents(record.id));
+        const limit = Math.min(record.sizeBytes, parent.sizeBytes);
+        const todo: number[] = [];
+        for (let x = 0; x * record.extentBytes < limit; x++) if (!own.has(x)) todo.push(x);
+        progress(0, todo.length);
+        let done = 0;
+        await pMap(todo, async (x) => {
+          const start = x * record.extentBytes;
+          // Trimmed whole by the clone: it holds versions but no mapped page — still its own.
+          const mine = await extentVersions(this.opts.views, this.opts.connections, record.id, record.pool, x, record.extentBytes / 4096);
+          if (mine.length > 0) {
+            progress(++done, todo.length);
+            return;
+          }
+          const data = await view.read(start, Math.min(record.extentBytes, limit - start));
+          if (!isZero(data)) await vol.write(start, data);
+          progress(++done, todo.length);
+        }, { concurrency: 8 });
+        await vol.flush();
+      } finally {
+        vol.close();
+      }
+    });
+  }
+
+  /**
+   * Rewrites volume `record` with the content of its snapshot `snap`, under a lease of the
+   * catalog's: every extent the volume or the snapshot holds is written from the snapshot
+   * view (trimmed where the snapshot reads zeros). Progress is in extents.
+   * @throws BlockDeviceError from the copy.
+   */
+  async rollback(record: VolumeRecord, snap: SnapshotRecord, progress: JobProgress): Promise<void> {
+    await this.opts.leases.withLease(record.id, async (gen) => {
+      const vol = this.volume(record, gen);
+      const view = this.snapshotView({ ...record, sizeBytes: snap.sizeBytes }, snap.version);
+      try {
+        await vol.adoptLease(gen);
+        const extents = await this.heldExtents(record.id);
+        progress(0, extents.length);
+        let done = 0;
+        await pMap(extents, async (x) => {
+          const start = x * record.extentBytes;
+          if (start < record.sizeBytes) {
+            const len = Math.min(record.extentBytes, record.sizeBytes - start);
+            const inSnap = Math.max(0, Math.min(len, snap.sizeBytes - start));
+            const data = inSnap > 0 ? await view.read(start, inSnap) : Buffer.alloc(0);
+            if (data.length > 0 && !isZero(data)) await vol.write(start, data);
+            else if (data.length > 0) await vol.trim(start, data.length);
+            if (len > inSnap) await vol.trim(start + inSnap, len - inSnap);
+          }
+          progress(++done, extents.length);
+        }, { concurrency: 8 });
+        await vol.flush();
+      } finally {
+        vol.close();
+      }
+    });
+  }
+
+  /** A read-only view of `record` as of pinned `version`. */
+  snapshotView(record: VolumeRecord, version: number): SnapshotView {
+    return new SnapshotView({ views: this.opts.views, connections: this.opts.connections, record: volumeConfigOf(record), version, name: `${record.name}@${version}` });
+  }
+
+  /** Releases snapshot `version` of volume `id` on every up node (best effort; returns failures). */
+  async unpin(id: number, version: number): Promise<Array<{ node: number; error: string }>> {
+    const r = await unpinSnapshot(this.opts.views, this.opts.connections, id, version);
+    return r.failed;
+  }
+
+  /** A Volume of `record` under generation 0 (adoptLease sets the real one). */
+  volume(record: VolumeRecord, _gen: number): Volume {
+    return new Volume({ views: this.opts.views, connections: this.opts.connections, record: volumeConfigOf(record), lease: 0, ioTimeoutMs: this.opts.ioTimeoutMs ?? 30000 });
+  }
+}
+
+/** Pools by id, for validation. */
+export function poolById(pools: PoolConfig[], id: number): PoolConfig | undefined {
+  return pools.find((p) => p.id === id);
+}
+
+/** True when every byte of `b` is zero. */
+export function isZero(b: Buffer): boolean {
+  for (let o = 0; o + 8 <= b.length; o += 8) if (b.readBigUInt64LE(o) !== 0n) return false;
+  for (let o = b.length - (b.length % 8); o < b.length; o++) if (b[o] !== 0) return false;
+  return true;
+}

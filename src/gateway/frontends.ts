@@ -1,0 +1,106 @@
+/**
+ * Serving a VolumeSet over both frontends: every volume of the catalog is an NBD export
+ * (its snapshots too, as read-only `VOL@SNAP`), listed by NBD_OPT_LIST and found without a
+ * restart; and an NVMe/TCP subsystem (nqn.2024-01.io.cairn:<cluster>:<volume>, namespace 1)
+ * on the target's ports, with the same ANA states, created and removed as the catalog
+ * changes. A volume's lease is taken on its first I/O (LazyDevice). An online resize raises a
+ * Namespace Attribute Changed notice on its subsystem (NVMe Base spec 5.2, Asynchronous Event
+ * Information – Notice 00h); NBD clients see the new size when they reconnect.
+ */
+import type { NbdExportProvider, NbdServer } from '../nbd/index.ts';
+import { ClusterSpace, volumeNqn, type AnaState, type NvmfTarget } from '../nvmf/index.ts';
+import type { ClusterMap } from '../clustermap/index.ts';
+import type { PoolConfig } from '../config/index.ts';
+import { LazyDevice } from './lazy-device.ts';
+import type { CatalogVolume, VolumeSet } from './volume-set.ts';
+
+/** The NBD export provider of a VolumeSet. */
+/** `defaultName` answers the empty export name (else the first volume by name). */
+export function nbdExports(set: VolumeSet, describe: (v: CatalogVolume) => string, defaultName?: string): NbdExportProvider {
+  return {
+    async list() {
+      const vols = await set.list().catch(() => set.known());
+      return vols.flatMap((v) => [
+        { name: v.name, description: describe(v) },
+        ...v.snapshots.map((s) => ({ name: `${v.name}@${s}`, description: `snapshot ${s} of ${v.name} (read-only)` })),
+      ]);
+    },
+    async open(name) {
+      if (name === '' && defaultName) name = defaultName;
+      if (name === '') {
+        const first = (await set.list().catch(() => set.known()))[0];
+        if (!first) return undefined;
+        name = first.name;
+      }
+      const a = await set.open(name);
+      if (!a) return undefined;
+      return { name, description: a.device.readOnly ? `snapshot ${name} (read-only)` : describe(a.record), device: a.device };
+    },
+  };
+}
+
+/** Options of NvmfVolumes. */
+export interface NvmfVolumesOptions {
+  target: NvmfTarget;
+  set: VolumeSet;
+  clusterId: string;
+  token: string;
+  map: () => ClusterMap;
+  pools: PoolConfig[];
+  /** Allowed host NQNs for every volume (default 'any'). */
+  allowHosts?: string[] | 'any';
+  /** ANA state per local port id. */
+  anaStates: Record<number, AnaState>;
+}
+
+/** Keeps one NVMe/TCP subsystem per catalog volume; see the module comment. */
+export class NvmfVolumes {
+  private readonly subsystems = new Map<string, { nqn: string; sizeBytes: number }>();
+
+  constructor(private readonly o: NvmfVolumesOptions) {}
+
+  /** Creates subsystems for new volumes and removes those of volumes gone; returns the NQNs served. */
+  sync(vols: CatalogVolume[]): string[] {
+    const names = new Set(vols.map((v) => v.name));
+    for (const [name, s] of this.subsystems) {
+      if (!names.has(name)) {
+        this.o.target.removeSubsystem(s.nqn);
+        this.subsystems.delete(name);
+      }
+    }
+    for (const v of vols) {
+      const known = this.subsystems.get(v.name);
+      if (known) {
+        if (known.sizeBytes !== v.sizeBytes) this.resized(v.name, v.sizeBytes);
+        continue;
+      }
+      const nqn = volumeNqn(this.o.clusterId, v.name);
+      const replicas = this.o.pools.find((p) => p.id === v.pool)?.replicas ?? 1;
+      const space = new ClusterSpace(this.o.map, this.o.token, v.id, replicas);
+      const entry = { nqn, sizeBytes: v.sizeBytes };
+      const device = new LazyDevice(v.name, async () => {
+        const a = await this.o.set.open(v.name);
+        if (!a) throw new Error(`volume ${v.name} is gone`);
+        return a.device;
+      }, () => entry.sizeBytes);
+      this.o.target.addSubsystem({
+        nqn,
+        allowHosts: this.o.allowHosts ?? 'any',
+        model: `Cairn volume ${v.name}`.slice(0, 40),
+        namespaces: [{ nsid: 1, device, health: () => space.health(), usage: () => space.allocatedBytes() }],
+        anaStates: this.o.anaStates,
+      });
+      this.subsystems.set(v.name, entry);
+    }
+    return [...this.subsystems.values()].map((s) => s.nqn);
+  }
+
+  /** Volume `name` now has `bytes`: hosts get a Namespace Attribute Changed notice. */
+  resized(name: string, bytes: number): void {
+    const s = this.subsystems.get(name);
+    if (!s || s.sizeBytes === bytes) return;
+    s.sizeBytes = bytes;
+    this.o.target.notifyNamespaceChanged(s.nqn, 1);
+  }
+}
+
