@@ -31,6 +31,7 @@ import VolumeDelete from './commands/volume/delete.ts';
 import VolumeRollback from './commands/volume/rollback.ts';
 import VolumeClone from './commands/volume/clone.ts';
 import VolumeFlatten from './commands/volume/flatten.ts';
+import VolumeHosts from './commands/volume/hosts.ts';
 import SnapshotCreate from './commands/snapshot/create.ts';
 import SnapshotList from './commands/snapshot/list.ts';
 import SnapshotDelete from './commands/snapshot/delete.ts';
@@ -61,6 +62,7 @@ export const COMMANDS = {
   'volume:rollback': VolumeRollback,
   'volume:clone': VolumeClone,
   'volume:flatten': VolumeFlatten,
+  'volume:hosts': VolumeHosts,
   'snapshot:create': SnapshotCreate,
   'snapshot:list': SnapshotList,
   'snapshot:delete': SnapshotDelete,

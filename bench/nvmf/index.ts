@@ -6,7 +6,7 @@
  *                     the anchor the brief asks for (no slirp on its path);
  *   - kernelViaSlirp: the same kernel target reached through the host (examples/slirp-check),
  *                     which crosses qemu's user network like a target on the host does;
- *   - cairnFile:      Cairn's target (src/nvmf/main.ts) on the host over a sparse file;
+ *   - cairnFile:      Cairn's target (src/gateway/main.ts) on the host over a sparse file;
  *   - cairnCluster:   `cairn up` (3 node processes, 3 replicas) exporting its volume.
  * All in one run, one after another. Prints one JSON object (progress on stderr). The guest
  * is software-emulated (TCG): compare only figures from the same run.
@@ -18,6 +18,7 @@ import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { freePorts } from '../../src/cluster/index.ts';
 import { round, type FioFigures } from '../lib/fio.ts';
+import { GATEWAY_MAIN } from '../../src/gateway/index.ts';
 
 const { values } = parseArgs({ options: { runtime: { type: 'string', default: '10' }, 'no-slirp-reference': { type: 'boolean', default: false } } });
 const RT = Number(values.runtime);
@@ -119,7 +120,7 @@ try {
   // 3. Cairn's target over a sparse file (the target's own cost).
   const [filePort] = await freePorts(1);
   const nqnFile = 'nqn.2024-01.io.cairn:bench:file';
-  const gw = await startUntil(process.execPath, ['--import', 'tsx', join(ROOT, 'src', 'nvmf', 'main.ts'), '--listen', `127.0.0.1:${filePort}`, '--file', join(tmp, 'vol.img'), '--size', '1GiB', '--nqn', nqnFile], /"event":"ready"/);
+  const gw = await startUntil(process.execPath, ['--import', 'tsx', GATEWAY_MAIN, '--listen', `127.0.0.1:${filePort}`, '--file', join(tmp, 'vol.img'), '--size', '1GiB', '--nqn', nqnFile], /"event":"ready"/);
   try {
     share = join(tmp, 'file');
     await run('mkdir', ['-p', share]);
@@ -170,7 +171,7 @@ console.log(JSON.stringify({
     initiator: 'Linux 6.1 nvme-tcp in nvme-vm (qemu TCG, 2 vCPUs), fio io_uring direct=1 (tools/nvme-vm/examples/fio-bench.sh)',
     kernel: 'Linux nvmet-tcp in the guest, 1 GiB brd RAM disk, 127.0.0.1 (examples/kernel-target.sh)',
     kernelViaSlirp: 'the same nvmet reached at 10.0.2.2 through a host TCP proxy (examples/slirp-check; crosses slirp twice)',
-    cairnFile: 'src/nvmf/main.ts on the host, 1 GiB sparse file, reached at 10.0.2.2 (slirp once)',
+    cairnFile: 'src/gateway/main.ts on the host, 1 GiB sparse file, reached at 10.0.2.2 (slirp once)',
     cairnCluster: 'cairn up: 3 node processes, 3 replicas, 1 GiB thin volume, NVMe/TCP at 10.0.2.2',
     runtimeSeconds: RT,
     cpus: cpus().length,

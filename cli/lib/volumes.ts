@@ -20,6 +20,8 @@ export interface ApiVolume {
   parent: { volume: string; snapshot: string } | null;
   usedBytes: number;
   version: number;
+  allowHosts?: string[];
+  attachment?: { holder: string; generation: number; at: string } | null;
 }
 
 /** A snapshot as the API returns it. */
@@ -83,6 +85,8 @@ export function volumeLines(v: ApiVolume): string[] {
     `  created:   ${v.createdAt}`,
     `  snapshots: ${v.snapshots.length ? v.snapshots.join(', ') : 'none'}`,
     `  parent:    ${v.parent ? `${v.parent.volume}@${v.parent.snapshot} (clone; flatten to detach)` : 'none'}`,
+    `  attached:  ${v.attachment ? `${v.attachment.holder}, write lease generation ${v.attachment.generation}, since ${v.attachment.at}` : 'never'}`,
+    `  NVMe hosts: ${v.allowHosts?.length ? v.allowHosts.join(', ') : 'any (the gateway\'s list)'}`,
     `  version:   ${v.version}`,
   ];
 }

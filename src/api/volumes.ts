@@ -7,7 +7,8 @@
  *   GET    /v1/volumes                          every volume (with used bytes)
  *   POST   /v1/volumes                          create {name, size, pool?, thick?}: 201 new, 200 same exists, 409 other exists
  *   GET    /v1/volumes/:name                    one volume; ETag = its record version
- *   PATCH  /v1/volumes/:name                    {size?, allowShrink?, name?} resize / rename; If-Match -> 412 when stale
+ *   PATCH  /v1/volumes/:name                    {size?, allowShrink?, name?, allowHosts?} resize / rename / NVMe host list; If-Match -> 412 when stale
+ *   POST   /v1/volumes/:name/attachment         {holder, generation}: a gateway notes it attached the volume
  *   DELETE /v1/volumes/:name                    202 + job: trims every member, then removes the record
  *   POST   /v1/volumes/:name/flatten            202 + job: copies the parent's extents into a clone
  *   POST   /v1/volumes/:name/rollback           {snapshot}: 202 + job
@@ -55,6 +56,11 @@ const volumeSchema = {
     name: { type: 'string' }, id: { type: 'integer' }, sizeBytes: { type: 'integer' }, pool: { type: 'integer' }, extentBytes: { type: 'integer' },
     thin: { type: 'boolean' }, state: { type: 'string', enum: ['ready', 'deleting'] }, createdAt: { type: 'string' },
     snapshots: { type: 'array', items: { type: 'string' } }, parent: parentSchema,
+    allowHosts: { type: 'array', items: { type: 'string' }, description: 'Host NQNs allowed over NVMe/TCP; empty: any' },
+    attachment: {
+      type: ['object', 'null'], description: 'The last attachment that took the write lease',
+      properties: { holder: { type: 'string' }, generation: { type: 'integer' }, at: { type: 'string' } },
+    },
     usedBytes: { type: 'integer', description: 'Bytes of mapped pages, one copy (stored bytes ÷ replicas), from the nodes\' last heartbeats' },
     storedBytes: { type: 'integer', description: 'Bytes of mapped pages over every copy' },
     version: { type: 'integer', description: 'Record version (the ETag)' },
@@ -145,15 +151,16 @@ export function registerVolumeRoutes(app: FastifyInstance, o: VolumeRoutesOption
           size: { type: 'integer', minimum: 4096, description: 'Bytes, a multiple of 4096' },
           pool: { type: 'integer', minimum: 0 },
           thick: { type: 'boolean', description: 'Reserve the whole size now (default thin)' },
+          allowHosts: { type: 'array', items: { type: 'string', minLength: 5, maxLength: 223 }, maxItems: 256, description: 'Host NQNs allowed over NVMe/TCP (default: any)' },
         },
       },
       response: { 200: volumeSchema, 201: volumeSchema, ...errors, 507: errorSchema },
     },
   }, async (req, reply) => {
     if (await forward(req, reply)) return reply;
-    const b = req.body as { name: string; size: number; pool?: number; thick?: boolean };
+    const b = req.body as { name: string; size: number; pool?: number; thick?: boolean; allowHosts?: string[] };
     return guard(reply, async () => {
-      const r = await o.catalog.create({ name: b.name, sizeBytes: b.size, pool: b.pool, thin: !b.thick });
+      const r = await o.catalog.create({ name: b.name, sizeBytes: b.size, pool: b.pool, thin: !b.thick, allowHosts: b.allowHosts });
       return reply.code(r.created ? 201 : 200).header('etag', `"${r.version}"`).send(view(r.record, r.version));
     });
   });
@@ -170,14 +177,17 @@ export function registerVolumeRoutes(app: FastifyInstance, o: VolumeRoutesOption
       tags: ['volumes'], summary: 'Resize (grow online; shrink needs allowShrink) or rename a volume; honours If-Match', params: nameParam,
       body: {
         type: 'object', additionalProperties: false, minProperties: 1,
-        properties: { size: { type: 'integer', minimum: 4096 }, allowShrink: { type: 'boolean' }, name: { type: 'string', minLength: 1, maxLength: 128, pattern: '^[A-Za-z0-9][A-Za-z0-9._-]*$' } },
+        properties: {
+          size: { type: 'integer', minimum: 4096 }, allowShrink: { type: 'boolean' }, name: { type: 'string', minLength: 1, maxLength: 128, pattern: '^[A-Za-z0-9][A-Za-z0-9._-]*$' },
+          allowHosts: { type: 'array', items: { type: 'string', minLength: 5, maxLength: 223 }, maxItems: 256 },
+        },
       },
       response: { 200: volumeSchema, ...errors, 507: errorSchema },
     },
   }, async (req, reply) => {
     if (await forward(req, reply)) return reply;
     const name = (req.params as { name: string }).name;
-    const b = req.body as { size?: number; allowShrink?: boolean; name?: string };
+    const b = req.body as { size?: number; allowShrink?: boolean; name?: string; allowHosts?: string[] };
     return guard(reply, async () => {
       let match = ifMatch(req);
       let cur = await o.catalog.get(name);
@@ -185,9 +195,29 @@ export function registerVolumeRoutes(app: FastifyInstance, o: VolumeRoutesOption
         cur = await o.catalog.resize(name, b.size, { allowShrink: b.allowShrink, ifMatch: match });
         match = undefined;
       }
+      if (b.allowHosts !== undefined) {
+        cur = await o.catalog.setAllowHosts(name, b.allowHosts, { ifMatch: match });
+        match = undefined;
+      }
       if (b.name !== undefined && b.name !== name) cur = await o.catalog.rename(name, b.name, { ifMatch: match });
       else if (match !== undefined && match !== cur.version) throw new CatalogError(412, `volume '${name}' is at version ${cur.version}, not ${match} (If-Match)`);
       return reply.header('etag', `"${cur.version}"`).send(view(cur.record, cur.version));
+    });
+  });
+
+  app.post('/v1/volumes/:name/attachment', {
+    schema: {
+      tags: ['volumes'], summary: 'A gateway notes that it attached the volume (took write-lease generation N)', params: nameParam,
+      body: { type: 'object', additionalProperties: false, required: ['holder', 'generation'], properties: { holder: { type: 'string', minLength: 1, maxLength: 200 }, generation: { type: 'integer', minimum: 1 } } },
+      response: { 200: volumeSchema, ...errors },
+    },
+  }, async (req, reply) => {
+    if (await forward(req, reply)) return reply;
+    const b = req.body as { holder: string; generation: number };
+    return guard(reply, async () => {
+      await o.catalog.noteAttachment((req.params as { name: string }).name, b.holder, b.generation);
+      const v = await o.catalog.get((req.params as { name: string }).name);
+      return view(v.record, v.version);
     });
   });
 

@@ -20,6 +20,8 @@ export interface VolumeDataOpsOptions {
   leases: LeaseCoordinator;
   /** Bound on I/O waiting for members, ms (default 30000). */
   ioTimeoutMs?: number;
+  /** Where the phases of snapshots are logged. */
+  log?: { info(o: object, m: string): void };
 }
 
 /** The VolumeConfig shape the initiator's Volume takes, from a catalog record. */
@@ -71,15 +73,19 @@ export class VolumeDataOps {
    *         are released again).
    */
   snapshot(record: VolumeRecord): Promise<{ version: number; pinned: number[] }> {
+    const t0 = performance.now();
     return this.opts.leases.withLease(record.id, async (gen) => {
+      const t1 = performance.now();
       const vol = this.volume(record, gen);
       try {
         await vol.adoptLease(gen);
       } finally {
         vol.close();
       }
+      const t2 = performance.now();
       const version = gen * VERSION_SEQ_SPAN;
       const r = await pinSnapshot(this.opts.views, this.opts.connections, record.id, version);
+      this.opts.log?.info({ volume: record.name, leaseMs: round(t1 - t0), peeringMs: round(t2 - t1), pinMs: round(performance.now() - t2), reconciled: vol.counters.reconciled }, 'snapshot taken');
       if (r.failed.length > 0) {
         await unpinSnapshot(this.opts.views, this.opts.connections, record.id, version).catch(() => undefined);
         throw new Error(`snapshot pin failed on ${r.failed.map((f: { node: number; error: string }) => `node ${f.node} (${f.error})`).join(', ')}`);
@@ -189,4 +195,8 @@ export function isZero(b: Buffer): boolean {
   for (let o = 0; o + 8 <= b.length; o += 8) if (b.readBigUInt64LE(o) !== 0n) return false;
   for (let o = b.length - (b.length % 8); o < b.length; o++) if (b[o] !== 0) return false;
   return true;
+}
+
+function round(ms: number): number {
+  return Math.round(ms * 10) / 10;
 }

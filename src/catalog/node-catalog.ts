@@ -68,11 +68,11 @@ export function startNodeCatalog(o: NodeCatalogOptions): NodeCatalog {
       return n ? { host: n.host, port: n.port } : undefined;
     },
   });
-  const store = new CatalogStore({ views, connections });
+  const store = new CatalogStore({ views, connections, mutator: !!o.authority });
   const jobs = new JobTracker();
   const a = o.authority;
   const leases = a ? new LeaseCoordinator({ acquire: (v) => a.acquireLease(v), last: (v) => a.leases()[v] ?? 0 }) : undefined;
-  const data = leases ? new VolumeDataOps({ views, connections, leases }) : null;
+  const data = leases ? new VolumeDataOps({ views, connections, leases, log: o.log }) : null;
   const refuse = (): never => {
     throw new Error('volume data operations run on the map authority node');
   };

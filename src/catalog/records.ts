@@ -42,6 +42,10 @@ export const VolumeRecordSchema = z.object({
   snapshots: z.array(z.string()),
   /** Set for a clone until it is flattened. */
   parent: ParentSchema.nullable(),
+  /** Host NQNs allowed to attach it over NVMe/TCP; empty: any host (the gateway's own list applies). */
+  allowHosts: z.array(z.string()).default([]),
+  /** The last attachment that took its write lease: who, under which generation, when (ISO). */
+  attachment: z.object({ holder: z.string(), generation: z.number().int(), at: z.string() }).nullable().default(null),
 });
 
 /** A snapshot record. */

@@ -39,6 +39,12 @@ export class CatalogUnavailableError extends Error {
 export interface CatalogStoreOptions {
   views: ViewSource;
   connections: ConnectionPool;
+  /**
+   * This store is the catalog's one mutator (it runs beside the authority): every write goes
+   * through it, so it keeps what it read and wrote and answers from that, and a
+   * compare-and-swap costs one replicated write.
+   */
+  mutator?: boolean;
   /** Bound on waiting for enough members, ms (default 15000). */
   ioTimeoutMs?: number;
 }
@@ -50,6 +56,8 @@ export class CatalogStore {
   private readonly io: MemberIo;
   private readonly locks = new Map<string, Promise<unknown>>();
   private readonly timeoutMs: number;
+  /** The mutator's copy of every record it read or wrote (see CatalogStoreOptions.mutator). */
+  private readonly known = new Map<string, StoredRecord | null>();
 
   constructor(private readonly opts: CatalogStoreOptions) {
     this.timeoutMs = opts.ioTimeoutMs ?? 15000;
@@ -70,6 +78,13 @@ export class CatalogStore {
    * @throws CatalogUnavailableError when no member answered within the timeout.
    */
   async get(key: string): Promise<StoredRecord | null> {
+    if (this.opts.mutator && this.known.has(key)) return this.known.get(key)!;
+    const r = await this.getFromReplicas(key);
+    if (this.opts.mutator && this.known.size < 1_000_000) this.known.set(key, r);
+    return r;
+  }
+
+  private async getFromReplicas(key: string): Promise<StoredRecord | null> {
     const extent = catalogExtent(key);
     const deadline = Date.now() + this.timeoutMs;
     let last = 'no member is up';
@@ -129,24 +144,22 @@ export class CatalogStore {
   }
 
   /**
-   * Read-modify-write of record `key` with retries on conflict: `update` gets the current
-   * record (null when absent or a tombstone) and returns the new body, or undefined to
-   * write nothing. Resolves with the written version and body (or the unchanged current).
+   * Read-modify-write of record `key`, atomic among this store's callers: `update` gets the
+   * current record (body null when absent or a tombstone) and returns the new body, or
+   * undefined to write nothing. Resolves with the written version and body (or the unchanged
+   * current).
    * @throws whatever `update` throws; CatalogUnavailableError.
    */
-  async update<T>(key: string, update: (current: { version: number; body: T | null }) => T | null | undefined): Promise<{ version: number; body: T | null }> {
-    for (let attempt = 0; ; attempt++) {
+  update<T>(key: string, update: (current: { version: number; body: T | null }) => T | null | undefined): Promise<{ version: number; body: T | null }> {
+    return this.locked(key, async () => {
       const cur = await this.get(key);
+      const version = cur?.version ?? 0;
       const curBody = (cur?.body ?? null) as T | null;
-      const next = update({ version: cur?.version ?? 0, body: curBody });
-      if (next === undefined) return { version: cur?.version ?? 0, body: curBody };
-      try {
-        const version = await this.put(key, cur?.version ?? 0, next);
-        return { version, body: next };
-      } catch (e) {
-        if (!(e instanceof CatalogConflictError) || attempt > 50) throw e;
-      }
-    }
+      const next = update({ version, body: curBody });
+      if (next === undefined) return { version, body: curBody };
+      await this.write(key, version + 1, next);
+      return { version: version + 1, body: next };
+    });
   }
 
   /** Stops background work (the member-I/O ticker). */
@@ -156,12 +169,18 @@ export class CatalogStore {
 
   private async write(key: string, version: number, body: unknown): Promise<void> {
     const pages = encodeRecord(version, body);
+    // Until the write is known to have landed, the mutator's copy is not to be trusted.
+    this.known.delete(key);
+    this.io.enter();
     try {
       await this.io.replicate(Op.Write, Flag.Fua, { extent: catalogExtent(key), firstPage: 0, pages: pages.length / PAGE_SIZE, bufOffset: 0 }, writeVersion(1, version), pages);
     } catch (e) {
       if (e instanceof BlockDeviceError) throw new CatalogUnavailableError(`catalog record ${key} could not be written: ${e.message}`);
       throw e;
+    } finally {
+      this.io.leave();
     }
+    if (this.opts.mutator) this.known.set(key, { version, body: body ?? null });
   }
 
   private async locked<T>(key: string, fn: () => Promise<T>): Promise<T> {

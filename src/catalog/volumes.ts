@@ -51,8 +51,21 @@ export interface CreateVolume {
   sizeBytes: number;
   pool?: number;
   thin?: boolean;
+  /** Host NQNs allowed over NVMe/TCP (default: any). */
+  allowHosts?: string[];
   /** Only for migrating a cluster.json volume: keep its id. */
   id?: number;
+}
+
+/** Longest host NQN (NVMe Base spec: 223 bytes). */
+const NQN_MAX = 223;
+
+function checkHosts(hosts: unknown): string[] {
+  if (!Array.isArray(hosts)) throw new CatalogError(400, 'allowHosts must be a list of host NQNs');
+  for (const h of hosts) {
+    if (typeof h !== 'string' || !h.startsWith('nqn.') || Buffer.byteLength(h) > NQN_MAX) throw new CatalogError(400, `allowHosts: '${String(h)}' is not a host NQN (nqn.…, at most ${NQN_MAX} bytes)`);
+  }
+  return [...new Set(hosts as string[])];
 }
 
 function checkSize(size: unknown, what = 'size'): number {
@@ -116,6 +129,7 @@ export class VolumeCatalog {
     const pool = c.pool ?? 0;
     if (!this.opts.pools().some((p) => p.id === pool)) throw new CatalogError(400, `pool ${pool} does not exist (pools: ${this.opts.pools().map((p) => `${p.id} ${p.name}`).join(', ')})`);
     const thin = c.thin ?? true;
+    const allowHosts = checkHosts(c.allowHosts ?? []);
     const existing = await this.opts.store.get(volumeKey(name));
     const same = (r: VolumeRecord): boolean => r.sizeBytes === sizeBytes && r.pool === pool && r.thin === thin && r.state === 'ready' && r.parent === null;
     if (existing?.body) {
@@ -128,6 +142,7 @@ export class VolumeCatalog {
     if (c.id !== undefined) await this.bumpCounter(c.id + 1);
     const record: VolumeRecord = {
       kind: 'volume', name, id, sizeBytes, pool, extentBytes: DEFAULT_EXTENT_BYTES, thin, createdAt: new Date().toISOString(), state: 'ready', snapshots: [], parent: null,
+      allowHosts, attachment: null,
     };
     return this.insert(record, existing?.version ?? 0, same);
   }
@@ -165,6 +180,34 @@ export class VolumeCatalog {
     if (!cur.record.thin && sizeBytes > cur.record.sizeBytes) await this.checkThick(sizeBytes - cur.record.sizeBytes, cur.record.pool, name);
     const record = { ...cur.record, sizeBytes };
     return { version: await this.cas(volumeKey(name), cur.version, record, `volume '${name}'`), record };
+  }
+
+  /**
+   * Sets the host NQNs allowed to attach volume `name` over NVMe/TCP (empty: any host).
+   * @throws CatalogError 400 (not NQNs), 404, 409, 412.
+   */
+  async setAllowHosts(name: string, hosts: string[], o: { ifMatch?: number } = {}): Promise<Versioned<VolumeRecord>> {
+    const allowHosts = checkHosts(hosts);
+    const cur = await this.get(name);
+    checkIfMatch(o.ifMatch, cur.version, `volume '${name}'`);
+    this.ready(cur.record);
+    const record = { ...cur.record, allowHosts };
+    return { version: await this.cas(volumeKey(name), cur.version, record, `volume '${name}'`), record };
+  }
+
+  /**
+   * Notes who attached volume `name` (the holder of write-lease `generation`). An older
+   * generation than the one noted is ignored.
+   * @throws CatalogError 404.
+   */
+  async noteAttachment(name: string, holder: string, generation: number): Promise<VolumeRecord> {
+    const r = await this.opts.store.update<VolumeRecord>(volumeKey(name), (c) => {
+      if (!c.body) throw new CatalogError(404, `no volume named '${name}'`);
+      const cur = VolumeRecordSchema.parse(c.body);
+      if ((cur.attachment?.generation ?? 0) >= generation) return undefined;
+      return { ...cur, attachment: { holder: holder.slice(0, 200), generation, at: new Date().toISOString() } };
+    });
+    return VolumeRecordSchema.parse(r.body);
   }
 
   /**
@@ -317,7 +360,7 @@ export class VolumeCatalog {
     if (!parent.thin) await this.checkThick(s.record.sizeBytes, parent.pool, null);
     const record: VolumeRecord = {
       kind: 'volume', name, id: await this.nextId(), sizeBytes: s.record.sizeBytes, pool: parent.pool, extentBytes: parent.extentBytes, thin: parent.thin,
-      createdAt: new Date().toISOString(), state: 'ready', snapshots: [],
+      createdAt: new Date().toISOString(), state: 'ready', snapshots: [], allowHosts: parent.allowHosts, attachment: null,
       parent: { volume: parent.name, volumeId: parent.id, snapshot: snap, version: s.record.version, sizeBytes: s.record.sizeBytes },
     };
     // List the clone on the snapshot first: a snapshot is never deleted under a clone.

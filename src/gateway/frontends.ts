@@ -2,15 +2,16 @@
  * Serving a VolumeSet over both frontends: every volume of the catalog is an NBD export
  * (its snapshots too, as read-only `VOL@SNAP`), listed by NBD_OPT_LIST and found without a
  * restart; and an NVMe/TCP subsystem (nqn.2024-01.io.cairn:<cluster>:<volume>, namespace 1)
- * on the target's ports, with the same ANA states, created and removed as the catalog
- * changes. A volume's lease is taken on its first I/O (LazyDevice). An online resize raises a
+ * on the target's ports, with the same ANA states and the volume's host allow-list (the
+ * record's, else the gateway's), created and removed as the catalog changes. A volume's lease is taken on its first I/O (LazyDevice). An online resize raises a
  * Namespace Attribute Changed notice on its subsystem (NVMe Base spec 5.2, Asynchronous Event
  * Information – Notice 00h); NBD clients see the new size when they reconnect.
  */
 import type { NbdExportProvider, NbdServer } from '../nbd/index.ts';
-import { ClusterSpace, volumeNqn, type AnaState, type NvmfTarget } from '../nvmf/index.ts';
+import { volumeNqn, type AnaState, type NvmfTarget } from '../nvmf/index.ts';
 import type { ClusterMap } from '../clustermap/index.ts';
 import type { PoolConfig } from '../config/index.ts';
+import { ClusterSpace } from './cluster-space.ts';
 import { LazyDevice } from './lazy-device.ts';
 import type { CatalogVolume, VolumeSet } from './volume-set.ts';
 
@@ -47,7 +48,7 @@ export interface NvmfVolumesOptions {
   token: string;
   map: () => ClusterMap;
   pools: PoolConfig[];
-  /** Allowed host NQNs for every volume (default 'any'). */
+  /** Allowed host NQNs of volumes whose record names none (default 'any'). */
   allowHosts?: string[] | 'any';
   /** ANA state per local port id. */
   anaStates: Record<number, AnaState>;
@@ -70,8 +71,10 @@ export class NvmfVolumes {
     }
     for (const v of vols) {
       const known = this.subsystems.get(v.name);
+      const allow = v.allowHosts?.length ? v.allowHosts : this.o.allowHosts ?? 'any';
       if (known) {
         if (known.sizeBytes !== v.sizeBytes) this.resized(v.name, v.sizeBytes);
+        this.o.target.subsystem(known.nqn)?.setAllowHosts(allow);
         continue;
       }
       const nqn = volumeNqn(this.o.clusterId, v.name);
@@ -85,7 +88,7 @@ export class NvmfVolumes {
       }, () => entry.sizeBytes);
       this.o.target.addSubsystem({
         nqn,
-        allowHosts: this.o.allowHosts ?? 'any',
+        allowHosts: allow,
         model: `Cairn volume ${v.name}`.slice(0, 40),
         namespaces: [{ nsid: 1, device, health: () => space.health(), usage: () => space.allocatedBytes() }],
         anaStates: this.o.anaStates,

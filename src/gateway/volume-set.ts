@@ -8,6 +8,7 @@
  * NVMe hosts), a deleted or renamed volume is detached, a flattened clone stops reading its
  * parent.
  */
+import { hostname } from 'node:os';
 import type { ClusterMap } from '../clustermap/index.ts';
 import { ClonedVolume, SnapshotView, Volume, takeWriteLease, type ViewSource, type VolumeLog } from '../initiator/index.ts';
 import type { BlockDevice } from '../volume/index.ts';
@@ -25,6 +26,8 @@ export interface CatalogVolume {
   state: 'ready' | 'deleting';
   snapshots: string[];
   parent: { volume: string; volumeId: number; snapshot: string; version: number; sizeBytes: number } | null;
+  /** Host NQNs allowed over NVMe/TCP; empty: any. */
+  allowHosts?: string[];
 }
 
 /** A snapshot as the API returns it. */
@@ -136,7 +139,9 @@ export class VolumeSet {
         }
       },
     });
-    await takeWriteLease(volume, rec.id, this.o.views.current, this.o.token);
+    const gen = await takeWriteLease(volume, rec.id, this.o.views.current, this.o.token);
+    // Shown by `cairn volume show` (best effort: an unreachable authority does not stop I/O).
+    void this.api.call('POST', `/v1/volumes/${encodeURIComponent(rec.name)}/attachment`, { holder: `${hostname()} pid ${process.pid}`, generation: gen }).catch(() => undefined);
     if (!rec.parent) return { name, record: rec, device: volume, volume };
     const parent = this.snapshotView({ ...rec, id: rec.parent.volumeId, name: rec.parent.volume, sizeBytes: rec.parent.sizeBytes }, rec.parent.version, `${rec.parent.volume}@${rec.parent.snapshot}`);
     const clone = await ClonedVolume.open({ volume, parent, views: this.o.views, connections: this.o.connections, volumeId: rec.id, pool: rec.pool, extentBytes: rec.extentBytes });

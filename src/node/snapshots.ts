@@ -7,15 +7,14 @@
  * the volume's keys (Allocator.pin), and records — in `<dataDir>/node<ID>/snapshots.json`,
  * written atomically — the pin ids and which copies the node can vouch for: per partition,
  * the extents of the volume it held pages of *and* was current for at pin time
- * (NodeRecovery.current), with how many of their pages were trimmed then. A snapshot read
+ * (NodeRecovery.current). A snapshot read
  * (Op.Read + Flag.AsOf) is served only from such a copy; for any other it answers NoSnapshot
  * with a NoSnapshotReason, because zeros or a stale copy would be a lie:
  *
  *   NotPinned   no record of (volume, V), or the partition was not pinned;
  *   Incomplete  the node held or was pulling the extent but was not current for it (or was
- *               peering), or the copy lost pages from its pinned view since the pin: the trim
- *               of misplaced copies (src/node/misplaced.ts) trims each page at its own
- *               version ≤ V, which the pinned view shows as a trim (see readLeaf);
+ *               peering). (Misplaced copies under a pin are kept, not trimmed: the trim
+ *               would be at each page's own version ≤ V, which the pinned view would show.)
  *   Empty       no pages of the extent here at pin time, and the node vouches for it: it was
  *               caught up with its placement and not peering when it pinned, the extent was
  *               not on its work list, placement has not changed since, and the reader names
@@ -58,12 +57,8 @@ export interface SnapshotRecord {
   pins: Record<string, number>;
   /** Per partition leaf: sorted extent indexes of a current copy with pages at pin time. */
   held: Record<string, number[]>;
-  /**
-   * Per partition leaf, in the order of `held`: pages of that copy trimmed (unmapped with a
-   * version ≤ `version`) at pin time. Only a trim at an old version, after the pin, adds to
-   * it (readLeaf's check).
-   */
-  trimmed: Record<string, number[]>;
+  /** Records written before misplaced copies under a pin were kept: per-copy trimmed page counts (ignored). */
+  trimmed?: Record<string, number[]>;
   /** Sorted extent indexes this node held or was pulling but was not current for. */
   incomplete: number[];
   /** The node was peering when it pinned (it vouches for no extent). */
@@ -117,7 +112,7 @@ export interface SnapshotPinsOptions {
 /** A record with its lookup tables. */
 interface Entry {
   rec: SnapshotRecord;
-  /** leaf -> extent -> trimmed pages at pin time. */
+  /** leaf -> extents held at pin time (the values are unused, 0). */
   held: Map<number, Map<number, number>>;
   incomplete: Set<number>;
 }
@@ -125,25 +120,13 @@ interface Entry {
 function entryOf(rec: SnapshotRecord): Entry {
   const held = new Map<number, Map<number, number>>();
   for (const [leaf, extents] of Object.entries(rec.held)) {
-    const counts = rec.trimmed[leaf] ?? [];
+    const counts: number[] = [];
     held.set(Number(leaf), new Map(extents.map((e, i) => [e, counts[i] ?? 0])));
   }
   return { rec, held, incomplete: new Set(rec.incomplete) };
 }
 
 const keyOf = (volume: number, version: number): string => `${volume}@${version}`;
-
-/** Pages of `key` in `a` unmapped with a version in 1..`limit` (trimmed as of that version). */
-function trimmedAsOf(a: Allocator, key: number, limit: number): number {
-  const mapped = new Set<number>();
-  for (const p of a.pages(key)) mapped.add(p.page);
-  let n = 0;
-  for (let p = 0; p < EXTENT_PAGES; p++) {
-    const v = a.version(key, p);
-    if (v > 0 && v <= limit && !mapped.has(p)) n++;
-  }
-  return n;
-}
 
 /** Whether allocator pin `p` covers exactly one volume's key range (the shape pin() makes). */
 function volumeRangeOf(p: { firstKey: number; lastKey: number }): number | null {
@@ -183,7 +166,9 @@ export class SnapshotPins {
     return this.serial(async () => {
       const known = this.entries.get(keyOf(volume, version));
       if (known) return this.summary(known);
+      const t0 = performance.now();
       await this.opts.storage.flushDirty();
+      const t1 = performance.now();
       const range = { firstKey: extentKey(volume, 0), lastKey: extentKey(volume, LAST_EXTENT) };
       const parts = [...this.opts.storage.partitions];
       const made = await Promise.allSettled(parts.map(([, a]) => a.pin(version, range)));
@@ -196,30 +181,30 @@ export class SnapshotPins {
         await this.release(pins);
         throw failed.reason;
       }
+      const t2 = performance.now();
       // What this node can vouch for, now that nothing ≤ version can be superseded unseen.
       const peering = this.opts.peering();
       const incomplete = new Set<number>(peering ? [] : this.opts.pulling(volume));
       const held: Record<string, number[]> = {};
-      const trimmed: Record<string, number[]> = {};
       for (const [leaf, a] of parts) {
         const here: Array<[number, number]> = [];
         for (const k of a.keys()) {
           if (volumeOfKey(k) !== volume) continue;
           const extent = extentOfKey(k);
-          if (!peering && this.opts.current(volume, extent, leaf)) here.push([extent, trimmedAsOf(a, k, version)]);
+          if (!peering && this.opts.current(volume, extent, leaf)) here.push([extent, 0]);
           else incomplete.add(extent);
         }
         here.sort((x, y) => x[0] - y[0]);
         held[leaf] = here.map((x) => x[0]);
-        trimmed[leaf] = here.map((x) => x[1]);
       }
       const placement = this.placement();
       const rec: SnapshotRecord = {
-        volume, version, pins, held, trimmed, incomplete: [...incomplete].sort((x, y) => x - y), peering,
+        volume, version, pins, held, incomplete: [...incomplete].sort((x, y) => x - y), peering,
         settled: !peering && this.opts.caughtUp() === placement, placement, pinnedAt: Date.now(),
       };
       const entry = entryOf(rec);
       this.entries.set(keyOf(volume, version), entry);
+      const t3 = performance.now();
       try {
         await this.save();
       } catch (e) {
@@ -228,7 +213,8 @@ export class SnapshotPins {
         throw e;
       }
       const s = this.summary(entry);
-      this.opts.log.info({ volume, version, partitions: parts.length, ...s, settled: rec.settled }, 'snapshot pinned');
+      const ms = (a: number, b: number): number => Math.round((b - a) * 10) / 10;
+      this.opts.log.info({ volume, version, partitions: parts.length, ...s, settled: rec.settled, flushMs: ms(t0, t1), pinMs: ms(t1, t2), scanMs: ms(t2, t3), saveMs: ms(t3, performance.now()) }, 'snapshot pinned');
       return s;
     });
   }
@@ -287,7 +273,7 @@ export class SnapshotPins {
     if (e.held.get(leaf)?.has(h.extent)) {
       const data = await this.readLeaf(e, leaf, key, h);
       if (data) return data;
-      throw new NoSnapshotError(NoSnapshotReason.Incomplete, `${what}: partition ${leaf} lost pages of its pinned view (a misplaced copy trimmed)`);
+      throw new NoSnapshotError(NoSnapshotReason.Incomplete, `${what}: partition ${leaf} is no longer on this node`);
     }
     if (stale) throw new NoSnapshotError(NoSnapshotReason.Incomplete, `${what}: partition ${leaf} was not current for it at pin time`);
     if (e.rec.settled && e.rec.placement === this.placement() && h.members.includes(leaf)) {
@@ -303,18 +289,14 @@ export class SnapshotPins {
   }
 
   /**
-   * Reads the held copy of `key` on `leaf` as of the snapshot; null when the copy has more
-   * pages trimmed at versions ≤ the snapshot's than at pin time: the trim of misplaced copies
-   * (placement moved the extent away) removed pages from the pinned view. Host trims after
-   * the pin carry newer versions and do not count. Checked after the read, so a trim racing
-   * it is seen too; the whole extent is checked, whatever range was read.
+   * Reads the held copy of `key` on `leaf` as of the snapshot (null when the partition is
+   * gone). The copy keeps its pinned view: host trims after the pin carry newer versions, and
+   * the trim of misplaced copies (src/node/misplaced.ts) skips keys under a pin.
    */
   private async readLeaf(e: Entry, leaf: number, key: number, h: RequestHeader): Promise<Buffer | null> {
     const a: Allocator | undefined = this.opts.storage.get(leaf);
     if (!a) return null;
-    const data = await a.read(key, h.firstPage, h.pages, e.rec.version);
-    if (trimmedAsOf(a, key, e.rec.version) > (e.held.get(leaf)!.get(h.extent) ?? 0)) return null;
-    return data;
+    return a.read(key, h.firstPage, h.pages, e.rec.version);
   }
 
   private summary(e: Entry): PinSummary {
@@ -380,7 +362,7 @@ export class SnapshotPins {
         this.opts.log.warn({ volume: rec.volume, version: rec.version, partition: Number(leaf) }, 'snapshot pin missing on a partition; its copies are no longer served');
         delete rec.pins[leaf];
         delete rec.held[leaf];
-        delete rec.trimmed[leaf];
+        if (rec.trimmed) delete rec.trimmed[leaf];
         changed = true;
       }
       this.entries.set(keyOf(rec.volume, rec.version), entryOf(rec));

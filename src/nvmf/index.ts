@@ -1,8 +1,9 @@
 /**
- * src/nvmf: Cairn's NVMe/TCP target (gateway). Serves BlockDevices (volumes) as NVMe
+ * src/nvmf: Cairn's NVMe/TCP target — the protocol only. Serves BlockDevices as NVMe
  * namespaces to unmodified hosts (Linux nvme-tcp + nvme-cli), with discovery, host NQN
  * allow-lists and ANA multipath. Specifications followed: NVMe Base 2.0, NVM Command Set 1.0,
- * NVMe over Fabrics 1.1, NVMe/TCP Transport 1.0.
+ * NVMe over Fabrics 1.1, NVMe/TCP Transport 1.0. It knows nothing of the cluster: serving
+ * cluster volumes (leases, space figures, the gateway process) lives in src/gateway.
  *
  *   const t = new NvmfTarget({ cntlidRange: [1, 999] });
  *   t.addSubsystem({ nqn, allowHosts: [hostnqn], namespaces: [{ nsid: 1, device }] });
@@ -17,7 +18,5 @@ export { ANA_STATES } from './ana.ts';
 export type { PortInfo } from './discovery.ts';
 export { DISCOVERY_NQN, volumeNqn, isValidNqn, deriveNguid, deriveUuid, uuidString } from './ids.ts';
 export { MAXH2CDATA } from './connection.ts';
-export { ClusterLeasedVolume } from './cluster-volume.ts';
-export { ClusterSpace } from './cluster-space.ts';
 export { MAX_TRANSFER, MAX_ICD, MQES } from './controller.ts';
 export { S as NvmeStatus, status as nvmeStatus, statusForBlockError } from './status.ts';

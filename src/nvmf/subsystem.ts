@@ -167,7 +167,7 @@ export class Subsystem {
   readonly ana: AnaGroups;
   readonly ports: number[] | undefined;
   readonly remotePaths: PathConfig[];
-  private readonly allow: Set<string> | 'any';
+  private allow: Set<string> | 'any';
   private readonly anaPortDefaults: Record<number, AnaState>;
 
   constructor(c: SubsystemConfig, kind: 'nvm' | 'discovery' = 'nvm') {
@@ -195,6 +195,11 @@ export class Subsystem {
   /** True if `hostnqn` may connect (discovery: always). */
   allows(hostnqn: string): boolean {
     return this.kind === 'discovery' || this.allow === 'any' || this.allow.has(hostnqn);
+  }
+
+  /** Replaces the allow-list (new connections only; connected hosts stay). */
+  setAllowHosts(hosts: string[] | 'any'): void {
+    this.allow = hosts === 'any' ? 'any' : new Set(hosts);
   }
 
   /** Adds a host NQN to the allow-list (switching from 'any' to a list). */

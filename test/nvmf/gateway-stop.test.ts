@@ -13,7 +13,7 @@ import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { LocalCluster } from '../../src/cluster/index.ts';
-import { startGateway } from '../../src/nvmf/gateway.ts';
+import { startGateway } from '../../src/gateway/index.ts';
 import { FileLease } from '../../src/volume/index.ts';
 import { CAIRN, tempDataDir } from '../helpers/cairn-up.ts';
 import { portClosed } from '../helpers/cluster.ts';

@@ -1,7 +1,7 @@
 import { Command, Flags } from '@oclif/core';
 import { resolve } from 'node:path';
 import { ANA_STATES, type AnaState } from '../../../src/nvmf/index.ts';
-import { parseHostPort, parseRemotePath, startGateway } from '../../../src/nvmf/gateway.ts';
+import { parseHostPort, parseRemotePath, startGateway } from '../../../src/gateway/index.ts';
 
 /**
  * `cairn export nvmf`: runs an NVMe/TCP gateway for a volume of the local cluster in a data

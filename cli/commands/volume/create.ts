@@ -14,11 +14,12 @@ export default class VolumeCreate extends Command {
     size: sizeFlag({ summary: 'Size, with binary units (10GiB, 512M) or bytes; a multiple of 4 KiB.', required: true }),
     thick: Flags.boolean({ summary: 'Reserve the whole size now (fails when the cluster cannot hold it).', default: false }),
     pool: Flags.integer({ summary: 'Pool id.', default: 0, min: 0 }),
+    'allow-host': Flags.string({ summary: 'Host NQN allowed to attach it over NVMe/TCP (repeatable; default: any host).', multiple: true }),
   };
 
   async run(): Promise<void> {
     const { args, flags } = await this.parse(VolumeCreate);
-    const v = await apiDo(this, flags, (api) => api.call<ApiVolume>('POST', '/v1/volumes', { name: args.name, size: flags.size, pool: flags.pool, thick: flags.thick }));
+    const v = await apiDo(this, flags, (api) => api.call<ApiVolume>('POST', '/v1/volumes', { name: args.name, size: flags.size, pool: flags.pool, thick: flags.thick, ...(flags['allow-host']?.length ? { allowHosts: flags['allow-host'] } : {}) }));
     if (flags.json) this.log(JSON.stringify(v, null, 2));
     else for (const l of volumeLines(v)) this.log(l);
   }

@@ -1,11 +1,12 @@
 /**
  * Running guest scripts in the nvme-vm harness (../shared/tools/nvme-vm: Debian's kernel with
  * nvme-tcp, nvme-cli and fio under qemu; the guest reaches the host's 127.0.0.1 at 10.0.2.2),
- * and starting NVMe/TCP gateways (src/nvmf/main.ts) as child processes.
+ * and starting NVMe/TCP gateways (src/gateway/main.ts) as child processes.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { GATEWAY_MAIN } from '../../../src/gateway/index.ts';
 
 const ROOT = resolve(import.meta.dirname, '..', '..', '..');
 /** The nvme-vm tool directory (NVME_VM_DIR overrides). */
@@ -69,9 +70,9 @@ export interface Gateway {
   stop(signal?: NodeJS.Signals): Promise<void>;
 }
 
-/** Starts `node src/nvmf/main.ts ARGS` (with --verbose) and waits for its ready line. */
+/** Starts `node src/gateway/main.ts ARGS` (with --verbose) and waits for its ready line. */
 export async function startGateway(args: string[], timeoutMs = 30000): Promise<Gateway> {
-  const proc = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'src', 'nvmf', 'main.ts'), '--verbose', ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
+  const proc = spawn(process.execPath, ['--import', 'tsx', GATEWAY_MAIN, '--verbose', ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
   let err = '';
   let out = '';
   proc.stderr!.on('data', (d: Buffer) => (err = (err + d.toString()).slice(-20000)));

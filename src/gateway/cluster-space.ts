@@ -7,7 +7,7 @@
  */
 import { ApiClient } from '../api/index.ts';
 import type { ClusterMap } from '../clustermap/index.ts';
-import type { VolumeHealth } from './subsystem.ts';
+import type { VolumeHealth } from '../nvmf/index.ts';
 
 /** One node row of GET /v1/nodes, as far as these figures need it. */
 interface NodeSpace {

@@ -2,8 +2,8 @@
  * Gateway process entry: serves one volume over NVMe/TCP (see gateway.ts). Used by tests
  * (gateways as child processes, one killed to test multipath) and by hand:
  *
- *   node --import tsx src/nvmf/main.ts --listen 127.0.0.1:4420 --file /tmp/vol.img --size 1GiB
- *   node --import tsx src/nvmf/main.ts --listen 127.0.0.1:4421 --data-dir .cairn --volume vol0
+ *   node --import tsx src/gateway/main.ts --listen 127.0.0.1:4420 --file /tmp/vol.img --size 1GiB
+ *   node --import tsx src/gateway/main.ts --listen 127.0.0.1:4421 --data-dir .cairn --volume vol0
  *
  * Options:
  *   --listen HOST:PORT     listen address (repeatable; port ids count up from --port-id)
@@ -27,7 +27,7 @@
  */
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
-import { ANA_STATES, type AnaState } from './ana.ts';
+import { ANA_STATES, type AnaState } from '../nvmf/index.ts';
 import { parseHostPort, parseRemotePath, startGateway, type GatewaySource } from './gateway.ts';
 
 function parseSize(s: string): number {

@@ -6,11 +6,8 @@
  */
 import { basename } from 'node:path';
 import { FileBlockDevice, FileLease } from '../volume/index.ts';
-import type { AnaState } from './ana.ts';
+import { NvmfTarget, type AnaState, type NamespaceConfig, type PathConfig, type PortInfo, type VolumeLease } from '../nvmf/index.ts';
 import { ClusterLeasedVolume } from './cluster-volume.ts';
-import type { PortInfo } from './discovery.ts';
-import type { NamespaceConfig, PathConfig, VolumeLease } from './subsystem.ts';
-import { NvmfTarget } from './target.ts';
 
 /** What a gateway serves. */
 export type GatewaySource =

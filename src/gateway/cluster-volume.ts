@@ -13,8 +13,7 @@ import { CONFIG_FILE, loadConfig, type ClusterConfig, type VolumeConfig } from '
 import { MapFollower, Volume, takeWriteLease } from '../initiator/index.ts';
 import { BlockDeviceError, type BlockDevice } from '../volume/index.ts';
 import { ConnectionPool } from '../wire/index.ts';
-import { volumeNqn } from './ids.ts';
-import type { VolumeHealth, VolumeLease } from './subsystem.ts';
+import { volumeNqn, type VolumeHealth, type VolumeLease } from '../nvmf/index.ts';
 import { ClusterSpace } from './cluster-space.ts';
 
 /** A cluster volume whose write lease this process takes on demand; see the module comment. */
