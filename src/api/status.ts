@@ -21,9 +21,11 @@
  *   resync, backfill or rebalance is in progress on some node; HEALTH_OK otherwise (misplaced
  *   copies and scrubs do not count). `checks` holds one human-readable line per reason.
  *
- * Extents of volumes that cluster.json does not know (or whose pool it does not know) cannot
- * be placed here: they count in `extents` and are degraded only through `missed`/`stale`,
- * and their volume ids are listed in `unknownVolumes` (no effect on health).
+ * Volumes that cluster.json does not list — the catalog's (volume 0) and every volume created
+ * through it — are placed in pool 0, as the nodes place them. Extents of a volume whose pool
+ * cluster.json does not know cannot be placed here: they count in `extents` and are degraded
+ * only through `missed`/`stale`, and their volume ids are listed in `unknownVolumes` (no
+ * effect on health).
  *
  * Background work and data movement (src/recovery/report.ts):
  * - **progress**: per recovery kind, the cluster-wide sums of the nodes' passes
@@ -103,7 +105,7 @@ export interface ClusterStatus {
   /** Up nodes whose report could not be had, with why, ascending by node. */
   unreachable: Array<{ node: number; error: string }>;
   pools: Array<{ id: number; name: string; size: number; min_size: number }>;
-  /** Number of volume records in cluster.json. */
+  /** Volumes holding data on some node, and those cluster.json lists (the catalog itself not counted; `cairn volume list` has them all). */
   volumes: number;
   data: {
     extents: number;
@@ -334,7 +336,7 @@ export function computeStatus(map: ClusterMap, config: ClusterConfig, reports: r
     data.bytes += f.bytes;
     let degraded = f.flagged;
     let inactive = false;
-    const pool = pools.get(volumes.get(f.volume)?.pool ?? -1);
+    const pool = pools.get(volumes.get(f.volume)?.pool ?? 0);
     if (!pool) {
       unknownVolumes.add(f.volume);
     } else {
@@ -395,7 +397,7 @@ export function computeStatus(map: ClusterMap, config: ClusterConfig, reports: r
     nodes: { total: map.nodes.length, up: map.nodes.filter((n) => n.up).length, in: map.nodes.filter((n) => n.in).length, down, out, peering },
     unreachable,
     pools: config.pools.map((p) => ({ id: p.id, name: p.name, size: p.replicas, min_size: p.minSize })),
-    volumes: config.volumes.length,
+    volumes: new Set([...config.volumes.map((v) => v.id), ...[...extents.values()].map((f) => f.volume).filter((v) => v !== 0)]).size,
     data,
     unknownVolumes: [...unknownVolumes].sort((a, b) => a - b),
     progress,

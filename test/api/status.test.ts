@@ -102,7 +102,7 @@ test('a resync record listed by two reporters is one degraded, recovering extent
   t.true(st.checks.includes('node 2 peering'));
 });
 
-test('an up node without a report is unreachable (HEALTH_WARN); unknown volumes are listed', async (t) => {
+test('an up node without a report is unreachable (HEALTH_WARN); volumes cluster.json does not list are placed in pool 0', async (t) => {
   const config = await makeConfig();
   const rs = reports(config, [0, 1]);
   rs[0].held.push([9, 0, 4096]);
@@ -110,8 +110,9 @@ test('an up node without a report is unreachable (HEALTH_WARN); unknown volumes 
   t.is(s.health, 'HEALTH_WARN');
   t.deepEqual(s.unreachable, [{ node: 2, error: 'no answer within 3000 ms' }]);
   t.true(s.checks.includes('node 2 unreachable: no answer within 3000 ms'));
-  t.deepEqual(s.unknownVolumes, [9]);
+  t.deepEqual(s.unknownVolumes, [], 'a catalog volume (not in cluster.json) is placed in pool 0');
   t.is(s.data.extents, EXTENTS + 1);
+  t.is(s.volumes, config.volumes.length + 1);
   t.is(s.data.degraded, 0, 'an unreachable but up node still counts as an up member');
 });
 
