@@ -15,6 +15,7 @@ import { BlockDeviceError, type BlockDevice } from '../volume/index.ts';
 import { ConnectionPool } from '../wire/index.ts';
 import { volumeNqn, type VolumeHealth, type VolumeLease } from '../nvmf/index.ts';
 import { ClusterSpace } from './cluster-space.ts';
+import { ApiPool } from './api-pool.ts';
 
 /** A cluster volume whose write lease this process takes on demand; see the module comment. */
 export class ClusterLeasedVolume implements BlockDevice {
@@ -37,8 +38,8 @@ export class ClusterLeasedVolume implements BlockDevice {
     readonly name: string,
     config: ClusterConfig,
     private readonly follower: MapFollower,
+    rec: VolumeConfig,
   ) {
-    const rec = config.volumes.find((v) => v.name === name)!;
     this.record = rec;
     this.token = config.token;
     this.size = rec.sizeBytes;
@@ -51,16 +52,27 @@ export class ClusterLeasedVolume implements BlockDevice {
 
   /**
    * Opens volume `name` of the cluster in `dataDir` (its nodes must be running) and joins the
-   * cluster's gossip as an initiator (log: `<dataDir>/logs/gateway-<pid>.log`).
+   * cluster's gossip as an initiator (log: `<dataDir>/logs/gateway-<pid>.log`). The volume is
+   * looked up in the catalog (any node's API), else in cluster.json.
    * @throws Error when there is no cluster configuration or no such volume.
    */
   static async open(dataDir: string, name: string): Promise<ClusterLeasedVolume> {
     const config = await loadConfig(dataDir);
     if (!config) throw new Error(`no ${CONFIG_FILE} in ${dataDir}`);
-    if (!config.volumes.some((v) => v.name === name)) throw new Error(`no volume '${name}' in ${dataDir}`);
     const log = pino({ base: { gateway: process.pid } }, destination({ dest: join(dataDir, 'logs', `gateway-${process.pid}.log`), sync: true, mkdir: true }));
     const follower = await MapFollower.start({ config, host: config.nodes[0].host, log });
-    return new ClusterLeasedVolume(dataDir, name, config, follower);
+    let rec: VolumeConfig | undefined;
+    try {
+      const v = await new ApiPool(() => follower.current.map, config.token).call<VolumeConfig>('GET', `/v1/volumes/${encodeURIComponent(name)}`);
+      rec = { id: v.id, name: v.name, sizeBytes: v.sizeBytes, pool: v.pool, extentBytes: v.extentBytes, thin: v.thin, lease: 0 };
+    } catch (e) {
+      if ((e as { status?: number }).status !== 404) rec = config.volumes.find((v) => v.name === name);
+    }
+    if (!rec) {
+      await follower.stop();
+      throw new Error(`no volume '${name}' in the cluster of ${dataDir}`);
+    }
+    return new ClusterLeasedVolume(dataDir, name, config, follower, rec);
   }
 
   /**

@@ -94,16 +94,17 @@ test.serial('the catalog survives kill -9 of any one node; changes wait for the 
     // ---- 1. kill -9 of node 1 (not the authority) ----
     const killedAt = Date.now();
     await kill9(cluster, 1);
+    // Open right away, alongside the reads, before the map marks node 1 down: see the failing test below.
+    set = cluster.volumeSet({ ioTimeoutMs: 30000 });
+    const upWhenOpened = cluster.view.isUp(1);
+    const earlyOpen = set.open('charlie').then(() => ({ ok: true, upInMap: upWhenOpened, error: '' }), (e: Error) => ({ ok: false, upInMap: upWhenOpened, error: e.message }));
     t.deepEqual(await names(2), NAMES, 'node 2 lists every volume right after the kill');
     t.deepEqual(await names(0), NAMES, 'so does node 0');
     const shown = await api(2).call<VolumeView>('GET', '/v1/volumes/bravo');
     t.is(shown.sizeBytes, 16 * MiB);
     t.log(`node 1 killed; list and show through node 2 in ${Date.now() - killedAt} ms`);
 
-    // Open right away, before the map marks node 1 down: see the failing test below.
-    set = cluster.volumeSet({ ioTimeoutMs: 30000 });
-    const upWhenOpened = cluster.view.isUp(1);
-    early = await set.open('charlie').then(() => ({ ok: true, upInMap: upWhenOpened, error: '' }), (e: Error) => ({ ok: false, upInMap: upWhenOpened, error: e.message }));
+    early = await earlyOpen;
     t.log(`open right after the kill (node 1 ${upWhenOpened ? 'still up' : 'already down'} in the map): ${early.ok ? 'ok' : early.error}`);
     await set.close();
 
