@@ -53,13 +53,22 @@ export class LeaseCoordinator {
   }
 
   /**
+   * Resolves when no catalog work holds `volume`'s lease: every other grant of a generation
+   * (an attachment, a takeover) waits for it, so no writer of a newer generation writes
+   * while a snapshot is being pinned or a job copies.
+   */
+  async idle(volume: number): Promise<void> {
+    for (let p = this.busy.get(volume); p; p = this.busy.get(volume)) await p;
+  }
+
+  /**
    * A writer fenced at generation `from` asks to go on: once the catalog's work on the
    * volume is done, grants it a new generation if every generation after `from` was the
    * catalog's.
    * @throws LeaseTakenError when another attachment took the lease since `from`.
    */
   async resume(volume: number, from: number): Promise<number> {
-    await this.busy.get(volume);
+    await this.idle(volume);
     const last = this.ledger.last(volume);
     const own = this.own.get(volume) ?? new Set<number>();
     for (let g = from + 1; g <= last; g++) {

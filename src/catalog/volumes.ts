@@ -312,14 +312,20 @@ export class VolumeCatalog {
     if (existing?.body) return { created: false, snapshot: SnapshotRecordSchema.parse(existing.body) };
     const { version } = await this.opts.data.snapshot(v.record);
     const snapshot: SnapshotRecord = { kind: 'snapshot', volume: v.record.name, volumeId: v.record.id, name: snap, version, sizeBytes: v.record.sizeBytes, createdAt: new Date().toISOString(), clones: [] };
-    try {
-      await this.opts.store.put(snapshotKey(v.record.id, snap), existing?.version ?? 0, snapshot);
-    } catch (e) {
+    // The snapshot's record and its name in the volume's record are written at once; if either
+    // fails, both are undone and the pins released.
+    const [rec, listed] = await Promise.allSettled([
+      this.opts.store.put(snapshotKey(v.record.id, snap), existing?.version ?? 0, snapshot),
+      this.opts.store.update<VolumeRecord>(volumeKey(v.record.name), (c) => (c.body && c.body.id === v.record.id && !c.body.snapshots.includes(snap) ? { ...c.body, snapshots: [...c.body.snapshots, snap] } : undefined)),
+    ]);
+    if (rec.status === 'rejected' || listed.status === 'rejected') {
+      if (rec.status === 'fulfilled') await this.opts.store.put(snapshotKey(v.record.id, snap), rec.value, null).catch(() => undefined);
+      if (listed.status === 'fulfilled') await this.opts.store.update<VolumeRecord>(volumeKey(v.record.name), (c) => (c.body?.snapshots.includes(snap) ? { ...c.body, snapshots: c.body.snapshots.filter((x) => x !== snap) } : undefined)).catch(() => undefined);
       await this.opts.data.unpin(v.record.id, version);
+      const e = rec.status === 'rejected' ? rec.reason : (listed as PromiseRejectedResult).reason;
       if (e instanceof CatalogConflictError) throw new CatalogError(409, `snapshot '${snap}' of '${volume}' was created concurrently`);
       throw e;
     }
-    await this.opts.store.update<VolumeRecord>(volumeKey(v.record.name), (c) => (c.body && c.body.id === v.record.id && !c.body.snapshots.includes(snap) ? { ...c.body, snapshots: [...c.body.snapshots, snap] } : undefined));
     return { created: true, snapshot };
   }
 

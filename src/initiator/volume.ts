@@ -157,6 +157,7 @@ export class Volume implements BlockDevice {
       name: this.name,
       extentPages: this.extentPages,
       placed: (view, extent) => this.io.placed(view, extent),
+      timeoutMs: this.opts.ioTimeoutMs ?? DEFAULT_IO_TIMEOUT_MS,
     };
   }
 

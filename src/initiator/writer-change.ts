@@ -22,6 +22,8 @@ export interface WriterContext {
   extentPages: number;
   /** The extent's up set in placement order ([] when it cannot be placed). */
   placed(view: ClusterView, extent: number): number[];
+  /** How long to wait for an unreachable node to be marked down, ms (default ANNOUNCE_TIMEOUT_MS). */
+  timeoutMs?: number;
 }
 
 /** Maps a failed announcement's status to the caller's error code. */
@@ -29,10 +31,14 @@ function announceError(status: number, what: string): BlockDeviceError {
   return new BlockDeviceError(status === Status.Fenced ? 'EFENCED' : status === Status.Invalid ? 'EINVAL' : 'EIO', `${what}: ${statusName(status)}`);
 }
 
+/** How long announceLease waits for an unreachable node to be marked down, ms (default). */
+export const ANNOUNCE_TIMEOUT_MS = 30000;
+
 /**
  * Announces lease generation `gen` to every node of the current map and collects the
- * extents they hold unsettled writes of (Op.Suspects). A node that is down and unreachable
- * is skipped: it learns the generation from the authority when it returns.
+ * extents they hold unsettled writes of (Op.Suspects). A node that is unreachable is skipped
+ * once the map marks it down (waiting for that up to `timeoutMs`): it learns the generation
+ * from the authority when it returns.
  * @returns the extents to reconcile.
  * @throws BlockDeviceError EFENCED when a node has seen a newer generation, EIO when an up
  *         node cannot be reached.
@@ -41,18 +47,27 @@ export async function announceLease(ctx: WriterContext, gen: number): Promise<nu
   const view = ctx.views.current;
   const suspects = new Set<number>();
   const base = { flags: 0, epoch: view.epoch, volume: ctx.volume, extent: 0, partition: 0, firstPage: 0, pages: 0, lease: gen, version: 0, members: [] };
+  const deadline = Date.now() + (ctx.timeoutMs ?? ANNOUNCE_TIMEOUT_MS);
   const results = await Promise.allSettled(view.map.nodes.map(async (n) => {
     let r: Reply;
-    try {
-      const c = await ctx.connections.get(n.id);
-      r = await c.request({ ...base, op: Op.Lease });
-      if (r.h.status === Status.Ok) {
-        const s = await c.request({ ...base, op: Op.Suspects });
-        if (s.h.status === Status.Ok) for (let o = 0; o + 4 <= s.payload.length; o += 4) suspects.add(s.payload.readUInt32LE(o));
+    for (;;) {
+      try {
+        const c = await ctx.connections.get(n.id);
+        r = await c.request({ ...base, op: Op.Lease });
+        if (r.h.status === Status.Ok) {
+          const s = await c.request({ ...base, op: Op.Suspects });
+          if (s.h.status === Status.Ok) for (let o = 0; o + 4 <= s.payload.length; o += 4) suspects.add(s.payload.readUInt32LE(o));
+        }
+        break;
+      } catch (e) {
+        // A node that cannot be reached is skipped once the map says it is down (it learns
+        // the generation from the authority when it returns); until then, wait for the map —
+        // a node just killed is still "up" for the failure-detection time.
+        if (!(e instanceof ConnectionError)) throw e;
+        if (!view.isUp(n.id) || !ctx.views.current.isUp(n.id)) return;
+        if (Date.now() > deadline) throw new BlockDeviceError('EIO', `announcing lease ${gen} to node ${n.id}: ${e.message} (and the map did not mark it down)`);
+        await new Promise((res) => setTimeout(res, 100));
       }
-    } catch (e) {
-      if (e instanceof ConnectionError && !view.isUp(n.id)) return;
-      throw new BlockDeviceError('EIO', `announcing lease ${gen} to node ${n.id}: ${(e as Error).message}`);
     }
     if (r.h.status !== Status.Ok) throw announceError(r.h.status, `announcing lease ${gen} of volume ${ctx.name} to node ${n.id}`);
   }));

@@ -252,8 +252,23 @@ const authorityApi = (): string | null => {
   const a = mapNode(control.keeper.map, config!.authority!.node);
   return a?.apiPort ? `http://${a.host}:${a.apiPort}` : null;
 };
+// Lease grants through the API (attachments, takeovers) wait while the catalog holds a
+// volume's lease for a snapshot or a job: no newer writer may write before the pin.
+const catalogLeases = nodeCatalog.leases;
+const apiAuthority: MapAuthority | undefined = authority && catalogLeases
+  ? new Proxy(authority, {
+    get(target, prop) {
+      if (prop === 'acquireLease') return async (volume: number) => {
+        await catalogLeases.idle(volume);
+        return target.acquireLease(volume);
+      };
+      const v = Reflect.get(target, prop) as unknown;
+      return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+    },
+  })
+  : authority;
 const api = await startManagementApi({
-  host: me.host, port: me.apiPort!, token: config!.token, control, authority, authorityNode: config!.authority!.node, nodeId, config: config!,
+  host: me.host, port: me.apiPort!, token: config!.token, control, authority: apiAuthority, authorityNode: config!.authority!.node, nodeId, config: config!,
   recovery: () => server.recovery.report(), scrub: server.scrub,
   routes: [(app) => registerVolumeRoutes(app, {
     catalog: nodeCatalog.catalog, mutator: nodeCatalog.mutator, jobs: nodeCatalog.jobs, leases: nodeCatalog.leases,

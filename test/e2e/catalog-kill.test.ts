@@ -94,7 +94,7 @@ test.serial('the catalog survives kill -9 of any one node; changes wait for the 
     // ---- 1. kill -9 of node 1 (not the authority) ----
     const killedAt = Date.now();
     await kill9(cluster, 1);
-    // Open right away, alongside the reads, before the map marks node 1 down: see the failing test below.
+    // Open right away, alongside the reads, before the map marks node 1 down: see the last test.
     set = cluster.volumeSet({ ioTimeoutMs: 30000 });
     const upWhenOpened = cluster.view.isUp(1);
     const earlyOpen = set.open('charlie').then(() => ({ ok: true, upInMap: upWhenOpened, error: '' }), (e: Error) => ({ ok: false, upInMap: upWhenOpened, error: e.message }));
@@ -184,12 +184,10 @@ test.serial('the catalog survives kill -9 of any one node; changes wait for the 
   }
 });
 
-// Known gap, kept as a failing test so it shows up as fixed: opening a volume in the second or
-// two after a node's crash, before the map marks it down, fails: announceLease
-// (src/initiator/writer-change.ts) skips an unreachable node only once the map says it is down,
-// so takeWriteLease rejects with EIO "announcing lease N to node 1: connect ECONNREFUSED"
-// instead of waiting (bounded by the I/O timeout) for the map to mark the node down, as writes do.
-test.serial.failing('opening a volume right after kill -9 of a node, while the map still shows it up, works', (t) => {
+// Opening a volume in the second or two after a node's crash, before the map marks it down:
+// announceLease (src/initiator/writer-change.ts) waits, bounded by the I/O timeout, for the map
+// to mark the unreachable node down, as writes do, instead of failing with ECONNREFUSED.
+test.serial('opening a volume right after kill -9 of a node, while the map still shows it up, works', (t) => {
   t.truthy(early, 'the open was attempted');
   t.true(early!.upInMap, 'the attempt ran before the map marked node 1 down (otherwise it proves nothing)');
   t.true(early!.ok, early!.error);

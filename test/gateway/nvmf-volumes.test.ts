@@ -20,6 +20,7 @@ import { ApiClient } from '../../src/api/index.ts';
 import { loadConfig } from '../../src/config/index.ts';
 import { CAIRN, cairnUp, tempDataDir } from '../helpers/cairn-up.ts';
 import { openSession, TestHost } from '../nvmf/helpers/host.ts';
+import { OPT, RawNbd } from '../helpers/raw-nbd.ts';
 
 const HOST_A = 'nqn.2014-08.org.nvmexpress:uuid:00000000-0000-4000-8000-00000000000a';
 const HOST_B = 'nqn.2014-08.org.nvmexpress:uuid:00000000-0000-4000-8000-00000000000b';
@@ -103,7 +104,7 @@ function cli(args: string[]): Promise<{ code: number | null; out: string }> {
   return new Promise((r) => p.once('exit', (code) => r({ code, out })));
 }
 
-test('cairn up follows the catalog over NVMe/TCP: discovery, resize notice, allow-list, delete', async (t) => {
+test.serial('cairn up follows the catalog over NVMe/TCP: discovery, resize notice, allow-list, delete', async (t) => {
   t.timeout(120_000);
   const { dir, cleanup } = tempDataDir();
   const up = await cairnUp(dir, ['--nodes', '3', '--devices', '1', '--device-size', '256MiB', '--partitions', '2', '--volume-size', '32MiB', '--nvmf-paths', '2']);
@@ -227,6 +228,48 @@ test('cairn up follows the catalog over NVMe/TCP: discovery, resize notice, allo
     late.close();
   } finally {
     for (const c of closers) c();
+    t.is(await up.stop(), 0, up.output());
+    cleanup();
+  }
+});
+
+/*
+ * Known bug (src/gateway/volume-set.ts, startRefresh): the refresh loop calls onList (which
+ * drives NvmfVolumes.sync) only when the list differs from `this.last`, but every other
+ * list() caller — NBD_OPT_LIST through nbdExports, an empty-name NBD_OPT_GO — also
+ * overwrites `this.last`. A catalog change first seen by such a call is never handed to
+ * NvmfVolumes: a new volume gets no subsystem and an allow-list change is never applied
+ * (until some later, unrelated change of the list). Remove `.failing` once it is fixed.
+ */
+test.serial.failing('an NBD export list right after a catalog change does not hide the change from NVMe/TCP (known bug: VolumeSet onList)', async (t) => {
+  t.timeout(120_000);
+  const { dir, cleanup } = tempDataDir();
+  const up = await cairnUp(dir, ['--nodes', '3', '--devices', '1', '--device-size', '256MiB', '--partitions', '2', '--volume-size', '32MiB', '--nvmf-paths', '1']);
+  try {
+    const p1 = Number(/NVMe\/TCP path 1: [\d.]+:(\d+)/.exec(up.output())![1]);
+    const config = (await loadConfig(dir))!;
+    const api = new ApiClient(`http://127.0.0.1:${config.nodes[0].apiPort}`, config.token);
+    const db3Nqn = `nqn.2024-01.io.cairn:${config.clusterId}:db3`;
+    const vol0Nqn = `nqn.2024-01.io.cairn:${config.clusterId}:vol0`;
+    const seen = async (host: string, nqn: string): Promise<boolean> => (await discover(p1, host)).some((e) => e.subnqn === nqn);
+    const within = async (ms: number, cond: () => Promise<boolean>): Promise<boolean> => until('', async () => cond(), ms).then(() => true, () => false);
+    /** `change`, then at once an NBD_OPT_LIST (as `nbdinfo --list` would send). */
+    const changeThenList = async (change: () => Promise<unknown>): Promise<void> => {
+      const nbd = await RawNbd.open(up.port);
+      await change();
+      const replies = await nbd.option(OPT.LIST);
+      nbd.socket.destroy();
+      t.is(replies.at(-1)!.type, 1, 'NBD_REP_ACK');
+    };
+    // A new volume: its subsystem must show up in discovery.
+    await changeThenList(() => api.call('POST', '/v1/volumes', { name: 'db3', size: 32 * MiB }));
+    const created = await within(8000, () => seen(HOST_B, db3Nqn));
+    // An allow-list that shuts host B out of vol0 must be applied.
+    await changeThenList(() => api.call('PATCH', '/v1/volumes/vol0', { allowHosts: [HOST_A] }));
+    const restricted = await within(8000, async () => !(await seen(HOST_B, vol0Nqn)));
+    t.true(created, 'db3 appears in discovery within 8 s of its creation');
+    t.true(restricted, 'vol0 leaves host B\'s discovery within 8 s of its allow-list change');
+  } finally {
     t.is(await up.stop(), 0, up.output());
     cleanup();
   }
