@@ -2,6 +2,7 @@
  * Small numeric helpers of the recovery bench: units (MB = 10^6 bytes, as fio reports) and
  * medians of repeated figures.
  */
+import { median as ssMedian } from 'simple-statistics';
 export { round } from '../lib/fio.ts';
 
 /** Bytes in a MiB (sizes and rate limits are configured in MiB). */
@@ -12,12 +13,9 @@ export function mbps(bytes: number, seconds: number): number {
   return seconds > 0 ? bytes / 1e6 / seconds : 0;
 }
 
-/** The median of `xs` (mean of the middle two for an even count); NaN when empty. */
+/** The median of `xs` (simple-statistics; the mean of the middle two for an even count); NaN when empty. */
 export function median(xs: number[]): number {
-  if (xs.length === 0) return NaN;
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+  return xs.length === 0 ? NaN : ssMedian(xs);
 }
 
 /** `a / b`, or null when `b` is not a positive number (a ratio against nothing says nothing). */
