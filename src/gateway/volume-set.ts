@@ -191,15 +191,16 @@ export class VolumeSet {
     for (const [name, p] of [...this.attached]) {
       const a = await p.catch(() => null);
       if (!a) continue;
-      const volName = name.includes('@') ? name.slice(0, name.indexOf('@')) : name;
+      const at = name.indexOf('@');
+      const volName = at > 0 ? name.slice(0, at) : name;
       const now = byName.get(volName);
-      if (!now || now.id !== a.record.id) {
-        // Deleted or renamed: detach (sessions still holding it get ESHUTDOWN).
+      if (!now || now.id !== a.record.id || (at > 0 && !now.snapshots.includes(name.slice(at + 1)))) {
+        // Deleted or renamed (or the snapshot deleted): detach; sessions still holding it fail.
         this.attached.delete(name);
         a.volume?.close();
         continue;
       }
-      if (name.includes('@')) continue;
+      if (at > 0) continue;
       if (a.volume && now.sizeBytes !== a.volume.size) {
         a.volume.setSize(now.sizeBytes);
         a.record = now;
