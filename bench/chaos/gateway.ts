@@ -1,6 +1,6 @@
 /**
  * The chaos suite's gateway: a child process that attaches a volume of the local cluster in
- * a data directory (follows the gossiped map, takes the volume's write lease — a new
+ * a data directory (follows the gossiped map, looks the volume up in the catalog, takes the volume's write lease — a new
  * generation, fencing any earlier gateway) and serves it over NBD, like `cairn up` does in
  * process. It runs in its own process so that the suite can kill it -9 and start another.
  *
@@ -21,7 +21,8 @@ import { mkdirSync, openSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { pino, destination } from 'pino';
-import { loadConfig } from '../../src/config/index.ts';
+import { loadConfig, type VolumeConfig } from '../../src/config/index.ts';
+import { ApiPool } from '../../src/gateway/index.ts';
 import { MapFollower, Volume, grantLease, takeWriteLease } from '../../src/initiator/index.ts';
 import { NbdServer } from '../../src/nbd/index.ts';
 import type { BlockDevice } from '../../src/volume/index.ts';
@@ -82,13 +83,16 @@ const dataDir = v['data-dir'] ?? fail('usage: gateway.ts --data-dir DIR --state-
 const stateDir = v['state-dir'] ?? fail('--state-dir is required');
 const port = Number(v.port ?? fail('--port is required'));
 const config = (await loadConfig(dataDir)) ?? fail(`no cluster.json in ${dataDir}`);
-const record = config.volumes.find((x) => x.name === v.volume) ?? fail(`no volume ${v.volume} in ${dataDir}`);
 
 mkdirSync(stateDir, { recursive: true });
 const acks = openSync(join(stateDir, 'acks.log'), 'a');
 const log = pino({ base: { gateway: process.pid } }, destination({ dest: join(stateDir, 'gateway.log'), sync: true, mkdir: true }));
 const follower = await MapFollower.start({ config, host: v.host, log, persistPath: join(stateDir, 'map.current') });
 follower.control.redial();
+const found = await new ApiPool(() => follower.current.map, config.token)
+  .call<VolumeConfig>('GET', `/v1/volumes/${encodeURIComponent(v.volume!)}`)
+  .catch((e: Error) => fail(`no volume ${v.volume} in the catalog of ${dataDir}: ${e.message}`));
+const record: VolumeConfig = { id: found.id, name: found.name, sizeBytes: found.sizeBytes, pool: found.pool, extentBytes: found.extentBytes, thin: found.thin, lease: 0 };
 const connections = new ConnectionPool({ token: config.token, address: (id) => follower.current.address(id) });
 const volume = new Volume({
   views: follower,

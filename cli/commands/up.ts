@@ -107,13 +107,15 @@ export default class Up extends Command {
       await cluster.stop();
       this.error(msg, { exit: 1 });
     };
-    // The volume to attach now: a cluster.json volume moves into the catalog when the
-    // authority starts (wait for it); another name is created (thin, --volume-size).
-    const seeded = c.volumes.some((v) => v.name === flags.volume);
+    // The volume to attach now: LocalCluster.start created a new data directory's volume in
+    // the catalog and listed the catalog's volumes in c.volumes (in memory); a name the
+    // catalog lacks is created (thin, --volume-size, the layout's extent size).
+    const known = c.volumes.some((v) => v.name === flags.volume)
+      || (await set.api.call('GET', `/v1/volumes/${encodeURIComponent(flags.volume)}`).then(() => true, () => false));
     let attached: Awaited<ReturnType<typeof set.open>>;
     try {
-      if (!seeded) {
-        const v = await set.api.call<{ name: string; sizeBytes: number }>('POST', '/v1/volumes', { name: flags.volume, size: flags['volume-size'] });
+      if (!known) {
+        const v = await set.api.call<{ name: string; sizeBytes: number }>('POST', '/v1/volumes', { name: flags.volume, size: flags['volume-size'], extentBytes: DEFAULT_LAYOUT.extentBytes });
         this.log(`  volume ${v.name} (${formatSize(v.sizeBytes)}) is in the catalog`);
       }
       const deadline = Date.now() + 60000;

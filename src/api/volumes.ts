@@ -5,7 +5,7 @@
  * headers included (If-Match in, ETag out).
  *
  *   GET    /v1/volumes                          every volume (with used bytes); the mutator's list when it answers, else read here
- *   POST   /v1/volumes                          create {name, size, pool?, thick?}: 201 new, 200 same exists, 409 other exists
+ *   POST   /v1/volumes                          create {name, size, pool?, thick?, extentBytes?, allowHosts?}: 201 new, 200 same exists, 409 other exists
  *   GET    /v1/volumes/:name                    one volume; ETag = its record version
  *   PATCH  /v1/volumes/:name                    {size?, allowShrink?, name?, allowHosts?} resize / rename / NVMe host list; If-Match -> 412 when stale
  *   POST   /v1/volumes/:name/attachment         {holder, generation}: a gateway notes it attached the volume
@@ -175,6 +175,7 @@ export function registerVolumeRoutes(app: FastifyInstance, o: VolumeRoutesOption
           size: { type: 'integer', minimum: 4096, description: 'Bytes, a multiple of 4096' },
           pool: { type: 'integer', minimum: 0 },
           thick: { type: 'boolean', description: 'Reserve the whole size now (default thin)' },
+          extentBytes: { type: 'integer', minimum: 4096, maximum: 1048576, description: 'Extent size: a power of two from 4096 to 1048576 bytes (default 1048576)' },
           allowHosts: { type: 'array', items: { type: 'string', minLength: 5, maxLength: 223 }, maxItems: 256, description: 'Host NQNs allowed over NVMe/TCP (default: any)' },
         },
       },
@@ -182,9 +183,9 @@ export function registerVolumeRoutes(app: FastifyInstance, o: VolumeRoutesOption
     },
   }, async (req, reply) => {
     if (await forward(req, reply)) return reply;
-    const b = req.body as { name: string; size: number; pool?: number; thick?: boolean; allowHosts?: string[] };
+    const b = req.body as { name: string; size: number; pool?: number; thick?: boolean; extentBytes?: number; allowHosts?: string[] };
     return guard(reply, async () => {
-      const r = await o.catalog.create({ name: b.name, sizeBytes: b.size, pool: b.pool, thin: !b.thick, allowHosts: b.allowHosts });
+      const r = await o.catalog.create({ name: b.name, sizeBytes: b.size, pool: b.pool, thin: !b.thick, extentBytes: b.extentBytes, allowHosts: b.allowHosts });
       return reply.code(r.created ? 201 : 200).header('etag', `"${r.version}"`).send(view(r.record, r.version));
     });
   });

@@ -18,7 +18,8 @@ export class LeaseLedger {
   /**
    * Opens the ledger file at `path` (missing: empty). `floor` gives generations already
    * handed out elsewhere (e.g. recorded in cluster.json by older versions); the ledger
-   * never issues one at or below them.
+   * never issues one at or below them. A floor above what the file holds is written to the
+   * file before this resolves, so the floor need not be given again.
    * @throws Error when the file exists but is not a ledger.
    */
   static async open(path: string, floor: LeaseGenerations = {}): Promise<LeaseLedger> {
@@ -30,11 +31,18 @@ export class LeaseLedger {
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
     }
+    const stored = new Map<number, number>();
     if (text !== null) {
       const j = JSON.parse(text) as { format?: number; leases?: LeaseGenerations };
       if (j.format !== 1 || typeof j.leases !== 'object' || j.leases === null) throw new Error(`${path} is not a lease ledger`);
-      for (const [k, v] of Object.entries(j.leases)) gens.set(Number(k), Math.max(gens.get(Number(k)) ?? 0, v));
+      for (const [k, v] of Object.entries(j.leases)) {
+        stored.set(Number(k), v);
+        gens.set(Number(k), Math.max(gens.get(Number(k)) ?? 0, v));
+      }
     }
+    // A floor above what the file holds is written now, not at the next acquire: its source
+    // (cluster.json's volumes) may be gone by the next start.
+    if ([...gens].some(([k, v]) => v > (stored.get(k) ?? 0))) await writeLedger(path, gens);
     return new LeaseLedger(path, gens);
   }
 
@@ -50,16 +58,7 @@ export class LeaseLedger {
   acquire(volume: number): Promise<number> {
     const run = async (): Promise<number> => {
       const gen = (this.gens.get(volume) ?? 0) + 1;
-      const next = new Map(this.gens).set(volume, gen);
-      const tmp = `${this.path}.tmp`;
-      const fh = await open(tmp, 'w');
-      try {
-        await fh.writeFile(JSON.stringify({ format: 1, leases: Object.fromEntries(next) }));
-        await fh.sync();
-      } finally {
-        await fh.close();
-      }
-      await rename(tmp, this.path);
+      await writeLedger(this.path, new Map(this.gens).set(volume, gen));
       this.gens.set(volume, gen);
       return gen;
     };
@@ -67,4 +66,17 @@ export class LeaseLedger {
     this.chain = p.catch(() => undefined);
     return p;
   }
+}
+
+/** Writes `gens` to the ledger file at `path` durably (temp file, fsync, rename). */
+async function writeLedger(path: string, gens: Map<number, number>): Promise<void> {
+  const tmp = `${path}.tmp`;
+  const fh = await open(tmp, 'w');
+  try {
+    await fh.writeFile(JSON.stringify({ format: 1, leases: Object.fromEntries(gens) }));
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+  await rename(tmp, path);
 }

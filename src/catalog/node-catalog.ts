@@ -79,6 +79,9 @@ export function startNodeCatalog(o: NodeCatalogOptions): NodeCatalog {
   const catalog = new VolumeCatalog({
     store,
     pools: () => o.config.pools,
+    // Ids start after cluster.json's volumes (migrated below with their ids); a data directory
+    // made since volumes left cluster.json gives its first volume id 1.
+    firstId: Math.max(0, ...o.config.volumes.map((v) => v.id)) + 1,
     capacity: o.capacity,
     jobs,
     data: data ?? { trimAll: refuse, snapshot: refuse, unpin: refuse, flatten: refuse, rollback: refuse },
@@ -92,7 +95,7 @@ export function startNodeCatalog(o: NodeCatalogOptions): NodeCatalog {
       try {
         for (const v of o.config.volumes) {
           if ((await store.get(volumeKey(v.name))) !== null) continue;
-          await catalog.create({ name: v.name, sizeBytes: v.sizeBytes, pool: v.pool, thin: v.thin, id: v.id });
+          await catalog.create({ name: v.name, sizeBytes: v.sizeBytes, pool: v.pool, thin: v.thin, extentBytes: v.extentBytes, id: v.id });
           o.log.info({ volume: v.name, id: v.id }, 'volume from cluster.json moved into the catalog');
         }
         const resumed = await catalog.resumeDeletes();

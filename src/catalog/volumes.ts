@@ -43,6 +43,11 @@ export interface VolumeCatalogOptions {
   capacity: () => { rawBytes: number; usedBytes: number };
   data: CatalogDataOps;
   jobs: JobTracker;
+  /**
+   * Id of the first volume created without one, while no id was handed out (default 2: id 1
+   * belonged to the volume cluster.json listed in data directories made before the catalog).
+   */
+  firstId?: number;
 }
 
 /** Input of create. */
@@ -51,6 +56,8 @@ export interface CreateVolume {
   sizeBytes: number;
   pool?: number;
   thin?: boolean;
+  /** Extent size, bytes: a power of two from 4096 to 1 MiB (default DEFAULT_EXTENT_BYTES). */
+  extentBytes?: number;
   /** Host NQNs allowed over NVMe/TCP (default: any). */
   allowHosts?: string[];
   /** Only for migrating a cluster.json volume: keep its id. */
@@ -73,6 +80,13 @@ function checkSize(size: unknown, what = 'size'): number {
   if (size % 4096 !== 0) throw new CatalogError(400, `${what} ${size} is not a multiple of 4096 bytes`);
   if (size > MAX_VOLUME_BYTES) throw new CatalogError(400, `${what} ${size} exceeds the largest volume (${MAX_VOLUME_BYTES} bytes)`);
   return size;
+}
+
+function checkExtent(bytes: unknown): number {
+  if (typeof bytes !== 'number' || !Number.isSafeInteger(bytes) || bytes < 4096 || bytes > 1 << 20 || (bytes & (bytes - 1)) !== 0) {
+    throw new CatalogError(400, `extentBytes ${String(bytes)} must be a power of two from 4096 to ${1 << 20} bytes`);
+  }
+  return bytes;
 }
 
 function checkName(name: unknown, what: string): string {
@@ -118,9 +132,9 @@ export class VolumeCatalog {
   }
 
   /**
-   * Creates volume `name` (idempotent: the same name, size, pool and provisioning returns
-   * the existing one with created=false).
-   * @throws CatalogError 400 (bad name, size or pool), 409 (the name exists with other
+   * Creates volume `name` (idempotent: the same name, size, pool, extent size and
+   * provisioning returns the existing one with created=false).
+   * @throws CatalogError 400 (bad name, size, extent size or pool), 409 (the name exists with other
    *         properties, or is being deleted), 507 (a thick volume the cluster cannot hold).
    */
   async create(c: CreateVolume): Promise<Versioned<VolumeRecord> & { created: boolean }> {
@@ -129,19 +143,20 @@ export class VolumeCatalog {
     const pool = c.pool ?? 0;
     if (!this.opts.pools().some((p) => p.id === pool)) throw new CatalogError(400, `pool ${pool} does not exist (pools: ${this.opts.pools().map((p) => `${p.id} ${p.name}`).join(', ')})`);
     const thin = c.thin ?? true;
+    const extentBytes = checkExtent(c.extentBytes ?? DEFAULT_EXTENT_BYTES);
     const allowHosts = checkHosts(c.allowHosts ?? []);
     const existing = await this.opts.store.get(volumeKey(name));
-    const same = (r: VolumeRecord): boolean => r.sizeBytes === sizeBytes && r.pool === pool && r.thin === thin && r.state === 'ready' && r.parent === null;
+    const same = (r: VolumeRecord): boolean => r.sizeBytes === sizeBytes && r.pool === pool && r.thin === thin && r.extentBytes === extentBytes && r.state === 'ready' && r.parent === null;
     if (existing?.body) {
       const r = VolumeRecordSchema.parse(existing.body);
       if (same(r)) return { version: existing.version, record: r, created: false };
-      throw new CatalogError(409, `volume '${name}' already exists (${r.sizeBytes} bytes, pool ${r.pool}, ${r.thin ? 'thin' : 'thick'}${r.state === 'deleting' ? ', being deleted' : ''})`);
+      throw new CatalogError(409, `volume '${name}' already exists (${r.sizeBytes} bytes, pool ${r.pool}, ${r.thin ? 'thin' : 'thick'}, ${r.extentBytes}-byte extents${r.state === 'deleting' ? ', being deleted' : ''})`);
     }
     if (!thin) await this.checkThick(sizeBytes, pool, null);
     const id = c.id ?? (await this.nextId());
     if (c.id !== undefined) await this.bumpCounter(c.id + 1);
     const record: VolumeRecord = {
-      kind: 'volume', name, id, sizeBytes, pool, extentBytes: DEFAULT_EXTENT_BYTES, thin, createdAt: new Date().toISOString(), state: 'ready', snapshots: [], parent: null,
+      kind: 'volume', name, id, sizeBytes, pool, extentBytes, thin, createdAt: new Date().toISOString(), state: 'ready', snapshots: [], parent: null,
       allowHosts, attachment: null,
     };
     return this.insert(record, existing?.version ?? 0, same);
@@ -429,20 +444,47 @@ export class VolumeCatalog {
   }
 
   private async nextId(): Promise<number> {
-    const r = await this.opts.store.update<{ kind: 'counter'; next: number }>(VOLUME_ID_COUNTER, (c) => {
-      const next = c.body ? CounterSchema.parse(c.body).next : 2;
-      return { kind: 'counter', next: next + 1 };
-    });
-    const id = r.body!.next - 1;
+    const id = (await this.updateCounter((next) => next + 1)) - 1;
     if (id > 0x1fffff) throw new CatalogError(507, 'volume ids are used up');
     return id;
   }
 
+  /** Makes the id counter hand out nothing below `atLeast` (an absent counter is written). */
   private async bumpCounter(atLeast: number): Promise<void> {
-    await this.opts.store.update<{ kind: 'counter'; next: number }>(VOLUME_ID_COUNTER, (c) => {
-      const next = c.body ? CounterSchema.parse(c.body).next : 2;
-      return next >= atLeast ? undefined : { kind: 'counter', next: atLeast };
-    });
+    await this.updateCounter((next, stored) => (stored && next >= atLeast ? undefined : Math.max(next, atLeast)));
+  }
+
+  /**
+   * Applies `step` to the id counter's next value (undefined: leave it) and returns the value
+   * it then holds. An absent counter starts at startId().
+   */
+  private async updateCounter(step: (next: number, stored: boolean) => number | undefined): Promise<number> {
+    let start: number | null = null;
+    for (;;) {
+      let needStart = false;
+      const r = await this.opts.store.update<{ kind: 'counter'; next: number }>(VOLUME_ID_COUNTER, (c) => {
+        if (!c.body && start === null) {
+          needStart = true;
+          return undefined;
+        }
+        const n = step(c.body ? CounterSchema.parse(c.body).next : start!, !!c.body);
+        return n === undefined ? undefined : { kind: 'counter', next: n };
+      });
+      if (!needStart) return r.body ? CounterSchema.parse(r.body).next : start!;
+      start = await this.startId();
+    }
+  }
+
+  /**
+   * Where an absent id counter starts: at firstId (which depends on what cluster.json lists,
+   * and cluster.json stops listing volumes once they moved into the catalog), and past every
+   * id the index holds (volumes migrated before the counter was written).
+   */
+  private async startId(): Promise<number> {
+    const shards = await Promise.all(Array.from({ length: INDEX_SHARDS }, (_, i) => this.opts.store.get(indexKey(i))));
+    let max = 0;
+    for (const s of shards) if (s?.body) for (const id of Object.values(IndexShardSchema.parse(s.body).volumes)) max = Math.max(max, id);
+    return Math.max(this.opts.firstId ?? 2, max + 1);
   }
 
   private async indexAdd(name: string, id: number): Promise<void> {

@@ -1,6 +1,7 @@
 /**
  * Creating a new cluster configuration: node ids and ports, device files, the topology
- * map (root -> host -> device -> partition), the default pool and volume.
+ * map (root -> host -> device -> partition) and the default pool. It lists no volumes (they
+ * live in the catalog; LocalCluster.start creates the layout's volume there).
  */
 import { randomBytes, randomUUID } from 'node:crypto';
 import { createServer } from 'node:net';
@@ -70,7 +71,8 @@ export async function freePorts(n: number, host = '127.0.0.1'): Promise<number[]
 }
 
 /**
- * Builds a new cluster configuration for `layout`.
+ * Builds a new cluster configuration for `layout` (with `volumes: []`; the layout's volume
+ * settings are checked here and used by LocalCluster.start).
  * @throws LayoutError when the layout is inconsistent.
  */
 export async function createClusterConfig(layout: ClusterLayout): Promise<ClusterConfig> {
@@ -109,9 +111,8 @@ export async function createClusterConfig(layout: ClusterLayout): Promise<Cluste
     nodes,
     map,
     pools: [{ id: 0, name: 'default', replicas: l.replicas, minSize: l.minSize ?? defaultMinSize(l.replicas), failureDomain: 'host' }],
-    volumes: l.volumeBytes > 0
-      ? [{ id: 1, name: l.volumeName, sizeBytes: l.volumeBytes, pool: 0, extentBytes: l.extentBytes, thin: true, lease: 0 }]
-      : [],
+    // Volumes live in the catalog: LocalCluster.start creates the layout's volume there.
+    volumes: [],
     ...(l.membership ? { membership: l.membership } : {}),
   };
 }

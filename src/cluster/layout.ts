@@ -13,10 +13,13 @@ export interface ClusterLayout {
   replicas: number;
   /** Fewest acting copies that may acknowledge a write (default: size − ⌊size/2⌋, as Ceph). */
   minSize?: number;
-  /** Name and size of the volume created with the cluster (none when volumeBytes is 0). */
+  /**
+   * Name and size of the volume created with the cluster, in the catalog, by
+   * LocalCluster.start (none when volumeBytes is 0).
+   */
   volumeName: string;
   volumeBytes: number;
-  /** Extent size in bytes (power of two, 4 KiB..1 MiB). */
+  /** Extent size in bytes of that volume (power of two, 4 KiB..1 MiB). */
   extentBytes: number;
   /** Host the nodes listen on. */
   host: string;

@@ -1,6 +1,7 @@
 /**
- * The cluster configuration file (`cluster.json` in a data directory): who the nodes are,
- * their devices, the topology map, pools and volumes. Written by the launcher, read by
+ * The cluster configuration file (`cluster.json` in a data directory): what a node needs in
+ * order to start — who the nodes are, their devices, the topology map, pools, the authority.
+ * Volumes live in the catalog (src/catalog), not here. Written by the launcher, read by
  * every node process and initiator. Validated with zod on load. Its `map` is the creation
  * map (epoch 1); later epochs are signed by the authority and learned by gossip
  * (src/clustermap, src/gossip).
@@ -63,7 +64,10 @@ export const PoolSchema = z.object({
   failureDomain: z.string().min(1),
 });
 
-/** A volume record. */
+/**
+ * A volume as cluster.json listed it before volumes moved into the catalog; also the
+ * in-memory record an initiator attaches (LocalCluster.config.volumes, with lease 0).
+ */
 export const VolumeSchema = z.object({
   id: z.number().int().min(1).max(0xffffffff),
   name: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/),
@@ -85,6 +89,11 @@ export const ClusterConfigSchema = z.object({
   nodes: z.array(NodeSchema).min(1),
   map: z.custom<TopologyMap>((v) => typeof v === 'object' && v !== null),
   pools: z.array(PoolSchema).min(1),
+  /**
+   * Empty in data directories made since volumes live in the catalog. Older ones list their
+   * volumes here: the authority migrates them into the catalog (keeping ids, extent sizes and
+   * lease generations as a floor of its ledger) and LocalCluster.start then removes them.
+   */
   volumes: z.array(VolumeSchema),
   /** The map authority. Absent in data directories made before gossip; filled on open. */
   authority: AuthoritySchema.optional(),

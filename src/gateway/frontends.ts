@@ -56,15 +56,17 @@ export interface NvmfVolumesOptions {
 
 /** Keeps one NVMe/TCP subsystem per catalog volume; see the module comment. */
 export class NvmfVolumes {
-  private readonly subsystems = new Map<string, { nqn: string; sizeBytes: number }>();
+  private readonly subsystems = new Map<string, { nqn: string; id: number; sizeBytes: number }>();
 
   constructor(private readonly o: NvmfVolumesOptions) {}
 
   /** Creates subsystems for new volumes and removes those of volumes gone; returns the NQNs served. */
   sync(vols: CatalogVolume[]): string[] {
-    const names = new Set(vols.map((v) => v.name));
+    const ids = new Map(vols.map((v) => [v.name, v.id]));
     for (const [name, s] of this.subsystems) {
-      if (!names.has(name)) {
+      // Gone, or another volume under the same name (deleted and created again, or renamed
+      // away and another renamed in): the old subsystem (its device, its hosts) ends.
+      if (ids.get(name) !== s.id) {
         this.o.target.removeSubsystem(s.nqn);
         this.subsystems.delete(name);
       }
@@ -80,7 +82,7 @@ export class NvmfVolumes {
       const nqn = volumeNqn(this.o.clusterId, v.name);
       const replicas = this.o.pools.find((p) => p.id === v.pool)?.replicas ?? 1;
       const space = new ClusterSpace(this.o.map, this.o.token, v.id, replicas);
-      const entry = { nqn, sizeBytes: v.sizeBytes };
+      const entry = { nqn, id: v.id, sizeBytes: v.sizeBytes };
       const device = new LazyDevice(v.name, async () => {
         const a = await this.o.set.open(v.name);
         if (!a) throw new Error(`volume ${v.name} is gone`);

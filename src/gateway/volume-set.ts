@@ -171,12 +171,17 @@ export class VolumeSet {
 
   /** Follows the catalog every `ms` milliseconds (see the module comment). */
   startRefresh(ms = 2000): void {
+    // What onList last saw (not `last`: other callers of list() update that).
+    let notified = '';
     const tick = async (): Promise<void> => {
       if (this.closed) return;
       try {
-        const before = JSON.stringify(this.last);
         const vols = await this.list();
-        if (JSON.stringify(vols) !== before) this.o.onList?.(vols);
+        const now = JSON.stringify(vols);
+        if (now !== notified) {
+          notified = now;
+          this.o.onList?.(vols);
+        }
         await this.follow(vols);
       } catch {
         // the API may be briefly unreachable (a node restarting); try again next tick

@@ -244,7 +244,12 @@ export class NodeRecovery {
     return this.view;
   }
 
-  /** Pool and page count of a volume's extents (pool 0, 256 pages when unknown). */
+  /**
+   * Pool and page count of a volume's extents: from cluster.json's volumes (only data
+   * directories made before the catalog list any), else pool 0 and 256 pages (1 MiB). Catalog
+   * volumes are not known here: this is right for every volume in pool 0, and for a smaller
+   * extent size it only asks for pages past the extent's end, which no copy holds.
+   */
   volumeInfo(volume: number): { pool: number; extentPages: number } {
     return this.poolOf.get(volume) ?? { pool: 0, extentPages: EXTENT_PAGES_MAX };
   }

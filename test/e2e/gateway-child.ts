@@ -6,7 +6,7 @@
  *     [--span BYTES] [--depth N] [--every N]
  *
  * Reads DIR's cluster.json, follows the gossiped map (MapFollower, its map persisted under
- * TMP), takes the volume's write lease (a new generation from the authority), then writes
+ * TMP), looks the volume up in the catalog (any node's API), takes the volume's write lease (a new generation from the authority), then writes
  * random 4 KiB–64 KiB page-aligned blocks of random bytes at random offsets in the first
  * `span` bytes (default 16 MiB), `depth` (default 32) in flight, forever, never flushing.
  * Prints JSON lines on stdout:
@@ -19,7 +19,8 @@ import { randomBytes, randomInt } from 'node:crypto';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { pino, destination } from 'pino';
-import { loadConfig } from '../../src/config/index.ts';
+import { loadConfig, type VolumeConfig } from '../../src/config/index.ts';
+import { ApiPool } from '../../src/gateway/index.ts';
 import { MapFollower, Volume, takeWriteLease } from '../../src/initiator/index.ts';
 import { ConnectionPool, PAGE_SIZE } from '../../src/wire/index.ts';
 
@@ -45,15 +46,18 @@ if (!config) {
   process.stderr.write(`no cluster.json in ${dataDir}\n`);
   process.exit(1);
 }
-const record = config.volumes.find((x) => x.name === v.volume);
-if (!record) {
-  process.stderr.write(`no volume ${v.volume} in ${dataDir}\n`);
-  process.exit(1);
-}
 
 const log = pino({ base: { gateway: process.pid } }, destination({ dest: join(stateDir, 'gateway.log'), sync: true, mkdir: true }));
 const follower = await MapFollower.start({ config, host: config.nodes[0].host, log, persistPath: join(stateDir, 'map.current') });
 follower.control.redial();
+let record: VolumeConfig;
+try {
+  const r = await new ApiPool(() => follower.current.map, config.token).call<VolumeConfig>('GET', `/v1/volumes/${encodeURIComponent(v.volume!)}`);
+  record = { id: r.id, name: r.name, sizeBytes: r.sizeBytes, pool: r.pool, extentBytes: r.extentBytes, thin: r.thin, lease: 0 };
+} catch (e) {
+  process.stderr.write(`no volume ${v.volume} in the catalog of ${dataDir}: ${(e as Error).message}\n`);
+  process.exit(1);
+}
 const connections = new ConnectionPool({ token: config.token, address: (id) => follower.current.address(id) });
 const volume = new Volume({ views: follower, connections, record, lease: 0, log });
 const generation = await takeWriteLease(volume, record.id, follower.current, config.token);

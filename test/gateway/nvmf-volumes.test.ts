@@ -21,6 +21,9 @@ import { loadConfig } from '../../src/config/index.ts';
 import { CAIRN, cairnUp, tempDataDir } from '../helpers/cairn-up.ts';
 import { openSession, TestHost } from '../nvmf/helpers/host.ts';
 import { OPT, RawNbd } from '../helpers/raw-nbd.ts';
+import { NvmfTarget } from '../../src/nvmf/index.ts';
+import { NvmfVolumes, type CatalogVolume, type VolumeSet } from '../../src/gateway/index.ts';
+import type { BlockDevice } from '../../src/volume/index.ts';
 
 const HOST_A = 'nqn.2014-08.org.nvmexpress:uuid:00000000-0000-4000-8000-00000000000a';
 const HOST_B = 'nqn.2014-08.org.nvmexpress:uuid:00000000-0000-4000-8000-00000000000b';
@@ -234,14 +237,11 @@ test.serial('cairn up follows the catalog over NVMe/TCP: discovery, resize notic
 });
 
 /*
- * Known bug (src/gateway/volume-set.ts, startRefresh): the refresh loop calls onList (which
- * drives NvmfVolumes.sync) only when the list differs from `this.last`, but every other
- * list() caller — NBD_OPT_LIST through nbdExports, an empty-name NBD_OPT_GO — also
- * overwrites `this.last`. A catalog change first seen by such a call is never handed to
- * NvmfVolumes: a new volume gets no subsystem and an allow-list change is never applied
- * (until some later, unrelated change of the list). Remove `.failing` once it is fixed.
+ * The refresh loop hands every catalog change to NvmfVolumes (onList) even when another
+ * list() caller — NBD_OPT_LIST through nbdExports, an empty-name NBD_OPT_GO — saw the new
+ * list first: a new volume gets its subsystem and an allow-list change is applied.
  */
-test.serial.failing('an NBD export list right after a catalog change does not hide the change from NVMe/TCP (known bug: VolumeSet onList)', async (t) => {
+test.serial('an NBD export list right after a catalog change does not hide the change from NVMe/TCP', async (t) => {
   t.timeout(120_000);
   const { dir, cleanup } = tempDataDir();
   const up = await cairnUp(dir, ['--nodes', '3', '--devices', '1', '--device-size', '256MiB', '--partitions', '2', '--volume-size', '32MiB', '--nvmf-paths', '1']);
@@ -273,4 +273,45 @@ test.serial.failing('an NBD export list right after a catalog change does not hi
     t.is(await up.stop(), 0, up.output());
     cleanup();
   }
+});
+
+/** An in-memory BlockDevice that counts the writes it took. */
+function memDevice(size: number): BlockDevice & { writes: number } {
+  const mem = Buffer.alloc(size);
+  return {
+    size, blockSize: 4096, writes: 0,
+    async read(off, len) { return Buffer.from(mem.subarray(off, off + len)); },
+    async write(off, data) { this.writes++; data.copy(mem, off); },
+    async flush() {},
+    async trim(off, len) { mem.fill(0, off, off + len); },
+    async writeZeroes(off, len) { mem.fill(0, off, off + len); },
+  };
+}
+
+test.serial('a volume deleted and created again under the same name (between two refreshes) gets a new subsystem', async (t) => {
+  // NvmfVolumes alone, with a stand-in VolumeSet: volume "db" id 7, then a new volume "db" id 8.
+  const devices = new Map<number, BlockDevice & { writes: number }>([[7, memDevice(8 * MiB)], [8, memDevice(8 * MiB)]]);
+  let current = 7;
+  const set = { open: async (name: string) => (name === 'db' ? { device: devices.get(current)! } : undefined) } as unknown as VolumeSet;
+  const target = new NvmfTarget({ cntlidRange: [1, 99] });
+  t.teardown(() => target.close());
+  const vols = new NvmfVolumes({ target, set, clusterId: 'test', token: 't', map: () => ({ nodes: [] }) as never, pools: [], anaStates: { 1: 'optimized' } });
+  const rec = (id: number): CatalogVolume => ({ name: 'db', id, sizeBytes: 8 * MiB, pool: 0, extentBytes: MiB, thin: true, state: 'ready', snapshots: [], parent: null });
+  const nqn = 'nqn.2024-01.io.cairn:test:db';
+  t.deepEqual(vols.sync([rec(7)]), [nqn]);
+  const { trsvcid } = await target.listen({ portId: 1, host: '127.0.0.1', port: 0 });
+  const old = await openSession(trsvcid, nqn, HOST_A);
+  t.teardown(() => old.close());
+  t.is((await old.io.write(1, 0, randomBytes(4096))).status, 0);
+  t.is(devices.get(7)!.writes, 1, 'the first volume took the write');
+  // The catalog now has another volume of that name.
+  current = 8;
+  vols.sync([rec(8)]);
+  await Promise.race([old.admin.closed, new Promise((r) => setTimeout(r, 2000))]);
+  t.is((await old.io.write(1, 0, randomBytes(4096)).catch(() => null))?.status ?? 'closed', 'closed', "the old volume's association ends");
+  const s = await openSession(trsvcid, nqn, HOST_A);
+  t.teardown(() => s.close());
+  t.is((await s.io.write(1, 0, randomBytes(4096))).status, 0);
+  t.is(devices.get(8)!.writes, 1, 'a new association writes to the new volume');
+  t.is(devices.get(7)!.writes, 1, 'never to the old one');
 });

@@ -26,6 +26,8 @@ export async function makeConfig(nodes = 3): Promise<ClusterConfig> {
     basePort: 20000,
   });
   config.pools[0].minSize = 2;
+  // As cluster.json listed volumes before the catalog: computeStatus still reads them from it.
+  config.volumes.push({ id: 1, name: 'vol0', sizeBytes: EXTENTS * MIB, pool: 0, extentBytes: MIB, thin: true, lease: 0 });
   return config;
 }
 

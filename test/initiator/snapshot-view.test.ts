@@ -22,6 +22,8 @@ let config: ClusterConfig;
 let view: ClusterView;
 test.before(async () => {
   config = await createClusterConfig({ ...DEFAULT_LAYOUT, nodes: 4, basePort: 41000, volumeBytes: 16 << 20 });
+  // The volume record (cluster.json lists none; the catalog would hold it).
+  config.volumes.push({ id: 1, name: 'vol0', sizeBytes: 16 << 20, pool: 0, extentBytes: DEFAULT_LAYOUT.extentBytes, thin: true, lease: 0 });
   view = ClusterView.fromConfig(config);
 });
 
