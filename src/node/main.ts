@@ -42,6 +42,12 @@ if (Number.isFinite(clockSkewMs) && clockSkewMs !== 0) {
 // Start loading the libp2p stack now; it overlaps with opening the partitions.
 void loadLibp2pStack();
 
+// A node started by a launcher (IPC channel) stops with it. Until start-up is done there is
+// nothing to drain: exit at once, so an orphan never keeps the partitions' locks (the
+// launcher's next start would fail to open them). Afterwards, a graceful stop (below).
+let onParentGone: (() => void) | null = null;
+process.on('disconnect', () => (onParentGone ? onParentGone() : process.exit(1)));
+
 const { values } = parseArgs({
   options: {
     'data-dir': { type: 'string' },
@@ -311,4 +317,5 @@ async function stop(reason: string): Promise<void> {
 }
 process.on('SIGTERM', () => void stop('SIGTERM'));
 process.on('SIGINT', () => void stop('SIGINT'));
-process.on('disconnect', () => void stop('parent went away'));
+onParentGone = () => void stop('parent went away');
+if (process.send && !process.connected) onParentGone();
