@@ -121,7 +121,7 @@ test.serial('node out under fio verify: backfill to 3 copies on the rest, out co
     for (let x = 0; x < EXTENTS; x++) t.deepEqual(view.members(1, x, 0).map((m) => view.nodeOf(m)).sort(), [0, 1, 2]);
     t.deepEqual(await compareMembers(cluster, { name: 'vol0' }, EXTENTS), [], 'every extent identical on its three members');
     const r3 = s1.reports.find((x) => x.node === 3)!;
-    t.deepEqual(r3.held, [], 'the out node trimmed its copies');
+    t.deepEqual(r3.held.filter(([v]) => v === 1), [], 'the out node trimmed its copies');
     t.true(r3.traffic.trimmedBytes > 0, 'trimmed bytes counted');
     const backfilled = s1.reports.reduce((a, x) => a + x.progress.find((p) => p.kind === 'backfill')!.extentsDone, 0);
     t.log(`backfill: ${backfilled} extents copied, node 3 trimmed ${r3.traffic.trimmedExtents} extents (${r3.traffic.trimmedBytes / MiB} MiB)`);
@@ -132,7 +132,8 @@ test.serial('node out under fio verify: backfill to 3 copies on the rest, out co
     const s2 = await settled(cluster, inEpoch, 180000);
     t.true(s2.ok, `rebalance after in did not settle: ${s2.why}`);
     t.deepEqual(await compareMembers(cluster, { name: 'vol0' }, EXTENTS), [], 'every extent identical after moving back');
-    const copies = s2.reports.reduce((a, x) => a + x.held.length, 0);
+    // vol0's copies (the catalog, volume 0, is placed and trimmed the same way but is not counted).
+    const copies = s2.reports.reduce((a, x) => a + x.held.filter(([v]) => v === 1).length, 0);
     t.is(copies, EXTENTS * 3, 'exactly three copies of every extent: the stand-in copies were trimmed');
     t.true(s2.reports.find((x) => x.node === 3)!.held.length > 0, 'node 3 holds data again');
     r = await run('fio', fioArgs(uri, ['--rw=randwrite', '--bs=4k', '--size=16m', '--verify=crc32c', '--verify_only', '--verify_state_save=0']));
@@ -193,7 +194,7 @@ slowSerial('receiving node killed halfway through a throttled backfill: it resum
   }
 });
 
-test.serial('device out: extents move to the other device of the same node and to other nodes; reads never see zeros', async (t) => {
+slowSerial('device out: extents move to the other device of the same node and to other nodes; reads never see zeros', async (t) => {
   t.timeout(300000);
   const { dir, cleanup } = tempDataDir();
   const cluster = await LocalCluster.start({ dataDir: dir, layout: { nodes: 3, devicesPerNode: 2, deviceBytes: 128 * MiB, volumeBytes: 32 * MiB, membership: MEMBERSHIP } });
