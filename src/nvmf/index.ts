@@ -10,11 +10,15 @@
  *   await t.listen({ portId: 1, host: '127.0.0.1', port: 4420 });
  */
 export { NvmfTarget } from './target.ts';
+/** Options of the target and of one listening port (see target.ts). */
 export type { TargetOptions, ListenOptions } from './target.ts';
+/** A subsystem's and a namespace's configuration, remote paths, the lease hook and SMART figures (see subsystem.ts). */
 export type { SubsystemConfig, NamespaceConfig, PathConfig, VolumeLease, VolumeHealth } from './subsystem.ts';
 export { Subsystem, Namespace, LBA_SIZE, MAX_NAMESPACES } from './subsystem.ts';
+/** An ANA state (NVMe Base 2.0 §8.20): optimized, non-optimized, inaccessible, … */
 export type { AnaState } from './ana.ts';
 export { ANA_STATES } from './ana.ts';
+/** A listening port as the discovery log page lists it. */
 export type { PortInfo } from './discovery.ts';
 export { DISCOVERY_NQN, volumeNqn, isValidNqn, deriveNguid, deriveUuid, uuidString } from './ids.ts';
 export { MAXH2CDATA } from './connection.ts';
