@@ -6,8 +6,9 @@
  * generation on every node).
  */
 import pMap from 'p-map';
-import type { PoolConfig, VolumeConfig } from '../config/index.ts';
+import type { VolumeConfig } from '../config/index.ts';
 import { SnapshotView, Volume, extentVersions, heldExtents, pinSnapshot, unpinSnapshot, type ViewSource } from '../initiator/index.ts';
+import { isAllZero } from '../volume/index.ts';
 import { VERSION_SEQ_SPAN, type ConnectionPool } from '../wire/index.ts';
 import type { LeaseCoordinator } from './lease-coordinator.ts';
 import type { JobProgress } from './jobs.ts';
@@ -39,28 +40,41 @@ export class VolumeDataOps {
   }
 
   /**
-   * Trims every held extent of `record` under a write lease of the catalog's (fencing any
-   * attachment), so every member frees the space. Progress is in extents.
-   * @throws BlockDeviceError / Error when a trim or the extent listing fails.
+   * The shape of every catalog job on a volume's data: under a write lease of the catalog's
+   * (fencing any attachment first, so nothing it writes is overwritten), lists the extents
+   * to work on, runs `each` on them `concurrency` at a time reporting progress in extents,
+   * and flushes.
+   * @throws whatever the listing, `each` or the flush throws.
    */
-  async trimAll(record: VolumeRecord, progress: JobProgress): Promise<void> {
+  private async extentJob(record: VolumeRecord, progress: JobProgress, list: () => Promise<number[]>, each: (vol: Volume, extent: number) => Promise<void>, concurrency: number): Promise<void> {
     await this.opts.leases.withLease(record.id, async (gen) => {
-      const vol = this.volume(record, gen);
+      const vol = this.volume(record);
       try {
         await vol.adoptLease(gen);
-        const extents = await this.heldExtents(record.id);
+        const extents = await list();
         progress(0, extents.length);
         let done = 0;
         await pMap(extents, async (x) => {
-          const start = x * record.extentBytes;
-          if (start < record.sizeBytes) await vol.trim(start, Math.min(record.extentBytes, record.sizeBytes - start));
+          await each(vol, x);
           progress(++done, extents.length);
-        }, { concurrency: 16 });
+        }, { concurrency });
         await vol.flush();
       } finally {
         vol.close();
       }
     });
+  }
+
+  /**
+   * Trims every held extent of `record` under a write lease of the catalog's (fencing any
+   * attachment), so every member frees the space. Progress is in extents.
+   * @throws BlockDeviceError / Error when a trim or the extent listing fails.
+   */
+  trimAll(record: VolumeRecord, progress: JobProgress): Promise<void> {
+    return this.extentJob(record, progress, () => this.heldExtents(record.id), async (vol, x) => {
+      const start = x * record.extentBytes;
+      if (start < record.sizeBytes) await vol.trim(start, Math.min(record.extentBytes, record.sizeBytes - start));
+    }, 16);
   }
 
   /**
@@ -76,7 +90,7 @@ export class VolumeDataOps {
     const t0 = performance.now();
     return this.opts.leases.withLease(record.id, async (gen) => {
       const t1 = performance.now();
-      const vol = this.volume(record, gen);
+      const vol = this.volume(record);
       try {
         await vol.adoptLease(gen);
       } finally {
@@ -103,69 +117,54 @@ export class VolumeDataOps {
   async flatten(record: VolumeRecord, progress: JobProgress): Promise<void> {
     const parent = record.parent;
     if (!parent) throw new Error(`volume ${record.name} is not a clone`);
-    await this.opts.leases.withLease(record.id, async (gen) => {
-      const vol = this.volume(record, gen);
-      const view = this.snapshotView({ ...record, id: parent.volumeId, name: parent.volume, sizeBytes: parent.sizeBytes }, parent.version);
-      try {
-        // Fence the clone's writer first, then list what it wrote: nothing it writes is overwritten.
-        await vol.adoptLease(gen);
-        const own = new Set(await this.heldExtents(record.id));
-        const limit = Math.min(record.sizeBytes, parent.sizeBytes);
-        const todo: number[] = [];
-        for (let x = 0; x * record.extentBytes < limit; x++) if (!own.has(x)) todo.push(x);
-        progress(0, todo.length);
-        let done = 0;
-        await pMap(todo, async (x) => {
-          const start = x * record.extentBytes;
-          // Trimmed whole by the clone: it holds versions but no mapped page — still its own.
-          const mine = await extentVersions(this.opts.views, this.opts.connections, record.id, record.pool, x, record.extentBytes / 4096);
-          if (mine.length > 0) {
-            progress(++done, todo.length);
-            return;
-          }
-          const data = await view.read(start, Math.min(record.extentBytes, limit - start));
-          if (!isZero(data)) await vol.write(start, data);
-          progress(++done, todo.length);
-        }, { concurrency: 8 });
-        await vol.flush();
-      } finally {
-        vol.close();
-      }
-    });
+    const view = this.snapshotView({ ...record, id: parent.volumeId, name: parent.volume, sizeBytes: parent.sizeBytes }, parent.version);
+    const limit = Math.min(record.sizeBytes, parent.sizeBytes);
+    const notHeld = async (): Promise<number[]> => {
+      const own = new Set(await this.heldExtents(record.id));
+      const todo: number[] = [];
+      for (let x = 0; x * record.extentBytes < limit; x++) if (!own.has(x)) todo.push(x);
+      return todo;
+    };
+    await this.extentJob(record, progress, notHeld, async (vol, x) => {
+      // Trimmed whole by the clone: it holds versions but no mapped page — still its own.
+      const mine = await extentVersions(this.opts.views, this.opts.connections, record.id, record.pool, x, record.extentBytes / 4096);
+      if (mine.length > 0) return;
+      const start = x * record.extentBytes;
+      const data = await view.read(start, Math.min(record.extentBytes, limit - start));
+      if (!isAllZero(data)) await vol.write(start, data);
+    }, 8);
   }
 
   /**
    * Rewrites volume `record` with the content of its snapshot `snap`, under a lease of the
-   * catalog's: every extent the volume or the snapshot holds is written from the snapshot
-   * view (trimmed where the snapshot reads zeros). Progress is in extents.
+   * catalog's: every extent inside the snapshot is read from the snapshot view and written
+   * (or, where the snapshot reads zeros, trimmed if the volume holds it); extents the volume
+   * holds past the snapshot's end are trimmed. An extent the volume trimmed whole after the
+   * snapshot holds no mapped page, so the snapshot's whole range is walked, not only what the
+   * volume holds. Progress is in extents.
    * @throws BlockDeviceError from the copy.
    */
-  async rollback(record: VolumeRecord, snap: SnapshotRecord, progress: JobProgress): Promise<void> {
-    await this.opts.leases.withLease(record.id, async (gen) => {
-      const vol = this.volume(record, gen);
-      const view = this.snapshotView({ ...record, sizeBytes: snap.sizeBytes }, snap.version);
-      try {
-        await vol.adoptLease(gen);
-        const extents = await this.heldExtents(record.id);
-        progress(0, extents.length);
-        let done = 0;
-        await pMap(extents, async (x) => {
-          const start = x * record.extentBytes;
-          if (start < record.sizeBytes) {
-            const len = Math.min(record.extentBytes, record.sizeBytes - start);
-            const inSnap = Math.max(0, Math.min(len, snap.sizeBytes - start));
-            const data = inSnap > 0 ? await view.read(start, inSnap) : Buffer.alloc(0);
-            if (data.length > 0 && !isZero(data)) await vol.write(start, data);
-            else if (data.length > 0) await vol.trim(start, data.length);
-            if (len > inSnap) await vol.trim(start + inSnap, len - inSnap);
-          }
-          progress(++done, extents.length);
-        }, { concurrency: 8 });
-        await vol.flush();
-      } finally {
-        vol.close();
-      }
-    });
+  rollback(record: VolumeRecord, snap: SnapshotRecord, progress: JobProgress): Promise<void> {
+    const view = this.snapshotView({ ...record, sizeBytes: snap.sizeBytes }, snap.version);
+    const E = record.extentBytes;
+    const inSnap = Math.ceil(Math.min(record.sizeBytes, snap.sizeBytes) / E);
+    let held = new Set<number>();
+    const list = async (): Promise<number[]> => {
+      held = new Set(await this.heldExtents(record.id));
+      const all = new Set(held);
+      for (let x = 0; x < inSnap; x++) all.add(x);
+      return [...all].sort((a, b) => a - b);
+    };
+    return this.extentJob(record, progress, list, async (vol, x) => {
+      const start = x * E;
+      if (start >= record.sizeBytes) return;
+      const len = Math.min(E, record.sizeBytes - start);
+      const fromSnap = Math.max(0, Math.min(len, snap.sizeBytes - start));
+      const data = fromSnap > 0 ? await view.read(start, fromSnap) : Buffer.alloc(0);
+      if (data.length > 0 && !isAllZero(data)) await vol.write(start, data);
+      else if (data.length > 0 && held.has(x)) await vol.trim(start, data.length);
+      if (len > fromSnap && held.has(x)) await vol.trim(start + fromSnap, len - fromSnap);
+    }, 8);
   }
 
   /** A read-only view of `record` as of pinned `version`. */
@@ -180,21 +179,9 @@ export class VolumeDataOps {
   }
 
   /** A Volume of `record` under generation 0 (adoptLease sets the real one). */
-  volume(record: VolumeRecord, _gen: number): Volume {
+  volume(record: VolumeRecord): Volume {
     return new Volume({ views: this.opts.views, connections: this.opts.connections, record: volumeConfigOf(record), lease: 0, ioTimeoutMs: this.opts.ioTimeoutMs ?? 30000 });
   }
-}
-
-/** Pools by id, for validation. */
-export function poolById(pools: PoolConfig[], id: number): PoolConfig | undefined {
-  return pools.find((p) => p.id === id);
-}
-
-/** True when every byte of `b` is zero. */
-export function isZero(b: Buffer): boolean {
-  for (let o = 0; o + 8 <= b.length; o += 8) if (b.readBigUInt64LE(o) !== 0n) return false;
-  for (let o = b.length - (b.length % 8); o < b.length; o++) if (b[o] !== 0) return false;
-  return true;
 }
 
 function round(ms: number): number {

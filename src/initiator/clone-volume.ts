@@ -7,7 +7,7 @@
  * it whole when the parent reads zeros there — so the extent is the clone's from then on;
  * later writes go straight to the clone. Reads beyond the parent's size read zeros.
  */
-import { BlockDeviceError, type BlockDevice } from '../volume/index.ts';
+import { BlockDeviceError, isAllZero, type BlockDevice } from '../volume/index.ts';
 import type { ConnectionPool } from '../wire/index.ts';
 import type { ViewSource } from './cluster-view.ts';
 import { extentVersions, heldExtents } from './extent-versions.ts';
@@ -31,13 +31,6 @@ export interface ClonedVolumeOptions {
   pool: number;
   /** Extent size, bytes. */
   extentBytes: number;
-}
-
-const ZERO_CHECK = 8;
-
-function isZero(b: Buffer): boolean {
-  for (let o = 0; o + ZERO_CHECK <= b.length; o += ZERO_CHECK) if (b.readBigUInt64LE(o) !== 0n) return false;
-  return true;
 }
 
 /** See the module comment. */
@@ -101,7 +94,7 @@ export class ClonedVolume implements BlockDevice {
         const len = Math.min(E, this.size - start);
         const fromParent = Math.max(0, Math.min(len, this.o.parent.size - start));
         const data = fromParent > 0 ? await this.o.parent.read(start, fromParent) : Buffer.alloc(0);
-        if (data.length > 0 && !isZero(data)) await this.o.volume.write(start, data);
+        if (data.length > 0 && !isAllZero(data)) await this.o.volume.write(start, data);
         else if (data.length > 0) await this.o.volume.trim(start, data.length);
         if (len > fromParent) await this.o.volume.trim(start + fromParent, len - fromParent);
         this.own.set(x, true);

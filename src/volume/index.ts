@@ -2,3 +2,4 @@
 export { BlockDeviceError, type BlockDevice, type BlockErrorCode } from './block-device.ts';
 export { FileBlockDevice, type FileDeviceOptions } from './file-device.ts';
 export { FileLease } from './file-lease.ts';
+export { isAllZero } from './zeros.ts';
