@@ -21,9 +21,9 @@ import { EventEmitter } from 'node:events';
 import { mkdir } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { pino, destination, type Logger } from 'pino';
-import { ApiClient, ApiError } from '../api/client.ts';
+import { ApiClient } from '../api/client.ts';
 import { initialMap } from '../clustermap/index.ts';
-import { CONFIG_FILE, loadConfig, saveConfig, secureConfigFile, type ClusterConfig, type VolumeConfig } from '../config/index.ts';
+import { CONFIG_FILE, loadConfig, saveConfig, secureConfigFile, type ClusterConfig } from '../config/index.ts';
 import { ensureBundle } from '../gossip/index.ts';
 import { MapFollower, Volume, grantLease, takeWriteLease, type ClusterView } from '../initiator/index.ts';
 import { ApiPool, VolumeSet, type VolumeSetOptions } from '../gateway/index.ts';
@@ -32,6 +32,7 @@ import { ConnectionPool } from '../wire/index.ts';
 import { addNodeToMap, waitNodeUp } from './add-node.ts';
 import { createClusterConfig, provisionControlPlane, DEFAULT_LAYOUT, type ClusterLayout } from './create.ts';
 import { devicesPresent, newestStoredMap, runningNodePid, seedNodeMap } from './node-set.ts';
+import { catalogVolume, oneLine, settleVolumes } from './catalog-volumes.ts';
 
 /** Options of LocalCluster.start. */
 export interface LocalClusterOptions {
@@ -85,26 +86,6 @@ const RESTART_FIRST_MS = 500;
 const RESTART_MAX_MS = 30000;
 /** A node up this long (ms) before it exits is restarted with the first backoff again. */
 const RESTART_RESET_AFTER_MS = 60000;
-
-/** How long start() waits for the catalog to create or show volumes (ms). */
-const CATALOG_WAIT_MS = 30000;
-
-/** A volume as the catalog's API shows it (the fields used here). */
-interface CatalogVolumeView {
-  name: string;
-  id: number;
-  sizeBytes: number;
-  pool: number;
-  extentBytes: number;
-  thin: boolean;
-  state: 'ready' | 'deleting';
-  parent: unknown;
-}
-
-/** The in-memory VolumeConfig of catalog volume `v` (its lease generation lives with the authority). */
-function volumeConfigOf(v: CatalogVolumeView): VolumeConfig {
-  return { id: v.id, name: v.name, sizeBytes: v.sizeBytes, pool: v.pool, extentBytes: v.extentBytes, thin: v.thin, lease: 0 };
-}
 
 /** A node process reported accepting a map epoch (`at`: ms since 1970, sub-ms precision). */
 export interface NodeMapEvent {
@@ -164,6 +145,11 @@ export class LocalCluster {
   readonly events = new EventEmitter();
   /** Highest epoch any node reported at start. */
   private startEpoch = 1;
+  /** The nodes' management APIs (the follower's map, else the creation map). */
+  private catalogApi(): ApiPool {
+    return new ApiPool(() => this.follower?.current.map ?? initialMap(this.config), this.config.token, 10000);
+  }
+
   private stopped = false;
   /** Every node this cluster runs (cluster.json's and added ones): id -> addresses. */
   private readonly nodes = new Map<number, { host: string; port: number }>();
@@ -233,134 +219,15 @@ export class LocalCluster {
         // Catch up with what the nodes hold before the first I/O (gossip would within a digest period).
         await cluster.follower.refresh(cluster.startEpoch);
       }
-      await cluster.settleVolumes(created ? layout : null);
+      await settleVolumes({
+        api: cluster.catalogApi(), config: cluster.config, dataDir: cluster.dataDir, layout: created ? layout : null,
+        layoutName: opts.layout?.volumeName ?? DEFAULT_LAYOUT.volumeName, stopped: () => cluster.stopped, progress: (line) => opts.onProgress?.(line),
+      });
     } catch (e) {
       await cluster.stop();
       throw e;
     }
     return cluster;
-  }
-
-  /** The nodes' management APIs (the follower's map, else the creation map). */
-  private catalogApi(): ApiPool {
-    return new ApiPool(() => this.follower?.current.map ?? initialMap(this.config), this.config.token, 10000);
-  }
-
-  /**
-   * `method path` through the nodes' APIs, retried every 250 ms while no node answers or the
-   * answer is 503 (the catalog or the authority is not serving yet), until `deadline`.
-   * @throws ApiError: the last answer.
-   */
-  private async catalogCall<T>(api: ApiPool, method: 'GET' | 'POST', path: string, body: unknown, deadline: number): Promise<T> {
-    for (;;) {
-      try {
-        return await api.call<T>(method, path, body);
-      } catch (e) {
-        if (!(e instanceof ApiError) || (e.status !== 0 && e.status !== 503) || Date.now() >= deadline || this.stopped) throw e;
-      }
-      await new Promise((r) => setTimeout(r, 250));
-    }
-  }
-
-  /**
-   * The volumes at start. A new data directory's layout volume (`layout`, when it has a size)
-   * is created in the catalog. Volumes cluster.json lists (data directories made before the
-   * catalog; the authority moves them into it when it starts) are waited for, then removed
-   * from cluster.json. Then config.volumes (in memory) is filled from the catalog: cluster.json's
-   * volumes first, then the layout's, then the others by name (clones and volumes being
-   * deleted left out; attach() looks up what is missing).
-   * @throws Error when the layout's volume cannot be created within CATALOG_WAIT_MS.
-   */
-  private async settleVolumes(layout: ClusterLayout | null): Promise<void> {
-    const api = this.catalogApi();
-    const deadline = Date.now() + CATALOG_WAIT_MS;
-    const listed = [...this.config.volumes];
-    let records: VolumeConfig[] | null = null;
-    if (layout) {
-      records = [];
-      if (layout.volumeBytes > 0) {
-        const body = { name: layout.volumeName, size: layout.volumeBytes, extentBytes: layout.extentBytes };
-        const v = await this.catalogCall<CatalogVolumeView>(api, 'POST', '/v1/volumes', body, deadline).catch((e: Error) => {
-          throw new Error(`cannot create volume '${layout.volumeName}' in the catalog within ${CATALOG_WAIT_MS / 1000} s: ${e.message}`);
-        });
-        records.push(volumeConfigOf(v));
-      }
-    }
-    if (listed.length) await this.moveListedVolumes(api, listed, deadline);
-    if (!records) {
-      try {
-        const r = await this.catalogCall<{ volumes: CatalogVolumeView[] }>(api, 'GET', '/v1/volumes', undefined, Math.max(deadline, Date.now() + 5000));
-        records = r.volumes.filter((v) => v.state === 'ready' && v.parent === null).map(volumeConfigOf);
-      } catch (e) {
-        this.opts.onProgress?.(`could not list the catalog's volumes: ${oneLine((e as Error).message)}; attach() looks them up by name`);
-        return;
-      }
-    }
-    const byName = new Map(records.map((v) => [v.name, v]));
-    // A cluster.json volume that differs from its catalog record stays as cluster.json has it.
-    const ordered = listed.map((v) => {
-      const c = byName.get(v.name);
-      return c && c.id === v.id && c.extentBytes === v.extentBytes ? c : v;
-    });
-    const layoutName = this.opts.layout?.volumeName ?? DEFAULT_LAYOUT.volumeName;
-    const named = byName.get(layoutName);
-    if (named && !ordered.some((v) => v.name === layoutName)) ordered.push(named);
-    for (const v of records) if (!ordered.some((o) => o.name === v.name)) ordered.push(v);
-    this.config.volumes.splice(0, this.config.volumes.length, ...ordered);
-  }
-
-  /**
-   * Waits (until `deadline`) for cluster.json's volumes `listed` to be in the catalog (the
-   * authority migrates them, keeping their ids and extent sizes), checks that the authority's
-   * lease ledger holds at least each one's `lease` generation (the ledger writes the floors
-   * cluster.json gives it when it opens, so a restart without them never hands out an old
-   * generation), then rewrites cluster.json without them (atomically, mode 0600). A volume
-   * that does not show up, or differs from its catalog record, stays in cluster.json.
-   */
-  private async moveListedVolumes(api: ApiPool, listed: VolumeConfig[], deadline: number): Promise<void> {
-    const progress = (line: string): void => this.opts.onProgress?.(line);
-    const pending = new Map(listed.map((v) => [v.name, v]));
-    const moved: VolumeConfig[] = [];
-    while (pending.size && !this.stopped) {
-      for (const v of [...pending.values()]) {
-        try {
-          const r = await api.call<CatalogVolumeView>('GET', `/v1/volumes/${encodeURIComponent(v.name)}`);
-          pending.delete(v.name);
-          if (r.id !== v.id || r.extentBytes !== v.extentBytes) {
-            progress(`volume ${v.name} in ${CONFIG_FILE} (id ${v.id}, ${v.extentBytes}-byte extents) differs from the catalog's (id ${r.id}, ${r.extentBytes}-byte extents); left in ${CONFIG_FILE}`);
-          } else moved.push(v);
-        } catch (e) {
-          // 404: the authority has not migrated it yet; 503 / unreachable: not serving yet.
-          if (!(e instanceof ApiError) || ![0, 404, 503].includes(e.status)) {
-            pending.delete(v.name);
-            progress(`cannot look up volume ${v.name} in the catalog: ${oneLine((e as Error).message)}; left in ${CONFIG_FILE}`);
-          }
-        }
-      }
-      if (!pending.size || Date.now() >= deadline) break;
-      await new Promise((r) => setTimeout(r, 250));
-    }
-    if (pending.size) progress(`volumes ${[...pending.keys()].join(', ')} of ${CONFIG_FILE} did not appear in the catalog within ${CATALOG_WAIT_MS / 1000} s; left in ${CONFIG_FILE}`);
-    if (!moved.length || this.stopped) return;
-    let leases: Record<string, number>;
-    try {
-      leases = (await this.catalogCall<{ leases: Record<string, number> }>(api, 'GET', '/v1/leases', undefined, Math.max(deadline, Date.now() + 5000))).leases;
-    } catch (e) {
-      progress(`cannot read the authority's lease generations: ${oneLine((e as Error).message)}; volumes left in ${CONFIG_FILE}`);
-      return;
-    }
-    const safe = moved.filter((v) => {
-      if ((leases[v.id] ?? 0) >= v.lease) return true;
-      progress(`the authority's lease ledger is below volume ${v.name}'s generation ${v.lease}; left in ${CONFIG_FILE}`);
-      return false;
-    });
-    if (!safe.length) return;
-    // Re-read: only the volumes change.
-    const onDisk = await loadConfig(this.dataDir);
-    if (!onDisk) return;
-    onDisk.volumes = onDisk.volumes.filter((v) => !safe.some((s) => s.name === v.name && s.id === v.id));
-    await saveConfig(this.dataDir, onDisk);
-    for (const v of safe) progress(`moved volume ${v.name} from ${CONFIG_FILE} into the catalog`);
   }
 
   private async startFollower(): Promise<MapFollower> {
@@ -681,7 +548,7 @@ export class LocalCluster {
    */
   async attach(name: string, opts: { ioTimeoutMs?: number } = {}): Promise<Volume> {
     if (!this.follower) throw new Error('this LocalCluster runs no initiator');
-    const record = this.config.volumes.find((v) => v.name === name) ?? (await this.catalogVolume(name));
+    const record = this.config.volumes.find((v) => v.name === name) ?? (await catalogVolume(this.catalogApi(), name, this.config.volumes));
     const follower = this.follower;
     const volume = new Volume({
       views: follower,
@@ -694,20 +561,6 @@ export class LocalCluster {
     });
     await takeWriteLease(volume, record.id, follower.current, this.config.token);
     return volume;
-  }
-
-  /** Volume `name` from the catalog. @throws Error when there is none, it is a clone or being deleted. */
-  private async catalogVolume(name: string): Promise<VolumeConfig> {
-    let v: CatalogVolumeView;
-    try {
-      v = await this.catalogCall<CatalogVolumeView>(this.catalogApi(), 'GET', `/v1/volumes/${encodeURIComponent(name)}`, undefined, Date.now() + 10000);
-    } catch (e) {
-      if (e instanceof ApiError && e.status === 404) throw new Error(`no volume named '${name}' (have: ${this.config.volumes.map((x) => x.name).join(', ') || 'none'}, and the catalog has none by that name)`);
-      throw e;
-    }
-    if (v.state !== 'ready') throw new Error(`volume '${name}' is being deleted`);
-    if (v.parent !== null) throw new Error(`volume '${name}' is a clone: attach it through volumeSet()`);
-    return volumeConfigOf(v);
   }
 
   /**
@@ -743,10 +596,4 @@ export class LocalCluster {
       clearTimeout(t);
     }));
   }
-}
-
-/** `msg` on one line, at most 200 characters (a node's stderr can span many). */
-function oneLine(msg: string): string {
-  const flat = msg.replace(/\s+/g, ' ').trim();
-  return flat.length > 200 ? `${flat.slice(0, 199)}…` : flat;
 }

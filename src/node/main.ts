@@ -21,7 +21,7 @@ import { ControlPlane } from '../gossip/index.ts';
 import { EmbeddedAuthority, type MapAuthority } from '../authority/index.ts';
 import { mapNode, type SignedMap } from '../clustermap/index.ts';
 import { NodeServer } from './server.ts';
-import type { PeeringState } from './recovery.ts';
+import type { PeeringState } from './placement-state.ts';
 import { loadRecovery, saveRecovery } from './recovery-store.ts';
 import { writeJsonDurably } from './durable-file.ts';
 import { LeaseTable } from './fencing.ts';

@@ -25,10 +25,9 @@
  * - Unsettled extents for writer changes (Op.Suspects) and extent reconcile on request.
  */
 import type { Logger } from 'pino';
-import { crc32c } from '@node-rs/crc32';
 import type { Allocator } from '../../allocator/index.ts';
 import { decodePartitionLeafId } from '../../placement/index.ts';
-import { mapSettings, placementTopology, type ClusterMap } from '../clustermap/index.ts';
+import { mapSettings, type ClusterMap } from '../clustermap/index.ts';
 import type { ClusterConfig } from '../config/index.ts';
 import { ClusterView } from '../initiator/index.ts';
 import {
@@ -44,6 +43,7 @@ import { askHeld, askMissed, type PeerQueryContext } from './peer-queries.ts';
 import { WorkList, type StaleExtent } from './work-list.ts';
 import { ResyncRecords } from './resync-records.ts';
 import { heldList } from './local-extents.ts';
+import { UNKNOWN_PLACEMENT, leafOut, placementFingerprint, type PeeringState } from './placement-state.ts';
 import { reconcileMembers, repairRead, type RepairContext } from './repair.ts';
 
 /** Most pages an extent has (1 MiB extents of 4 KiB pages). */
@@ -53,8 +53,6 @@ export const EXTENT_PAGES_MAX = 256;
 const PULL_CONCURRENCY = 4;
 /** A pull that failed is retried after this long (ms). */
 const PULL_RETRY_MS = 1000;
-/** Placement fingerprint of a node that never caught up with any placement (matches none). */
-const UNKNOWN_PLACEMENT = -1;
 /** How often copies no longer placed here are looked for (ms). */
 const TRIM_EVERY_MS = 5000;
 
@@ -86,32 +84,6 @@ export interface NodeRecoveryOptions {
   saved?: SavedRecovery | null;
   /** Stores the work list (about once a second while it changes). */
   saveProgress?: (s: SavedRecovery) => Promise<void>;
-}
-
-/**
- * What a node has caught up with: the inEpoch of its last full peering (0 forces one, e.g.
- * after a crash) and the placement (fingerprint of the map's placement topology) whose
- * extents it has pulled.
- */
-export interface PeeringState {
-  fullPeeredAt: number;
-  placement: number;
-}
-
-/**
- * Fingerprint of what placement computes from `map`: crc32c of its placement topology
- * (weights, in/out, tree) without the epoch. Equal fingerprints place every extent alike.
- */
-export function placementFingerprint(map: ClusterMap): number {
-  return crc32c(Buffer.from(JSON.stringify({ ...placementTopology(map), epoch: 0 })));
-}
-
-/** Whether partition `leaf` is out of placement in `map` (its node or device is out or gone). */
-function leafOut(map: ClusterMap, leaf: number): boolean {
-  const { host, device } = decodePartitionLeafId(leaf);
-  const n = map.nodes.find((x) => x.id === host);
-  const d = n?.devices.find((x) => x.id === device);
-  return !n || !n.in || !d || !d.in;
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms).unref());

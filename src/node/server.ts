@@ -21,7 +21,8 @@ import {
 import { TickCork } from '../net/index.ts';
 import { LeaseTable } from './fencing.ts';
 import { MemberError, applyPut, encodeDigest, extentDigest, localVersions } from './extent-copies.ts';
-import { EXTENT_PAGES_MAX, NodeRecovery, type PeeringState } from './recovery.ts';
+import { EXTENT_PAGES_MAX, NodeRecovery } from './recovery.ts';
+import type { PeeringState } from './placement-state.ts';
 import type { SavedRecovery } from './recovery-store.ts';
 import { heldPayload, rebuildUnsettled } from './local-extents.ts';
 import type { NodeStorage } from './storage.ts';

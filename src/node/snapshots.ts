@@ -33,7 +33,7 @@ import type { Allocator } from '../../allocator/index.ts';
 import type { ClusterMap } from '../clustermap/index.ts';
 import { Flag, NoSnapshotReason, extentKey, extentOfKey, volumeOfKey, type RequestHeader } from '../wire/index.ts';
 import { writeJsonDurably } from './durable-file.ts';
-import { placementFingerprint } from './recovery.ts';
+import { placementFingerprint } from './placement-state.ts';
 import type { NodeStorage } from './storage.ts';
 
 /** The last extent index of a volume's key range (allocator keys are extentKey(volume, extent)). */

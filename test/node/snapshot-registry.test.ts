@@ -13,7 +13,7 @@ import { partitionLeafId } from '../../placement/index.ts';
 import type { ClusterMap } from '../../src/clustermap/index.ts';
 import { NodeStorage } from '../../src/node/index.ts';
 import { NoSnapshotError, SnapshotPins, type SnapshotPinsOptions } from '../../src/node/snapshots.ts';
-import { placementFingerprint } from '../../src/node/recovery.ts';
+import { placementFingerprint } from '../../src/node/placement-state.ts';
 import { Flag, NoSnapshotReason, Op, extentKey, type RequestHeader } from '../../src/wire/index.ts';
 
 const PAGE = 4096;
