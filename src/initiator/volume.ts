@@ -194,25 +194,42 @@ export class Volume implements BlockDevice {
     }
   }
 
-  private async writeSegment(op: number, flags: number, s: Segment, payload?: Buffer): Promise<void> {
+  private writeSegment(op: number, flags: number, s: Segment, payload?: Buffer): Promise<void> {
+    return this.resumable(() => this.writeSegmentOnce(op, flags, s, payload));
+  }
+
+  private async writeSegmentOnce(op: number, flags: number, s: Segment, payload?: Buffer): Promise<void> {
+    if (this.versions.exhausted) await this.renew();
+    const version = this.versions.issue();
+    this.io.enter();
+    try {
+      await this.io.replicate(op, flags, s, version, payload);
+      this.versions.complete(version);
+    } catch (e) {
+      this.versions.fail(version);
+      throw e;
+    } finally {
+      this.io.leave();
+    }
+  }
+
+  /**
+   * Runs `op`; when a node fenced this attachment's generation (EFENCED) and resumeLease
+   * grants a newer one, runs it again under that (at most 3 times). The I/O was never
+   * acknowledged, so running it again is safe.
+   */
+  private async resumable<T>(op: () => Promise<T>): Promise<T> {
     for (let attempt = 0; ; attempt++) {
-      if (this.versions.exhausted) await this.renew();
       const gen = this.lease;
-      const version = this.versions.issue();
-      this.io.enter();
       try {
-        await this.io.replicate(op, flags, s, version, payload);
-        this.versions.complete(version);
-        return;
+        return await op();
       } catch (e) {
-        this.versions.fail(version);
         if (attempt < 3 && isFenced(e) && (await this.resume(gen))) continue;
         throw e;
-      } finally {
-        this.io.leave();
       }
     }
   }
+
 
   /**
    * After EFENCED under generation `gen`: asks resumeLease for a newer generation and adopts
@@ -257,17 +274,7 @@ export class Volume implements BlockDevice {
     if (length === 0) return Buffer.alloc(0);
     const start = offset - (offset % PAGE_SIZE);
     const end = Math.ceil((offset + length) / PAGE_SIZE) * PAGE_SIZE;
-    let data: Buffer;
-    for (let attempt = 0; ; attempt++) {
-      const gen = this.lease;
-      try {
-        data = await this.readAligned(start, end - start);
-        break;
-      } catch (e) {
-        if (attempt < 3 && isFenced(e) && (await this.resume(gen))) continue;
-        throw e;
-      }
-    }
+    const data = await this.resumable(() => this.readAligned(start, end - start));
     return start === offset && end - start === length ? data : data.subarray(offset - start, offset - start + length);
   }
 
@@ -386,15 +393,7 @@ export class Volume implements BlockDevice {
    *         ioTimeoutMs (it stays marked dirty); EFENCED when a newer writer took over.
    */
   async flush(): Promise<void> {
-    for (let attempt = 0; ; attempt++) {
-      const gen = this.lease;
-      try {
-        return await this.flushOnce();
-      } catch (e) {
-        if (attempt < 3 && isFenced(e) && (await this.resume(gen))) continue;
-        throw e;
-      }
-    }
+    return this.resumable(() => this.flushOnce());
   }
 
   private async flushOnce(): Promise<void> {
