@@ -38,6 +38,9 @@ test('a pinned snapshot reads as of its version, through a node restart, until i
     const record = cluster.config.volumes.find((v) => v.name === 'vol0')!;
     t.is(record.extentBytes, 1 * MiB);
     const views = cluster.follower!;
+    // A node vouches that an extent was empty only once it has pulled every extent of its
+    // placement; a node still in its first peering round pins, but vouches for nothing.
+    t.true(await cluster.waitPeered(cluster.nodeIds(), 60000), 'every node finished its first peering round');
     const first = await cluster.attach('vol0');
 
     // Pattern A: parts of extents 0-5 (one whole extent, one write across an extent boundary),
@@ -62,8 +65,8 @@ test('a pinned snapshot reads as of its version, through a node restart, until i
     t.deepEqual(pinned, { pinned: cluster.nodeIds(), failed: [], incomplete: [] }, 'every node pinned, every copy current');
     t.deepEqual(await pinSnapshot(views, pool, record.id, version), pinned, 'pinning again is a no-op');
     for (const id of cluster.nodeIds()) {
-      const stored = JSON.parse(readFileSync(join(dir, `node${id}`, 'snapshots.json'), 'utf8')) as { snapshots: Array<{ volume: number; version: number }> };
-      t.deepEqual(stored.snapshots.map((s) => [s.volume, s.version]), [[record.id, version]], `node ${id} stored one record`);
+      const stored = JSON.parse(readFileSync(join(dir, `node${id}`, 'snapshots.json'), 'utf8')) as { snapshots: Array<{ volume: number; version: number; settled: boolean }> };
+      t.deepEqual(stored.snapshots.map((s) => [s.volume, s.version, s.settled]), [[record.id, version, true]], `node ${id} stored one settled record`);
     }
     const fenced = await t.throwsAsync(first.write(0, Buffer.alloc(4096)));
     t.is((fenced as BlockDeviceError).code, 'EFENCED', 'the first attachment is fenced');
