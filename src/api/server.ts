@@ -57,8 +57,13 @@ export interface ManagementApiOptions {
   control: ControlPlane;
   /** The authority, when it runs in this process. */
   authority?: MapAuthority;
-  /** Node id of the authority (to forward changes to its API). */
+  /** Node id of the authority (to forward changes to its API); with etcd, the membership leader (read per request). */
   authorityNode: number;
+  /**
+   * Grants a write lease for POST /v1/volumes/:id/lease (default: authority.acquireLease);
+   * `forwarded` is true when another node forwarded the request (x-cairn-forwarded).
+   */
+  grantLease?: (volume: number, forwarded: boolean) => Promise<number>;
   /** Id of the node serving this API. */
   nodeId: number;
   /** cluster.json (pools and volumes), for GET /v1/status; without it that route answers 503. */
@@ -154,7 +159,8 @@ export async function startManagementApi(opts: ManagementApiOptions): Promise<{ 
   app.post('/v1/volumes/:id/lease', { schema: schemas.postLease }, async (req, reply) => {
     const { id } = req.params as { id: number };
     if (!opts.authority) return forward(req, reply);
-    return { volume: id, generation: await opts.authority.acquireLease(id) };
+    const forwarded = req.headers['x-cairn-forwarded'] !== undefined;
+    return { volume: id, generation: await (opts.grantLease ? opts.grantLease(id, forwarded) : opts.authority.acquireLease(id)) };
   });
   app.get('/v1/leases', { schema: schemas.getLeases }, async (req, reply) => {
     if (!opts.authority) return forward(req, reply);

@@ -25,7 +25,10 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { CatalogError, CatalogUnavailableError, LeaseTakenError, type Job, type JobTracker, type LeaseCoordinator, type SnapshotRecord, type VolumeCatalog, type VolumeRecord } from '../catalog/index.ts';
 import type { PoolConfig } from '../config/index.ts';
 
-/** Options of registerVolumeRoutes. */
+/** Header a node sets on a request it forwards to the catalog's mutator (no second hop). */
+const FORWARDED = 'x-cairn-forwarded';
+
+/** What registerVolumeRoutes needs (read per request: getters may change, e.g. when the membership leader moves). */
 export interface VolumeRoutesOptions {
   /** The catalog (reads everywhere; changes only where `mutator`). */
   catalog: VolumeCatalog;
@@ -127,10 +130,13 @@ export function registerVolumeRoutes(app: FastifyInstance, o: VolumeRoutesOption
   /** Forwards a change to the mutator (headers that matter included); null when this node is it. */
   const forward = async (req: FastifyRequest, reply: FastifyReply): Promise<FastifyReply | null> => {
     if (o.mutator) return null;
+    // One hop only: a node that got a forwarded change but no longer runs the catalog's changes
+    // (the membership leader moved) answers 503 rather than forwarding it on, perhaps in a loop.
+    if (req.headers[FORWARDED] !== undefined) return reply.code(503).send({ error: 'this node does not run the catalog\'s changes (the membership leader is changing); retry' });
     const base = o.mutatorUrl();
-    if (!base) return reply.code(503).send({ error: 'the map authority (the catalog\'s mutator) is not in the map' });
+    if (!base) return reply.code(503).send({ error: 'the catalog\'s mutator (the map authority or membership leader) is not known right now; retry' });
     try {
-      const headers: Record<string, string> = { authorization: `Bearer ${o.token}` };
+      const headers: Record<string, string> = { authorization: `Bearer ${o.token}`, [FORWARDED]: '1' };
       if (req.body !== undefined) headers['content-type'] = 'application/json';
       if (req.headers['if-match'] !== undefined) headers['if-match'] = String(req.headers['if-match']);
       const r = await fetch(`${base}${req.url}`, { method: req.method, headers, body: req.body !== undefined ? JSON.stringify(req.body) : undefined, signal: AbortSignal.timeout(60000) });
@@ -147,9 +153,9 @@ export function registerVolumeRoutes(app: FastifyInstance, o: VolumeRoutesOption
   /** The mutator's answer to a read (it answers from what it wrote), or null when it cannot be had in 2 s. */
   const fromMutator = async (req: FastifyRequest): Promise<unknown> => {
     const base = o.mutatorUrl();
-    if (o.mutator || !base) return null;
+    if (o.mutator || !base || req.headers[FORWARDED] !== undefined) return null;
     try {
-      const r = await fetch(`${base}${req.url}`, { headers: { authorization: `Bearer ${o.token}` }, signal: AbortSignal.timeout(2000) });
+      const r = await fetch(`${base}${req.url}`, { headers: { authorization: `Bearer ${o.token}`, [FORWARDED]: '1' }, signal: AbortSignal.timeout(2000) });
       return r.ok ? ((await r.json()) as unknown) : null;
     } catch {
       return null;

@@ -46,8 +46,11 @@ export interface MapAuthority {
   acquireLease(volume: number): Promise<number>;
   /** The last generation granted per volume id. */
   leases(): LeaseGenerations;
-  /** Membership input: node `node` was heard from (a heartbeat), at local time `at` (ms). */
-  heartbeat(node: number, at: number): void;
+  /**
+   * Membership input: node `node` was heard from (a heartbeat), at local time `at` (ms);
+   * `suspects` is the node's report (the nodes it has not heard from), when it sent one.
+   */
+  heartbeat(node: number, at: number, suspects?: readonly number[]): void;
   /** Stops timers; waits for a submission in progress. */
   close(): Promise<void>;
 }

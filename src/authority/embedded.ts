@@ -12,14 +12,12 @@ import { mkdir, open, readdir, readFile, rename, writeFile } from 'node:fs/promi
 import { join } from 'node:path';
 import type { KeyObject } from 'node:crypto';
 import {
-  applyChange, initialMap, mapSettings, openSignedMap, parsePrivateKey, parsePublicKey, signMap, type ClusterMap, type MapChange, type SignedMap,
+  applyChange, initialMap, openSignedMap, parsePrivateKey, parsePublicKey, signMap, type ClusterMap, type MapChange, type SignedMap,
 } from '../clustermap/index.ts';
 import { membershipOf, type ClusterConfig, type Membership } from '../config/index.ts';
 import type { HistoryEntry, MapAuthority, SubmitResult } from './authority.ts';
 import { LeaseLedger, type LeaseGenerations } from './leases.ts';
-
-/** Milliseconds a node not yet heard from after the authority starts has before it is marked down. */
-const START_GRACE_MS = 15000;
+import { MembershipTracker } from './membership.ts';
 
 /** Path of the authority's private key for node `node` of a data directory. */
 export function authorityKeyPath(dataDir: string, node: number): string {
@@ -57,12 +55,7 @@ export interface EmbeddedAuthorityOptions {
 export class EmbeddedAuthority implements MapAuthority {
   private latest: SignedMap;
   private chain: Promise<unknown> = Promise.resolve();
-  private readonly lastSeen = new Map<number, number>();
-  /** Nodes heard from since this authority started (others get the longer start-up grace). */
-  private readonly heard = new Set<number>();
-  /** Nodes down past outAfterMs that noout keeps in, already logged (one line per node and episode). */
-  private readonly heldByNoout = new Set<number>();
-  private readonly startedAt = Date.now();
+  private readonly tracker: MembershipTracker;
   private monitor: NodeJS.Timeout | null = null;
   private digestTimer: NodeJS.Timeout | null = null;
   private closed = false;
@@ -77,6 +70,8 @@ export class EmbeddedAuthority implements MapAuthority {
   ) {
     this.latest = latest;
     this.timing = { ...membershipOf(opts.config), ...opts.membership };
+    // One process decides from its own view: the embedded authority is one node.
+    this.tracker = new MembershipTracker(this.timing, opts.selfNode, 1, opts.log);
     this.dir = join(opts.dataDir, `node${opts.selfNode}`, 'maps');
   }
 
@@ -178,9 +173,8 @@ export class EmbeddedAuthority implements MapAuthority {
     return out;
   }
 
-  heartbeat(node: number, at: number): void {
-    this.lastSeen.set(node, at);
-    this.heard.add(node);
+  heartbeat(node: number, at: number, suspects?: readonly number[]): void {
+    this.tracker.heartbeat(node, at, suspects);
     const n = this.latest.map.nodes.find((x) => x.id === node);
     if (n && !n.up && !this.closed) {
       void this.submit({ type: 'up', nodes: [node] }).catch((e: Error) => this.opts.log.warn({ node, err: e.message }, 'could not mark node up'));
@@ -189,35 +183,8 @@ export class EmbeddedAuthority implements MapAuthority {
 
   private checkMembership(): void {
     if (this.closed) return;
-    const now = Date.now();
-    const downs: number[] = [];
-    const out: number[] = [];
-    const noout = mapSettings(this.latest.map).noout;
-    const held = new Set<number>();
-    for (const n of this.latest.map.nodes) {
-      if (n.id === this.opts.selfNode) continue;
-      if (n.up) {
-        // A node not heard from since we started gets a start-up grace: on a busy machine
-        // the nodes of one cluster may finish starting seconds apart.
-        const down = this.heard.has(n.id)
-          ? now - (this.lastSeen.get(n.id) ?? now) > this.timing.downAfterMs
-          : now - this.startedAt > Math.max(this.timing.downAfterMs, START_GRACE_MS);
-        if (down) downs.push(n.id);
-      }
-      if (!n.up && n.in && this.timing.outAfterMs > 0 && n.downSince !== null && now - n.downSince > this.timing.outAfterMs) {
-        if (!noout) out.push(n.id);
-        else {
-          held.add(n.id);
-          if (!this.heldByNoout.has(n.id)) {
-            this.opts.log.info({ node: n.id, downSince: n.downSince, outAfterMs: this.timing.outAfterMs }, `noout set: node ${n.id} down past outAfterMs stays in`);
-          }
-        }
-      }
-    }
-    // Forget nodes no longer held (back up, marked out, or noout unset): a later hold logs again.
-    for (const id of this.heldByNoout) if (!held.has(id)) this.heldByNoout.delete(id);
-    for (const id of held) this.heldByNoout.add(id);
-    if (downs.length) void this.submit({ type: 'down', nodes: downs }).catch((e: Error) => this.opts.log.warn({ err: e.message }, 'could not mark nodes down'));
+    const { down, out } = this.tracker.decide(this.latest.map, Date.now());
+    if (down.length) void this.submit({ type: 'down', nodes: down }).catch((e: Error) => this.opts.log.warn({ err: e.message }, 'could not mark nodes down'));
     if (out.length) void this.submit({ type: 'auto-out', nodes: out }).catch((e: Error) => this.opts.log.warn({ err: e.message }, 'could not mark nodes out'));
   }
 

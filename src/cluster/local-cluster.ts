@@ -91,6 +91,8 @@ const RESTART_RESET_AFTER_MS = 60000;
 export interface NodeMapEvent {
   node: number;
   epoch: number;
+  /** The map's checksum (two maps of one epoch with different checksums would be a split brain). */
+  checksum: number;
   at: number;
   /** Ids of the nodes that map marks down. */
   down: number[];
@@ -289,7 +291,7 @@ export class LocalCluster {
     const timeout = this.opts.startTimeoutMs ?? 30000;
     const ready = await new Promise<boolean>((resolveReady) => {
       const t = setTimeout(() => resolveReady(false), timeout);
-      child.on('message', (m: { type?: string; epoch?: number; at?: number; down?: number[] }) => {
+      child.on('message', (m: { type?: string; epoch?: number; checksum?: number; at?: number; down?: number[] }) => {
         if (m?.type === 'ready') {
           clearTimeout(t);
           this.startEpoch = Math.max(this.startEpoch, m.epoch ?? 1);
@@ -298,7 +300,7 @@ export class LocalCluster {
           this.peered.set(id, (m as { upEpoch?: number }).upEpoch ?? 1);
           this.events.emit('peered', { node: id, upEpoch: (m as { upEpoch?: number }).upEpoch ?? 1, staleExtents: (m as { staleExtents?: number }).staleExtents ?? 0 });
         } else if (m?.type === 'map') {
-          this.events.emit('map', { node: id, epoch: m.epoch ?? 0, at: m.at ?? Date.now(), down: m.down ?? [] } satisfies NodeMapEvent);
+          this.events.emit('map', { node: id, epoch: m.epoch ?? 0, checksum: m.checksum ?? 0, at: m.at ?? Date.now(), down: m.down ?? [] } satisfies NodeMapEvent);
         }
       });
       void proc.exited.then(() => {

@@ -30,14 +30,49 @@ export const NodeSchema = z.object({
   devices: z.array(DeviceSchema).min(1).max(256),
 });
 
-/** Who orders map epochs and how peers check it. */
+/** TLS files for the etcd client (PEM paths; relative ones are taken from the data directory). */
+export const EtcdTlsSchema = z.object({
+  /** CA bundle that signed the etcd members' certificates. */
+  ca: z.string().min(1).optional(),
+  /** Client certificate (mutual TLS). */
+  cert: z.string().min(1).optional(),
+  /** Client private key (mutual TLS). */
+  key: z.string().min(1).optional(),
+});
+
+/** Where an etcd-backed authority keeps its state. */
+export const EtcdAuthoritySchema = z.object({
+  /** Client URLs of the etcd members, e.g. ["http://10.0.0.1:2379", ...]. */
+  endpoints: z.array(z.string().url()).min(1),
+  /** Key prefix of this cluster's state in etcd (no trailing slash), e.g. "/cairn/<clusterId>". */
+  prefix: z.string().min(1).regex(/^[^\s]*[^/\s]$/, 'no whitespace and no trailing slash'),
+  tls: EtcdTlsSchema.optional(),
+  /**
+   * Time to live of the membership leader's etcd lease, ms (default 3000): a leader that cannot
+   * renew it for this long (stopped, partitioned) loses the role and can commit nothing more.
+   */
+  leaderTtlMs: z.number().int().min(1000).max(60000).optional(),
+  /** Distinct peers (the leader included) that must report a node silent before it is marked down (default 2). */
+  minDownReporters: z.number().int().min(1).max(16).optional(),
+});
+
+/**
+ * Who orders map epochs and how peers check it. 'embedded': storage node `node` runs the
+ * authority (its epochs and lease ledger are files in its directory). 'etcd': every node can
+ * act for it; epochs, the lease ledger and the map history are committed to the etcd cluster
+ * `etcd` names, and one node at a time (holding an etcd lease) makes membership decisions.
+ * `node` is then only the node whose API is tried first. Either way every map is signed with
+ * the key whose public half is `publicKey` (the private key: `<dataDir>/node<ID>/authority.key`,
+ * on the authority node, or on every node for 'etcd').
+ */
 export const AuthoritySchema = z.object({
-  /** Kind of authority; 'embedded' runs inside storage node `node`. */
-  kind: z.literal('embedded'),
+  kind: z.enum(['embedded', 'etcd']),
   node: z.number().int().min(0).max(32767),
   /** The authority's Ed25519 public key, base64 SPKI DER; every map must verify with it. */
   publicKey: z.string().min(1),
-});
+  /** Required when kind is 'etcd'. */
+  etcd: EtcdAuthoritySchema.optional(),
+}).refine((a) => a.kind !== 'etcd' || a.etcd !== undefined, { message: "an 'etcd' authority needs its etcd settings (endpoints, prefix)", path: ['etcd'] });
 
 /** Membership and gossip timing (milliseconds). */
 export const MembershipSchema = z.object({
@@ -111,6 +146,8 @@ export type PoolConfig = z.infer<typeof PoolSchema>;
 export type VolumeConfig = z.infer<typeof VolumeSchema>;
 /** The map authority's record. */
 export type AuthorityConfig = z.infer<typeof AuthoritySchema>;
+/** The etcd settings of an etcd-backed authority. */
+export type EtcdAuthorityConfig = z.infer<typeof EtcdAuthoritySchema>;
 /** Membership and gossip timing. */
 export type Membership = z.infer<typeof MembershipSchema>;
 /** The cluster configuration file. */

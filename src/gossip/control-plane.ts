@@ -15,6 +15,9 @@ import {
   DigestSchema, FetchRequestSchema, HeartbeatSchema, decodeMessage, encodeMessage, type Heartbeat, type PartitionStat, type VolumeStat,
 } from './messages.ts';
 
+/** Milliseconds a node never heard from since this peer started has before this peer reports it silent. */
+export const SUSPECT_GRACE_MS = 15000;
+
 /** The log calls a control plane makes (a pino logger fits). */
 export type ControlLog = KeeperLog & PeerLog;
 
@@ -59,6 +62,7 @@ export class ControlPlane extends EventEmitter {
   private stopped = false;
   private readonly t: ReturnType<typeof topics>;
   private readonly protocol: string;
+  private readonly startedAt = Date.now();
 
   private constructor(private readonly opts: ControlPlaneOptions) {
     super();
@@ -157,10 +161,28 @@ export class ControlPlane extends EventEmitter {
       sentAt: Date.now(),
       partitions: this.opts.role.stats(),
       ...(this.opts.role.volumes ? { volumes: this.opts.role.volumes() } : {}),
+      suspects: this.suspects(),
     };
     this.heartbeats.set(hb.node, { hb, receivedAt: Date.now() });
     this.emit('heartbeat', hb);
     await this.peer.publish(this.t.heartbeat, encodeMessage(hb));
+  }
+
+  /**
+   * Up nodes of the current map (not this one) whose heartbeats this peer has not received
+   * for downAfterMs — or, never heard since this peer started, for the start-up grace
+   * (SUSPECT_GRACE_MS). Sent in each heartbeat as this peer's report.
+   */
+  suspects(now = Date.now()): number[] {
+    const self = this.opts.role.kind === 'node' ? this.opts.role.nodeId : -1;
+    const { downAfterMs } = membershipOf(this.opts.config);
+    const out: number[] = [];
+    for (const n of this.keeper.map.nodes) {
+      if (n.id === self || !n.up) continue;
+      const r = this.heartbeats.get(n.id);
+      if (r ? now - r.receivedAt > downAfterMs : now - this.startedAt > Math.max(downAfterMs, SUSPECT_GRACE_MS)) out.push(n.id);
+    }
+    return out;
   }
 
   private serveFetch(req: Uint8Array): Uint8Array {

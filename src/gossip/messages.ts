@@ -4,7 +4,7 @@
  * signed binary form (src/clustermap/signed-map.ts).
  *
  * - heartbeat topic: {node, epoch, checksum, sentAt, partitions: [{leaf, capacityBytes, usedBytes, liveBytes}],
- *                    volumes?: [{volume, storedBytes}]}
+ *                    volumes?: [{volume, storedBytes}], suspects?: [node]}
  * - digest topic:    {epoch, checksum, sentAt}
  * - map topic:       a signed map (wire bytes)
  * - map-fetch:       request {minEpoch}; reply one status byte (0: a map follows, 1: none
@@ -37,6 +37,11 @@ export const HeartbeatSchema = z.object({
   partitions: z.array(PartitionStatSchema).max(65536),
   /** Bytes of mapped pages this node stores per volume (all its partitions; refreshed every few seconds). */
   volumes: z.array(VolumeStatSchema).max(65536).optional(),
+  /**
+   * Nodes the sender has not heard a heartbeat from for the membership's downAfterMs (its
+   * report to the membership leader, which marks a node down only when enough peers agree).
+   */
+  suspects: z.array(z.number().int().min(0).max(32767)).max(32768).optional(),
 });
 
 /** The authority's map digest. */

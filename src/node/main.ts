@@ -1,10 +1,11 @@
 /**
  * Storage node daemon entry: `node --import tsx src/node/main.ts --data-dir DIR --node ID`.
  * Opens the node's partitions, joins the control plane (libp2p gossip: maps, digests,
- * heartbeats; the map authority too when cluster.json names this node), serves the data path
+ * heartbeats; the map authority too when cluster.json names this node, or — etcd — in every
+ * node, one of which leads membership decisions at a time), serves the data path
  * and the management API, and reports readiness to a parent (IPC message {type: 'ready',
  * port, gossipPort, apiPort}) and on stdout; each accepted map epoch is reported as
- * {type: 'map', node, epoch, at, down} (at: ms since 1970, sub-ms precision; down: node ids
+ * {type: 'map', node, epoch, checksum, at, down} (at: ms since 1970, sub-ms precision; down: node ids
  * marked down in that map); each completed peering round as {type: 'peered', node, upEpoch,
  * staleExtents}. SIGTERM/SIGINT, or
  * the parent going away, stop it gracefully: in-flight requests finish and every partition
@@ -17,8 +18,8 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pino, destination } from 'pino';
 import { loadConfig } from '../config/index.ts';
-import { ControlPlane } from '../gossip/index.ts';
-import { EmbeddedAuthority, type MapAuthority } from '../authority/index.ts';
+import { ControlPlane, type Heartbeat } from '../gossip/index.ts';
+import { EmbeddedAuthority, EtcdAuthority, type MapAuthority } from '../authority/index.ts';
 import { mapNode, type SignedMap } from '../clustermap/index.ts';
 import { NodeServer } from './server.ts';
 import type { PeeringState } from './placement-state.ts';
@@ -26,7 +27,7 @@ import { loadRecovery, saveRecovery } from './recovery-store.ts';
 import { writeJsonDurably } from './durable-file.ts';
 import { LeaseTable } from './fencing.ts';
 import { NodeStorage } from './storage.ts';
-import { startNodeCatalog } from '../catalog/node-catalog.ts';
+import { startNodeCatalog, type NodeCatalog } from '../catalog/node-catalog.ts';
 import { MissedLog } from '../recovery/index.ts';
 import { loadLibp2pStack } from '../gossip/libp2p-stack.ts';
 
@@ -136,16 +137,26 @@ const [storage, control, { startManagementApi, ApiClient, registerVolumeRoutes }
   timed('apiCode', import('../api/index.ts')),
 ]);
 opened = storage;
-const reportMap = (s: { epoch: number; map: SignedMap['map'] }): void => {
-  if (process.connected) process.send?.({ type: 'map', node: nodeId, epoch: s.epoch, at: control.keeper.acceptedAt.get(s.epoch), down: s.map.nodes.filter((n) => !n.up).map((n) => n.id) });
+const reportMap = (s: { epoch: number; checksum?: number; map: SignedMap['map'] }): void => {
+  if (process.connected) process.send?.({ type: 'map', node: nodeId, epoch: s.epoch, checksum: s.checksum ?? control.keeper.signed?.checksum ?? 0, at: control.keeper.acceptedAt.get(s.epoch), down: s.map.nodes.filter((n) => !n.up).map((n) => n.id) });
 };
 control.on('map', reportMap);
 // Maps the peer accepted while storage was still opening had no listener yet: report the
 // newest of them now (one loaded from disk at start is not news and is not reported).
 if (control.keeper.acceptedAt.has(control.keeper.epoch)) reportMap({ epoch: control.keeper.epoch, map: control.keeper.map });
-let authority: MapAuthority | undefined;
-if (config!.authority!.node === nodeId) {
-  const a = await EmbeddedAuthority.open({
+// The map authority: embedded in the node cluster.json names, or (etcd) in every node, one
+// of which leads membership decisions at a time. onLeader is bound once the catalog exists.
+let onLeader: (leading: boolean) => void = () => undefined;
+const etcd = config!.authority!.kind === 'etcd'
+  ? await EtcdAuthority.open({
+    config: config!, dataDir, selfNode: nodeId, publisher: control, log, knownEpoch: control.keeper.epoch,
+    onLocalMap: (s) => control.keeper.offer(s.wire, 'authority'),
+    onLeader: (leading) => onLeader(leading),
+  }).catch((e: Error) => fail(`starting the map authority: ${e.message}`))
+  : undefined;
+let authority: MapAuthority | undefined = etcd;
+if (!etcd && config!.authority!.node === nodeId) {
+  authority = await EmbeddedAuthority.open({
     config: config!,
     dataDir,
     selfNode: nodeId,
@@ -153,13 +164,17 @@ if (config!.authority!.node === nodeId) {
     onLocalMap: (s) => control.keeper.offer(s.wire, 'authority'),
     log,
   }).catch((e: Error) => fail(`starting the map authority: ${e.message}`));
-  control.on('heartbeat', (hb: { node: number }) => a.heartbeat(hb.node, Date.now()));
-  authority = a;
 }
+if (authority) {
+  const a = authority;
+  control.on('heartbeat', (hb: Heartbeat) => a.heartbeat(hb.node, Date.now(), hb.suspects));
+}
+/** The node that leads membership and runs the catalog's changes (embedded: the authority node). */
+const leaderNode = (): number => etcd?.leader() ?? config!.authority!.node;
 /** Asks the authority's API for every granted lease generation, retrying until it answers. */
 async function learnLeases(table: LeaseTable): Promise<void> {
   for (let attempt = 0; attempt < 60; attempt++) {
-    const a = mapNode(control.keeper.map, config!.authority!.node);
+    const a = mapNode(control.keeper.map, leaderNode());
     if (a?.apiPort) {
       try {
         const r = await new ApiClient(`http://${a.host}:${a.apiPort}`, config!.token, 3000).call<{ leases: Record<number, number> }>('GET', '/v1/leases');
@@ -241,43 +256,74 @@ const clusterSpace = (): { rawBytes: number; usedBytes: number } => {
   }
   return { rawBytes, usedBytes };
 };
-const nodeCatalog = startNodeCatalog({
+// The catalog's changes run on one node: the embedded authority's, or the membership leader
+// (etcd), whose catalog is swapped for a mutator's when it starts leading and back after.
+const catalogFor = (mutator: boolean): NodeCatalog => startNodeCatalog({
   config: config!,
   map: () => control.keeper.map,
   fetchMap: (epoch) => control.fetchMap(epoch, 3000),
-  authority,
+  authority: mutator ? authority : undefined,
   capacity: clusterSpace,
   log,
 });
+let nodeCatalog = catalogFor(etcd ? etcd.isLeader() : !!authority);
+if (etcd) {
+  onLeader = (leading) => {
+    if (leading === nodeCatalog.mutator) return;
+    const old = nodeCatalog;
+    nodeCatalog = catalogFor(leading);
+    old.close();
+    log.info({ mutator: leading }, leading ? 'this node now runs the catalog\'s changes' : 'catalog changes moved to the new membership leader');
+  };
+  onLeader(etcd.isLeader());
+}
 const storedPerVolume = (): Map<number, number> => {
   const out = new Map<number, number>();
   for (const r of control.heartbeats.values()) for (const v of r.hb.volumes ?? []) out.set(v.volume, (out.get(v.volume) ?? 0) + v.storedBytes);
   return out;
 };
 const authorityApi = (): string | null => {
-  const a = mapNode(control.keeper.map, config!.authority!.node);
+  const id = etcd ? etcd.leader() : config!.authority!.node;
+  const a = id === null ? undefined : mapNode(control.keeper.map, id);
   return a?.apiPort ? `http://${a.host}:${a.apiPort}` : null;
 };
 // Lease grants through the API (attachments, takeovers) wait while the catalog holds a
-// volume's lease for a snapshot or a job: no newer writer may write before the pin.
-const catalogLeases = nodeCatalog.leases;
-const apiAuthority: MapAuthority | undefined = authority && catalogLeases
-  ? new Proxy(authority, {
-    get(target, prop) {
-      if (prop === 'acquireLease') return async (volume: number) => {
-        await catalogLeases.idle(volume);
-        return target.acquireLease(volume);
-      };
-      const v = Reflect.get(target, prop) as unknown;
-      return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
-    },
-  })
-  : authority;
+// volume's lease for a snapshot or a job: no newer writer may write before the pin. With etcd
+// the catalog's leases are held on the membership leader, so a node that does not lead asks
+// it — one hop: a forwarded request is granted where it lands — and, with no leader
+// reachable, grants here (etcd still keeps generations unique and increasing).
+const grantLease = async (volume: number, forwarded: boolean): Promise<number> => {
+  const base = etcd && !forwarded && !nodeCatalog.mutator ? authorityApi() : null;
+  if (base) {
+    try {
+      return (await new ApiClient(base, config!.token, 15000).call<{ generation: number }>('POST', `/v1/volumes/${volume}/lease`, undefined, { 'x-cairn-forwarded': '1' })).generation;
+    } catch (e) {
+      log.warn({ volume, leader: base, err: (e as Error).message }, 'the membership leader did not grant the lease; granting it here');
+    }
+  }
+  await nodeCatalog.leases?.idle(volume);
+  return authority!.acquireLease(volume);
+};
 const api = await startManagementApi({
-  host: me.host, port: me.apiPort!, token: config!.token, control, authority: apiAuthority, authorityNode: config!.authority!.node, nodeId, config: config!,
+  host: me.host, port: me.apiPort!, token: config!.token, control, authority, grantLease: authority ? grantLease : undefined, nodeId, config: config!,
+  get authorityNode() {
+    return leaderNode();
+  },
   recovery: () => server.recovery.report(), scrub: server.scrub,
+  // Getters: the catalog in use changes when the membership leader does (etcd).
   routes: [(app) => registerVolumeRoutes(app, {
-    catalog: nodeCatalog.catalog, mutator: nodeCatalog.mutator, jobs: nodeCatalog.jobs, leases: nodeCatalog.leases,
+    get catalog() {
+      return nodeCatalog.catalog;
+    },
+    get mutator() {
+      return nodeCatalog.mutator;
+    },
+    get jobs() {
+      return nodeCatalog.jobs;
+    },
+    get leases() {
+      return nodeCatalog.leases;
+    },
     mutatorUrl: authorityApi, token: config!.token, pools: () => config!.pools, storedBytes: storedPerVolume,
   })],
 })
