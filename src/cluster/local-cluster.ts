@@ -33,6 +33,7 @@ import { addNodeToMap, waitNodeUp } from './add-node.ts';
 import { createClusterConfig, provisionControlPlane, DEFAULT_LAYOUT, type ClusterLayout } from './create.ts';
 import { devicesPresent, newestStoredMap, runningNodePid, seedNodeMap } from './node-set.ts';
 import { catalogVolume, oneLine, settleVolumes } from './catalog-volumes.ts';
+import { ensureNodeKey, useEtcdAuthority, type LocalEtcdAuthority } from './etcd-mode.ts';
 
 /** Options of LocalCluster.start. */
 export interface LocalClusterOptions {
@@ -62,6 +63,12 @@ export interface LocalClusterOptions {
    * other process runs them (default true). Such nodes are supervised like the others.
    */
   adoptNodes?: boolean;
+  /**
+   * The map authority of a NEW data directory is this etcd cluster (issue 14) instead of an
+   * embedded one. For an existing directory it must match what cluster.json says (an
+   * embedded one needs `cairn authority migrate`).
+   */
+  etcd?: LocalEtcdAuthority;
 }
 
 /** Options of LocalCluster.addNode (defaults: node 0's device count, device size and partitions). */
@@ -197,7 +204,12 @@ export class LocalCluster {
       config = await createClusterConfig(layout);
       created = true;
     }
-    if ((await provisionControlPlane(dataDir, config)) || created) await saveConfig(dataDir, config);
+    if (!created && opts.etcd && config.authority?.kind !== 'etcd') {
+      throw new Error(`${dataDir} has an embedded map authority; move it to etcd with \`cairn authority migrate --etcd URL --data-dir ${dataDir}\` (cluster stopped)`);
+    }
+    const provisioned = await provisionControlPlane(dataDir, config);
+    if (created && opts.etcd) useEtcdAuthority(dataDir, config, opts.etcd);
+    if (provisioned || created) await saveConfig(dataDir, config);
     const cluster = new LocalCluster(dataDir, config, created, opts);
     // Build the libp2p bundle once here rather than in every node process at once.
     await ensureBundle().catch(() => undefined);
@@ -257,6 +269,7 @@ export class LocalCluster {
     this.peered.delete(id);
     // Started by hand while a supervisor restart was pending: that restart is moot.
     this.cancelRestart(id, false);
+    ensureNodeKey(this.dataDir, this.config, id);
     const args = ['--data-dir', this.dataDir, '--node', String(id)];
     // A node added after creation is not in cluster.json: it finds itself in its seeded
     // map.current, else in the map the authority's API serves.
@@ -436,7 +449,9 @@ export class LocalCluster {
 
   /** Base URL of the map authority's management API. */
   private authorityUrl(): string {
-    const a = this.config.nodes.find((n) => n.id === this.config.authority?.node) ?? this.config.nodes[0];
+    // With etcd any node acts for the authority: ask one that runs.
+    const running = this.config.authority?.kind === 'etcd' ? this.config.nodes.find((n) => this.procs.has(n.id)) : undefined;
+    const a = running ?? this.config.nodes.find((n) => n.id === this.config.authority?.node) ?? this.config.nodes[0];
     return `http://${a.host}:${a.apiPort}`;
   }
 

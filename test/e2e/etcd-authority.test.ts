@@ -1,0 +1,174 @@
+/**
+ * The map authority survives the loss of any machine (issue 14): a 3-member etcd cluster
+ * (real etcd processes) and 5 Cairn nodes (real processes, pool of 3 replicas, min_size 2),
+ * with fast failure detection. One cluster, three phases, in order:
+ *
+ * 1. **Leader and etcd member lost at once.** kill -9 of the node that leads membership and
+ *    of one etcd member. Another node takes the leadership and marks the dead leader down
+ *    within downAfterMs + the leader's lease TTL (+ slack for this 2-core machine); I/O on the
+ *    volume continues; a volume is created (the catalog's changes moved with the leadership);
+ *    another gateway takes the volume's write lease over and fences the first. A node killed
+ *    afterwards is marked down too.
+ * 2. **Partition.** SIGSTOP of the (new) leader for three lease TTLs, then SIGCONT: while it
+ *    sleeps another node leads and marks it down; after it wakes it commits nothing (its log
+ *    shows no commit after the SIGCONT), and it is marked up again by the new leader.
+ * 3. **Lease generations.** Repeated gateway takeovers while the leadership moves (its holder
+ *    is stopped each round): every generation is above the last one.
+ *
+ * At the end, across every node's map history (each accepted epoch's checksum, reported by
+ * the node processes) no epoch number has two different maps.
+ */
+import test from 'ava';
+import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { ApiClient } from '../../src/api/index.ts';
+import { LocalEtcd } from '../../src/authority/index.ts';
+import { LocalCluster, type NodeMapEvent } from '../../src/cluster/index.ts';
+import type { Volume } from '../../src/initiator/index.ts';
+import { tempDataDir } from '../helpers/cairn-up.ts';
+import { processGone } from '../helpers/cluster.ts';
+
+const MiB = 1 << 20;
+const MEMBERSHIP = { heartbeatMs: 250, downAfterMs: 1500, digestMs: 250, outAfterMs: 0 };
+const LEADER_TTL_MS = 2000;
+/** Slack for a 2-core machine running 5 nodes, 3 etcd members and the test. */
+const SLACK_MS = 4000;
+
+async function waitFor(cond: () => Promise<boolean> | boolean, timeoutMs: number): Promise<boolean> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    if (await Promise.resolve().then(cond).catch(() => false)) return true;
+    if (Date.now() > end) return false;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+test.serial('etcd authority: leader + etcd member killed, a partitioned leader, lease generations across leaders', async (t) => {
+  t.timeout(300000);
+  const { dir, cleanup } = tempDataDir();
+  const etcd = await LocalEtcd.start({ dir: join(dir, 'etcd'), members: 3 });
+  let cluster: LocalCluster | null = null;
+  const volumes: Volume[] = [];
+  try {
+    cluster = await LocalCluster.start({
+      dataDir: dir,
+      layout: { nodes: 5, devicesPerNode: 1, deviceBytes: 64 * MiB, partitionsPerDevice: 1, replicas: 3, volumeBytes: 16 * MiB, membership: MEMBERSHIP },
+      etcd: { endpoints: etcd.endpoints, leaderTtlMs: LEADER_TTL_MS },
+      startTimeoutMs: 60000,
+    });
+    const c = cluster;
+    // Every map every node accepted: epoch -> checksums seen.
+    const seen = new Map<number, Set<number>>();
+    c.events.on('map', (e: NodeMapEvent) => {
+      if (!seen.has(e.epoch)) seen.set(e.epoch, new Set());
+      seen.get(e.epoch)!.add(e.checksum);
+    });
+    const api = (id: number): ApiClient => {
+      const n = c.config.nodes.find((x) => x.id === id)!;
+      return new ApiClient(`http://${n.host}:${n.apiPort}`, c.config.token, 10000);
+    };
+    const leaderSeenBy = async (id: number): Promise<number> => (await api(id).call<{ authority: number }>('GET', '/v1/map')).authority;
+    const running = (): number[] => c.runningNodes();
+    /** The leader every running node agrees on (null while they disagree). */
+    const agreedLeader = async (): Promise<number | null> => {
+      const ids = await Promise.all(running().map((id) => leaderSeenBy(id).catch(() => -1)));
+      return ids.every((x) => x === ids[0] && x >= 0) ? ids[0] : null;
+    };
+    const kill9 = async (id: number): Promise<void> => {
+      const pid = c.pidOf(id)!;
+      process.kill(pid, 'SIGKILL');
+      t.true(await waitFor(() => processGone(pid) && c.pidOf(id) === undefined, 10000), `node ${id} exited`);
+    };
+    const io = async (v: Volume, offset: number): Promise<void> => {
+      const data = randomBytes(256 * 1024);
+      await v.write(offset, data);
+      await v.flush();
+      t.true((await v.read(offset, data.length)).equals(data), `256 KiB at ${offset} written, flushed and read back`);
+    };
+
+    let leader: number | null = null;
+    t.true(await waitFor(async () => (leader = await agreedLeader()) !== null, 30000), 'every node names the same membership leader');
+    const first = await c.attach('vol0', { ioTimeoutMs: 60000 });
+    volumes.push(first);
+    await io(first, 0);
+
+    // ---- 1. the leader and one etcd member, at once ----
+    const oldLeader = leader!;
+    const killedAt = Date.now();
+    await Promise.all([kill9(oldLeader), etcd.kill(0)]);
+    t.true(await waitFor(async () => {
+      const l = await agreedLeader();
+      return l !== null && l !== oldLeader;
+    }, LEADER_TTL_MS + SLACK_MS + 5000), 'another node leads');
+    leader = await agreedLeader();
+    t.true(await waitFor(() => !c.view.isUp(oldLeader), MEMBERSHIP.downAfterMs + LEADER_TTL_MS + SLACK_MS), 'the dead leader is marked down within downAfterMs + the lease TTL (+ slack)');
+    const downAfter = Date.now() - killedAt;
+    t.log(`leader node ${oldLeader} and etcd member 0 killed; node ${leader} leads; node ${oldLeader} marked down after ${downAfter} ms (downAfterMs ${MEMBERSHIP.downAfterMs}, lease TTL ${LEADER_TTL_MS})`);
+    await io(first, 4 * MiB);
+    const other = running().find((id) => id !== leader)!;
+    const created = await api(other).call<{ name: string }>('POST', '/v1/volumes', { name: 'after-failover', size: 8 * MiB });
+    t.is(created.name, 'after-failover', 'a volume is created through a non-leader node (forwarded to the new leader)');
+    const second = await c.attach('vol0', { ioTimeoutMs: 60000 });
+    volumes.push(second);
+    t.true(second.leaseGeneration > first.leaseGeneration, 'a second gateway takes the write lease over');
+    await io(second, 8 * MiB);
+    await t.throwsAsync(first.write(0, Buffer.alloc(4096)), undefined, 'the first gateway is fenced');
+    // A node killed now (not the leader) is marked down by the new leader.
+    const victim = running().find((id) => id !== leader)!;
+    const victimAt = Date.now();
+    await kill9(victim);
+    t.true(await waitFor(() => !c.view.isUp(victim), MEMBERSHIP.downAfterMs + LEADER_TTL_MS + SLACK_MS), `node ${victim}, killed afterwards, is marked down`);
+    t.log(`node ${victim} killed after the failover: marked down after ${Date.now() - victimAt} ms`);
+    // Bring both back, and the etcd member.
+    await etcd.restart(0);
+    await Promise.all([c.startNode(oldLeader), c.startNode(victim)]);
+    t.true(await waitFor(() => c.view.isUp(oldLeader) && c.view.isUp(victim), 30000), 'both restarted nodes are marked up');
+
+    // ---- 2. partition: SIGSTOP the leader for three lease TTLs ----
+    const sleeper = (await agreedLeader())!;
+    const pid = c.pidOf(sleeper)!;
+    process.kill(pid, 'SIGSTOP');
+    const stoppedAt = Date.now();
+    let next: number | null = null;
+    t.true(await waitFor(async () => {
+      const ids = await Promise.all(running().filter((id) => id !== sleeper).map((id) => leaderSeenBy(id).catch(() => -1)));
+      next = ids.every((x) => x === ids[0] && x >= 0 && x !== sleeper) ? ids[0] : null;
+      return next !== null;
+    }, LEADER_TTL_MS + SLACK_MS + 5000), 'another node leads while the old leader is stopped');
+    t.true(await waitFor(() => !c.view.isUp(sleeper), MEMBERSHIP.downAfterMs + LEADER_TTL_MS + SLACK_MS), 'and marks the stopped one down');
+    await waitFor(() => Date.now() - stoppedAt > 3 * LEADER_TTL_MS, 10000);
+    const resumedAt = Date.now();
+    process.kill(pid, 'SIGCONT');
+    t.true(await waitFor(() => c.view.isUp(sleeper), 20000), 'the woken node is marked up again (by the new leader)');
+    t.true(await waitFor(async () => (await agreedLeader()) === next, 10000), 'the woken node agrees who leads now');
+    await io(second, 12 * MiB);
+    const log = readFileSync(join(dir, 'logs', `node${sleeper}.log`), 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as { time: number; msg: string });
+    const committedAfter = log.filter((l) => l.time > resumedAt && /committed to etcd/.test(l.msg));
+    t.deepEqual(committedAfter, [], `node ${sleeper} committed nothing after it woke`);
+    t.log(`node ${sleeper} stopped ${resumedAt - stoppedAt} ms; node ${next} led meanwhile`);
+
+    // ---- 3. lease generations while the leadership moves ----
+    let last = second.leaseGeneration;
+    for (let round = 0; round < 3; round++) {
+      const l = (await agreedLeader())!;
+      await c.stopNode(l, 'SIGKILL');
+      const v = await c.attach('vol0', { ioTimeoutMs: 60000 });
+      volumes.push(v);
+      t.true(v.leaseGeneration > last, `round ${round}: generation ${v.leaseGeneration} > ${last} (leader ${l} killed)`);
+      last = v.leaseGeneration;
+      await c.startNode(l);
+      t.true(await waitFor(async () => c.view.isUp(l) && (await agreedLeader()) !== null, 30000), `round ${round}: node ${l} back and one leader agreed`);
+    }
+
+    // ---- no split brain, across every node's history ----
+    const split = [...seen].filter(([, sums]) => sums.size > 1).map(([e]) => e);
+    t.deepEqual(split, [], 'no epoch number has two different maps');
+    t.true(seen.size > 5, `${seen.size} epochs seen`);
+  } finally {
+    for (const v of volumes) await Promise.resolve().then(() => v.close()).catch(() => undefined);
+    await cluster?.stop();
+    await etcd.stop();
+    cleanup();
+  }
+});
