@@ -27,6 +27,7 @@ export default class Up extends Command {
     '<%= config.bin %> up',
     '<%= config.bin %> up --data-dir /var/tmp/cairn --nodes 4 --device-size 8GiB --volume-size 10GiB',
     '<%= config.bin %> up --nbd-port 10810 --replicas 2',
+    '<%= config.bin %> up --etcd --nodes 5      # map authority in a local 3-member etcd: any node may die, the leader included',
   ];
   static override flags = {
     'data-dir': Flags.string({ summary: 'Directory holding cluster.json, device files and logs.', default: '.cairn', env: 'CAIRN_DATA_DIR' }),
@@ -44,21 +45,32 @@ export default class Up extends Command {
     'nvmf-port': Flags.integer({ summary: 'TCP port of the first NVMe/TCP path; the others follow it (0 picks free ports).', default: 4420, min: 0, max: 65535 }),
     'nvmf-paths': Flags.integer({ summary: 'NVMe/TCP paths (ports) to export the volume on; the first is ANA-optimized. 0 disables NVMe/TCP.', default: 3, min: 0, max: 8 }),
     'nvmf-allow-host': Flags.string({ summary: 'Host NQN allowed to connect over NVMe/TCP (repeatable; default: any host).', multiple: true }),
+    etcd: Flags.boolean({
+      summary: 'Keep the map authority in a 3-member etcd cluster started here (Debian etcd-server; state under DATA-DIR/etcd) rather than inside node 0, so the cluster survives the loss of any node (new data directory; later runs start that etcd again by themselves). To use an existing etcd, see `cairn authority migrate`.',
+      default: false,
+    }),
     'base-port': Flags.integer({ summary: 'First TCP port of the storage nodes (0 picks free ports; new data directory only).', default: 0, min: 0, max: 65535 }),
   };
 
   async run(): Promise<void> {
     const { flags } = await this.parse(Up);
     // Loaded here, not at the top: every other command shares this module table.
-    const { LocalCluster } = await import('../../src/cluster/index.ts');
+    const { LocalCluster, startLocalEtcdFor } = await import('../../src/cluster/index.ts');
     const { NbdServer } = await import('../../src/nbd/index.ts');
     const { NvmfTarget, volumeNqn } = await import('../../src/nvmf/index.ts');
     const { NvmfVolumes, nbdExports } = await import('../../src/gateway/index.ts');
     const dataDir = resolve(flags['data-dir']);
     this.log(`Starting Cairn in ${dataDir} ...`);
     let cluster: LocalCluster;
+    let etcd: Awaited<ReturnType<typeof startLocalEtcdFor>> = null;
+    try {
+      etcd = await startLocalEtcdFor(dataDir, flags.etcd, (line) => this.log(`  ${line}`));
+    } catch (e) {
+      this.error((e as Error).message.split('\n')[0], { exit: 1 });
+    }
     try {
       cluster = await LocalCluster.start({
+        ...(etcd ? { etcd: { endpoints: etcd.endpoints } } : {}),
         dataDir,
         layout: {
           nodes: flags.nodes,
@@ -78,6 +90,7 @@ export default class Up extends Command {
         onSupervisor: (line) => this.log(`  ${line}`),
       });
     } catch (e) {
+      await etcd?.stop();
       this.error((e as Error).message, { exit: 1 });
     }
     const c = cluster.config;
@@ -85,7 +98,7 @@ export default class Up extends Command {
     const mapNodes = cluster.view.map.nodes;
     const devices = mapNodes.reduce((s, n) => s + n.devices.length, 0);
     const raw = mapNodes.reduce((s, n) => s + n.devices.reduce((t, d) => t + d.sizeBytes, 0), 0);
-    this.log(`${cluster.created ? 'Created' : 'Reopened'} cluster ${c.clusterId}: ${mapNodes.length} nodes, ${devices} devices, ${formatSize(raw)} raw, map epoch ${cluster.view.epoch} (authority: node ${c.authority?.node})`);
+    this.log(`${cluster.created ? 'Created' : 'Reopened'} cluster ${c.clusterId}: ${mapNodes.length} nodes, ${devices} devices, ${formatSize(raw)} raw, map epoch ${cluster.view.epoch} (authority: ${c.authority?.kind === 'etcd' ? `etcd ${c.authority.etcd!.endpoints.join(',')} prefix ${c.authority.etcd!.prefix}` : `node ${c.authority?.node}`})`);
     for (const pool of c.pools) {
       if (pool.replicas > 1 && pool.minSize >= pool.replicas) {
         this.warn(`pool ${pool.name} has min_size ${pool.minSize} = size ${pool.replicas}: I/O stops while any member is down (data directories made before degraded I/O used this; set "minSize" in ${dataDir}/cluster.json to ${pool.replicas - Math.floor(pool.replicas / 2)} to keep I/O going)`);
@@ -105,6 +118,7 @@ export default class Up extends Command {
     const fail = async (msg: string): Promise<never> => {
       await set.close().catch(() => undefined);
       await cluster.stop();
+      await etcd?.stop();
       this.error(msg, { exit: 1 });
     };
     // The volume to attach now: LocalCluster.start created a new data directory's volume in
@@ -209,6 +223,7 @@ export default class Up extends Command {
           await nvmf.close();
           await set.close().catch((e: Error) => this.warn(`final flush failed: ${e.message}`));
           await cluster.stop();
+          await etcd?.stop();
           this.log('Stopped.');
           resolveStop();
         })();

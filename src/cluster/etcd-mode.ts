@@ -4,9 +4,9 @@
  * so each one signs with the cluster's authority key).
  */
 import { copyFileSync, existsSync, mkdirSync } from 'node:fs';
-import { dirname } from 'node:path';
-import { authorityKeyPath } from '../authority/index.ts';
-import type { ClusterConfig } from '../config/index.ts';
+import { dirname, join } from 'node:path';
+import { LocalEtcd, authorityKeyPath } from '../authority/index.ts';
+import { loadConfig, type ClusterConfig } from '../config/index.ts';
 
 /** Where LocalCluster finds the etcd cluster of a new data directory. */
 export interface LocalEtcdAuthority {
@@ -52,4 +52,28 @@ export function ensureNodeKey(dataDir: string, config: ClusterConfig, id: number
   if (!from) throw new Error(`no node directory under ${dataDir} holds the authority key (authority.key)`);
   mkdirSync(dirname(to), { recursive: true });
   copyFileSync(from, to);
+}
+
+/** Directory of the local etcd cluster that `cairn up --etcd` runs for a data directory. */
+export function localEtcdDir(dataDir: string): string {
+  return join(dataDir, 'etcd');
+}
+
+/**
+ * For `cairn up`: the local etcd a data directory needs, started — with `wanted` (--etcd) for
+ * a new directory, or because the directory's cluster.json names an etcd authority and its
+ * local etcd state exists (`<dataDir>/etcd/etcd.json`). Null when it needs none (an etcd
+ * authority elsewhere is the operator's to run).
+ * @throws Error when `wanted` but the directory has an embedded authority (one clear line
+ *         naming `cairn authority migrate`), or etcd cannot be started.
+ */
+export async function startLocalEtcdFor(dataDir: string, wanted: boolean, onProgress?: (line: string) => void): Promise<LocalEtcd | null> {
+  const config = await loadConfig(dataDir);
+  const dir = localEtcdDir(dataDir);
+  if (config?.authority && config.authority.kind !== 'etcd' && wanted) {
+    throw new Error(`${dataDir} already has a cluster whose map authority is embedded in node ${config.authority.node}; move it to etcd with \`cairn authority migrate --local --data-dir ${dataDir}\` (cluster stopped)`);
+  }
+  const local = existsSync(join(dir, 'etcd.json'));
+  if (!(wanted && !config) && !(config?.authority?.kind === 'etcd' && local)) return null;
+  return LocalEtcd.start({ dir, members: 3, onProgress });
 }

@@ -4,4 +4,4 @@ export { addNodeToMap, waitNodeUp, planDevices, createDeviceFiles, AddNodeError,
 export { newestStoredMap, seedNodeMap, devicesPresent, runningNodePid, nodeMapPath } from './node-set.ts';
 export { createClusterConfig, defaultMinSize, provisionControlPlane, DEFAULT_LAYOUT, freePorts, LayoutError, type ClusterLayout } from './create.ts';
 export { FollowerProcess, type FollowerMapEvent } from './follower-process.ts';
-export { useEtcdAuthority, ensureNodeKey, type LocalEtcdAuthority } from './etcd-mode.ts';
+export { useEtcdAuthority, ensureNodeKey, startLocalEtcdFor, localEtcdDir, type LocalEtcdAuthority } from './etcd-mode.ts';
