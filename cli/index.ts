@@ -35,10 +35,12 @@ import VolumeHosts from './commands/volume/hosts.ts';
 import SnapshotCreate from './commands/snapshot/create.ts';
 import SnapshotList from './commands/snapshot/list.ts';
 import SnapshotDelete from './commands/snapshot/delete.ts';
+import AuthorityMigrate from './commands/authority/migrate.ts';
 
 /** Every `cairn` command, by id. */
 export const COMMANDS = {
   up: Up,
+  'authority:migrate': AuthorityMigrate,
   status: Status,
   set: SetSetting,
   unset: UnsetSetting,

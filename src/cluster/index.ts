@@ -5,3 +5,4 @@ export { newestStoredMap, seedNodeMap, devicesPresent, runningNodePid, nodeMapPa
 export { createClusterConfig, defaultMinSize, provisionControlPlane, DEFAULT_LAYOUT, freePorts, LayoutError, type ClusterLayout } from './create.ts';
 export { FollowerProcess, type FollowerMapEvent } from './follower-process.ts';
 export { useEtcdAuthority, ensureNodeKey, startLocalEtcdFor, localEtcdDir, type LocalEtcdAuthority } from './etcd-mode.ts';
+export { migrateAuthorityToEtcd, MigrateError, type MigrateOptions, type MigrateResult } from './authority-migrate.ts';
