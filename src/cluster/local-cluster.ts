@@ -34,6 +34,7 @@ import { createClusterConfig, provisionControlPlane, DEFAULT_LAYOUT, type Cluste
 import { devicesPresent, newestStoredMap, runningNodePid, seedNodeMap } from './node-set.ts';
 import { catalogVolume, oneLine, settleVolumes } from './catalog-volumes.ts';
 import { ensureNodeKey, useEtcdAuthority, type LocalEtcdAuthority } from './etcd-mode.ts';
+import { RestartSupervisor } from './supervisor.ts';
 
 /** Options of LocalCluster.start. */
 export interface LocalClusterOptions {
@@ -87,12 +88,6 @@ export interface NodeRestartEvent {
   restarts: number;
 }
 
-/** First supervisor backoff (ms); it doubles per consecutive restart. */
-const RESTART_FIRST_MS = 500;
-/** Longest supervisor backoff (ms). */
-const RESTART_MAX_MS = 30000;
-/** A node up this long (ms) before it exits is restarted with the first backoff again. */
-const RESTART_RESET_AFTER_MS = 60000;
 
 /** A node process reported accepting a map epoch (`at`: ms since 1970, sub-ms precision). */
 export interface NodeMapEvent {
@@ -122,18 +117,6 @@ interface NodeProc {
   stopRequested: boolean;
 }
 
-/** Supervisor state of one node. */
-interface Supervision {
-  /** Successful restarts so far. */
-  restarts: number;
-  /** Consecutive restarts since the node last stayed up long enough: the backoff exponent. */
-  backoffStep: number;
-  /** Pending restart. */
-  timer: NodeJS.Timeout | null;
-  /** Bumped by stopNode()/stop(): a restart cycle begun under an older value gives up. */
-  generation: number;
-}
-
 /**
  * A running local cluster. `events` emits 'map' (NodeMapEvent) when a node process accepts
  * a map epoch, and 'restart' (NodeRestartEvent) when the supervisor (option `supervise`)
@@ -141,7 +124,13 @@ interface Supervision {
  */
 export class LocalCluster {
   private readonly procs = new Map<number, NodeProc>();
-  private readonly supervision = new Map<number, Supervision>();
+  private readonly supervisor = new RestartSupervisor({
+    start: (id) => this.startNode(id),
+    running: (id) => this.procs.has(id),
+    stopped: () => this.stopped,
+    line: (text) => this.supervisorLine(text),
+    restarted: (id, restarts) => this.events.emit('restart', { node: id, restarts } satisfies NodeRestartEvent),
+  });
   private readonly connections: ConnectionPool;
   /** The in-process initiator's map follower (null when started with initiator: false). */
   follower: MapFollower | null = null;
@@ -268,7 +257,7 @@ export class LocalCluster {
     if (!node) throw new NodeStartError(`node ${id} is not in the cluster`);
     this.peered.delete(id);
     // Started by hand while a supervisor restart was pending: that restart is moot.
-    this.cancelRestart(id, false);
+    this.supervisor.cancel(id, false);
     ensureNodeKey(this.dataDir, this.config, id);
     const args = ['--data-dir', this.dataDir, '--node', String(id)];
     // A node added after creation is not in cluster.json: it finds itself in its seeded
@@ -335,36 +324,13 @@ export class LocalCluster {
 
   /** Successful supervisor restarts of node `id` since this LocalCluster started (0 without `supervise`). */
   restarts(id: number): number {
-    return this.supervision.get(id)?.restarts ?? 0;
-  }
-
-  private supervisionOf(id: number): Supervision {
-    let s = this.supervision.get(id);
-    if (!s) {
-      s = { restarts: 0, backoffStep: 0, timer: null, generation: 0 };
-      this.supervision.set(id, s);
-    }
-    return s;
-  }
-
-  /** Drops a pending restart of node `id`; `operator`: also abandon one under way. */
-  private cancelRestart(id: number, operator: boolean): void {
-    const s = this.supervision.get(id);
-    if (!s) return;
-    if (s.timer) clearTimeout(s.timer);
-    s.timer = null;
-    if (operator) s.generation++;
+    return this.supervisor.restarts(id);
   }
 
   /** A node process that had reported ready exited. */
   private onNodeExit(id: number, proc: NodeProc, code: number | null): void {
     if (!this.opts.supervise || this.stopped || proc.stopRequested) return;
-    const s = this.supervisionOf(id);
-    if (Date.now() - proc.readyAt >= RESTART_RESET_AFTER_MS) s.backoffStep = 0;
-    const how = proc.signal ? `signal ${proc.signal}` : `code ${code}`;
-    const delay = this.nextBackoff(s);
-    this.supervisorLine(`node ${id} exited (${how}); restarting in ${delay / 1000} s (restart ${s.restarts + 1})`);
-    this.scheduleRestart(id, s, delay);
+    this.supervisor.exited(id, proc.readyAt, proc.signal ? `signal ${proc.signal}` : `code ${code}`);
   }
 
   /** Hands `line` to onSupervisor; a throwing callback must not break supervision. */
@@ -376,42 +342,13 @@ export class LocalCluster {
     }
   }
 
-  private nextBackoff(s: Supervision): number {
-    const delay = Math.min(RESTART_FIRST_MS * 2 ** s.backoffStep, RESTART_MAX_MS);
-    if (delay < RESTART_MAX_MS) s.backoffStep++;
-    return delay;
-  }
-
-  private scheduleRestart(id: number, s: Supervision, delay: number): void {
-    if (s.timer) clearTimeout(s.timer);
-    const generation = s.generation;
-    s.timer = setTimeout(() => {
-      s.timer = null;
-      if (this.stopped || s.generation !== generation || this.procs.has(id)) return;
-      this.startNode(id).then(
-        () => {
-          s.restarts++;
-          this.supervisorLine(`node ${id} restarted (restart ${s.restarts})`);
-          this.events.emit('restart', { node: id, restarts: s.restarts } satisfies NodeRestartEvent);
-        },
-        (e: Error) => {
-          // Stopped (cluster or node) while it was starting: leave it down.
-          if (this.stopped || s.generation !== generation || this.procs.has(id)) return;
-          const next = this.nextBackoff(s);
-          this.supervisorLine(`node ${id} restart failed: ${oneLine(e.message)}; retrying in ${next / 1000} s`);
-          this.scheduleRestart(id, s, next);
-        },
-      );
-    }, delay);
-  }
-
   /**
    * Stops node `id`: SIGTERM (graceful: flushes and exits) or SIGKILL (a crash).
    * An operator's stop: the supervisor does not restart it, and a pending restart is dropped.
    * Resolves when the process has exited.
    */
   async stopNode(id: number, signal: 'SIGTERM' | 'SIGKILL' = 'SIGTERM'): Promise<void> {
-    this.cancelRestart(id, true);
+    this.supervisor.cancel(id, true);
     const p = this.procs.get(id);
     if (!p) return;
     p.stopRequested = true;
@@ -534,12 +471,8 @@ export class LocalCluster {
         this.opts.onProgress?.(`node ${id} joined the map: starting it`);
         this.startNode(id).catch((e: Error) => {
           if (this.stopped || this.procs.has(id)) return;
-          if (this.opts.supervise) {
-            const s = this.supervisionOf(id);
-            const delay = this.nextBackoff(s);
-            this.supervisorLine(`node ${id} did not start: ${oneLine(e.message)}; retrying in ${delay / 1000} s`);
-            this.scheduleRestart(id, s, delay);
-          } else this.opts.onProgress?.(`node ${id} did not start: ${oneLine(e.message)}`);
+          if (this.opts.supervise) this.supervisor.failedToStart(id, oneLine(e.message));
+          else this.opts.onProgress?.(`node ${id} did not start: ${oneLine(e.message)}`);
         });
       }
     });
@@ -598,7 +531,7 @@ export class LocalCluster {
   async stop(graceMs = 20000): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
-    for (const id of this.supervision.keys()) this.cancelRestart(id, true);
+    this.supervisor.cancelAll();
     await this.scanning;
     this.connections.close();
     await this.followerStarting?.catch(() => undefined);
