@@ -6,7 +6,10 @@
  * Each epoch (a reweight, alternating) is timed from the authority's publish to each peer's
  * acceptance (verified signature included). Reference, same run: an IPC message from this
  * process to every initiator process (the floor of "reach every process" on this machine
- * right now). Prints one JSON object; progress goes to stderr.
+ * right now). Then (`commit`, bench/gossip/commit-latency.ts) the latency of committing an
+ * epoch and granting a lease through the etcd authority next to the embedded one, in this
+ * run (`--commits N`, default 200; `--skip-commit`). Prints one JSON object; progress goes to
+ * stderr.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir, cpus, loadavg } from 'node:os';
@@ -16,8 +19,11 @@ import pMap from 'p-map';
 import { FollowerProcess, LocalCluster, type FollowerMapEvent, type NodeMapEvent } from '../../src/cluster/index.ts';
 import { ApiClient } from '../../src/api/index.ts';
 import type { SubmitResult } from '../../src/authority/index.ts';
+import { commitLatency } from './commit-latency.ts';
 
-const { values } = parseArgs({ options: { peers: { type: 'string', default: '8,16,32' }, epochs: { type: 'string', default: '10' } } });
+const { values } = parseArgs({
+  options: { peers: { type: 'string', default: '8,16,32' }, epochs: { type: 'string', default: '10' }, commits: { type: 'string', default: '200' }, 'skip-commit': { type: 'boolean', default: false } },
+});
 const SIZES = values.peers!.split(',').map(Number);
 const EPOCHS = Number(values.epochs);
 const STORAGE_NODES = 4;
@@ -113,10 +119,12 @@ async function measure(peers: number): Promise<object> {
 
 const results = [];
 for (const p of SIZES) results.push(await measure(p));
+const commit = values['skip-commit'] ? null : await commitLatency(Number(values.commits), log);
 process.stdout.write(`${JSON.stringify({
   bench: 'gossip',
   what: 'time from the authority publishing a new map epoch to each peer accepting it (signature verified)',
   machine: { cpus: cpus().length, loadavg: loadavg().map((x) => r1(x)) },
   epochsPerSize: EPOCHS,
   results,
+  commit,
 }, null, 2)}\n`);
