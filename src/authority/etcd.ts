@@ -42,7 +42,7 @@ export const DEFAULT_LEADER_TTL_MS = 3000;
 /** Default number of distinct reporters that must find a node silent before it is marked down. */
 export const DEFAULT_MIN_DOWN_REPORTERS = 2;
 /** Compare-and-swap attempts of one change before it fails (each attempt reloads the newest map). */
-const CAS_ATTEMPTS = 20;
+const CAS_ATTEMPTS = 100;
 
 /** A membership decision was refused because this node no longer leads. */
 export class NotLeaderError extends Error {
@@ -255,7 +255,12 @@ export class EtcdAuthority implements MapAuthority {
         const s = signMap(next, this.key);
         let txn = this.client.if(this.keys.epoch, 'Value', '==', String(base.epoch));
         if (asLeader) txn = txn.and(this.keys.leader, 'Create', '==', leading!.revision);
-        const r = await txn.then(this.client.put(this.keys.epoch).value(String(s.epoch)), this.client.put(this.keys.map(s.epoch)).value(s.wire)).commit();
+        // On failure the same round trip brings back the newest map (the highest key under
+        // maps/, written with its epoch) and the leader key: a retry costs one round trip.
+        const r = await txn
+          .then(this.client.put(this.keys.epoch).value(String(s.epoch)), this.client.put(this.keys.map(s.epoch)).value(s.wire))
+          .else(this.client.getAll().prefix(this.keys.maps).sort('Key', 'Descend').limit(1), this.client.get(this.keys.leader))
+          .commit();
         if (r.succeeded) {
           this.adopt(s);
           const publishedAt = performance.timeOrigin + performance.now();
@@ -263,12 +268,16 @@ export class EtcdAuthority implements MapAuthority {
           this.opts.log.info({ epoch: s.epoch, checksum: s.checksum, change: next.change, sentTo: sent }, 'new map epoch committed to etcd and published');
           return { epoch: s.epoch, checksum: s.checksum, changed: true, publishedAt };
         }
-        // Lost a race (or our leadership): take the newest map and try again.
-        await this.catchUp();
-        if (asLeader && (await this.client.get(this.keys.leader).exec()).kvs[0]?.create_revision !== String(leading!.revision)) {
+        // Lost a race (or our leadership): take the newest map the failed transaction read and
+        // try again, after a short random pause once races repeat (several nodes committing at
+        // once).
+        const wire = r.responses[0]?.response_range?.kvs[0]?.value;
+        if (wire) this.adopt(openSignedMap(wire, parsePublicKey(this.opts.config.authority!.publicKey), this.opts.config.clusterId));
+        if (asLeader && r.responses[1]?.response_range?.kvs[0]?.create_revision !== String(leading!.revision)) {
           this.stepDown('the leader key is no longer ours');
           throw new NotLeaderError(`node ${this.opts.selfNode} lost the membership leadership`);
         }
+        if (attempt >= 2) await new Promise((res) => setTimeout(res, Math.random() * Math.min(50, 2 ** attempt)));
       }
       throw new Error(`could not commit the change: ${CAS_ATTEMPTS} compare-and-swap races lost`);
     };
