@@ -6,12 +6,12 @@
  * etcd (a compare-and-swap transaction that etcd commits through Raft and fsyncs). Then three
  * etcd authorities (three "nodes") submit at once, to show what racing compare-and-swaps cost.
  */
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { mean } from 'simple-statistics';
-import { EmbeddedAuthority, EtcdAuthority, LocalEtcd, authorityKeyPath, type MapAuthority } from '../../src/authority/index.ts';
-import { DEFAULT_LAYOUT, createClusterConfig, provisionControlPlane } from '../../src/cluster/index.ts';
+import { EmbeddedAuthority, EtcdAuthority, LocalEtcd, type MapAuthority } from '../../src/authority/index.ts';
+import { DEFAULT_LAYOUT, createClusterConfig, provisionControlPlane, useEtcdAuthority } from '../../src/cluster/index.ts';
 import type { ClusterConfig } from '../../src/config/index.ts';
 import { percentile, round } from '../volumes/stats.ts';
 
@@ -38,15 +38,10 @@ async function timed(n: number, f: (i: number) => Promise<unknown>): Promise<num
 /** The i-th change: node `node`'s weight, alternating, so that every submission changes the map. */
 const change = (i: number, node = 1) => ({ type: 'reweight' as const, node, weight: i % 2 === 0 ? 0.9 : 0.8 });
 
-/** A 3-node config in `dir` with its authority key in every node directory. */
+/** A 3-node config in `dir` (embedded authority, key in node 0's directory). */
 async function config(dir: string): Promise<ClusterConfig> {
   const c = await createClusterConfig({ ...DEFAULT_LAYOUT, nodes: 3 });
   await provisionControlPlane(dir, c);
-  const pem = readFileSync(authorityKeyPath(dir, c.authority!.node), 'utf8');
-  for (const n of c.nodes) {
-    mkdirSync(join(dir, `node${n.id}`), { recursive: true });
-    writeFileSync(authorityKeyPath(dir, n.id), pem, { mode: 0o600 });
-  }
   return c;
 }
 
@@ -81,7 +76,8 @@ export async function commitLatency(n: number, log: (s: string) => void): Promis
       return { n, embedded: emb, etcd: null, etcdSkipped: (e as Error).message.split('\n')[0] };
     }
     try {
-      const ec: ClusterConfig = { ...c, authority: { ...c.authority!, kind: 'etcd', etcd: { endpoints: etcd.endpoints, prefix: `/bench/${c.clusterId}` } } };
+      const ec: ClusterConfig = structuredClone(c);
+      useEtcdAuthority(dir, ec, { endpoints: etcd.endpoints, prefix: `/bench/${c.clusterId}` });
       const auths = await Promise.all(c.nodes.map((nd) => EtcdAuthority.open({ config: ec, dataDir: dir, selfNode: nd.id, publisher, onLocalMap: () => undefined, log: silent })));
       try {
         const one = await measureOne(auths[0], n);

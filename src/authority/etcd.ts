@@ -31,7 +31,7 @@ import {
 } from '../clustermap/index.ts';
 import { membershipOf, type ClusterConfig, type EtcdAuthorityConfig, type Membership } from '../config/index.ts';
 import type { HistoryEntry, MapAuthority, SubmitResult } from './authority.ts';
-import type { AuthorityLog, AuthorityPublisher } from './embedded.ts';
+import type { EmbeddedAuthorityOptions } from './embedded.ts';
 import { authorityKeyPath } from './embedded.ts';
 import { etcdKeys, openEtcd } from './etcd-state.ts';
 import type { LeaseGenerations } from './leases.ts';
@@ -52,18 +52,8 @@ export class NotLeaderError extends Error {
   }
 }
 
-/** Options of EtcdAuthority.open. */
-export interface EtcdAuthorityOptions {
-  config: ClusterConfig;
-  dataDir: string;
-  /** The node it runs in. */
-  selfNode: number;
-  publisher: AuthorityPublisher;
-  /** Called with each newer signed map this authority commits or learns from etcd. */
-  onLocalMap: (s: SignedMap) => void;
-  log: AuthorityLog;
-  /** Overrides of the config's membership timing. */
-  membership?: Partial<Membership>;
+/** Options of EtcdAuthority.open (onLocalMap: each newer map it commits or learns from etcd). */
+export interface EtcdAuthorityOptions extends EmbeddedAuthorityOptions {
   /** Called when this node becomes (true) or stops being (false) the membership leader. */
   onLeader?: (leading: boolean) => void;
   /** The newest epoch this node has seen (its keeper's): an empty etcd prefix is refused when above 1. */

@@ -12,17 +12,16 @@
  * - down needs two reporters: one silent report is not enough, two are.
  */
 import test from 'ava';
-import { mkdtempSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
+import { mkdtempSync, rmSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Etcd3 } from 'etcd3';
 import {
-  EtcdAuthority, LocalEtcd, authorityKeyPath, etcdKeys, membershipDecisions, type AuthorityPublisher,
+  EtcdAuthority, LocalEtcd, etcdKeys, membershipDecisions, type AuthorityPublisher,
 } from '../../src/authority/index.ts';
-import { createClusterConfig, provisionControlPlane, DEFAULT_LAYOUT } from '../../src/cluster/index.ts';
+import { createClusterConfig, provisionControlPlane, useEtcdAuthority, DEFAULT_LAYOUT } from '../../src/cluster/index.ts';
 import { initialMap, parsePublicKey, openSignedMap, type SignedMap } from '../../src/clustermap/index.ts';
 import { DEFAULT_MEMBERSHIP, type ClusterConfig } from '../../src/config/index.ts';
-import { readFileSync } from 'node:fs';
 
 const silentLog = { info: () => undefined, warn: () => undefined, error: () => undefined };
 const publisher: AuthorityPublisher = { publishMap: async () => 0, publishDigest: async () => 0 };
@@ -46,12 +45,7 @@ async function etcdCluster(leaderTtlMs = 2000): Promise<{ config: ClusterConfig;
   mkdirSync(dataDir, { recursive: true });
   const config = await createClusterConfig({ ...DEFAULT_LAYOUT, nodes: 3 });
   await provisionControlPlane(dataDir, config);
-  const pem = readFileSync(authorityKeyPath(dataDir, config.authority!.node), 'utf8');
-  for (const n of config.nodes) {
-    mkdirSync(join(dataDir, `node${n.id}`), { recursive: true });
-    writeFileSync(authorityKeyPath(dataDir, n.id), pem, { mode: 0o600 });
-  }
-  config.authority = { ...config.authority!, kind: 'etcd', etcd: { endpoints: etcd.endpoints, prefix: `/cairn-test/${config.clusterId}`, leaderTtlMs } };
+  useEtcdAuthority(dataDir, config, { endpoints: etcd.endpoints, prefix: `/cairn-test/${config.clusterId}`, leaderTtlMs });
   return { config, dataDir };
 }
 
