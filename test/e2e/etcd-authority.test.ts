@@ -17,8 +17,10 @@
  *
  * At the end, across every node's map history (each accepted epoch's checksum, reported by
  * the node processes) no epoch number has two different maps.
+ *
+ * About 50-70 s with 8 processes on 2 cores: it runs under CAIRN_SLOW=1 (`npm run test:etcd`,
+ * which `.ci/run` runs after `npm test`), and is reported as skipped otherwise.
  */
-import test from 'ava';
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -28,6 +30,7 @@ import { LocalCluster, type NodeMapEvent } from '../../src/cluster/index.ts';
 import type { Volume } from '../../src/initiator/index.ts';
 import { tempDataDir } from '../helpers/cairn-up.ts';
 import { processGone } from '../helpers/cluster.ts';
+import { slowSerial } from '../helpers/slow.ts';
 
 const MiB = 1 << 20;
 const MEMBERSHIP = { heartbeatMs: 250, downAfterMs: 1500, digestMs: 250, outAfterMs: 0 };
@@ -44,7 +47,7 @@ async function waitFor(cond: () => Promise<boolean> | boolean, timeoutMs: number
   }
 }
 
-test.serial('etcd authority: leader + etcd member killed, a partitioned leader, lease generations across leaders', async (t) => {
+slowSerial('etcd authority: leader + etcd member killed, a partitioned leader, lease generations across leaders', async (t) => {
   t.timeout(300000);
   const { dir, cleanup } = tempDataDir();
   const etcd = await LocalEtcd.start({ dir: join(dir, 'etcd'), members: 3 });
