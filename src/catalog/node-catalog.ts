@@ -24,6 +24,8 @@ export interface NodeCatalogOptions {
   fetchMap: (epoch: number) => Promise<boolean>;
   /** The authority, when this node runs it: the catalog's changes run here. */
   authority?: { acquireLease(volume: number): Promise<number>; leases(): Record<number, number> };
+  /** The mutator's term (CatalogStoreOptions.term; default 1). */
+  term?: number;
   /** Raw capacity and use of the cluster, bytes (heartbeats). */
   capacity: () => { rawBytes: number; usedBytes: number };
   log: { info(o: object, m: string): void; warn(o: object, m: string): void };
@@ -68,7 +70,7 @@ export function startNodeCatalog(o: NodeCatalogOptions): NodeCatalog {
       return n ? { host: n.host, port: n.port } : undefined;
     },
   });
-  const store = new CatalogStore({ views, connections, mutator: !!o.authority });
+  const store = new CatalogStore({ views, connections, mutator: !!o.authority, term: o.term });
   const jobs = new JobTracker();
   const a = o.authority;
   const leases = a ? new LeaseCoordinator({ acquire: (v) => a.acquireLease(v), last: (v) => a.leases()[v] ?? 0 }) : undefined;

@@ -8,8 +8,12 @@
  * when a copy fails its header or checksum. Writes go through the initiator's replication
  * (MemberIo): every acting member, FUA, degraded below full size but never below min_size,
  * with the absent members recording what they missed (so resync and backfill carry the
- * catalog like any volume). A record's page version is writeVersion(1, record version): the
- * catalog volume has no lease holder, and versions order its writes.
+ * catalog like any volume). A record's page version is writeVersion(term, record version):
+ * `term` is the mutator's term (1 for the embedded authority's node; with etcd, a generation
+ * each new membership leader takes when it starts running the catalog), so the newest copy is
+ * the one of the newest term, then the highest record version — a deposed mutator that
+ * finishes a write late never wins over its successor's — and a node that saw a write of a
+ * newer term refuses the older term's writes (the lease generation of volume 0 is the term).
  *
  * Compare-and-swap is atomic among callers of one CatalogStore (a per-record lock around
  * read-compare-write). The cluster keeps one mutator — the map authority's node, which
@@ -47,6 +51,8 @@ export interface CatalogStoreOptions {
   mutator?: boolean;
   /** Bound on waiting for enough members, ms (default 15000). */
   ioTimeoutMs?: number;
+  /** The mutator's term (≥ 1, default 1): the generation of its writes' page versions and lease. */
+  term?: number;
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -59,13 +65,16 @@ export class CatalogStore {
   /** The mutator's copy of every record it read or wrote (see CatalogStoreOptions.mutator). */
   private readonly known = new Map<string, StoredRecord | null>();
 
+  private readonly term: number;
+
   constructor(private readonly opts: CatalogStoreOptions) {
     this.timeoutMs = opts.ioTimeoutMs ?? 15000;
+    this.term = opts.term ?? 1;
     this.io = new MemberIo({
       views: opts.views,
       connections: opts.connections,
       volume: { id: CATALOG_VOLUME, name: 'catalog', pool: CATALOG_POOL },
-      lease: () => 1,
+      lease: () => this.term,
       ioTimeoutMs: this.timeoutMs,
       counters: { staleEpochReplies: 0, refreshes: 0, degradedWrites: 0, memberRetries: 0, readFailovers: 0, reconciled: 0 },
       dirty: new Set(),
@@ -173,7 +182,7 @@ export class CatalogStore {
     this.known.delete(key);
     this.io.enter();
     try {
-      await this.io.replicate(Op.Write, Flag.Fua, { extent: catalogExtent(key), firstPage: 0, pages: pages.length / PAGE_SIZE, bufOffset: 0 }, writeVersion(1, version), pages);
+      await this.io.replicate(Op.Write, Flag.Fua, { extent: catalogExtent(key), firstPage: 0, pages: pages.length / PAGE_SIZE, bufOffset: 0 }, writeVersion(this.term, version), pages);
     } catch (e) {
       if (e instanceof BlockDeviceError) throw new CatalogUnavailableError(`catalog record ${key} could not be written: ${e.message}`);
       throw e;
@@ -203,8 +212,9 @@ export class CatalogStore {
       if (r.h.status === Status.StaleEpoch) return { member, stale: r.h.aux };
       if (r.h.status !== Status.Ok) return { member, why: `partition ${member}: ${statusName(r.h.status)}` };
       const p0 = decodeVersions(r.payload).find((v) => v.page === 0);
-      // A trimmed page 0 (never done by the catalog) counts as absent.
-      return { member, version: p0 && p0.mapped ? p0.version % 0x100000000 : 0 };
+      // A trimmed page 0 (never done by the catalog) counts as absent. The whole page version
+      // orders copies: the mutator's term first, then the record version.
+      return { member, version: p0 && p0.mapped ? p0.version : 0 };
     } catch (e) {
       if (!(e instanceof ConnectionError)) throw e;
       return { member, why: `partition ${member}: ${e.message}` };

@@ -28,6 +28,7 @@ import { writeJsonDurably } from './durable-file.ts';
 import { LeaseTable } from './fencing.ts';
 import { NodeStorage } from './storage.ts';
 import { startNodeCatalog, type NodeCatalog } from '../catalog/node-catalog.ts';
+import { CATALOG_VOLUME } from '../catalog/keys.ts';
 import { MissedLog } from '../recovery/index.ts';
 import { loadLibp2pStack } from '../gossip/libp2p-stack.ts';
 
@@ -258,22 +259,37 @@ const clusterSpace = (): { rawBytes: number; usedBytes: number } => {
 };
 // The catalog's changes run on one node: the embedded authority's, or the membership leader
 // (etcd), whose catalog is swapped for a mutator's when it starts leading and back after.
-const catalogFor = (mutator: boolean): NodeCatalog => startNodeCatalog({
+const catalogFor = (mutator: boolean, term?: number): NodeCatalog => startNodeCatalog({
   config: config!,
   map: () => control.keeper.map,
   fetchMap: (epoch) => control.fetchMap(epoch, 3000),
   authority: mutator ? authority : undefined,
+  term,
   capacity: clusterSpace,
   log,
 });
-let nodeCatalog = catalogFor(etcd ? etcd.isLeader() : !!authority);
+let nodeCatalog = catalogFor(!etcd && !!authority);
 if (etcd) {
+  // A new leader takes the catalog's next term (the etcd lease counter of volume 0) before
+  // it writes a record: its writes then outrank, and fence, a deposed leader's.
+  let turn = Promise.resolve();
   onLeader = (leading) => {
-    if (leading === nodeCatalog.mutator) return;
-    const old = nodeCatalog;
-    nodeCatalog = catalogFor(leading);
-    old.close();
-    log.info({ mutator: leading }, leading ? 'this node now runs the catalog\'s changes' : 'catalog changes moved to the new membership leader');
+    turn = turn.then(async () => {
+      if (leading !== etcd.isLeader() || leading === nodeCatalog.mutator) return;
+      const term = leading ? await etcd.acquireLease(CATALOG_VOLUME).catch((e: Error) => {
+        log.warn({ err: e.message }, 'could not take a catalog term; the catalog\'s changes stay forwarded');
+        return null;
+      }) : undefined;
+      if (term === null) {
+        setTimeout(() => onLeader(etcd.isLeader()), 1000).unref();
+        return;
+      }
+      if (leading !== etcd.isLeader()) return;
+      const old = nodeCatalog;
+      nodeCatalog = catalogFor(leading, term);
+      old.close();
+      log.info({ mutator: leading, term }, leading ? 'this node now runs the catalog\'s changes' : 'catalog changes moved to the new membership leader');
+    });
   };
   onLeader(etcd.isLeader());
 }
