@@ -92,6 +92,7 @@ slowSerial('etcd authority: leader + etcd member killed, a partitioned leader, l
 
     let leader: number | null = null;
     t.true(await waitFor(async () => (leader = await agreedLeader()) !== null, 30000), 'every node names the same membership leader');
+    t.is((await api(running()[0]).call<{ authorityKind: string }>('GET', '/v1/map')).authorityKind, 'etcd', 'GET /v1/map says the authority is etcd');
     const first = await c.attach('vol0', { ioTimeoutMs: 60000 });
     volumes.push(first);
     await io(first, 0);

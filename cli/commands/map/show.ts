@@ -13,7 +13,7 @@ export default class MapShow extends Command {
   async run(): Promise<void> {
     const { flags } = await this.parse(MapShow);
     // `settings`: every setting in force (GET /v1/map fills in defaults); absent from older servers.
-    let m: Omit<ClusterMap, 'settings'> & { checksum: number; authority: number; servedBy: number; settings?: MapSettings };
+    let m: Omit<ClusterMap, 'settings'> & { checksum: number; authority: number; authorityKind?: string; servedBy: number; settings?: MapSettings };
     try {
       m = await (await clusterApi(flags)).call('GET', '/v1/map');
     } catch (e) {
@@ -30,7 +30,7 @@ export default class MapShow extends Command {
       return b ? b.children.reduce((s, c) => s + weightOf(c), 0) : 0;
     };
     const w = (x: number): string => x.toFixed(5);
-    this.log(`epoch ${m.epoch}  checksum ${m.checksum.toString(16).padStart(8, '0')}  authority node ${m.authority}  (served by node ${m.servedBy})`);
+    this.log(`epoch ${m.epoch}  checksum ${m.checksum.toString(16).padStart(8, '0')}  ${m.authorityKind === 'etcd' ? `authority etcd, membership leader node ${m.authority}` : `authority node ${m.authority}`}  (served by node ${m.servedBy})`);
     this.log(`last change: ${m.change}${m.createdAt ? ` at ${new Date(m.createdAt).toISOString()}` : ''}`);
     const settings = { ...DEFAULT_SETTINGS, ...m.settings };
     this.log(`settings: ${SETTING_KEYS.map((k) => `${k.key} ${formatSetting(k, settings[k.field])}${k.kind === 'flag' || settings[k.field] === DEFAULT_SETTINGS[k.field] ? '' : ' (set)'}`).join(', ')}`);
