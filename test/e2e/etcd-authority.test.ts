@@ -53,6 +53,7 @@ slowSerial('etcd authority: leader + etcd member killed, a partitioned leader, l
   const etcd = await LocalEtcd.start({ dir: join(dir, 'etcd'), members: 3 });
   let cluster: LocalCluster | null = null;
   const volumes: Volume[] = [];
+  let timeline: () => string[] = () => [];
   try {
     cluster = await LocalCluster.start({
       dataDir: dir,
@@ -78,11 +79,30 @@ slowSerial('etcd authority: leader + etcd member killed, a partitioned leader, l
       const ids = await Promise.all(running().map((id) => leaderSeenBy(id).catch(() => -1)));
       return ids.every((x) => x === ids[0] && x >= 0) ? ids[0] : null;
     };
+    /** The agreed leader once every running node names the same one within `ms` (throws otherwise). */
+    const leaderWithin = async (ms: number): Promise<number> => {
+      let l: number | null = null;
+      if (await waitFor(async () => (l = await agreedLeader()) !== null, ms)) return l!;
+      throw new Error(`the running nodes did not agree on a membership leader within ${ms} ms`);
+    };
     const kill9 = async (id: number): Promise<void> => {
       const pid = c.pidOf(id)!;
       process.kill(pid, 'SIGKILL');
       t.true(await waitFor(() => processGone(pid) && c.pidOf(id) === undefined, 10000), `node ${id} exited`);
     };
+    /** One node's JSON log lines. */
+    const nodeLog = (id: number): Array<{ time: number; msg: string; why?: string }> =>
+      readFileSync(join(dir, 'logs', `node${id}.log`), 'utf8').split('\n').filter(Boolean).flatMap((l) => {
+        try {
+          return [JSON.parse(l) as { time: number; msg: string; why?: string }];
+        } catch {
+          return [];
+        }
+      });
+    /** Every node's leadership events, in time order (logged at the end, to read a failure by). */
+    timeline = () => c.config.nodes.flatMap((n) => nodeLog(n.id).filter((l) => /leads membership|leader gone|no longer leads|now leads|was paused|campaign failed/.test(l.msg))
+      .map((l) => ({ time: l.time, line: `node ${n.id}: ${l.msg}${l.why ? ` (${l.why})` : ''}` })))
+      .sort((a, b) => a.time - b.time).map((e) => `${new Date(e.time).toISOString().slice(11, 23)} ${e.line}`);
     const io = async (v: Volume, offset: number): Promise<void> => {
       const data = randomBytes(256 * 1024);
       await v.write(offset, data);
@@ -103,9 +123,10 @@ slowSerial('etcd authority: leader + etcd member killed, a partitioned leader, l
     await Promise.all([kill9(oldLeader), etcd.kill(0)]);
     t.true(await waitFor(async () => {
       const l = await agreedLeader();
-      return l !== null && l !== oldLeader;
+      if (l === null || l === oldLeader) return false;
+      leader = l;
+      return true;
     }, LEADER_TTL_MS + SLACK_MS + 5000), 'another node leads');
-    leader = await agreedLeader();
     t.true(await waitFor(() => !c.view.isUp(oldLeader), MEMBERSHIP.downAfterMs + LEADER_TTL_MS + SLACK_MS), 'the dead leader is marked down within downAfterMs + the lease TTL (+ slack)');
     const downAfter = Date.now() - killedAt;
     t.log(`leader node ${oldLeader} and etcd member 0 killed; node ${leader} leads; node ${oldLeader} marked down after ${downAfter} ms (downAfterMs ${MEMBERSHIP.downAfterMs}, lease TTL ${LEADER_TTL_MS})`);
@@ -130,7 +151,7 @@ slowSerial('etcd authority: leader + etcd member killed, a partitioned leader, l
     t.true(await waitFor(() => c.view.isUp(oldLeader) && c.view.isUp(victim), 30000), 'both restarted nodes are marked up');
 
     // ---- 2. partition: SIGSTOP the leader for three lease TTLs ----
-    const sleeper = (await agreedLeader())!;
+    const sleeper = await leaderWithin(20000);
     const pid = c.pidOf(sleeper)!;
     process.kill(pid, 'SIGSTOP');
     const stoppedAt = Date.now();
@@ -145,17 +166,26 @@ slowSerial('etcd authority: leader + etcd member killed, a partitioned leader, l
     const resumedAt = Date.now();
     process.kill(pid, 'SIGCONT');
     t.true(await waitFor(() => c.view.isUp(sleeper), 20000), 'the woken node is marked up again (by the new leader)');
-    t.true(await waitFor(async () => (await agreedLeader()) === next, 10000), 'the woken node agrees who leads now');
+    // Every node, the woken one included, names one leader. It is normally the one that led
+    // while it slept; on a loaded machine that one may itself have lost its lease since (a
+    // legitimate re-election), so agreement is what is asserted, and a move is logged.
+    let agreed: number | null = null;
+    t.true(await waitFor(async () => (agreed = await agreedLeader()) !== null, 20000), 'the woken node agrees with the others who leads now');
+    if (agreed !== next) t.log(`the leadership moved again after the wake: node ${agreed} leads, not node ${next}`);
     await io(second, 12 * MiB);
-    const log = readFileSync(join(dir, 'logs', `node${sleeper}.log`), 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as { time: number; msg: string });
-    const committedAfter = log.filter((l) => l.time > resumedAt && /committed to etcd/.test(l.msg));
-    t.deepEqual(committedAfter, [], `node ${sleeper} committed nothing after it woke`);
+    // Until it wins a campaign again (it may, after a later re-election), the woken node
+    // commits nothing: a deposed leader's commit would fail the leader-key comparison anyway,
+    // and it must not even try one on the strength of what it knew before the stop.
+    const log = nodeLog(sleeper);
+    const relead = log.find((l) => l.time > resumedAt && /this node now leads/.test(l.msg))?.time ?? Infinity;
+    const committedAfter = log.filter((l) => l.time > resumedAt && l.time < relead && /committed to etcd/.test(l.msg));
+    t.deepEqual(committedAfter, [], `node ${sleeper} committed nothing after it woke (before leading again)`);
     t.log(`node ${sleeper} stopped ${resumedAt - stoppedAt} ms; node ${next} led meanwhile`);
 
     // ---- 3. lease generations while the leadership moves ----
     let last = second.leaseGeneration;
     for (let round = 0; round < 3; round++) {
-      const l = (await agreedLeader())!;
+      const l = await leaderWithin(20000);
       await c.stopNode(l, 'SIGKILL');
       const v = await c.attach('vol0', { ioTimeoutMs: 60000 });
       volumes.push(v);
@@ -170,6 +200,11 @@ slowSerial('etcd authority: leader + etcd member killed, a partitioned leader, l
     t.deepEqual(split, [], 'no epoch number has two different maps');
     t.true(seen.size > 5, `${seen.size} epochs seen`);
   } finally {
+    try {
+      t.log(`leadership timeline:\n  ${timeline().join('\n  ')}`);
+    } catch {
+      // no logs to read
+    }
     for (const v of volumes) await Promise.resolve().then(() => v.close()).catch(() => undefined);
     await cluster?.stop();
     await etcd.stop();
