@@ -55,7 +55,15 @@ export async function pwritevFully(fd: number, bufs: Buffer[], position: number)
   }
 }
 
-/** fdatasync(2). */
+let syncs = 0;
+
+/** fdatasync(2); counted (see syncCount). */
 export function datasync(fd: number): Promise<void> {
+  syncs++;
   return new Promise((resolve, reject) => fdatasync(fd, (err) => (err ? reject(err) : resolve())));
+}
+
+/** fdatasync calls made through datasync() by every allocator of this process since it started. */
+export function syncCount(): number {
+  return syncs;
 }

@@ -49,6 +49,8 @@ export default class Up extends Command {
       summary: 'Keep the map authority in a 3-member etcd cluster started here (Debian etcd-server; state under DATA-DIR/etcd) rather than inside node 0, so the cluster survives the loss of any node (new data directory; later runs start that etcd again by themselves). To use an existing etcd, see `cairn authority migrate`.',
       default: false,
     }),
+    metrics: Flags.boolean({ summary: 'Serve Prometheus metrics of this gateway (per-volume requests, bytes, latency) at /metrics, behind the cluster token. Every node\'s API serves its own /metrics.', default: true, allowNo: true }),
+    'metrics-port': Flags.integer({ summary: 'TCP port of the gateway\'s /metrics (0 picks a free one; printed at start).', default: 0, min: 0, max: 65535 }),
     'base-port': Flags.integer({ summary: 'First TCP port of the storage nodes (0 picks free ports; new data directory only).', default: 0, min: 0, max: 65535 }),
   };
 
@@ -59,6 +61,7 @@ export default class Up extends Command {
     const { NbdServer } = await import('../../src/nbd/index.ts');
     const { NvmfTarget, volumeNqn } = await import('../../src/nvmf/index.ts');
     const { NvmfVolumes, nbdExports } = await import('../../src/gateway/index.ts');
+    const { createRegistry, mirroredGauge, startMetricsServer, VolumeIoMetrics } = await import('../../src/metrics/index.ts');
     const dataDir = resolve(flags['data-dir']);
     this.log(`Starting Cairn in ${dataDir} ...`);
     let cluster: LocalCluster;
@@ -104,6 +107,10 @@ export default class Up extends Command {
         this.warn(`pool ${pool.name} has min_size ${pool.minSize} = size ${pool.replicas}: I/O stops while any member is down (data directories made before degraded I/O used this; set "minSize" in ${dataDir}/cluster.json to ${pool.replicas - Math.floor(pool.replicas / 2)} to keep I/O going)`);
       }
     }
+    // Per-volume figures of both frontends, and the map as this gateway holds it.
+    const registry = flags.metrics ? createRegistry() : null;
+    const volumeMetrics = registry ? new VolumeIoMetrics(registry) : undefined;
+    if (registry) mirroredGauge(registry, 'cairn_map_epoch', 'Epoch of the cluster map this process holds.', [], () => [{ labels: {}, value: cluster.view.epoch }]);
     const nvmf = new NvmfTarget({ cntlidRange: [1, 999], log: (msg) => process.env.CAIRN_NVMF_DEBUG && this.warn(`nvmf: ${msg}`) });
     const anaStates = Object.fromEntries(Array.from({ length: flags['nvmf-paths'] }, (_, i) => [i + 1, i === 0 ? 'optimized' : 'non-optimized'] as const));
     let nvmfVolumes: InstanceType<typeof NvmfVolumes> | null = null;
@@ -149,7 +156,7 @@ export default class Up extends Command {
     const pool = c.pools.find((p) => p.id === attached.record.pool) ?? c.pools[0];
     const nbd = new NbdServer({
       log: (level, msg) => level === 'warn' && this.warn(msg),
-      exports: nbdExports(set, (v) => `Cairn volume ${v.name} (${c.pools.find((p) => p.id === v.pool)?.replicas ?? '?'} replicas)`, flags.volume),
+      exports: nbdExports(set, (v) => `Cairn volume ${v.name} (${c.pools.find((p) => p.id === v.pool)?.replicas ?? '?'} replicas)`, flags.volume, volumeMetrics),
     });
     let port: number;
     try {
@@ -161,7 +168,7 @@ export default class Up extends Command {
     if (flags['nvmf-paths'] > 0) {
       nvmfVolumes = new NvmfVolumes({
         target: nvmf, set, clusterId: c.clusterId, token: c.token, map: () => cluster.view.map, pools: c.pools,
-        allowHosts: flags['nvmf-allow-host']?.length ? flags['nvmf-allow-host'] : 'any', anaStates,
+        allowHosts: flags['nvmf-allow-host']?.length ? flags['nvmf-allow-host'] : 'any', anaStates, metrics: volumeMetrics,
       });
       nvmfVolumes.sync(vols);
       try {
@@ -173,6 +180,16 @@ export default class Up extends Command {
         await nbd.close();
         await nvmf.close();
         return fail(`cannot listen for NVMe/TCP on ${flags.host}: ${(e as Error).message}`);
+      }
+    }
+    let metricsServer: Awaited<ReturnType<typeof startMetricsServer>> | null = null;
+    if (registry) {
+      try {
+        metricsServer = await startMetricsServer({ host: flags.host, port: flags['metrics-port'], token: c.token, registry });
+      } catch (e) {
+        await nbd.close();
+        await nvmf.close();
+        return fail(`cannot listen for metrics on ${flags.host}:${flags['metrics-port']}: ${(e as Error).message}`);
       }
     }
     set.startRefresh();
@@ -205,6 +222,7 @@ export default class Up extends Command {
     const n0 = c.nodes[0];
     this.log(`Management API: http://${n0.host}:${n0.apiPort} (every node serves one; token in cluster.json; OpenAPI at /openapi.json). Cluster map and nodes:`);
     this.log(`  cairn map show --data-dir ${flags['data-dir']}     cairn node list --data-dir ${flags['data-dir']}     cairn volume list --data-dir ${flags['data-dir']}`);
+    if (metricsServer) this.log(`Metrics (Prometheus, bearer token): gateway http://${flags.host}:${metricsServer.port}/metrics; each node's API at /metrics`);
     this.log(`Add a storage node: cairn node add --data-dir ${flags['data-dir']}`);
     this.log('');
     this.log('Press Ctrl-C to stop.');
@@ -221,6 +239,7 @@ export default class Up extends Command {
         void (async () => {
           await nbd.close();
           await nvmf.close();
+          await metricsServer?.close();
           await set.close().catch((e: Error) => this.warn(`final flush failed: ${e.message}`));
           await cluster.stop();
           await etcd?.stop();

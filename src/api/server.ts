@@ -34,7 +34,6 @@
  * `summary`, its params/querystring/body and `response` (200 and errors via errorReplies,
  * src/api/schemas.ts); they then appear in /openapi.json (see src/api/openapi.ts).
  */
-import { timingSafeEqual } from 'node:crypto';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { ChangeError, OperatorChangeSchema, mapNode, mapSettings, type ClusterMap } from '../clustermap/index.ts';
 import type { MapAuthority } from '../authority/index.ts';
@@ -47,6 +46,7 @@ import { registerScrubRoutes } from './scrub.ts';
 import * as schemas from './server-schemas.ts';
 import { apiValidatorFactory, formatSchemaErrors } from './validation.ts';
 import { nodeList } from './views.ts';
+import { bearerOk } from '../metrics/index.ts';
 
 /** Options of startManagementApi. */
 export interface ManagementApiOptions {
@@ -76,12 +76,6 @@ export interface ManagementApiOptions {
   routes?: Array<(app: FastifyInstance) => void>;
 }
 
-function tokenOk(header: string | undefined, token: string): boolean {
-  if (!header?.startsWith('Bearer ')) return false;
-  const a = Buffer.from(header.slice(7), 'utf8');
-  const b = Buffer.from(token, 'utf8');
-  return a.length === b.length && timingSafeEqual(a, b);
-}
 
 /**
  * Starts the management API; resolves with the fastify instance (close() it to stop) and
@@ -97,7 +91,7 @@ export async function startManagementApi(opts: ManagementApiOptions): Promise<{ 
     schemaErrorFormatter: formatSchemaErrors,
   });
   app.addHook('onRequest', async (req, reply) => {
-    if (!tokenOk(req.headers.authorization, opts.token)) {
+    if (!bearerOk(req.headers.authorization, opts.token)) {
       await reply.code(401).send({ error: 'missing or wrong cluster token (Authorization: Bearer <token>)' });
     }
   });

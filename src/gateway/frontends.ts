@@ -14,10 +14,13 @@ import type { PoolConfig } from '../config/index.ts';
 import { ClusterSpace } from './cluster-space.ts';
 import { LazyDevice } from './lazy-device.ts';
 import type { CatalogVolume, VolumeSet } from './volume-set.ts';
+import type { VolumeIoMetrics } from '../metrics/index.ts';
 
-/** The NBD export provider of a VolumeSet. */
-/** `defaultName` answers the empty export name (else the first volume by name). */
-export function nbdExports(set: VolumeSet, describe: (v: CatalogVolume) => string, defaultName?: string): NbdExportProvider {
+/**
+ * The NBD export provider of a VolumeSet. `defaultName` answers the empty export name (else
+ * the first volume by name); with `metrics`, every export's device is metered as frontend `nbd`.
+ */
+export function nbdExports(set: VolumeSet, describe: (v: CatalogVolume) => string, defaultName?: string, metrics?: VolumeIoMetrics): NbdExportProvider {
   return {
     async list() {
       const vols = await set.list().catch(() => set.known());
@@ -35,7 +38,8 @@ export function nbdExports(set: VolumeSet, describe: (v: CatalogVolume) => strin
       }
       const a = await set.open(name);
       if (!a) return undefined;
-      return { name, description: a.device.readOnly ? `snapshot ${name} (read-only)` : describe(a.record), device: a.device };
+      const device = metrics ? metrics.meter(a.device, name, 'nbd') : a.device;
+      return { name, description: a.device.readOnly ? `snapshot ${name} (read-only)` : describe(a.record), device };
     },
   };
 }
@@ -52,6 +56,8 @@ export interface NvmfVolumesOptions {
   allowHosts?: string[] | 'any';
   /** ANA state per local port id. */
   anaStates: Record<number, AnaState>;
+  /** Per-volume request figures (src/metrics): each namespace's device is metered as frontend `nvmf`. */
+  metrics?: VolumeIoMetrics;
 }
 
 /** Keeps one NVMe/TCP subsystem per catalog volume; see the module comment. */
@@ -69,6 +75,7 @@ export class NvmfVolumes {
       if (ids.get(name) !== s.id) {
         this.o.target.removeSubsystem(s.nqn);
         this.subsystems.delete(name);
+        this.o.metrics?.forget(name);
       }
     }
     for (const v of vols) {
@@ -92,7 +99,7 @@ export class NvmfVolumes {
         nqn,
         allowHosts: allow,
         model: `Cairn volume ${v.name}`.slice(0, 40),
-        namespaces: [{ nsid: 1, device, health: () => space.health(), usage: () => space.allocatedBytes() }],
+        namespaces: [{ nsid: 1, device: this.o.metrics ? this.o.metrics.meter(device, v.name, 'nvmf') : device, health: () => space.health(), usage: () => space.allocatedBytes() }],
         anaStates: this.o.anaStates,
       });
       this.subsystems.set(v.name, entry);

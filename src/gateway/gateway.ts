@@ -8,6 +8,7 @@ import { basename } from 'node:path';
 import { FileBlockDevice, FileLease } from '../volume/index.ts';
 import { NvmfTarget, type AnaState, type NamespaceConfig, type PathConfig, type PortInfo, type VolumeLease } from '../nvmf/index.ts';
 import { ClusterLeasedVolume } from './cluster-volume.ts';
+import type { VolumeIoMetrics } from '../metrics/index.ts';
 
 /** What a gateway serves. */
 export type GatewaySource =
@@ -36,6 +37,8 @@ export interface GatewayOptions {
   log?: (msg: string) => void;
   /** One-line warnings, e.g. a flush that failed at stop (default: a line on stderr). */
   warn?: (msg: string) => void;
+  /** Per-volume request figures (src/metrics): the namespace's device is metered as frontend `nvmf`. */
+  metrics?: VolumeIoMetrics;
 }
 
 /** A running gateway. */
@@ -65,7 +68,7 @@ export async function startGateway(o: GatewayOptions): Promise<Gateway> {
   let closeSource: () => Promise<void>;
   if (o.source.kind === 'cluster') {
     const cv = await ClusterLeasedVolume.open(o.source.dataDir, o.source.volume);
-    ns = { nsid: 1, device: cv, lease: cv.lease, health: () => cv.health(), usage: () => cv.allocatedBytes() };
+    ns = { nsid: 1, device: o.metrics ? o.metrics.meter(cv, o.source.volume, 'nvmf') : cv, lease: cv.lease, health: () => cv.health(), usage: () => cv.allocatedBytes() };
     nqn = o.nqn ?? cv.nqn;
     // Without the write lease this gateway wrote nothing (and may not flush: it would be fenced).
     flushSource = async () => (cv.generation > 0 ? cv.flush() : undefined);
@@ -82,7 +85,7 @@ export async function startGateway(o: GatewayOptions): Promise<Gateway> {
         return gen;
       },
     };
-    ns = { nsid: 1, device: fd, lease: nsLease, usage: () => fd.allocatedBytes() };
+    ns = { nsid: 1, device: o.metrics ? o.metrics.meter(fd, basename(src.path), 'nvmf') : fd, lease: nsLease, usage: () => fd.allocatedBytes() };
     nqn = o.nqn ?? `nqn.2024-01.io.cairn:local:${basename(src.path).replace(/[^A-Za-z0-9.-]/g, '-')}`;
     // A leased file whose lease this gateway never took holds no writes of ours (and would refuse the flush).
     flushSource = async () => (lease && !taken ? undefined : fd.flush());

@@ -31,6 +31,8 @@ import { startNodeCatalog, type NodeCatalog } from '../catalog/node-catalog.ts';
 import { CATALOG_VOLUME } from '../catalog/keys.ts';
 import { MissedLog } from '../recovery/index.ts';
 import { loadLibp2pStack } from '../gossip/libp2p-stack.ts';
+import { createRegistry, registerMetricsRoute, registerNodeMetrics } from '../metrics/index.ts';
+import { nodeMetricsSource } from './metrics.ts';
 
 // Test knob: CAIRN_CLOCK_SKEW_MS=<n> runs this node's wall clock (Date.now) n ms ahead (or
 // behind, when negative), to show that nothing depends on the nodes' clocks agreeing
@@ -219,7 +221,12 @@ if (stored) await savePeering({ fullPeeredAt: stored.fullPeeredAt, placement: st
 // middle of a backfill resumes it (src/node/recovery-store.ts).
 const recoveryPath = join(dataDir, `node${nodeId}`, 'recovery.json');
 const savedRecovery = await loadRecovery(recoveryPath);
+// Prometheus metrics (GET /metrics on the API): read at scrape time, plus data-path counters.
+const registry = createRegistry();
+let serverRef: NodeServer | undefined;
+const metrics = registerNodeMetrics(registry, nodeMetricsSource({ storage, server: () => serverRef, map: () => control.keeper.map, missed }));
 const server = new NodeServer({
+  metrics,
   config: config!,
   nodeId,
   dataDir,
@@ -241,6 +248,7 @@ const server = new NodeServer({
     map: () => control.keeper.map,
   },
 });
+serverRef = server;
 control.on('map', () => server.onMap());
 const port = await server.listen(me.host, me.port).catch((e: Error) => fail(`listening on ${me.host}:${me.port}: ${e.message}`));
 // The volume catalog: records placed and replicated like data; changes run beside the authority.
@@ -327,7 +335,7 @@ const api = await startManagementApi({
   },
   recovery: () => server.recovery.report(), scrub: server.scrub,
   // Getters: the catalog in use changes when the membership leader does (etcd).
-  routes: [(app) => registerVolumeRoutes(app, {
+  routes: [(app) => registerMetricsRoute(app, registry), (app) => registerVolumeRoutes(app, {
     get catalog() {
       return nodeCatalog.catalog;
     },

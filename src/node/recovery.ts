@@ -561,6 +561,11 @@ export class NodeRecovery {
     return reconcileMembers(this.repairs, h);
   }
 
+  /** Extents this node holds stale (not served until pulled). */
+  staleCount(): number {
+    return this.work.size;
+  }
+
   /** This node's report for GET /v1/recovery. */
   report(): NodeRecoveryReport {
     return {

@@ -19,6 +19,7 @@ import {
   extentKey, versionGeneration, VERSION_SEQ_SPAN, type RequestHeader,
 } from '../wire/index.ts';
 import { TickCork } from '../net/index.ts';
+import type { NodeMetrics } from '../metrics/index.ts';
 import { LeaseTable } from './fencing.ts';
 import { MemberError, applyPut, encodeDigest, extentDigest, localVersions } from './extent-copies.ts';
 import { EXTENT_PAGES_MAX, NodeRecovery } from './recovery.ts';
@@ -28,6 +29,10 @@ import { heldPayload, rebuildUnsettled } from './local-extents.ts';
 import type { NodeStorage } from './storage.ts';
 import { Scrubber } from './scrub.ts';
 import { NoSnapshotError, SnapshotPins, encodePinSummary } from './snapshots.ts';
+
+/** Wire opcode and status names by value, for metrics labels. */
+const OP_NAMES: Record<number, string> = Object.fromEntries(Object.entries(Op).map(([k, v]) => [v, k]));
+const STATUS_NAMES: Record<number, string> = Object.fromEntries(Object.entries(Status).map(([k, v]) => [v, k]));
 
 /** Most pages one request may name (a 1 MiB extent). */
 const MAX_PAGES = 256;
@@ -77,6 +82,8 @@ export interface NodeServerOptions {
   savePeeringState?: (s: PeeringState) => Promise<void>;
   /** Recovery work list stored by the last run (src/node/recovery-store.ts; default none). */
   savedRecovery?: SavedRecovery | null;
+  /** Data-path figures (src/metrics): every request answered, host write bytes by role. */
+  metrics?: NodeMetrics;
   /** Stores the recovery work list. */
   saveRecovery?: (s: SavedRecovery) => Promise<void>;
   /** The node's data directory: scrub keeps its pass times in `<dataDir>/node<ID>/scrub.json` (absent: in memory only). */
@@ -217,16 +224,27 @@ export class NodeServer {
       return;
     }
     this.inflight++;
+    const m = this.opts.metrics;
+    const t0 = m ? performance.now() : 0;
     this.handle(h, payload).then(
-      (data) => this.send(conn, h, Status.Ok, 0, data),
+      (data) => {
+        this.send(conn, h, Status.Ok, 0, data);
+        m?.request(OP_NAMES[h.op] ?? String(h.op), 'Ok', (performance.now() - t0) / 1000);
+      },
       (e: unknown) => {
         const se = statusOf(e);
         if (se.status === Status.Io) this.opts.log.error({ op: h.op, volume: h.volume, extent: h.extent, err: se.message }, 'request failed');
         this.send(conn, h, se.status, se.aux);
+        m?.request(OP_NAMES[h.op] ?? String(h.op), STATUS_NAMES[se.status] ?? String(se.status), (performance.now() - t0) / 1000);
       },
     ).finally(() => {
       if (--this.inflight === 0 && this.idle) this.idle();
     });
+  }
+
+  /** Open data-path connections: accepted here (`in`) and held to peers (`out`). */
+  connections(): { in: number; out: number } {
+    return { in: this.conns.size, out: this.peers.size };
   }
 
   private partition(h: RequestHeader): Allocator {
@@ -397,7 +415,10 @@ export class NodeServer {
     const key = extentKey(h.volume, h.extent);
     this.recovery.unsettled.note(h.volume, h.extent, h.version);
     const recorded = this.recovery.records.noteAbsent(h);
-    if (h.op === Op.Write) await a.write(key, h.firstPage, payload, h.version);
+    if (h.op === Op.Write) {
+      await a.write(key, h.firstPage, payload, h.version);
+      this.opts.metrics?.hostWrite(h.members[0] === h.partition ? 'primary' : 'replica', payload.length);
+    }
     else await a.trim(key, h.firstPage, h.pages, h.version);
     if (recorded) await recorded;
     if (h.flags & Flag.Fua) await a.flush();

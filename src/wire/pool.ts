@@ -70,6 +70,13 @@ export class ConnectionPool {
     return p;
   }
 
+  /** Connections open now (one per node at most). */
+  get size(): number {
+    let n = 0;
+    for (const c of this.clients.values()) if (c.alive) n++;
+    return n;
+  }
+
   /** Forgets the back-off of `node` (e.g. after it was seen up again). */
   forgive(node: number): void {
     this.downUntil.delete(node);

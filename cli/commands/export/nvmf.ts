@@ -1,7 +1,9 @@
 import { Command, Flags } from '@oclif/core';
 import { resolve } from 'node:path';
 import { ANA_STATES, type AnaState } from '../../../src/nvmf/index.ts';
-import { parseHostPort, parseRemotePath, startGateway } from '../../../src/gateway/index.ts';
+import { parseHostPort, parseRemotePath, startGateway, type Gateway } from '../../../src/gateway/index.ts';
+import { createRegistry, startMetricsServer, VolumeIoMetrics, type MetricsServer } from '../../../src/metrics/index.ts';
+import { loadConfig } from '../../../src/config/index.ts';
 
 /**
  * `cairn export nvmf`: runs an NVMe/TCP gateway for a volume of the local cluster in a data
@@ -32,15 +34,21 @@ export default class ExportNvmf extends Command {
     ana: Flags.string({ summary: 'ANA state this gateway starts with.', options: ANA_STATES, default: 'optimized' }),
     'cntlid-min': Flags.integer({ summary: 'Lowest controller id; ranges must not overlap across the volume\'s gateways (default: port id × 1000).', min: 1, max: 0xffef }),
     'cntlid-max': Flags.integer({ summary: 'Highest controller id (default: lowest + 999).', min: 1, max: 0xffef }),
+    metrics: Flags.boolean({ summary: 'Serve Prometheus metrics of this gateway at /metrics, behind the cluster token.', default: true, allowNo: true }),
+    'metrics-port': Flags.integer({ summary: 'TCP port of /metrics on the first listen host (0 picks a free one; printed at start).', default: 0, min: 0, max: 65535 }),
     verbose: Flags.boolean({ summary: 'Log connections, controllers and lease changes to stderr.', default: false }),
   };
 
   async run(): Promise<void> {
     const { flags } = await this.parse(ExportNvmf);
-    let gw;
+    const dataDir = resolve(flags['data-dir']);
+    const registry = flags.metrics ? createRegistry() : null;
+    let gw: Gateway | undefined;
+    let metricsServer: MetricsServer | null = null;
     try {
       gw = await startGateway({
-        source: { kind: 'cluster', dataDir: resolve(flags['data-dir']), volume: flags.volume },
+        source: { kind: 'cluster', dataDir, volume: flags.volume },
+        metrics: registry ? new VolumeIoMetrics(registry) : undefined,
         listen: flags.listen.map(parseHostPort),
         portId: flags['port-id'],
         advertise: flags.advertise,
@@ -51,6 +59,15 @@ export default class ExportNvmf extends Command {
         log: flags.verbose ? (m) => this.logToStderr(`nvmf: ${m}`) : undefined,
         warn: (m) => this.logToStderr(`cairn export nvmf: warning: ${m}`),
       });
+      if (registry) {
+        const token = (await loadConfig(dataDir))?.token;
+        if (!token) throw new Error(`no cluster.json in ${dataDir}`);
+        metricsServer = await startMetricsServer({ host: parseHostPort(flags.listen[0]).host, port: flags['metrics-port'], token, registry })
+          .catch(async (e: Error) => {
+            await gw?.stop();
+            throw new Error(`cannot listen for metrics on port ${flags['metrics-port']}: ${e.message}`);
+          });
+      }
     } catch (e) {
       this.error((e as Error).message, { exit: 1 });
     }
@@ -60,7 +77,7 @@ export default class ExportNvmf extends Command {
       const stop = (): void => {
         process.off('SIGINT', stop);
         process.off('SIGTERM', stop);
-        gw.stop().then(() => done(undefined), (e: Error) => done(e.message));
+        Promise.all([gw.stop(), metricsServer?.close()]).then(() => done(undefined), (e: Error) => done(e.message));
       };
       process.once('SIGINT', stop);
       process.once('SIGTERM', stop);
@@ -69,6 +86,7 @@ export default class ExportNvmf extends Command {
     for (const p of gw.ports) this.log(`  NVMe/TCP path ${p.portId}: ${p.traddr}:${p.trsvcid}`);
     const [p0] = gw.ports;
     this.log(`  nvme connect -t tcp -a ${p0.traddr} -s ${p0.trsvcid} -n ${gw.nqn}`);
+    if (metricsServer) this.log(`Metrics (Prometheus, bearer token): http://${parseHostPort(flags.listen[0]).host}:${metricsServer.port}/metrics`);
     this.log('Press Ctrl-C to stop.');
     const failed = await stopped;
     if (failed !== undefined) this.error(`stopping the gateway: ${failed.replace(/\s+/g, ' ').trim()}`, { exit: 1 });
