@@ -20,7 +20,7 @@ import '../../src/gossip/polyfill.ts';
 import { mkdirSync, openSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { pino, destination } from 'pino';
+import { fileLogger } from '../../src/logging/index.ts';
 import { loadConfig, type VolumeConfig } from '../../src/config/index.ts';
 import { ApiPool } from '../../src/gateway/index.ts';
 import { MapFollower, Volume, grantLease, takeWriteLease } from '../../src/initiator/index.ts';
@@ -86,7 +86,7 @@ const config = (await loadConfig(dataDir)) ?? fail(`no cluster.json in ${dataDir
 
 mkdirSync(stateDir, { recursive: true });
 const acks = openSync(join(stateDir, 'acks.log'), 'a');
-const log = pino({ base: { gateway: process.pid } }, destination({ dest: join(stateDir, 'gateway.log'), sync: true, mkdir: true }));
+const { log } = fileLogger(join(stateDir, 'gateway.log'), { base: { gateway: process.pid } });
 const follower = await MapFollower.start({ config, host: v.host, log, persistPath: join(stateDir, 'map.current') });
 follower.control.redial();
 const found = await new ApiPool(() => follower.current.map, config.token)
@@ -103,7 +103,7 @@ const volume = new Volume({
   renewLease: () => grantLease(follower.current, config.token, record.id),
 });
 const generation = await takeWriteLease(volume, record.id, follower.current, config.token);
-const nbd = new NbdServer({ log: (level, msg) => log[level === 'warn' ? 'warn' : 'info']({ nbd: true }, msg) });
+const nbd = new NbdServer({ log: log.child({ subsystem: 'nbd' }) });
 nbd.addExport(record.name, new AckRecorder(volume, acks), `Cairn volume ${record.name} (chaos gateway)`);
 const bound = await nbd.listen(port, v.host);
 process.stdout.write(`${JSON.stringify({ event: 'ready', generation, port: bound, epoch: follower.current.epoch })}\n`);

@@ -1,10 +1,11 @@
 /**
- * `npm run bench -- nbd [--runtime S] [--size SIZE] [--skip-degraded]`: fio's nbd engine against
+ * `npm run bench -- nbd [--runtime S] [--size SIZE] [--skip-degraded] [--skip-metrics-off]`: fio's nbd engine against
  * `cairn up`'s export (3 nodes, 3 replicas, all on this machine) and, in the same run, against
  * `nbdkit memory` over TCP loopback as the ceiling of an NBD server that does no work; then
  * the same jobs on Cairn degraded: node 2 stopped (SIGSTOP) and marked down by the cluster, so
- * every extent runs on 2 of its 3 members. Prints one JSON object: figures per job for each
- * target and Cairn ÷ nbdkit ratios.
+ * every extent runs on 2 of its 3 members; then the same cluster restarted with `--no-metrics`
+ * and once more with metrics (the metrics overhead). Prints one JSON object: figures per job
+ * for each target, Cairn ÷ nbdkit ratios and metrics on ÷ off.
  */
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -16,8 +17,9 @@ import { freePorts } from '../../src/cluster/index.ts';
 import { loadConfig } from '../../src/config/index.ts';
 import { ApiClient } from '../../src/api/index.ts';
 import { fio, round, type FioFigures, type FioJob } from '../lib/fio.ts';
+import { metricsCost } from '../lib/metrics-cost.ts';
 
-const { values } = parseArgs({ options: { runtime: { type: 'string', default: '10' }, size: { type: 'string', default: '256m' }, 'skip-degraded': { type: 'boolean', default: false } } });
+const { values } = parseArgs({ options: { runtime: { type: 'string', default: '10' }, size: { type: 'string', default: '256m' }, 'skip-degraded': { type: 'boolean', default: false }, 'skip-metrics-off': { type: 'boolean', default: false } } });
 const runtime = Number(values.runtime);
 const size = values.size!;
 
@@ -33,8 +35,8 @@ const JOBS: FioJob[] = [
 const log = (s: string): void => void process.stderr.write(`[bench nbd] ${s}\n`);
 const ROOT = resolve(import.meta.dirname, '..', '..');
 
-async function startCairn(dataDir: string, port: number): Promise<() => Promise<void>> {
-  const p = spawn(process.execPath, [join(ROOT, 'bin', 'cairn.js'), 'up', '--data-dir', dataDir, '--nbd-port', String(port), '--nvmf-paths', '0'], { stdio: ['ignore', 'pipe', 'inherit'] });
+async function startCairn(dataDir: string, port: number, extra: string[] = []): Promise<() => Promise<void>> {
+  const p = spawn(process.execPath, [join(ROOT, 'bin', 'cairn.js'), 'up', '--data-dir', dataDir, '--nbd-port', String(port), '--nvmf-paths', '0', ...extra], { stdio: ['ignore', 'pipe', 'inherit'] });
   let out = '';
   await new Promise<void>((res, rej) => {
     p.stdout!.on('data', (d: Buffer) => {
@@ -70,10 +72,10 @@ function args(uri: string, job: FioJob): string[] {
 const dataDir = mkdtempSync(join(tmpdir(), 'cairn-bench-'));
 const [cairnPort, kitPort] = await freePorts(2);
 log(`starting cairn up (${dataDir}) and nbdkit memory; ${runtime}s per job over ${size}`);
-const stopCairn = await startCairn(dataDir, cairnPort);
+let stopCairn = await startCairn(dataDir, cairnPort);
 const stopKit = await startNbdkit(kitPort);
 const targets = { cairn: `nbd://127.0.0.1:${cairnPort}/vol0`, nbdkit: `nbd://127.0.0.1:${kitPort}` };
-const results: Record<string, Record<string, FioFigures>> = { cairn: {}, nbdkit: {}, cairnDegraded: {} };
+const results: Record<string, Record<string, FioFigures>> = { cairn: {}, nbdkit: {}, cairnDegraded: {}, cairnNoMetrics: {}, cairnMetricsAgain: {} };
 
 /** Stops node `id` of the cluster in `dataDir` with SIGSTOP and waits until the map marks it down. */
 async function degrade(id: number): Promise<() => void> {
@@ -91,6 +93,19 @@ async function degrade(id: number): Promise<() => void> {
   }
   log(`node ${id} stopped (SIGSTOP) and marked down after ${Date.now() - t0} ms`);
   return () => process.kill(pid, 'SIGCONT');
+}
+/** Waits (up to 3 min) for HEALTH_OK: no resync or backfill left to steal CPU from a measurement. */
+async function healthy(): Promise<void> {
+  const config = (await loadConfig(dataDir))!;
+  const n0 = config.nodes[0];
+  const api = new ApiClient(`http://${n0.host}:${n0.apiPort}`, config.token, 10000);
+  const t0 = Date.now();
+  for (;;) {
+    const st = await api.call<{ health: string }>('GET', '/v1/status').catch(() => ({ health: 'unreachable' }));
+    if (st.health === 'HEALTH_OK') return;
+    if (Date.now() - t0 > 180000) throw new Error(`cluster not HEALTH_OK within 3 min (${st.health})`);
+    await new Promise((r) => setTimeout(r, 500));
+  }
 }
 try {
   for (const [name, uri] of Object.entries(targets)) {
@@ -114,6 +129,22 @@ try {
       resume();
     }
   }
+  if (!values['skip-metrics-off']) {
+    // Metrics overhead (issue 13: within 5 %): the same data directory served again with
+    // --no-metrics (gateway metrics and the nodes' request counters off), then with metrics
+    // once more; one cluster at a time, so an idle one steals no CPU. On ÷ off uses the mean
+    // of the two metrics-on runs (first and last), which cancels slow drift.
+    for (const [phase, extra] of [['cairnNoMetrics', ['--no-metrics']], ['cairnMetricsAgain', []]] as const) {
+      await stopCairn();
+      log(`restarting cairn up ${extra.join(' ') || '(metrics on)'}`);
+      stopCairn = await startCairn(dataDir, cairnPort, [...extra]);
+      await healthy();
+      for (const job of JOBS) {
+        log(`${job.name} on ${phase}`);
+        results[phase][job.name] = await fio(args(targets.cairn, job), job.rw.includes('read') ? 'read' : 'write');
+      }
+    }
+  }
 } finally {
   await stopCairn();
   await stopKit();
@@ -126,6 +157,29 @@ for (const job of JOBS) {
   const d = results.cairnDegraded[job.name];
   ratio[job.name] = { iops: round(c.iops / k.iops, 3), meanLat: round(c.meanLatUs / k.meanLatUs, 2), ...(d ? { degradedIops: round(d.iops / k.iops, 3) } : {}) };
 }
+const cost = await metricsCost();
+const metricsOnOverOff: Record<string, { iops: number; meanLat: number }> = {};
+if (!values['skip-metrics-off']) {
+  for (const job of JOBS) {
+    const on = (k: 'iops' | 'meanLatUs'): number => (results.cairn[job.name][k] + results.cairnMetricsAgain[job.name][k]) / 2;
+    const off = results.cairnNoMetrics[job.name];
+    metricsOnOverOff[job.name] = { iops: round(on('iops') / off.iops, 3), meanLat: round(on('meanLatUs') / off.meanLatUs, 3) };
+  }
+}
+/**
+ * CPU the whole system spends per request on the 4 KiB QD32 jobs, µs: both cores over the
+ * IOPS of the metrics-off run (an upper bound: the cores are saturated in those jobs).
+ */
+function cpuPerRequest(): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const job of ['randread-4k-qd32', 'randwrite-4k-qd32']) out[job] = round((cpus().length * 1e6) / results.cairnNoMetrics[job].iops, 1);
+  return out;
+}
+/** Share of that CPU the metrics take: one gateway record and three node records (3 replicas) per request. */
+function cpuShare(c: { gatewayUs: number; nodeUs: number }): Record<string, number> {
+  const per = cpuPerRequest();
+  return Object.fromEntries(Object.entries(per).map(([job, us]) => [job, round((c.gatewayUs + 3 * c.nodeUs) / us, 4)]));
+}
 console.log(JSON.stringify({
   bench: 'nbd',
   setup: { cairn: 'cairn up defaults: 3 node processes, 3 replicas, 1 GiB thin volume, NBD over TCP loopback', reference: 'nbdkit memory 1G over TCP loopback', size, runtimeSeconds: runtime, cpus: cpus().length, loadavg: loadavg().map((l) => round(l, 2)) },
@@ -133,4 +187,9 @@ console.log(JSON.stringify({
   nbdkit: results.nbdkit,
   ...(values['skip-degraded'] ? {} : { cairnDegraded: results.cairnDegraded, degradedSetup: 'node 2 of 3 stopped with SIGSTOP and marked down: every extent on 2 of 3 members, writes recorded for resync' }),
   ratioCairnToNbdkit: ratio,
+  ...(values['skip-metrics-off'] ? {} : {
+    cairnNoMetrics: results.cairnNoMetrics, cairnMetricsAgain: results.cairnMetricsAgain, metricsOnOverOff,
+    metricsCostPerRequest: { ...cost, cairnCpuUsPerRequest: cpuPerRequest(), shareOfCpu: cpuShare(cost) },
+    metricsSetup: 'after the runs above: the same data directory restarted with cairn up --no-metrics, then with metrics again; on = mean of the first and last runs',
+  }),
 }, null, 2));

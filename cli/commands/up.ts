@@ -49,8 +49,9 @@ export default class Up extends Command {
       summary: 'Keep the map authority in a 3-member etcd cluster started here (Debian etcd-server; state under DATA-DIR/etcd) rather than inside node 0, so the cluster survives the loss of any node (new data directory; later runs start that etcd again by themselves). To use an existing etcd, see `cairn authority migrate`.',
       default: false,
     }),
-    metrics: Flags.boolean({ summary: 'Serve Prometheus metrics of this gateway (per-volume requests, bytes, latency) at /metrics, behind the cluster token. Every node\'s API serves its own /metrics.', default: true, allowNo: true }),
+    metrics: Flags.boolean({ summary: 'Serve Prometheus metrics of this gateway (per-volume requests, bytes, latency) at /metrics, behind the cluster token; every node\'s API serves its own. --no-metrics turns the gateway\'s off and the nodes\' data-path counters (their /metrics keeps the figures read at scrape time).', default: true, allowNo: true }),
     'metrics-port': Flags.integer({ summary: 'TCP port of the gateway\'s /metrics (0 picks a free one; printed at start).', default: 0, min: 0, max: 65535 }),
+    'log-level': Flags.string({ summary: 'Level of the JSON logs in DATA-DIR/logs (this process: initiator.log; nodes: node<ID>.log): fatal, error, warn, info, debug, trace or silent. Warnings and errors are also printed here, readable.', env: 'CAIRN_LOG_LEVEL', options: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] }),
     'base-port': Flags.integer({ summary: 'First TCP port of the storage nodes (0 picks free ports; new data directory only).', default: 0, min: 0, max: 65535 }),
   };
 
@@ -58,11 +59,20 @@ export default class Up extends Command {
     const { flags } = await this.parse(Up);
     // Loaded here, not at the top: every other command shares this module table.
     const { LocalCluster, startLocalEtcdFor } = await import('../../src/cluster/index.ts');
+    const { logLevel } = await import('../../src/logging/index.ts');
     const { NbdServer } = await import('../../src/nbd/index.ts');
     const { NvmfTarget, volumeNqn } = await import('../../src/nvmf/index.ts');
     const { NvmfVolumes, nbdExports } = await import('../../src/gateway/index.ts');
     const { createRegistry, mirroredGauge, startMetricsServer, VolumeIoMetrics } = await import('../../src/metrics/index.ts');
     const dataDir = resolve(flags['data-dir']);
+    // The node processes (children) count data-path requests unless told not to.
+    if (!flags.metrics) process.env.CAIRN_NO_METRICS = '1';
+    // One level for this process and the nodes (their JSON logs are in DATA-DIR/logs).
+    try {
+      process.env.CAIRN_LOG_LEVEL = logLevel(flags['log-level']);
+    } catch (e) {
+      this.error((e as Error).message, { exit: 2 });
+    }
     this.log(`Starting Cairn in ${dataDir} ...`);
     let cluster: LocalCluster;
     let etcd: Awaited<ReturnType<typeof startLocalEtcdFor>> = null;
@@ -91,6 +101,8 @@ export default class Up extends Command {
         // A node process that dies is started again (with backoff) while `cairn up` runs.
         supervise: true,
         onSupervisor: (line) => this.log(`  ${line}`),
+        // Warnings and errors of this process, readable; everything as JSON in logs/initiator.log.
+        logSummary: (line) => this.logToStderr(`  ${line}`),
       });
     } catch (e) {
       await etcd?.stop();
@@ -111,7 +123,7 @@ export default class Up extends Command {
     const registry = flags.metrics ? createRegistry() : null;
     const volumeMetrics = registry ? new VolumeIoMetrics(registry) : undefined;
     if (registry) mirroredGauge(registry, 'cairn_map_epoch', 'Epoch of the cluster map this process holds.', [], () => [{ labels: {}, value: cluster.view.epoch }]);
-    const nvmf = new NvmfTarget({ cntlidRange: [1, 999], log: (msg) => process.env.CAIRN_NVMF_DEBUG && this.warn(`nvmf: ${msg}`) });
+    const nvmf = new NvmfTarget({ cntlidRange: [1, 999], log: cluster.logger.child({ subsystem: 'nvmf' }) });
     const anaStates = Object.fromEntries(Array.from({ length: flags['nvmf-paths'] }, (_, i) => [i + 1, i === 0 ? 'optimized' : 'non-optimized'] as const));
     let nvmfVolumes: InstanceType<typeof NvmfVolumes> | null = null;
     const set = cluster.volumeSet({
@@ -155,7 +167,7 @@ export default class Up extends Command {
     const vols = await set.list().catch(() => [attached.record]);
     const pool = c.pools.find((p) => p.id === attached.record.pool) ?? c.pools[0];
     const nbd = new NbdServer({
-      log: (level, msg) => level === 'warn' && this.warn(msg),
+      log: cluster.logger.child({ subsystem: 'nbd' }),
       exports: nbdExports(set, (v) => `Cairn volume ${v.name} (${c.pools.find((p) => p.id === v.pool)?.replicas ?? '?'} replicas)`, flags.volume, volumeMetrics),
     });
     let port: number;

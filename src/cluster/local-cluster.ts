@@ -20,7 +20,8 @@ import { fork, type ChildProcess } from 'node:child_process';
 import { EventEmitter } from 'node:events';
 import { mkdir } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { pino, destination, type Logger } from 'pino';
+import type { Logger } from 'pino';
+import { fileLogger, silentLogger, type FileLog } from '../logging/index.ts';
 import { ApiClient } from '../api/client.ts';
 import { initialMap } from '../clustermap/index.ts';
 import { CONFIG_FILE, loadConfig, saveConfig, secureConfigFile, type ClusterConfig } from '../config/index.ts';
@@ -56,6 +57,11 @@ export interface LocalClusterOptions {
   supervise?: boolean;
   /** One line per supervisor action ("node 2 exited (signal SIGKILL); restarting in 0.5 s (restart 1)", ...). */
   onSupervisor?: (line: string) => void;
+  /**
+   * Receives a readable line for every warning or error this process logs (its JSON log is
+   * `logs/initiator.log`, at CAIRN_LOG_LEVEL): `cairn up` prints them.
+   */
+  logSummary?: (line: string) => void;
   /** Extra environment of node `id`'s process, over this process's (tests: e.g. CAIRN_CLOCK_SKEW_MS). */
   nodeEnv?: (id: number) => Record<string, string>;
   /**
@@ -135,7 +141,7 @@ export class LocalCluster {
   /** The in-process initiator's map follower (null when started with initiator: false). */
   follower: MapFollower | null = null;
   private log: Logger | null = null;
-  private logDest: ReturnType<typeof destination> | null = null;
+  private logFile: FileLog | null = null;
   private followerStarting: Promise<MapFollower> | null = null;
   /** Nodes that completed a peering round since they were started: id → upEpoch. */
   readonly peered = new Map<number, number>();
@@ -168,6 +174,11 @@ export class LocalCluster {
     this.connections = new ConnectionPool({ token: config.token, address: (id) => this.view.address(id) });
     for (const n of config.nodes) this.nodes.set(n.id, { host: n.host, port: n.port });
     if (opts.adoptNodes !== false) this.events.on('map', (e: NodeMapEvent) => this.onNodeMap(e.epoch));
+  }
+
+  /** This process's logger (`logs/initiator.log`); silent before the initiator started or without it. */
+  get logger(): Logger {
+    return this.log ?? silentLogger();
   }
 
   /** The initiator's current cluster view (newest map it holds). */
@@ -235,8 +246,8 @@ export class LocalCluster {
 
   private async startFollower(): Promise<MapFollower> {
     await mkdir(join(this.dataDir, 'logs'), { recursive: true });
-    this.logDest = destination({ dest: join(this.dataDir, 'logs', 'initiator.log'), sync: true });
-    this.log = pino({ base: { initiator: process.pid } }, this.logDest);
+    this.logFile = fileLogger(join(this.dataDir, 'logs', 'initiator.log'), { base: { initiator: process.pid }, summary: this.opts.logSummary });
+    this.log = this.logFile.log;
     const f = await MapFollower.start({
       config: this.config,
       host: this.config.nodes[0].host,
@@ -536,8 +547,7 @@ export class LocalCluster {
     this.connections.close();
     await this.followerStarting?.catch(() => undefined);
     await this.follower?.stop();
-    this.log?.flush();
-    this.logDest?.end();
+    this.logFile?.close();
     await Promise.all([...this.procs.entries()].map(async ([, p]) => {
       p.stopRequested = true;
       p.child.kill('SIGTERM');

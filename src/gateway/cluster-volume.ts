@@ -8,7 +8,7 @@
  * its I/O is placed and epoch-fenced like any initiator's.
  */
 import { join } from 'node:path';
-import { pino, destination } from 'pino';
+import { fileLogger } from '../logging/index.ts';
 import { CONFIG_FILE, loadConfig, type ClusterConfig, type VolumeConfig } from '../config/index.ts';
 import { MapFollower, Volume, takeWriteLease } from '../initiator/index.ts';
 import { BlockDeviceError, type BlockDevice } from '../volume/index.ts';
@@ -59,7 +59,7 @@ export class ClusterLeasedVolume implements BlockDevice {
   static async open(dataDir: string, name: string): Promise<ClusterLeasedVolume> {
     const config = await loadConfig(dataDir);
     if (!config) throw new Error(`no ${CONFIG_FILE} in ${dataDir}`);
-    const log = pino({ base: { gateway: process.pid } }, destination({ dest: join(dataDir, 'logs', `gateway-${process.pid}.log`), sync: true, mkdir: true }));
+    const { log } = fileLogger(join(dataDir, 'logs', `gateway-${process.pid}.log`), { base: { gateway: process.pid } });
     const follower = await MapFollower.start({ config, host: config.nodes[0].host, log });
     let rec: VolumeConfig | undefined;
     try {

@@ -9,6 +9,7 @@ import { FileBlockDevice, FileLease } from '../volume/index.ts';
 import { NvmfTarget, type AnaState, type NamespaceConfig, type PathConfig, type PortInfo, type VolumeLease } from '../nvmf/index.ts';
 import { ClusterLeasedVolume } from './cluster-volume.ts';
 import type { VolumeIoMetrics } from '../metrics/index.ts';
+import type { Logger } from 'pino';
 
 /** What a gateway serves. */
 export type GatewaySource =
@@ -34,7 +35,8 @@ export interface GatewayOptions {
   ana?: AnaState;
   /** Controller id range; disjoint across the gateways of one subsystem. Default: defaultCntlidRange(portId). */
   cntlidRange?: [number, number];
-  log?: (msg: string) => void;
+  /** pino logger of the target (connections, controllers, leases, failed commands); default silent. */
+  log?: Logger;
   /** One-line warnings, e.g. a flush that failed at stop (default: a line on stderr). */
   warn?: (msg: string) => void;
   /** Per-volume request figures (src/metrics): the namespace's device is metered as frontend `nvmf`. */

@@ -27,6 +27,7 @@
  */
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
+import { pino } from 'pino';
 import { ANA_STATES, type AnaState } from '../nvmf/index.ts';
 import { parseHostPort, parseRemotePath, startGateway, type GatewaySource } from './gateway.ts';
 
@@ -76,7 +77,7 @@ async function main(): Promise<void> {
     allowHosts: v['allow-host']?.length ? v['allow-host'] : 'any',
     ana: v.ana as AnaState,
     cntlidRange: v['cntlid-min'] ? [Number(v['cntlid-min']), Number(v['cntlid-max'] ?? 0xffef)] : undefined,
-    log: v.verbose ? (m) => process.stderr.write(`[nvmf gw${portId}] ${m}\n`) : undefined,
+    log: v.verbose ? pino({ base: { gateway: portId } }, process.stderr) : undefined,
   });
   process.stdout.write(`${JSON.stringify({ event: 'ready', nqn: gw.nqn, pid: process.pid, ports: gw.ports })}\n`);
 

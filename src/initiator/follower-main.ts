@@ -12,7 +12,7 @@
 import '../gossip/polyfill.ts';
 import { parseArgs } from 'node:util';
 import { join } from 'node:path';
-import { pino, destination } from 'pino';
+import { fileLogger } from '../logging/index.ts';
 import { loadConfig } from '../config/index.ts';
 import type { SignedMap } from '../clustermap/index.ts';
 import { MapFollower } from './map-follower.ts';
@@ -24,7 +24,7 @@ if (!dataDir) {
   process.exit(2);
 }
 const name = values.name ?? `initiator-${process.pid}`;
-const log = pino({ base: { initiator: name } }, destination({ dest: join(dataDir, 'logs', `${name}.log`), sync: true, mkdir: true }));
+const { log } = fileLogger(join(dataDir, 'logs', `${name}.log`), { base: { initiator: name } });
 const config = await loadConfig(dataDir);
 if (!config) {
   process.stderr.write(`no cluster in ${dataDir}\n`);

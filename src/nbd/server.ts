@@ -7,10 +7,11 @@
  * restart.
  */
 import { createServer, type Server, type Socket } from 'node:net';
+import { pino, type Logger } from 'pino';
 import type { BlockDevice } from '../volume/index.ts';
 import { serverHandshake, type ExportSource, type NbdExport } from './handshake.ts';
 import { SocketReader } from './socket-reader.ts';
-import { NbdSession, type SessionLog } from './transmission.ts';
+import { NbdSession } from './transmission.ts';
 
 /**
  * Exports beyond the static ones, looked up per connection (NBD_OPT_LIST, NBD_OPT_INFO/GO,
@@ -30,8 +31,11 @@ export interface NbdExportProvider {
 export interface NbdServerOptions {
   /** Consulted for names that are not static exports (see NbdExportProvider). */
   exports?: NbdExportProvider;
-  /** Receives protocol warnings (bad magic, aborted handshakes). Default: ignore. */
-  log?: SessionLog;
+  /**
+   * pino logger for handshakes, protocol errors and failed requests; each connection logs
+   * through a child with `conn` (a number) and `peer` bound. Default: silent.
+   */
+  log?: Logger;
   /** Milliseconds a client may take to finish the handshake (default 10000). */
   handshakeTimeoutMs?: number;
 }
@@ -43,10 +47,11 @@ export class NbdServer {
   private server: Server | null = null;
   private readonly sockets = new Set<Socket>();
   private readonly sessions = new Set<NbdSession>();
-  private readonly log: SessionLog;
+  private readonly log: Logger;
+  private accepted = 0;
 
   constructor(private readonly opts: NbdServerOptions = {}) {
-    this.log = opts.log ?? (() => undefined);
+    this.log = opts.log ?? pino({ level: 'silent' });
   }
 
   /** Adds (or replaces) export `name`. The first export added is also the default (''). */
@@ -103,8 +108,9 @@ export class NbdServer {
     socket.on('error', () => socket.destroy());
     socket.on('close', () => this.sockets.delete(socket));
     const reader = new SocketReader(socket);
+    const log = this.log.child({ conn: ++this.accepted, peer: `${socket.remoteAddress}:${socket.remotePort}` });
     const timer = setTimeout(() => {
-      this.log('warn', 'NBD handshake timed out');
+      log.warn('NBD handshake timed out');
       socket.destroy();
     }, this.opts.handshakeTimeoutMs ?? 10000);
     let negotiated;
@@ -112,7 +118,7 @@ export class NbdServer {
       negotiated = await serverHandshake(socket, reader, this.source);
     } catch (e) {
       negotiated = null;
-      this.log('info', `NBD handshake ended: ${(e as Error).message}`);
+      log.info({ err: (e as Error).message }, 'NBD handshake ended without a transmission phase');
     } finally {
       clearTimeout(timer);
     }
@@ -124,8 +130,9 @@ export class NbdServer {
       device: negotiated.export.device,
       structured: negotiated.structuredReplies,
       allocationContext: negotiated.allocationContext,
-      log: this.log,
+      log: log.child({ export: negotiated.export.name }),
     }, reader.detach());
+    log.info({ export: negotiated.export.name, structured: negotiated.structuredReplies }, 'NBD client attached');
     this.sessions.add(session);
     socket.on('close', () => this.sessions.delete(session));
   }

@@ -13,6 +13,7 @@
  * the connection (the stream cannot be resynchronised).
  */
 import type { Socket } from 'node:net';
+import type { Logger } from 'pino';
 import { TickCork } from '../net/index.ts';
 import { BlockDeviceError, type BlockDevice } from '../volume/index.ts';
 import { CHUNK_HEADER, MAX_STATUS_BYTES, deviceStatus, encodeStatus } from './block-status.ts';
@@ -33,8 +34,18 @@ interface Request {
   length: number;
 }
 
-/** Logging hook for protocol events worth an operator's attention. */
-export type SessionLog = (level: 'warn' | 'info', msg: string) => void;
+/**
+ * Where a session logs: a pino logger (usually the server's child for one connection, with
+ * `conn` and `peer` bound). Each failed request is logged once, at warn, with its command,
+ * offset, length, the NBD error sent and the device's cause.
+ */
+export type SessionLog = Logger;
+
+/** NBD command names by type (NBD protocol, "Request types"), for log lines. */
+const COMMAND_NAMES: Record<number, string> = {
+  [C.CMD_READ]: 'read', [C.CMD_WRITE]: 'write', [C.CMD_DISC]: 'disc', [C.CMD_FLUSH]: 'flush', [C.CMD_TRIM]: 'trim',
+  [C.CMD_CACHE]: 'cache', [C.CMD_WRITE_ZEROES]: 'write_zeroes', [C.CMD_BLOCK_STATUS]: 'block_status',
+};
 
 /** A request longer than the maximum block size: answered with EOVERFLOW. */
 class OverflowError extends BlockDeviceError {
@@ -126,7 +137,7 @@ export class NbdSession {
     try {
       this.parse();
     } catch (e) {
-      this.log('warn', `closing NBD connection: ${(e as Error).message}`);
+      this.log.warn({ err: (e as Error).message }, 'closing NBD connection: protocol error');
       this.socket.destroy();
     }
   }
@@ -182,7 +193,11 @@ export class NbdSession {
     }
     this.execute(req, payload).then(
       (data) => this.reply(req, 0, data),
-      (e: unknown) => this.reply(req, nbdErrno(e), undefined, (e as Error).message),
+      (e: unknown) => {
+        const errno = nbdErrno(e);
+        this.log.warn({ cmd: COMMAND_NAMES[req.type] ?? req.type, offset: Number(req.offset), length: req.length, errno, code: e instanceof BlockDeviceError ? e.code : undefined, err: (e as Error).message }, 'NBD request failed');
+        this.reply(req, errno, undefined, (e as Error).message);
+      },
     ).finally(() => {
       this.inflight--;
       if (this.paused && this.inflight <= LOW_WATER) {

@@ -16,7 +16,7 @@ import { parseArgs } from 'node:util';
 import { mkdirSync, writeFileSync, rmSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { pino, destination } from 'pino';
+import { fileLogger } from '../logging/index.ts';
 import { loadConfig } from '../config/index.ts';
 import { ControlPlane, type Heartbeat } from '../gossip/index.ts';
 import { EmbeddedAuthority, EtcdAuthority, type MapAuthority } from '../authority/index.ts';
@@ -68,7 +68,8 @@ if (!dataDir || !Number.isInteger(nodeId)) {
 }
 
 mkdirSync(join(dataDir, 'logs'), { recursive: true });
-const log = pino({ base: { node: nodeId } }, destination({ dest: join(dataDir, 'logs', `node${nodeId}.log`), sync: true }));
+// JSON lines at CAIRN_LOG_LEVEL (default info); subsystems log through children.
+const { log } = fileLogger(join(dataDir, 'logs', `node${nodeId}.log`), { base: { node: nodeId } });
 
 const fail = (msg: string): never => {
   log.fatal(msg);
@@ -221,12 +222,14 @@ if (stored) await savePeering({ fullPeeredAt: stored.fullPeeredAt, placement: st
 // middle of a backfill resumes it (src/node/recovery-store.ts).
 const recoveryPath = join(dataDir, `node${nodeId}`, 'recovery.json');
 const savedRecovery = await loadRecovery(recoveryPath);
-// Prometheus metrics (GET /metrics on the API): read at scrape time, plus data-path counters.
+// Prometheus metrics (GET /metrics on the API): read at scrape time, plus data-path counters
+// (those are off with CAIRN_NO_METRICS=1, which `cairn up --no-metrics` sets: the bench's
+// metrics-off reference).
 const registry = createRegistry();
 let serverRef: NodeServer | undefined;
 const metrics = registerNodeMetrics(registry, nodeMetricsSource({ storage, server: () => serverRef, map: () => control.keeper.map, missed }));
 const server = new NodeServer({
-  metrics,
+  metrics: process.env.CAIRN_NO_METRICS === '1' ? undefined : metrics,
   config: config!,
   nodeId,
   dataDir,

@@ -5,6 +5,7 @@
  * (§3.6.2.9, §7.4.7). Commands are dispatched to the fabrics, admin and I/O handlers.
  */
 import type { Socket } from 'node:net';
+import type { Logger } from 'pino';
 import { TickCork } from '../net/index.ts';
 import { adminCommand, type AdminContext } from './admin.ts';
 import { FcType, SglId, Sqe, Xfer, encodeCqe } from './command.ts';
@@ -40,7 +41,8 @@ const TX_HIGH_WATER = 8 << 20;
 
 /** Everything a connection needs from its target. */
 export interface ConnectionContext extends FabricsContext, AdminContext, IoContext {
-  log(msg: string): void;
+  /** Where connections log (each through a child with `peer` and `qid`). */
+  readonly logger: Logger;
   connectionClosed(c: Connection): void;
 }
 
@@ -69,6 +71,8 @@ export class Connection implements ConnectableQueue {
   private icTimer: NodeJS.Timeout | undefined;
   /** Remote address, for logs. */
   readonly peer: string;
+  private logQid = -1;
+  private logChild: Logger | null = null;
 
   constructor(
     readonly socket: Socket,
@@ -106,11 +110,20 @@ export class Connection implements ConnectableQueue {
     ctrl.queues.set(qid, this);
   }
 
+  /** This connection's logger: the target's, with `peer` and the queue id bound. */
+  private log(): Logger {
+    if (!this.logChild || this.logQid !== this.qid) {
+      this.logQid = this.qid;
+      this.logChild = this.ctx.logger.child({ peer: this.peer, qid: this.qid });
+    }
+    return this.logChild;
+  }
+
   /** Closes the connection gracefully (pending writes go out first). */
   close(reason: string): void {
     if (this.closing) return;
     this.closing = true;
-    this.ctx.log(`${this.peer} qid ${this.qid}: closing: ${reason}`);
+    this.log().info({ reason }, 'closing connection');
     this.reader.kill();
     // An I/O queue id is free again at once (a host may reconnect it before our socket closes).
     const ctrl = this.controller;
@@ -138,7 +151,7 @@ export class Connection implements ConnectableQueue {
 
   /** Sends a C2HTermReq for a fatal transport error and closes the connection. */
   private fatal(e: FatalPduError): void {
-    this.ctx.log(`${this.peer} qid ${this.qid}: fatal transport error (FES ${e.fes}, FEI ${e.fei}): ${e.message}`);
+    this.log().warn({ fes: e.fes, fei: e.fei, err: e.message }, 'fatal transport error: sending C2HTermReq');
     if (!e.silent) this.write([encodeTermReq(PduType.C2HTermReq, e.fes, e.fei, e.header)]);
     this.close(`fatal: ${e.message}`);
   }
@@ -172,7 +185,7 @@ export class Connection implements ConnectableQueue {
       case PduType.ICReq:
         return this.onICReq(p.header);
       case PduType.H2CTermReq:
-        this.ctx.log(`${this.peer}: host terminated the connection (FES ${p.header.readUInt16LE(8)})`);
+        this.log().info({ fes: p.header.readUInt16LE(8) }, 'host terminated the connection (H2CTermReq)');
         this.socket.destroy();
         return;
       case PduType.CapsuleCmd:
@@ -195,7 +208,7 @@ export class Connection implements ConnectableQueue {
     this.reader.ddgst = r.ddgst;
     this.reader.rxAlign = 4; // CPDA 0
     this.reader.icDone = true;
-    this.ctx.log(`${this.peer}: connection initialised (header digest ${r.hdgst ? 'on' : 'off'}, data digest ${r.ddgst ? 'on' : 'off'}, HPDA ${r.hpda})`);
+    this.log().info({ hdgst: r.hdgst, ddgst: r.ddgst, hpda: r.hpda }, 'connection initialised (ICReq)');
   }
 
   private onCapsule(p: ReceivedPdu): void {
@@ -215,7 +228,7 @@ export class Connection implements ConnectableQueue {
     try {
       this.start(req, p.data);
     } catch (e) {
-      this.ctx.log(`${this.peer}: internal error starting command: ${(e as Error).stack}`);
+      this.log().error({ err: (e as Error).stack }, 'internal error starting a command');
       this.complete(req, { status: S.INTERNAL_ERROR });
     }
   }
@@ -292,14 +305,14 @@ export class Connection implements ConnectableQueue {
       else if (this.qid === 0) r = adminCommand(req, this.controller!, this.ctx);
       else r = executeIo(req, this.controller!, this.ctx);
     } catch (e) {
-      this.ctx.log(`${this.peer}: internal error: ${(e as Error).stack}`);
+      this.log().error({ opcode: req.sqe.opcode, err: (e as Error).stack }, 'internal error');
       r = { status: S.INTERNAL_ERROR };
     }
     if (r instanceof Promise) {
       r.then(
         (c) => this.complete(req, c),
         (e) => {
-          this.ctx.log(`${this.peer}: internal error: ${(e as Error).stack}`);
+          this.log().error({ opcode: req.sqe.opcode, err: (e as Error).stack }, 'internal error');
           this.complete(req, { status: S.INTERNAL_ERROR });
         },
       );

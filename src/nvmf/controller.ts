@@ -4,6 +4,7 @@
  * features, the keep-alive timer (§3.9), asynchronous events (§5.2), the error log and the
  * queues (one TCP connection each) of one host association.
  */
+import type { Logger } from 'pino';
 import type { PortInfo } from './discovery.ts';
 import type { QueueHandle } from './request.ts';
 import type { Subsystem } from './subsystem.ts';
@@ -71,8 +72,8 @@ export interface ErrorEntry {
 export interface ControllerOwner {
   /** Called once when the controller is gone (frees its id). */
   releaseController(c: Controller): void;
-  /** Diagnostic log line. */
-  log(msg: string): void;
+  /** Where the controller logs (pino). */
+  readonly logger: Logger;
   /** When the target started (ms since the epoch), for Power On Hours. */
   readonly startedAt: number;
 }
@@ -164,7 +165,7 @@ export class Controller {
       const badQueues = !this.discovery && (Cc.iosqes(value) !== 6 || Cc.iocqes(value) !== 4);
       if (Cc.css(value) !== 0 || Cc.mps(value) !== 0 || Cc.ams(value) !== 0 || badQueues) {
         this.csts |= Csts.CFS;
-        this.owner.log(`controller ${this.cntlid}: enable with unsupported CC 0x${value.toString(16)} → CSTS.CFS`);
+        this.owner.logger.warn({ cntlid: this.cntlid, cc: `0x${value.toString(16)}` }, 'enable with an unsupported CC: controller fatal status (CSTS.CFS)');
       } else {
         this.csts = Csts.RDY;
       }
@@ -180,7 +181,7 @@ export class Controller {
           this.csts = (this.csts & ~(3 << 2)) | Csts.SHST_COMPLETE;
         },
         (e) => {
-          this.owner.log(`controller ${this.cntlid}: flush at shutdown failed: ${(e as Error).message}`);
+          this.owner.logger.error({ cntlid: this.cntlid, nqn: this.subsystem.nqn, err: (e as Error).message }, 'flush at controller shutdown failed');
           this.csts = (this.csts & ~(3 << 2)) | Csts.SHST_COMPLETE | Csts.CFS;
         },
       );
@@ -240,7 +241,7 @@ export class Controller {
     this.destroyed = true;
     if (this.kaTimer) clearInterval(this.kaTimer);
     this.kaTimer = undefined;
-    this.owner.log(`controller ${this.cntlid} (${this.subsystem.nqn}, host ${this.hostnqn}) gone: ${reason}`);
+    this.owner.logger.info({ cntlid: this.cntlid, nqn: this.subsystem.nqn, hostnqn: this.hostnqn, reason }, `controller gone: ${reason}`);
     for (const q of this.queues.values()) q.close(reason);
     this.queues.clear();
     for (const a of this.aers.splice(0)) a.resolve(undefined);

@@ -7,6 +7,7 @@
  * Commands are checked in `prepareIo` before any data moves (namespace, ANA state, LBA range,
  * transfer length) and run in `executeIo` once the host's data (if any) has arrived.
  */
+import type { Logger } from 'pino';
 import { BlockDeviceError } from '../volume/index.ts';
 import { IoOpc } from './command.ts';
 import { MAX_TRANSFER, type Controller } from './controller.ts';
@@ -20,6 +21,8 @@ export interface IoContext {
   leaseTaken(ns: Namespace, ctrl: Controller): void;
   /** The volume reported EFENCED: another gateway holds the lease now. */
   leaseLost(ns: Namespace, ctrl: Controller): void;
+  /** Where a failed command is logged (once, with its cause). */
+  readonly logger: Logger;
 }
 
 const NSID_ALL = 0xffffffff;
@@ -85,13 +88,17 @@ export function prepareIo(req: Request, ctrl: Controller): number {
   }
 }
 
-function fail(e: unknown, write: boolean, ns: Namespace, ctrl: Controller, ctx: IoContext): Completion {
+function fail(e: unknown, req: Request, write: boolean, ns: Namespace, ctrl: Controller, ctx: IoContext): Completion {
+  const status = e instanceof BlockDeviceError ? statusForBlockError(e.code, write) : S.INTERNAL_ERROR;
+  ctx.logger.warn({
+    nqn: ctrl.subsystem.nqn, cntlid: ctrl.cntlid, nsid: ns.nsid, opcode: req.sqe.opcode, slba: slbaOf(req), nlb: nlbOf(req),
+    code: e instanceof BlockDeviceError ? e.code : undefined, status: `0x${status.toString(16)}`, err: (e as Error).message,
+  }, 'NVMe I/O command failed');
   if (e instanceof BlockDeviceError) {
     if (e.code === 'EFENCED') ctx.leaseLost(ns, ctrl);
     if (e.code === 'EIO' || e.code === 'EBADCRC') ns.counters.mediaErrors++;
-    return { status: statusForBlockError(e.code, write) };
   }
-  return { status: S.INTERNAL_ERROR };
+  return { status };
 }
 
 /** Runs a prepared I/O command (its host data, if any, is in `req.data`). */
@@ -166,6 +173,6 @@ async function executeOn(req: Request, ns: Namespace, ctrl: Controller, ctx: IoC
         return { status: S.INVALID_OPCODE };
     }
   } catch (e) {
-    return fail(e, write, ns, ctrl, ctx);
+    return fail(e, req, write, ns, ctrl, ctx);
   }
 }

@@ -5,6 +5,7 @@
  * the gateway that takes a volume's lease reports it optimized, one that loses it reports
  * non-optimized) with ANA change asynchronous events.
  */
+import { pino, type Logger } from 'pino';
 import { createServer, type Server } from 'node:net';
 import type { AnaState } from './ana.ts';
 import { Connection, type ConnectionContext } from './connection.ts';
@@ -22,8 +23,11 @@ export interface TargetOptions {
    * subsystem). Default [1, 0xffef].
    */
   cntlidRange?: [number, number];
-  /** Diagnostic log sink (default: none). */
-  log?: (msg: string) => void;
+  /**
+   * pino logger for listeners, controllers, connections (children with `peer` and `qid`),
+   * leases and failed I/O commands (default: silent).
+   */
+  log?: Logger;
 }
 
 /** Where to listen. */
@@ -55,7 +59,8 @@ export class NvmfTarget implements ConnectionContext, ControllerOwner {
   private readonly cntlidMax: number;
   private nextCntlid: number;
   private genctr = 1;
-  private readonly logSink: (msg: string) => void;
+  /** Where the target, its controllers and connections log. */
+  readonly logger: Logger;
 
   constructor(opts: TargetOptions = {}) {
     const [lo, hi] = opts.cntlidRange ?? [1, 0xffef];
@@ -63,12 +68,7 @@ export class NvmfTarget implements ConnectionContext, ControllerOwner {
     this.cntlidMin = lo;
     this.cntlidMax = hi;
     this.nextCntlid = lo;
-    this.logSink = opts.log ?? (() => {});
-  }
-
-  /** Diagnostic log. */
-  log(msg: string): void {
-    this.logSink(msg);
+    this.logger = opts.log ?? pino({ level: 'silent' });
   }
 
   /** Adds a subsystem (a volume export). Throws on a duplicate NQN or bad configuration. */
@@ -123,7 +123,7 @@ export class NvmfTarget implements ConnectionContext, ControllerOwner {
         const port = typeof addr === 'object' && addr ? addr.port : o.port;
         const info: PortInfo = { portId: o.portId, traddr: o.traddr ?? host, trsvcid: port };
         this.ports.set(o.portId, { info, server });
-        this.log(`listening on ${host}:${port} (port id ${o.portId}, advertised ${info.traddr})`);
+        this.logger.info({ host, port, portId: o.portId, traddr: info.traddr }, 'NVMe/TCP port listening');
         this.discoveryChanged();
         resolve(info);
       });
@@ -205,7 +205,7 @@ export class NvmfTarget implements ConnectionContext, ControllerOwner {
       const port = this.ports.get(portId)!.info;
       const c = new Controller(this, id, sub, hostnqn, hostid, port, kato);
       this.controllers.set(id, c);
-      this.log(`controller ${id}: ${sub.kind} ${sub.nqn} for host ${hostnqn} on port ${portId}`);
+      this.logger.info({ cntlid: id, kind: sub.kind, nqn: sub.nqn, hostnqn, portId }, 'controller created');
       return c;
     }
     return undefined;
@@ -245,14 +245,14 @@ export class NvmfTarget implements ConnectionContext, ControllerOwner {
 
   /** @internal */
   leaseTaken(ns: Namespace, ctrl: Controller): void {
-    this.log(`lease taken for ${ctrl.subsystem.nqn} nsid ${ns.nsid} via port ${ctrl.port.portId}`);
+    this.logger.info({ nqn: ctrl.subsystem.nqn, nsid: ns.nsid, portId: ctrl.port.portId }, 'write lease taken');
     if (ctrl.subsystem.ana.set(ctrl.port.portId, ns.anaGroupId, 'optimized')) this.announceAna(ctrl.subsystem, ctrl.port.portId);
   }
 
   /** @internal */
   leaseLost(ns: Namespace, ctrl: Controller): void {
     ns.leaseHeld = false;
-    this.log(`lease lost for ${ctrl.subsystem.nqn} nsid ${ns.nsid} (fenced by another gateway)`);
+    this.logger.warn({ nqn: ctrl.subsystem.nqn, nsid: ns.nsid }, 'write lease lost (fenced by another gateway)');
     const sub = ctrl.subsystem;
     for (const p of this.ports.keys()) {
       if (sub.ana.get(p, ns.anaGroupId) === 'optimized' && sub.ana.set(p, ns.anaGroupId, 'non-optimized')) this.announceAna(sub, p);

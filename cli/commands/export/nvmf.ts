@@ -1,9 +1,10 @@
 import { Command, Flags } from '@oclif/core';
-import { resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import { ANA_STATES, type AnaState } from '../../../src/nvmf/index.ts';
 import { parseHostPort, parseRemotePath, startGateway, type Gateway } from '../../../src/gateway/index.ts';
 import { createRegistry, startMetricsServer, VolumeIoMetrics, type MetricsServer } from '../../../src/metrics/index.ts';
 import { loadConfig } from '../../../src/config/index.ts';
+import { fileLogger, logLevel, type FileLog } from '../../../src/logging/index.ts';
 
 /**
  * `cairn export nvmf`: runs an NVMe/TCP gateway for a volume of the local cluster in a data
@@ -36,13 +37,24 @@ export default class ExportNvmf extends Command {
     'cntlid-max': Flags.integer({ summary: 'Highest controller id (default: lowest + 999).', min: 1, max: 0xffef }),
     metrics: Flags.boolean({ summary: 'Serve Prometheus metrics of this gateway at /metrics, behind the cluster token.', default: true, allowNo: true }),
     'metrics-port': Flags.integer({ summary: 'TCP port of /metrics on the first listen host (0 picks a free one; printed at start).', default: 0, min: 0, max: 65535 }),
-    verbose: Flags.boolean({ summary: 'Log connections, controllers and lease changes to stderr.', default: false }),
+    verbose: Flags.boolean({ summary: 'Print connections, controllers and lease changes (info and up) to stderr, not only warnings.', default: false }),
+    'log-level': Flags.string({ summary: 'Level of the JSON log DATA-DIR/logs/nvmf-gateway-<port-id>.log.', env: 'CAIRN_LOG_LEVEL', options: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] }),
   };
 
   async run(): Promise<void> {
     const { flags } = await this.parse(ExportNvmf);
     const dataDir = resolve(flags['data-dir']);
     const registry = flags.metrics ? createRegistry() : null;
+    // JSON log in DATA-DIR/logs; warnings (with --verbose, everything from info up) printed readable.
+    let logFile: FileLog;
+    try {
+      logFile = fileLogger(join(dataDir, 'logs', `nvmf-gateway-${flags['port-id']}.log`), {
+        base: { gateway: process.pid }, level: logLevel(flags['log-level']),
+        summary: (line) => this.logToStderr(line), summaryLevel: flags.verbose ? 'info' : 'warn',
+      });
+    } catch (e) {
+      this.error((e as Error).message, { exit: 2 });
+    }
     let gw: Gateway | undefined;
     let metricsServer: MetricsServer | null = null;
     try {
@@ -56,7 +68,7 @@ export default class ExportNvmf extends Command {
         allowHosts: flags['allow-host']?.length ? flags['allow-host'] : 'any',
         ana: flags.ana as AnaState,
         cntlidRange: flags['cntlid-min'] ? [flags['cntlid-min'], flags['cntlid-max'] ?? Math.min(flags['cntlid-min'] + 999, 0xffef)] : undefined,
-        log: flags.verbose ? (m) => this.logToStderr(`nvmf: ${m}`) : undefined,
+        log: logFile.log.child({ subsystem: 'nvmf' }),
         warn: (m) => this.logToStderr(`cairn export nvmf: warning: ${m}`),
       });
       if (registry) {
@@ -89,6 +101,7 @@ export default class ExportNvmf extends Command {
     if (metricsServer) this.log(`Metrics (Prometheus, bearer token): http://${parseHostPort(flags.listen[0]).host}:${metricsServer.port}/metrics`);
     this.log('Press Ctrl-C to stop.');
     const failed = await stopped;
+    logFile.close();
     if (failed !== undefined) this.error(`stopping the gateway: ${failed.replace(/\s+/g, ' ').trim()}`, { exit: 1 });
   }
 }

@@ -2,6 +2,7 @@
  * Test fixture: an NvmfTarget on 127.0.0.1 (ephemeral port) serving a file-backed volume in a
  * temporary directory.
  */
+import { pino } from 'pino';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -28,7 +29,8 @@ export async function startFixture(o: { size?: number; sub?: Partial<SubsystemCo
   const dir = mkdtempSync(join(tmpdir(), 'cairn-nvmf-'));
   const device = await FileBlockDevice.open(join(dir, 'vol0.img'), { size: o.size ?? 16 << 20 });
   const logs: string[] = [];
-  const target = new NvmfTarget({ log: (m) => logs.push(m), ...o.target });
+  // Every JSON line the target logs, whole (tests match messages and fields alike).
+  const target = new NvmfTarget({ log: pino({ level: 'debug' }, { write: (line: string) => void logs.push(line) }), ...o.target });
   target.addSubsystem({ nqn: SUBNQN, allowHosts: [HOSTNQN], namespaces: [{ nsid: 1, device, usage: () => device.allocatedBytes() }], ...o.sub });
   const port = await target.listen({ portId: 1, port: 0 });
   return {
