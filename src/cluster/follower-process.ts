@@ -5,6 +5,7 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import { EventEmitter } from 'node:events';
 import { FOLLOWER_MAIN } from '../initiator/index.ts';
+import { childExecArgv } from '../runtime/index.ts';
 
 /** A map epoch the follower accepted (`at`: ms since 1970; `down`: node ids marked down). */
 export interface FollowerMapEvent {
@@ -44,7 +45,7 @@ export class FollowerProcess {
    */
   static async spawn(dataDir: string, opts: { follow?: boolean; name?: string; timeoutMs?: number } = {}): Promise<FollowerProcess> {
     const args = ['--data-dir', dataDir, ...(opts.follow === false ? ['--no-follow'] : []), ...(opts.name ? ['--name', opts.name] : [])];
-    const child = fork(FOLLOWER_MAIN, args, { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'ignore', 'pipe', 'ipc'] });
+    const child = fork(FOLLOWER_MAIN, args, { execArgv: childExecArgv(), stdio: ['ignore', 'ignore', 'pipe', 'ipc'] });
     let stderr = '';
     child.stderr!.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-4000)));
     const ready = await new Promise<{ peerId: string; port: number; epoch: number } | null>((resolve) => {

@@ -85,6 +85,6 @@ export async function runningNodePid(dataDir: string, id: number): Promise<numbe
     if ((e as NodeJS.ErrnoException).code !== 'EPERM') return null;
   }
   const cmdline = await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => null);
-  if (cmdline !== null && !(cmdline.includes('main.ts') && cmdline.includes(`--node\0${id}\0`))) return null;
+  if (cmdline !== null && !(/main\.[tj]s\0/.test(cmdline) && cmdline.includes(`--node\0${id}\0`))) return null;
   return pid;
 }

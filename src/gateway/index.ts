@@ -5,6 +5,7 @@
  * and resizes (volume-set.ts, frontends.ts); and the single-volume NVMe/TCP gateway process
  * (gateway.ts, ClusterLeasedVolume; entry main.ts, started by `cairn export nvmf`).
  */
+import { entryPath } from '../runtime/index.ts';
 export { ApiPool } from './api-pool.ts';
 export { LazyDevice } from './lazy-device.ts';
 export { VolumeSet, type Attached, type CatalogVolume, type VolumeSetOptions } from './volume-set.ts';
@@ -14,4 +15,4 @@ export { ClusterSpace } from './cluster-space.ts';
 export { startGateway, defaultCntlidRange, parseHostPort, parseRemotePath, type Gateway, type GatewayOptions, type GatewaySource } from './gateway.ts';
 
 /** Path of the single-volume gateway process's entry (main.ts), for spawning it. */
-export const GATEWAY_MAIN = new URL('./main.ts', import.meta.url).pathname;
+export const GATEWAY_MAIN = entryPath('./main', import.meta.url);

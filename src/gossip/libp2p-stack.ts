@@ -4,10 +4,12 @@
  * dependencies are ~560 modules, which made every node process spend seconds (10+ on a
  * loaded 2-core machine) just loading them. So the stack is bundled once with esbuild (tsx's
  * own dependency) into node_modules/.cache/cairn/, keyed by the installed package versions,
- * and later loads read one file. Set CAIRN_NO_BUNDLE=1 to load the packages directly; any
+ * and later loads read one file. The compiled CLI (dist/) loads the bundle `npm run build`
+ * made (dist/libp2p.mjs) instead. Set CAIRN_NO_BUNDLE=1 to load the packages directly; any
  * bundling failure falls back to that too.
  */
 import './polyfill.ts';
+import { FROM_SOURCE } from '../runtime/index.ts';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, renameSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -62,10 +64,19 @@ export async function ensureBundle(): Promise<string> {
   return out;
 }
 
-/** The libp2p stack: from the bundle (built on first use) or, failing that, the packages. */
+/** The bundle `npm run build` puts in dist/ (compiled runs load it; no esbuild at run time). */
+const BUILT_BUNDLE = fileURLToPath(new URL('../../libp2p.mjs', import.meta.url));
+
+/**
+ * The libp2p stack: compiled (dist/), from the bundle the build made; from the sources, from
+ * the bundle built on first use; failing either, from the packages.
+ */
 export function loadLibp2pStack(): Promise<Libp2pStack> {
   loading ??= (async () => {
-    if (process.env.CAIRN_NO_BUNDLE !== '1') {
+    if (process.env.CAIRN_NO_BUNDLE !== '1' && !FROM_SOURCE && existsSync(BUILT_BUNDLE)) {
+      return (await import(pathToFileURL(BUILT_BUNDLE).href)) as Libp2pStack;
+    }
+    if (process.env.CAIRN_NO_BUNDLE !== '1' && FROM_SOURCE) {
       try {
         return (await import(pathToFileURL(await ensureBundle()).href)) as Libp2pStack;
       } catch (e) {

@@ -4,7 +4,7 @@ import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 /** The storage node daemon's entry module. */
-const NODE_MAIN = fileURLToPath(new URL('../../../src/node/main.ts', import.meta.url));
+const NODE_MAIN = fileURLToPath(new URL(`../../../src/node/main${import.meta.url.endsWith('.ts') ? '.ts' : '.js'}`, import.meta.url));
 
 /**
  * `cairn node start`: runs one storage node in the foreground until Ctrl-C (or SIGTERM), when
@@ -50,8 +50,9 @@ export default class NodeStart extends Command {
       const newest = await newestStoredMap(dataDir, config).catch(() => null);
       if (newest?.map.nodes.some((n) => n.id === flags.node)) await seedNodeMap(dataDir, flags.node, newest);
     }
-    const tsx = import.meta.resolve('tsx');
-    const child = spawn(process.execPath, ['--import', tsx, NODE_MAIN, '--data-dir', dataDir, '--node', String(flags.node), ...(flags.join ? ['--join', flags.join] : [])], {
+    // From the sources the node needs tsx; compiled (dist/) it runs as it is.
+    const fromSource = NODE_MAIN.endsWith('.ts');
+    const child = spawn(process.execPath, [...(fromSource ? ['--import', import.meta.resolve('tsx')] : []), NODE_MAIN, '--data-dir', dataDir, '--node', String(flags.node), ...(flags.join ? ['--join', flags.join] : [])], {
       // The IPC channel ties the node to this command: should this process die, the node stops too.
       stdio: ['inherit', 'inherit', 'inherit', 'ipc'],
     });

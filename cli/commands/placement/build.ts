@@ -12,7 +12,7 @@ import {
   setLeafWeight,
   type TopologyMap,
 } from '../../../placement/index.ts';
-import { jsonFlag, loadMap, PlacementCommand } from './common.ts';
+import { jsonFlag, loadMap, PlacementCommand } from '../../lib/placement-files.ts';
 
 const TIB = 2 ** 40;
 

@@ -1,6 +1,6 @@
 import { Args, Flags } from '@oclif/core';
 import { hashBytes, NONE } from '../../../placement/index.ts';
-import { jsonFlag, loadMap, loadRule, PlacementCommand } from './common.ts';
+import { jsonFlag, loadMap, loadRule, PlacementCommand } from '../../lib/placement-files.ts';
 
 /**
  * `cairn placement map`: where one key goes. KEY is a placement input (an unsigned 32-bit

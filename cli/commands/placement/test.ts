@@ -1,6 +1,6 @@
 import { Flags } from '@oclif/core';
 import { mapKeys, movement, utilization } from '../../../placement/index.ts';
-import { jsonFlag, loadMap, loadRule, PlacementCommand } from './common.ts';
+import { jsonFlag, loadMap, loadRule, PlacementCommand } from '../../lib/placement-files.ts';
 
 /**
  * `cairn placement test`: like `crushtool --test`. Maps --keys inputs, prints per-leaf

@@ -4,7 +4,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { Command, Flags } from '@oclif/core';
-import { compileMap, decodeMap, prepareRule, type CompiledMap, type PreparedRule, type TopologyMap } from '../../../placement/index.ts';
+import { compileMap, decodeMap, prepareRule, type CompiledMap, type PreparedRule, type TopologyMap } from '../../placement/index.ts';
 
 /**
  * Base class: any error (bad flag, unreadable file, invalid map, unknown rule) is printed
