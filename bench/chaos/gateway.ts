@@ -25,44 +25,20 @@ import { loadConfig, type VolumeConfig } from '../../src/config/index.ts';
 import { ApiPool } from '../../src/gateway/index.ts';
 import { MapFollower, Volume, grantLease, takeWriteLease } from '../../src/initiator/index.ts';
 import { NbdServer } from '../../src/nbd/index.ts';
-import type { BlockDevice } from '../../src/volume/index.ts';
+import { ForwardingDevice, type BlockDevice } from '../../src/volume/index.ts';
 import { ConnectionPool } from '../../src/wire/index.ts';
 
 /** A BlockDevice that appends every completed write to a file before resolving it. */
-class AckRecorder implements BlockDevice {
-  readonly size: number;
-  readonly blockSize: number;
-
+class AckRecorder extends ForwardingDevice {
   /** Records the writes to `inner` in the file open as `fd`. */
-  constructor(private readonly inner: BlockDevice, private readonly fd: number) {
-    this.size = inner.size;
-    this.blockSize = inner.blockSize;
-  }
-
-  /** Reads from the volume. */
-  read(offset: number, length: number): Promise<Buffer> {
-    return this.inner.read(offset, length);
+  constructor(inner: BlockDevice, private readonly fd: number) {
+    super(inner);
   }
 
   /** Writes to the volume, then records the write (before the caller can ack it). */
-  async write(offset: number, data: Buffer, fua?: boolean): Promise<void> {
+  override async write(offset: number, data: Buffer, fua?: boolean): Promise<void> {
     await this.inner.write(offset, data, fua);
     writeSync(this.fd, `${Date.now()} ${offset} ${data.length}\n`);
-  }
-
-  /** Flushes the volume. */
-  flush(): Promise<void> {
-    return this.inner.flush();
-  }
-
-  /** Trims on the volume. */
-  trim(offset: number, length: number): Promise<void> {
-    return this.inner.trim(offset, length);
-  }
-
-  /** Zeroes on the volume. */
-  writeZeroes(offset: number, length: number, fua?: boolean): Promise<void> {
-    return this.inner.writeZeroes(offset, length, fua);
   }
 }
 

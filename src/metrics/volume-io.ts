@@ -5,7 +5,7 @@
  * frontends call the device once per NBD request or NVMe command).
  */
 import { Counter, Histogram, type Registry } from 'prom-client';
-import { BlockDeviceError, type BlockDevice, type BlockExtent } from '../volume/index.ts';
+import { BlockDeviceError, ForwardingDevice, type BlockDevice, type BlockExtent } from '../volume/index.ts';
 
 /** The frontend a request came through. */
 export type Frontend = 'nbd' | 'nvmf';
@@ -62,43 +62,33 @@ export class VolumeIoMetrics {
 }
 
 /** See VolumeIoMetrics.meter. */
-class MeteredDevice implements BlockDevice {
-  readonly blockStatus?: (offset: number, length: number) => Promise<BlockExtent[]>;
-
-  constructor(private readonly inner: BlockDevice, private readonly m: VolumeIoMetrics, private readonly volume: string, private readonly frontend: Frontend) {
-    if (inner.blockStatus) this.blockStatus = (offset, length) => this.time('block_status', 0, () => inner.blockStatus!(offset, length));
+class MeteredDevice extends ForwardingDevice {
+  constructor(inner: BlockDevice, private readonly m: VolumeIoMetrics, private readonly volume: string, private readonly frontend: Frontend) {
+    super(inner);
   }
 
-  get size(): number {
-    return this.inner.size;
-  }
-
-  get blockSize(): number {
-    return this.inner.blockSize;
-  }
-
-  get readOnly(): boolean | undefined {
-    return this.inner.readOnly;
-  }
-
-  read(offset: number, length: number): Promise<Buffer> {
+  override read(offset: number, length: number): Promise<Buffer> {
     return this.time('read', length, () => this.inner.read(offset, length));
   }
 
-  write(offset: number, data: Buffer, fua?: boolean): Promise<void> {
+  override write(offset: number, data: Buffer, fua?: boolean): Promise<void> {
     return this.time('write', data.length, () => this.inner.write(offset, data, fua));
   }
 
-  flush(): Promise<void> {
+  override flush(): Promise<void> {
     return this.time('flush', 0, () => this.inner.flush());
   }
 
-  trim(offset: number, length: number): Promise<void> {
+  override trim(offset: number, length: number): Promise<void> {
     return this.time('trim', length, () => this.inner.trim(offset, length));
   }
 
-  writeZeroes(offset: number, length: number, fua?: boolean): Promise<void> {
+  override writeZeroes(offset: number, length: number, fua?: boolean): Promise<void> {
     return this.time('write_zeroes', length, () => this.inner.writeZeroes(offset, length, fua));
+  }
+
+  protected override statusOf(offset: number, length: number): Promise<BlockExtent[]> {
+    return this.time('block_status', 0, () => super.statusOf(offset, length));
   }
 
   private async time<T>(op: VolumeOp, bytes: number, run: () => Promise<T>): Promise<T> {

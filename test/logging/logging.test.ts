@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { NbdServer } from '../../src/nbd/index.ts';
 import { fileLogger, logLevel, summaryLine } from '../../src/logging/index.ts';
-import { BlockDeviceError, FileBlockDevice, type BlockDevice } from '../../src/volume/index.ts';
+import { BlockDeviceError, FileBlockDevice, ForwardingDevice, type BlockDevice } from '../../src/volume/index.ts';
 import { have, run } from '../helpers/tools.ts';
 
 const MiB = 1 << 20;
@@ -42,33 +42,17 @@ test('fileLogger: JSON lines at the level, warnings summarised readably; logLeve
 });
 
 /** A file device whose reads of [failFrom, failTo) fail with EIO (a member that stopped answering), counted. */
-class FailingReads implements BlockDevice {
+class FailingReads extends ForwardingDevice {
   failures = 0;
-  constructor(private readonly inner: FileBlockDevice, private readonly failFrom: number, private readonly failTo: number) {}
-  get size(): number {
-    return this.inner.size;
+  constructor(inner: BlockDevice, private readonly failFrom: number, private readonly failTo: number) {
+    super(inner);
   }
-  get blockSize(): number {
-    return this.inner.blockSize;
-  }
-  async read(offset: number, length: number): Promise<Buffer> {
+  override async read(offset: number, length: number): Promise<Buffer> {
     if (offset < this.failTo && offset + length > this.failFrom) {
       this.failures++;
       throw new BlockDeviceError('EIO', `extent at ${this.failFrom} unreadable: no member answered (test)`);
     }
     return this.inner.read(offset, length);
-  }
-  write(offset: number, data: Buffer, fua?: boolean): Promise<void> {
-    return this.inner.write(offset, data, fua);
-  }
-  flush(): Promise<void> {
-    return this.inner.flush();
-  }
-  trim(offset: number, length: number): Promise<void> {
-    return this.inner.trim(offset, length);
-  }
-  writeZeroes(offset: number, length: number, fua?: boolean): Promise<void> {
-    return this.inner.writeZeroes(offset, length, fua);
   }
 }
 
