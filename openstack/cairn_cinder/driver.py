@@ -204,67 +204,87 @@ class CairnDriver(driver.VolumeDriver):
                 'id': pool_id, 'pools': sorted(self.pools)})
         return self.pools[pool_id]
 
-    def _volume_spec(self, volume):
-        """What ``volume``'s type asks for: (pool id, thick, pool named explicitly).
+    def _parse_specs(self, volume):
+        """The Cairn-relevant extra specs of ``volume``'s type, checked for form:
+        {'pool': int or None, 'replicas': int or None, 'thick': bool or None}.
 
-        Honours ``cairn:pool`` (else cairn_pool), ``cairn:replicas`` and
-        ``provisioning:type`` (thin or thick).
-
-        :raises InvalidVolumeType: a malformed spec, an unknown pool, or a replica count
-            the pool does not keep (Cairn sets replicas per pool, not per volume).
+        :raises InvalidVolumeType: a malformed value.
         """
         specs = self._extra_specs(volume)
 
-        def integer(key):
+        def integer(key, minimum):
+            if key not in specs:
+                return None
             try:
                 value = int(str(specs[key]).strip())
             except ValueError:
                 raise exception.InvalidVolumeType(reason=_(
                     '%(key)s must be an integer, not %(value)r') % {
                     'key': key, 'value': specs[key]})
-            if value < (0 if key == SPEC_POOL else 1):
+            if value < minimum:
                 raise exception.InvalidVolumeType(reason=_(
-                    '%(key)s out of range: %(value)r') % {
-                    'key': key, 'value': specs[key]})
+                    '%(key)s must be at least %(min)s, not %(value)r') % {
+                    'key': key, 'min': minimum, 'value': specs[key]})
             return value
 
-        explicit = SPEC_POOL in specs
-        pool_id = integer(SPEC_POOL) if explicit else self.configuration.cairn_pool
-        pool = self._pool(pool_id)
-        if SPEC_REPLICAS in specs:
-            want = integer(SPEC_REPLICAS)
-            if want != pool['size']:
+        thick = None
+        if SPEC_PROVISIONING in specs:
+            prov = str(specs[SPEC_PROVISIONING]).strip().lower()
+            if prov not in ('thin', 'thick'):
                 raise exception.InvalidVolumeType(reason=_(
-                    'cairn:replicas=%(want)s cannot be honoured: Cairn keeps '
-                    'replicas per pool, not per volume, and pool %(id)s '
-                    '(%(name)s) keeps %(size)s; set cairn:pool to a pool with '
-                    '%(want)s replicas') % {
-                    'want': want, 'id': pool['id'], 'name': pool['name'],
-                    'size': pool['size']})
-        prov = str(specs.get(SPEC_PROVISIONING, 'thin')).strip().lower()
-        if prov not in ('thin', 'thick'):
+                    'provisioning:type must be thin or thick, not %r') % prov)
+            thick = prov == 'thick'
+        return {'pool': integer(SPEC_POOL, 0),
+                'replicas': integer(SPEC_REPLICAS, 1),
+                'thick': thick}
+
+    def _check_replicas(self, want, pool):
+        """Refuses a cairn:replicas the pool does not keep.
+
+        :raises InvalidVolumeType: Cairn keeps replicas per pool, not per volume.
+        """
+        if want is not None and want != pool['size']:
             raise exception.InvalidVolumeType(reason=_(
-                'provisioning:type must be thin or thick, not %r') % prov)
-        return pool_id, prov == 'thick', explicit or SPEC_REPLICAS in specs
+                'cairn:replicas=%(want)s cannot be honoured: Cairn keeps '
+                'replicas per pool, not per volume, and pool %(id)s (%(name)s) '
+                'keeps %(size)s; set cairn:pool to a pool with %(want)s '
+                'replicas') % {'want': want, 'id': pool['id'],
+                               'name': pool['name'], 'size': pool['size']})
+
+    def _volume_spec(self, volume):
+        """Where and how a new ``volume`` is made: (pool id, thick).
+
+        Honours ``cairn:pool`` (else cairn_pool), ``cairn:replicas`` and
+        ``provisioning:type`` (thin, the default, or thick).
+
+        :raises InvalidVolumeType: a malformed spec, an unknown pool, or a replica count
+            the pool does not keep.
+        """
+        specs = self._parse_specs(volume)
+        pool_id = specs['pool']
+        if pool_id is None:
+            pool_id = self.configuration.cairn_pool
+        self._check_replicas(specs['replicas'], self._pool(pool_id))
+        return pool_id, bool(specs['thick'])
 
     def _check_clone_spec(self, volume, parent):
         """A clone lives in its parent's pool with its provisioning: refuses a type that
-        asks for another pool, replica count or provisioning.
+        names another pool, another replica count or other provisioning.
 
         :raises InvalidVolumeType: the type asks for what the clone cannot have.
         """
-        pool_id, thick, explicit = self._volume_spec(volume)
-        if explicit and pool_id != parent['pool']:
+        specs = self._parse_specs(volume)
+        if specs['pool'] is not None and specs['pool'] != parent['pool']:
             raise exception.InvalidVolumeType(reason=_(
                 'a Cairn clone stays in its source\'s pool %(src)s; the volume '
                 'type asks for pool %(want)s') % {'src': parent['pool'],
-                                                  'want': pool_id})
-        if SPEC_PROVISIONING in self._extra_specs(volume) \
-                and thick == parent['thin']:
+                                                  'want': specs['pool']})
+        self._check_replicas(specs['replicas'], self._pool(parent['pool']))
+        if specs['thick'] is not None and specs['thick'] == parent['thin']:
             raise exception.InvalidVolumeType(reason=_(
                 'a Cairn clone is %(src)s like its source; the volume type asks '
                 'for %(want)s') % {'src': 'thin' if parent['thin'] else 'thick',
-                                   'want': 'thick' if thick else 'thin'})
+                                   'want': 'thick' if specs['thick'] else 'thin'})
 
     def _init_vendor_properties(self):
         """The ``cairn:`` extra specs, for Cinder's capabilities listing."""
@@ -293,7 +313,7 @@ class CairnDriver(driver.VolumeDriver):
         :raises CairnVolumeExists: the name exists with other properties.
         :raises InvalidVolumeType: the type's extra specs cannot be honoured.
         """
-        pool_id, thick, _explicit = self._volume_spec(volume)
+        pool_id, thick = self._volume_spec(volume)
         try:
             record, created = self.client.create_volume(
                 volume.name, self._bytes(volume.size), pool=pool_id,

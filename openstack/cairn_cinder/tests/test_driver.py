@@ -255,6 +255,23 @@ class CairnDriverTest(base.ClusterTestCase):
         d.delete_snapshot(snap)
         self.assertIsNone(self.cluster.snapshot(vol.name, snap.name))
 
+    def test_clone_refuses_specs_it_cannot_honour(self):
+        """A clone stays in its source's pool with its provisioning: a volume type
+        naming another pool, another replica count or thick provisioning is
+        InvalidVolumeType, and no clone is left behind."""
+        vol = self.make_volume()
+        self.driver.create_volume(vol)
+        snap = self.make_snapshot(vol)
+        self.driver.create_snapshot(snap)
+        for specs in ({'cairn:pool': '7'}, {'cairn:replicas': '2'},
+                      {'provisioning:type': 'thick'}):
+            clone = self.make_volume(extra_specs=specs)
+            self.assertRaises(exception.InvalidVolumeType,
+                              self.driver.create_volume_from_snapshot, clone,
+                              snap)
+            self.assertIsNone(self.cluster.volume(clone.name), specs)
+        self.assertEqual([], self.cluster.snapshot(vol.name, snap.name)['clones'])
+
     @needs_qemu_io
     def test_cloned_volume(self):
         """create_cloned_volume gives an independent copy: the source's data, no
@@ -413,3 +430,8 @@ class CairnDriverTest(base.ClusterTestCase):
                            ('backend_state', 'up'),
                            ('replicas', 3)):
             self.assertEqual(value, stats[key], key)
+        # What the volume manager does after setup: the cairn: extra specs are listed.
+        self.driver.init_capabilities()
+        props = self.driver.capabilities['properties']
+        self.assertIn('cairn:pool', props)
+        self.assertIn('cairn:replicas', props)
