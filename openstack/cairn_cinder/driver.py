@@ -213,6 +213,7 @@ class CairnDriver(driver.VolumeDriver):
         specs = self._extra_specs(volume)
 
         def integer(key, minimum):
+            """specs[key] as an int >= minimum, None when absent."""
             if key not in specs:
                 return None
             try:

@@ -383,6 +383,7 @@ class CairnDriverTest(base.ClusterTestCase):
         reads = []
 
         def racing_get(name):
+            """The real read, followed (the first time) by another client's change."""
             rec, etag = real_get(name)
             reads.append(etag)
             if len(reads) == 1:
