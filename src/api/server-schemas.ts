@@ -31,6 +31,7 @@ export const getMap: FastifySchema = {
       change: { type: 'string', description: 'What changed at this epoch.' },
       authority: { type: 'integer', description: 'Node id of the map authority (embedded), or of the membership leader (etcd).' },
       authorityKind: { type: 'string', enum: ['embedded', 'etcd'], description: 'Where epochs are ordered: inside one node, or in etcd.' },
+      clusterId: { type: 'string', description: 'The cluster\'s id (in NVMe subsystem NQNs: nqn.2024-01.io.cairn:<clusterId>:<volume>).' },
       servedBy,
       nodes: { type: 'array', items: fromZod(MapNodeSchema, 'A storage node of the map.') },
       topology: openObject('The placement tree (buckets and partition leaves) derived from the nodes.'),

@@ -123,7 +123,7 @@ export async function startManagementApi(opts: ManagementApiOptions): Promise<{ 
   app.get('/v1/map', { schema: schemas.getMap }, async () => {
     const m = map();
     return {
-      epoch: m.epoch, checksum: opts.control.keeper.signed?.checksum ?? 0, createdAt: m.createdAt, change: m.change, authority: opts.authorityNode, authorityKind: opts.config?.authority?.kind ?? 'embedded', servedBy: opts.nodeId,
+      epoch: m.epoch, clusterId: m.clusterId, checksum: opts.control.keeper.signed?.checksum ?? 0, createdAt: m.createdAt, change: m.change, authority: opts.authorityNode, authorityKind: opts.config?.authority?.kind ?? 'embedded', servedBy: opts.nodeId,
       nodes: m.nodes, topology: m.topology,
       // Every setting in force (defaults filled in), not just those the map carries.
       settings: mapSettings(m),

@@ -21,6 +21,7 @@
  *   POST   /v1/leases/:id/resume                {generation}: a writer fenced by a snapshot resumes (409 after a takeover)
  * Errors: {error} with 400 naming the bad field, 404, 409, 412, 503 (catalog or authority unreachable), 507 (no room for a thick volume).
  */
+import { deriveNguid, deriveUuid, uuidString, volumeNqn } from '../nvmf/ids.ts';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { CatalogError, CatalogUnavailableError, LeaseTakenError, type Job, type JobTracker, type LeaseCoordinator, type SnapshotRecord, type VolumeCatalog, type VolumeRecord } from '../catalog/index.ts';
 import type { PoolConfig } from '../config/index.ts';
@@ -44,6 +45,8 @@ export interface VolumeRoutesOptions {
   pools: () => PoolConfig[];
   /** Bytes each node stores per volume (every copy), from heartbeats. */
   storedBytes: () => Map<number, number>;
+  /** The cluster's id: with it, each volume view names its NVMe/TCP identity (`nvmf`: subsystem NQN, namespace 1's UUID and NGUID), as gateways derive them. */
+  clusterId?: string;
 }
 
 const errorSchema = { type: 'object', properties: { error: { type: 'string' } }, required: ['error'] } as const;
@@ -53,6 +56,16 @@ const parentSchema = {
   type: ['object', 'null'],
   properties: { volume: { type: 'string' }, volumeId: { type: 'integer' }, snapshot: { type: 'string' }, version: { type: 'number' }, sizeBytes: { type: 'integer' } },
 } as const;
+/** Volume `name`'s subsystem NQN and namespace 1's ids, as the gateways derive them (src/nvmf/ids.ts); undefined when the NQN would be too long. */
+function nvmfIdentity(clusterId: string, name: string): { nqn: string; nsid: number; uuid: string; nguid: string } | undefined {
+  try {
+    const nqn = volumeNqn(clusterId, name);
+    return { nqn, nsid: 1, uuid: uuidString(deriveUuid(nqn, 1)), nguid: deriveNguid(nqn, 1).toString('hex') };
+  } catch {
+    return undefined;
+  }
+}
+
 const volumeSchema = {
   type: 'object',
   properties: {
@@ -67,6 +80,10 @@ const volumeSchema = {
     usedBytes: { type: 'integer', description: 'Bytes of mapped pages, one copy (stored bytes ÷ replicas), from the nodes\' last heartbeats' },
     storedBytes: { type: 'integer', description: 'Bytes of mapped pages over every copy' },
     version: { type: 'integer', description: 'Record version (the ETag)' },
+    nvmf: {
+      type: 'object', description: 'The volume\'s NVMe/TCP identity on every Cairn gateway: its subsystem NQN and namespace 1 (NVMe Base spec: Namespace UUID, NGUID as 32 hex digits)',
+      properties: { nqn: { type: 'string' }, nsid: { type: 'integer' }, uuid: { type: 'string' }, nguid: { type: 'string' } },
+    },
   },
   required: ['name', 'id', 'sizeBytes', 'pool', 'thin', 'state', 'snapshots', 'version'],
 } as const;
@@ -111,7 +128,7 @@ export function registerVolumeRoutes(app: FastifyInstance, o: VolumeRoutesOption
   const view = (r: VolumeRecord, version: number): Record<string, unknown> => {
     const stored = o.storedBytes().get(r.id) ?? 0;
     const replicas = o.pools().find((p) => p.id === r.pool)?.replicas ?? 1;
-    return { ...r, kind: undefined, storedBytes: stored, usedBytes: Math.round(stored / replicas), version };
+    return { ...r, kind: undefined, storedBytes: stored, usedBytes: Math.round(stored / replicas), version, nvmf: o.clusterId ? nvmfIdentity(o.clusterId, r.name) : undefined };
   };
   const snapView = (s: SnapshotRecord): Record<string, unknown> => ({ ...s, kind: undefined });
 

@@ -351,7 +351,7 @@ const api = await startManagementApi({
     get leases() {
       return nodeCatalog.leases;
     },
-    mutatorUrl: authorityApi, token: config!.token, pools: () => config!.pools, storedBytes: storedPerVolume,
+    mutatorUrl: authorityApi, token: config!.token, pools: () => config!.pools, storedBytes: storedPerVolume, clusterId: config!.clusterId,
   })],
 })
   .catch((e: Error) => fail(`management API on ${me.host}:${me.apiPort}: ${e.message}`));

@@ -155,6 +155,20 @@ test.serial('cairn up follows the catalog over NVMe/TCP: discovery, resize notic
     t.is(before.lbaBytes, 4096);
     t.is(before.nsze, BigInt((32 * MiB) / before.lbaBytes), 'NSZE = size / LBA size');
     t.is(before.ncap, before.nsze, 'NCAP = NSZE');
+    // The API names the identity the gateway reports (a Cinder driver hands it to os-brick).
+    const shown = await api.call<{ nvmf: { nqn: string; nsid: number; uuid: string; nguid: string } }>('GET', '/v1/volumes/db2');
+    t.is(shown.nvmf.nqn, db2Nqn, 'the volume view names its subsystem NQN');
+    t.is(shown.nvmf.nsid, 1);
+    const idns = (await s.admin.identify(0, 1)).data!;
+    t.is(idns.subarray(104, 120).toString('hex'), shown.nvmf.nguid, 'Identify Namespace NGUID = the view\'s nguid');
+    const descs = (await s.admin.identify(3, 1)).data!;
+    let uuid = '';
+    for (let o = 0; o + 4 <= descs.length && descs[o] !== 0; o += 4 + descs[o + 1]) {
+      if (descs[o] === 3) uuid = descs.subarray(o + 4, o + 20).toString('hex');
+    }
+    t.is(uuid, shown.nvmf.uuid.replace(/-/g, ''), 'Namespace Identification Descriptor UUID = the view\'s uuid');
+    const map = await api.call<{ clusterId: string }>('GET', '/v1/map');
+    t.true(db2Nqn.includes(`:${map.clusterId}:`), 'GET /v1/map names the cluster id in the NQNs');
     const oldEnd = Number(before.nsze);
     // I/O attaches the volume (its lease): the resize then has to reach the attached device too.
     const low = randomBytes(8192);
