@@ -10,6 +10,8 @@ export interface FioFigures {
   mbps: number;
   meanLatUs: number;
   p99LatUs: number;
+  /** fio's completion-latency percentiles (1 … 99.99), µs, keyed by percentile ("50", "99.9"): a latency CDF. */
+  latPercentilesUs?: Record<string, number>;
 }
 
 /** A benchmark job: its name and fio arguments (without the target). */
@@ -41,6 +43,7 @@ export function fio(args: string[], dir: 'read' | 'write'): Promise<FioFigures> 
         mbps: round(j.bw_bytes / 1e6, 1),
         meanLatUs: round(j.lat_ns.mean / 1000, 1),
         p99LatUs: round((j.lat_ns.percentile?.['99.000000'] ?? 0) / 1000, 1),
+        latPercentilesUs: Object.fromEntries(Object.entries((j.lat_ns.percentile ?? {}) as Record<string, number>).map(([k, v]) => [String(Number(k)), round(v / 1000, 1)])),
       });
     });
   });

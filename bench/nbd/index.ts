@@ -1,11 +1,13 @@
 /**
- * `npm run bench -- nbd [--runtime S] [--size SIZE] [--skip-degraded] [--skip-metrics-off]`: fio's nbd engine against
+ * `npm run bench -- nbd [--runtime S] [--size SIZE] [--skip-degraded] [--skip-metrics-off] [--sweep]`: fio's nbd engine against
  * `cairn up`'s export (3 nodes, 3 replicas, all on this machine) and, in the same run, against
  * `nbdkit memory` over TCP loopback as the ceiling of an NBD server that does no work; then
  * the same jobs on Cairn degraded: node 2 stopped (SIGSTOP) and marked down by the cluster, so
  * every extent runs on 2 of its 3 members; then the same cluster restarted with `--no-metrics`
  * and once more with metrics (the metrics overhead). Prints one JSON object: figures per job
- * for each target, Cairn ÷ nbdkit ratios and metrics on ÷ off.
+ * for each target, Cairn ÷ nbdkit ratios and metrics on ÷ off. `--sweep` adds 4 KiB random
+ * reads and writes at queue depths 1 to 32 on both targets (IOPS against queue depth, for
+ * `npm run bench -- report`).
  */
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -19,7 +21,7 @@ import { ApiClient } from '../../src/api/index.ts';
 import { fio, round, type FioFigures, type FioJob } from '../lib/fio.ts';
 import { metricsCost } from '../lib/metrics-cost.ts';
 
-const { values } = parseArgs({ options: { runtime: { type: 'string', default: '10' }, size: { type: 'string', default: '256m' }, 'skip-degraded': { type: 'boolean', default: false }, 'skip-metrics-off': { type: 'boolean', default: false } } });
+const { values } = parseArgs({ options: { runtime: { type: 'string', default: '10' }, size: { type: 'string', default: '256m' }, 'skip-degraded': { type: 'boolean', default: false }, 'skip-metrics-off': { type: 'boolean', default: false }, sweep: { type: 'boolean', default: false } } });
 const runtime = Number(values.runtime);
 const size = values.size!;
 
@@ -76,6 +78,7 @@ let stopCairn = await startCairn(dataDir, cairnPort);
 const stopKit = await startNbdkit(kitPort);
 const targets = { cairn: `nbd://127.0.0.1:${cairnPort}/vol0`, nbdkit: `nbd://127.0.0.1:${kitPort}` };
 const results: Record<string, Record<string, FioFigures>> = { cairn: {}, nbdkit: {}, cairnDegraded: {}, cairnNoMetrics: {}, cairnMetricsAgain: {} };
+const sweep: Array<{ target: string; rw: string; iodepth: number } & FioFigures> = [];
 
 /** Stops node `id` of the cluster in `dataDir` with SIGSTOP and waits until the map marks it down. */
 async function degrade(id: number): Promise<() => void> {
@@ -116,6 +119,18 @@ try {
     for (const [name, uri] of Object.entries(targets)) {
       log(`${job.name} on ${name}`);
       results[name][job.name] = await fio(args(uri, job), job.rw.includes('read') ? 'read' : 'write');
+    }
+  }
+  if (values.sweep) {
+    // IOPS against queue depth: 4 KiB random reads and writes at QD 1…32 on both targets.
+    for (const rw of ['randread', 'randwrite'] as const) {
+      for (const iodepth of [1, 2, 4, 8, 16, 32]) {
+        for (const [name, uri] of Object.entries(targets)) {
+          const job: FioJob = { name: `${rw}-4k-qd${iodepth}`, rw, bs: '4k', iodepth };
+          log(`sweep ${job.name} on ${name}`);
+          sweep.push({ target: name, rw, iodepth, ...(await fio(args(uri, job), rw === 'randread' ? 'read' : 'write')) });
+        }
+      }
     }
   }
   if (!values['skip-degraded']) {
@@ -187,6 +202,7 @@ console.log(JSON.stringify({
   nbdkit: results.nbdkit,
   ...(values['skip-degraded'] ? {} : { cairnDegraded: results.cairnDegraded, degradedSetup: 'node 2 of 3 stopped with SIGSTOP and marked down: every extent on 2 of 3 members, writes recorded for resync' }),
   ratioCairnToNbdkit: ratio,
+  ...(values.sweep ? { sweep } : {}),
   ...(values['skip-metrics-off'] ? {} : {
     cairnNoMetrics: results.cairnNoMetrics, cairnMetricsAgain: results.cairnMetricsAgain, metricsOnOverOff,
     metricsCostPerRequest: { ...cost, cairnCpuUsPerRequest: cpuPerRequest(), shareOfCpu: cpuShare(cost) },
