@@ -64,6 +64,7 @@ def controllers(nqn):
                 continue
         for ctrl in sorted(glob.glob(os.path.join(sub, 'nvme[0-9]*'))):
             def attr(name):
+                """One sysfs attribute of the controller (None when unreadable)."""
                 try:
                     with open(os.path.join(ctrl, name)) as f:
                         return f.read().strip()

@@ -18,7 +18,6 @@ NBD export ``cairn up`` serves for every volume. Only the standard library is us
 Cinder itself is Debian's python3-cinder.
 """
 
-import contextlib
 import json
 import os
 import re
@@ -255,6 +254,7 @@ class RabbitMQ:
         self.proc = Process('rabbitmq-server', [RABBITMQ_SERVER], os.path.join(self.dir, 'server.log'), env=self.env(), cwd=self.dir)
 
         def ready():
+            """True once the broker logged its startup and accepts TCP."""
             self.proc.check_alive()
             if 'Server startup complete' not in tail(self.proc.log_path, 400):
                 return False
@@ -343,6 +343,7 @@ class CairnCluster:
         self.proc = Process('cairn up', argv, os.path.join(self.data_dir, 'up.log'), cwd=REPO_ROOT)
 
         def ready():
+            """The 'NBD export:' match once cairn up printed it."""
             self.proc.check_alive()
             return re.search(r'NBD export: nbd://[^:\s]+:(\d+)/', tail(self.proc.log_path, 200))
         m = wait_for(ready, timeout, 'cairn up')
@@ -477,15 +478,18 @@ class CinderStack:
         client = self.client()
 
         def check_all():
+            """Raises when any service has exited."""
             for p in self.procs.values():
                 p.check_alive()
 
         def api_up():
+            """True once cinder-api answers its version document."""
             check_all()
             return http_json('GET', self.api_url + '/', timeout=5)[0] in (200, 300)
         wait_for(api_up, timeout, 'cinder-api answering')
 
         def services_up():
+            """True once os-services lists both services up."""
             check_all()
             services = client.get('/os-services')['services']
             up = {(s['binary'], s['host']) for s in services if s['state'] == 'up' and s['status'] == 'enabled'}
@@ -493,6 +497,7 @@ class CinderStack:
         wait_for(services_up, timeout, 'cinder-scheduler and cinder-volume up in os-services')
 
         def pool_known():
+            """The scheduler's pools of this backend (empty until it has stats)."""
             check_all()
             pools = client.get('/scheduler-stats/get_pools?detail=true')['pools']
             return [p for p in pools if p['name'].startswith('%s@%s#' % (CINDER_HOST, BACKEND))]
@@ -614,19 +619,6 @@ class CinderClient:
         return self._wait(self.snapshot, 'snapshot', snapshot_id, status, timeout)
 
 
-@contextlib.contextmanager
-def workdir(prefix='cairn-cinder-fn-'):
-    """A temporary directory, removed on exit unless CAIRN_KEEP_TEST_DIRS is set."""
-    d = tempfile.mkdtemp(prefix=prefix)
-    try:
-        yield d
-    finally:
-        if keep_dirs():
-            log('kept %s (CAIRN_KEEP_TEST_DIRS)' % d)
-        else:
-            shutil.rmtree(d, ignore_errors=True)
-
-
 def backend_options(cairn, portal_host=None, **extra):
     """The ``[cairn]`` driver options for ``cairn`` (a started :class:`CairnCluster`).
 
@@ -652,6 +644,7 @@ def start_parallel(*components):
     errors = []
 
     def run(c):
+        """Starts one component, keeping its exception."""
         try:
             c.start()
         except BaseException as e:  # noqa: BLE001 - re-raised below

@@ -20,6 +20,8 @@ MODULES = ('functional.test_stack', 'functional.test_vm_attach')
 class _Result(unittest.TextTestResult):
     """A text result that also prints each test's duration."""
 
+    passed = 0
+
     def startTest(self, test):
         """Notes the start time."""
         self._t0 = time.monotonic()
@@ -32,6 +34,7 @@ class _Result(unittest.TextTestResult):
     def addSuccess(self, test):
         """Prints 'ok (N s)'."""
         unittest.TestResult.addSuccess(self, test)
+        self.passed += 1
         self.stream.writeln('ok (%.1f s)' % self._took())
         self.stream.flush()
 
@@ -68,9 +71,9 @@ def main(argv=None):
     runner = unittest.TextTestRunner(stream=sys.stdout, verbosity=2, resultclass=_Result)
     result = runner.run(suite)
     failed = len(result.failures) + len(result.errors) + len(result.unexpectedSuccesses)
-    passed = result.testsRun - failed - len(result.skipped) - len(result.expectedFailures)
+    passed = result.passed
     if result.skipped:
-        print('%d skipped: %s' % (len(result.skipped), '; '.join('%s (%s)' % (t.id().split('.')[-1], why) for t, why in result.skipped)))
+        print('%d skipped: %s' % (len(result.skipped), '; '.join('%s (%s)' % (t.id(), why) for t, why in result.skipped)))
     print('functional tests took %.0f s' % (time.monotonic() - t0))
     print('%d passed, %d failed' % (passed, failed), flush=True)
     return 0 if failed == 0 and passed > 0 else 1

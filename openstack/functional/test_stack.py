@@ -17,7 +17,9 @@ what it needs is missing):
    back), attach, terminate one host, force-detach without a connector; Cairn's allow-list
    follows every step
 08 revert to the snapshot (microversion 3.40); the volume reads A again
-09 delete everything (clones first, then the snapshot, then the volume); Cairn has none
+09 deleting the snapshot while the volume made from it still is its clone is refused:
+   SnapshotIsBusy, the snapshot stays available, Cinder leaves a user message
+10 delete everything (clones first, then the snapshot, then the volume); Cairn has none
    of them left, and no temporary snapshot either
 """
 
@@ -79,8 +81,12 @@ class CinderStackTest(unittest.TestCase):
     def wait_nbd_export(self, volume_id, size=None):
         """Waits until cairn up serves the volume over NBD (at ``size`` bytes, if given)."""
         uri = self.nbd(volume_id)
-        return harness.wait_for(lambda: (lambda n: n if size is None or n == size else None)(harness.nbd_size(uri)),
-                                60, 'NBD export of volume-%s%s' % (volume_id, '' if size is None else ' at %d bytes' % size))
+
+        def served():
+            """The export's size once it is served (at ``size``, if given)."""
+            n = harness.nbd_size(uri)
+            return n if size is None or n == size else None
+        return harness.wait_for(served, 60, 'NBD export of volume-%s%s' % (volume_id, '' if size is None else ' at %d bytes' % size))
 
     def read_head(self, volume_id):
         """The first PATTERN_BYTES of the volume, read over NBD."""
@@ -242,7 +248,26 @@ class CinderStackTest(unittest.TestCase):
         self.assertEqual(sorted(snaps), ['snapshot-%s' % snap], 'only the Cinder snapshot remains: %s' % sorted(snaps))
         self.assertEqual(self.cinder.snapshot(snap)['status'], 'available')
 
-    def test_09_delete_everything(self):
+    def test_09_snapshot_with_clone_is_busy(self):
+        """DELETE of the snapshot while the volume made from it is still its clone: the
+        driver maps Cairn's 409 to SnapshotIsBusy, so Cinder keeps the snapshot available
+        and tells the user (a message on the snapshot); Cairn still has it."""
+        src = self.need('src', 'test_02_create_volume')
+        snap = self.need('snap', 'test_04_snapshot')
+        self.need('from_snap', 'test_05_volume_from_snapshot')
+        self.cinder.request('DELETE', '/snapshots/%s' % snap)
+
+        def message():
+            """The user message Cinder wrote for the snapshot, once there is one."""
+            msgs = self.cinder.get('/messages', microversion='3.3')['messages']
+            return [m for m in msgs if m['resource_uuid'] == snap]
+        msgs = harness.wait_for(message, 60, 'a user message about snapshot %s' % snap)
+        self.assertEqual(msgs[0]['resource_type'], 'VOLUME_SNAPSHOT', msgs)
+        self.assertIn('busy', msgs[0]['user_message'].lower() + msgs[0].get('event_id', '').lower(), msgs)
+        self.assertEqual(self.cinder.wait_snapshot(snap, 'available')['status'], 'available')
+        self.assertIn('snapshot-%s' % snap, self.cairn_api.snapshots('volume-%s' % src))
+
+    def test_10_delete_everything(self):
         """DELETE the two copies, the snapshot and the volume: Cairn holds none of them."""
         src = self.need('src', 'test_02_create_volume')
         names = []
