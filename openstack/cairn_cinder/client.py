@@ -212,6 +212,10 @@ class CairnClient(object):
 
     # Cluster ------------------------------------------------------------------------
 
+    def cluster_map(self):
+        """``GET /v1/map``: the node's topology map (epoch, clusterId, nodes ...)."""
+        return self.request('GET', '/v1/map').body
+
     def status(self):
         """``GET /v1/status``: health, clusterId, pools (id, name, size, min_size)."""
         return self.request('GET', '/v1/status').body
@@ -223,11 +227,13 @@ class CairnClient(object):
     # Volumes ------------------------------------------------------------------------
 
     def list_volumes(self):
-        """``GET /v1/volumes``: every volume record."""
+        """``GET /v1/volumes``: every volume view (records with their ``nvmf``)."""
         return self.request('GET', '/v1/volumes').body['volumes']
 
     def get_volume(self, name):
-        """``GET /v1/volumes/:name``: (record, etag). :raises CairnNotFound:"""
+        """``GET /v1/volumes/:name``: (volume view, etag); the view carries the
+        volume's NVMe/TCP identity ``nvmf`` (nqn, nsid, uuid, nguid).
+        :raises CairnNotFound:"""
         r = self.request('GET', '/v1/volumes/%s' % _q(name))
         return r.body, r.etag
 

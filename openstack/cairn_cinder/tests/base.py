@@ -11,7 +11,6 @@ for one ``cairn up``.
 import atexit
 import itertools
 import socket
-import subprocess
 import time
 
 from cinder import context
@@ -46,18 +45,6 @@ def dead_address():
     port = s.getsockname()[1]
     s.close()
     return 'http://127.0.0.1:%d' % port
-
-
-def gateway_namespace_uuid(nqn):
-    """The namespace UUID Cairn's gateway reports for subsystem ``nqn``, computed by
-    Cairn's own TypeScript (src/nvmf/ids.ts deriveUuid, run with node + tsx) rather than
-    by the driver's Python copy of it."""
-    script = ("import('./src/nvmf/ids.ts').then((m) => "
-              "console.log(m.uuidString(m.deriveUuid(process.argv[1], 1))))")
-    out = subprocess.run(['node', '--import', 'tsx/esm', '-e', script, nqn],
-                         cwd=cairn_cluster.REPO, capture_output=True, text=True,
-                         timeout=60, check=True)
-    return out.stdout.strip()
 
 
 class ClusterTestCase(test.TestCase):

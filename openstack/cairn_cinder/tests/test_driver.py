@@ -42,7 +42,8 @@ class CairnDriverTest(base.ClusterTestCase):
     # Setup ----------------------------------------------------------------------------
 
     def test_setup_learns_cluster_id_and_pools(self):
-        """do_setup reads the cluster id and pools from GET /v1/status."""
+        """do_setup reads the cluster id from GET /v1/map and the pools from
+        GET /v1/status."""
         self.assertEqual(self.cluster.config['clusterId'], self.driver.cluster_id)
         self.assertEqual(3, self.driver.pools[0]['size'])
 
@@ -328,7 +329,6 @@ class CairnDriverTest(base.ClusterTestCase):
         data = props['data']
         nqn = 'nqn.2024-01.io.cairn:%s:%s' % (c.config['clusterId'], vol.name)
         self.assertEqual(nqn, data['target_nqn'])
-        self.assertEqual(base.gateway_namespace_uuid(nqn), data['vol_uuid'])
         self.assertEqual('1', data['ns_id'])
         self.assertEqual(HOST_A, data['host_nqn'])
         self.assertIs(True, data['discard'])
@@ -344,6 +344,50 @@ class CairnDriverTest(base.ClusterTestCase):
         self.driver.terminate_connection(vol, {'nqn': HOST_A})
         self.assertEqual([HOST_B], c.volume(vol.name)['allowHosts'])
         self.driver.terminate_connection(vol, {'nqn': HOST_B}, force=False)
+        self.assertEqual([cairn_driver.NO_HOST_NQN],
+                         c.volume(vol.name)['allowHosts'])
+
+    def test_connection_properties_are_the_volume_views_nvmf_identity(self):
+        """The subsystem NQN, namespace id and namespace UUID in the connection
+        properties are the nvmf identity of Cairn's volume view (GET
+        /v1/volumes/:name, what the gateways report), whichever node answers; the
+        driver derives none of them."""
+        c = self.cluster
+        vol = self.make_volume()
+        self.driver.create_volume(vol)
+        data = self.driver.initialize_connection(vol, {'nqn': HOST_A})['data']
+        for address in c.api_addresses:
+            r = c.api('GET', '/v1/volumes/%s' % vol.name, address=address)
+            self.assertEqual(200, r.status_code, r.text)
+            nvmf = r.json()['nvmf']
+            self.assertEqual(nvmf['nqn'], data['target_nqn'])
+            self.assertEqual(str(nvmf['nsid']), data['ns_id'])
+            self.assertEqual(nvmf['uuid'], data['vol_uuid'])
+        # The UUID as os-brick compares it with sysfs: lower-case, with dashes.
+        self.assertRegex(data['vol_uuid'],
+                         '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-'
+                         '[0-9a-f]{12}$')
+
+    def test_initialize_connection_needs_the_nvmf_identity(self):
+        """A volume view without nvmf (a Cairn API older than the driver):
+        initialize_connection raises VolumeBackendAPIException and leaves the
+        allow-list alone."""
+        c = self.cluster
+        vol = self.make_volume()
+        self.driver.create_volume(vol)
+        real_get = self.driver.client.get_volume
+
+        def old_api_get(name):
+            """The real read without the nvmf identity."""
+            rec, etag = real_get(name)
+            rec = dict(rec)
+            rec.pop('nvmf', None)
+            return rec, etag
+
+        self.driver.client.get_volume = old_api_get
+        self.assertRaises(exception.VolumeBackendAPIException,
+                          self.driver.initialize_connection, vol,
+                          {'nqn': HOST_A})
         self.assertEqual([cairn_driver.NO_HOST_NQN],
                          c.volume(vol.name)['allowHosts'])
 

@@ -4,9 +4,9 @@ The properties come from a real ``initialize_connection`` against the test clust
 pass through JSON, as they do over Cinder's RPC and Nova (tuples become lists). Then:
 
 - ``NVMeOFConnProps`` (os_brick.initiator.connectors.nvmeof) parses them into one
-  non-replicated target with Cairn's subsystem NQN, the namespace UUID Cairn's gateway
-  reports (computed by Cairn's TypeScript, src/nvmf/ids.ts), the host NQN, discard, and
-  one (address, port, transport) portal per ANA path of ``cairn up``.
+  non-replicated target with Cairn's subsystem NQN and the namespace UUID the gateways
+  report (the ``nvmf`` identity of Cairn's volume view, GET /v1/volumes/:name), the host
+  NQN, discard, and one (address, port, transport) portal per ANA path of ``cairn up``.
 - ``NVMeOFConnector.connect_volume`` with ``use_multipath=True`` issues one
   ``nvme connect`` per portal, and finds the multipath device by that UUID.
 
@@ -96,9 +96,9 @@ class OsBrickPropertiesTest(base.ClusterTestCase):
         props = self.driver.initialize_connection(self.volume,
                                                   {'nqn': HOST_NQN})
         self.props = json.loads(json.dumps(props))
-        self.nqn = 'nqn.2024-01.io.cairn:%s:%s' % (
-            self.cluster.config['clusterId'], self.volume.name)
-        self.uuid = base.gateway_namespace_uuid(self.nqn)
+        nvmf = self.cluster.volume(self.volume.name)['nvmf']
+        self.nqn = nvmf['nqn']
+        self.uuid = nvmf['uuid']
         self.portals = [(p.rsplit(':', 1)[0], p.rsplit(':', 1)[1], 'tcp')
                         for p, _ana in self.cluster.nvmf_portals]
 
