@@ -3,7 +3,8 @@
  * (its snapshots too, as read-only `VOL@SNAP`), listed by NBD_OPT_LIST and found without a
  * restart; and an NVMe/TCP subsystem (nqn.2024-01.io.cairn:<cluster>:<volume>, namespace 1)
  * on the target's ports, with the same ANA states and the volume's host allow-list (the
- * record's, else the gateway's), created and removed as the catalog changes. A volume's lease is taken on its first I/O (LazyDevice). An online resize raises a
+ * record's, else the gateway's; a host refused by the list held is checked against the record
+ * first, so a host just added connects at once), created and removed as the catalog changes. A volume's lease is taken on its first I/O (LazyDevice). An online resize raises a
  * Namespace Attribute Changed notice on its subsystem (NVMe Base spec 5.2, Asynchronous Event
  * Information – Notice 00h); NBD clients see the new size when they reconnect.
  */
@@ -95,9 +96,17 @@ export class NvmfVolumes {
         if (!a) throw new Error(`volume ${v.name} is gone`);
         return a.device;
       }, () => entry.sizeBytes);
+      const fallback = this.o.allowHosts ?? 'any';
       this.o.target.addSubsystem({
         nqn,
         allowHosts: allow,
+        // A host added to the record (a Cinder initialize_connection, `cairn volume hosts`) may
+        // connect before the next catalog refresh: a refused Connect reads the record first.
+        recheckHosts: async () => {
+          const r = await this.o.set.api.call<{ id: number; allowHosts?: string[] }>('GET', `/v1/volumes/${encodeURIComponent(v.name)}`);
+          if (r.id !== v.id) return undefined;
+          return r.allowHosts?.length ? r.allowHosts : fallback;
+        },
         model: `Cairn volume ${v.name}`.slice(0, 40),
         namespaces: [{ nsid: 1, device: this.o.metrics ? this.o.metrics.meter(device, v.name, 'nvmf') : device, health: () => space.health(), usage: () => space.allocatedBytes() }],
         anaStates: this.o.anaStates,

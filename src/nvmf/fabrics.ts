@@ -37,7 +37,7 @@ function invalidParam(inData: boolean, offset: number): Completion {
 }
 
 /** Executes a fabrics command (opcode 7Fh). */
-export function fabricsCommand(req: Request, ctx: FabricsContext, queue: ConnectableQueue): Completion {
+export function fabricsCommand(req: Request, ctx: FabricsContext, queue: ConnectableQueue): Completion | Promise<Completion> {
   const t = req.sqe.fctype;
   if (t === FcType.CONNECT) return connect(req, ctx, queue);
   const ctrl = queue.controller;
@@ -57,7 +57,12 @@ export function fabricsCommand(req: Request, ctx: FabricsContext, queue: Connect
   }
 }
 
-function connect(req: Request, ctx: FabricsContext, queue: ConnectableQueue): Completion {
+/**
+ * Connect (NVMe-oF 1.1 §3.3). A host the subsystem's allow-list refuses is refused with
+ * Connect Invalid Host — after the subsystem asked its owner for the current list, when it
+ * can (a host just added elsewhere connects at once, not at the owner's next refresh).
+ */
+function connect(req: Request, ctx: FabricsContext, queue: ConnectableQueue, rechecked = false): Completion | Promise<Completion> {
   const b = req.sqe.buf;
   if (queue.qid >= 0) return { status: S.CMD_SEQUENCE_ERROR };
   if (b.readUInt16LE(ConnectOff.recfmt) !== 0) return { status: S.CONNECT_INCOMPATIBLE_FORMAT };
@@ -74,7 +79,10 @@ function connect(req: Request, ctx: FabricsContext, queue: ConnectableQueue): Co
   if (hostnqn === undefined || !isValidNqn(hostnqn)) return invalidParam(true, ConnectOff.hostnqn);
   const sub = ctx.findSubsystem(subnqn, queue.portId);
   if (!sub) return invalidParam(true, ConnectOff.subnqn);
-  if (!sub.allows(hostnqn)) return { status: S.CONNECT_INVALID_HOST, result: (1 << 16) | ConnectOff.hostnqn };
+  if (!sub.allows(hostnqn)) {
+    if (!rechecked && sub.canRecheckHosts) return sub.allowsAfterRecheck(hostnqn).then(() => connect(req, ctx, queue, true));
+    return { status: S.CONNECT_INVALID_HOST, result: (1 << 16) | ConnectOff.hostnqn };
+  }
   if (sqsize < 1 || sqsize > MQES) return invalidParam(false, ConnectOff.sqsize);
   if (qid === 0) {
     if (cntlid !== 0xffff) return invalidParam(true, ConnectOff.cntlid);

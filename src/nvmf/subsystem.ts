@@ -73,6 +73,12 @@ export interface SubsystemConfig {
   nqn: string;
   /** Host NQNs allowed to connect, or 'any'. Default: 'any'. */
   allowHosts?: string[] | 'any';
+  /**
+   * Asked when a host not on the allow-list sends Connect, before it is refused: the current
+   * list (e.g. read from the catalog, where another client may just have added the host), or
+   * undefined to keep the one held. At most one question is in flight per subsystem.
+   */
+  recheckHosts?: () => Promise<string[] | 'any' | undefined>;
   namespaces: NamespaceConfig[];
   /** Serial number (same on every gateway); default derived from the NQN. */
   serial?: string;
@@ -169,6 +175,8 @@ export class Subsystem {
   readonly remotePaths: PathConfig[];
   private allow: Set<string> | 'any';
   private readonly anaPortDefaults: Record<number, AnaState>;
+  private readonly recheck?: () => Promise<string[] | 'any' | undefined>;
+  private rechecking: Promise<void> | null = null;
 
   constructor(c: SubsystemConfig, kind: 'nvm' | 'discovery' = 'nvm') {
     if (!isValidNqn(c.nqn)) throw new Error(`not a valid NQN: ${JSON.stringify(c.nqn)}`);
@@ -179,6 +187,7 @@ export class Subsystem {
     this.model = c.model ?? (kind === 'nvm' ? 'Cairn volume' : 'Cairn discovery');
     const allow = c.allowHosts ?? 'any';
     this.allow = allow === 'any' ? 'any' : new Set(allow);
+    this.recheck = c.recheckHosts;
     this.ports = c.ports;
     this.remotePaths = c.remotePaths ?? [];
     this.ana = new AnaGroups(c.anaState ?? 'optimized');
@@ -195,6 +204,28 @@ export class Subsystem {
   /** True if `hostnqn` may connect (discovery: always). */
   allows(hostnqn: string): boolean {
     return this.kind === 'discovery' || this.allow === 'any' || this.allow.has(hostnqn);
+  }
+
+  /**
+   * Whether `hostnqn` may connect after asking the owner for the current allow-list
+   * (SubsystemConfig.recheckHosts) when the one held refuses it; a failed question keeps the
+   * list held. Resolves at once for an allowed host or without recheckHosts.
+   */
+  async allowsAfterRecheck(hostnqn: string): Promise<boolean> {
+    if (this.allows(hostnqn) || !this.recheck) return this.allows(hostnqn);
+    this.rechecking ??= this.recheck().then(
+      (hosts) => {
+        if (hosts !== undefined) this.setAllowHosts(hosts);
+      },
+      () => undefined,
+    ).finally(() => (this.rechecking = null));
+    await this.rechecking;
+    return this.allows(hostnqn);
+  }
+
+  /** True when an allow-list refusal may be reconsidered (allowsAfterRecheck). */
+  get canRecheckHosts(): boolean {
+    return this.recheck !== undefined;
   }
 
   /** Replaces the allow-list (new connections only; connected hosts stay). */

@@ -9,6 +9,7 @@
  *     new Identify Namespace has the new NSZE, and the blocks past the old end are usable;
  *  3. the volume's allow-list (PATCH allowHosts, then `cairn volume hosts --any`) decides who
  *     may Connect (Connect Invalid Host, IATTR/IPO naming HOSTNQN) and who sees it in discovery;
+ *     a host just added connects at once (the refused Connect rechecks the record);
  *  4. DELETE (a job) removes the subsystem from discovery.
  */
 import test from 'ava';
@@ -211,6 +212,17 @@ test.serial('cairn up follows the catalog over NVMe/TCP: discovery, resize notic
     t.is(refused.status, S.CONNECT_INVALID_HOST, 'Connect Invalid Host (SCT 1, SC 84h, DNR)');
     t.is(refused.result, (1 << 16) | 512, 'IATTR = data, IPO = HOSTNQN');
     hb.close();
+    // A host added to the record connects at once, before the gateway's next catalog refresh
+    // (2 s): the refused Connect makes the gateway read the record (a Cinder attach connects
+    // right after initialize_connection added its host).
+    const HOST_C = 'nqn.2014-08.org.nvmexpress:uuid:00000000-0000-4000-8000-00000000000c';
+    await api.call('PATCH', '/v1/volumes/db2', { allowHosts: [HOST_A, HOST_C] });
+    const hc = await TestHost.open(p1);
+    closers.push(() => hc.close());
+    const addedAt = Date.now();
+    const accepted = await hc.connect(db2Nqn, HOST_C);
+    t.is(accepted.status, 0, `a host just added to the record is accepted at once (${Date.now() - addedAt} ms after the PATCH)`);
+    hc.close();
     const sa = await openSession(p2, db2Nqn, HOST_A);
     closers.push(() => sa.close());
     t.deepEqual((await sa.io.read(1, oldEnd + 10, 4)).data, high, 'host A is accepted and reads');
