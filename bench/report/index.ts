@@ -61,7 +61,7 @@ else {
         x: { field: 'iodepth', type: 'quantitative', title: 'queue depth', scale: { type: 'log', base: 2 }, axis: { values: [1, 2, 4, 8, 16, 32] } },
         y: { field: 'iops', type: 'quantitative', title: 'IOPS', scale: { type: 'log' } },
         color: { field: 'series', type: 'nominal', title: null },
-        strokeDash: { field: 'target', type: 'nominal', title: null },
+        strokeDash: { field: 'target', type: 'nominal', title: null, legend: { symbolType: 'stroke', symbolStrokeWidth: 2 } },
       },
     }, 'nbd-iops-qd.png');
     wrote.push('nbd-iops-qd.png');
@@ -81,7 +81,7 @@ else {
       encoding: {
         x: { field: 'latencyUs', type: 'quantitative', title: 'latency (µs)', scale: { type: 'log' } },
         y: { field: 'percentile', type: 'quantitative', title: 'percentile', scale: { domain: [0, 100] } },
-        color: { field: 'series', type: 'nominal', title: null },
+        color: { field: 'series', type: 'nominal', title: null, legend: { labelLimit: 300 } },
       },
     }, 'nbd-latency-cdf.png');
     wrote.push('nbd-latency-cdf.png');
@@ -104,8 +104,8 @@ else {
     encoding: {
       x: { field: 'utilization', type: 'quantitative', title: 'utilisation (%)', scale: { domain: [45, 95] } },
       y: { field: 'wa', type: 'quantitative', title: 'write amplification' },
-      color: { field: 'config', type: 'nominal', title: 'workload, cleaner' },
-      strokeDash: { field: 'kind', type: 'nominal', title: null },
+      color: { field: 'config', type: 'nominal', title: 'workload, cleaner', legend: { labelLimit: 300 } },
+      strokeDash: { field: 'kind', type: 'nominal', title: null, legend: { symbolType: 'stroke', symbolStrokeWidth: 2, labelLimit: 300 } },
     },
   }, 'allocator-wa.png');
   wrote.push('allocator-wa.png');
