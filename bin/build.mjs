@@ -5,7 +5,7 @@
 // against cli/index.ts's table), bundles the libp2p stack into dist/libp2p.mjs with esbuild,
 // and stamps dist/BUILD (bin/cairn.js runs dist/ only while no source file is newer).
 import { spawnSync } from 'node:child_process';
-import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -18,6 +18,8 @@ if (tsc.status !== 0) {
   process.stderr.write('cairn build: tsc failed\n');
   process.exit(1);
 }
+// The dashboard's static files (tsc copies only what it compiles).
+cpSync(join(ROOT, 'src', 'api', 'ui'), join(DIST, 'src', 'api', 'ui'), { recursive: true });
 const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8'));
 // The compiled CLI finds commands by directory (ids as in cli/index.ts) and their flags and
 // help in oclif.manifest.json, so a run imports only the command it runs.

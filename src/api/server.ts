@@ -47,6 +47,8 @@ import * as schemas from './server-schemas.ts';
 import { apiValidatorFactory, formatSchemaErrors } from './validation.ts';
 import { nodeList } from './views.ts';
 import { bearerOk } from '../metrics/index.ts';
+import { isUiPath, registerUiRoutes } from './ui.ts';
+import { registerIoRoutes, type VolumeIo } from './io.ts';
 
 /** Options of startManagementApi. */
 export interface ManagementApiOptions {
@@ -72,6 +74,8 @@ export interface ManagementApiOptions {
   recovery?: () => NodeRecoveryReport;
   /** This node's scrubber (src/node/scrub.ts), for the /v1/scrub routes (src/api/scrub.ts); without it /v1/scrub/local answers 404. */
   scrub?: { start(deep: boolean): unknown; status(): unknown };
+  /** This node's host I/O per volume (GET /v1/io/local, summed by GET /v1/io); without it both answer empty lists. */
+  volumeIo?: () => VolumeIo[];
   /** More routes to register (after the built-in ones, before listening), e.g. registerVolumeRoutes from volumes.ts. */
   routes?: Array<(app: FastifyInstance) => void>;
 }
@@ -91,7 +95,7 @@ export async function startManagementApi(opts: ManagementApiOptions): Promise<{ 
     schemaErrorFormatter: formatSchemaErrors,
   });
   app.addHook('onRequest', async (req, reply) => {
-    if (!bearerOk(req.headers.authorization, opts.token)) {
+    if (!bearerOk(req.headers.authorization, opts.token) && !isUiPath(req.url)) {
       await reply.code(401).send({ error: 'missing or wrong cluster token (Authorization: Bearer <token>)' });
     }
   });
@@ -172,6 +176,8 @@ export async function startManagementApi(opts: ManagementApiOptions): Promise<{ 
   });
 
   registerScrubRoutes(app, { map, token: opts.token, nodeId: opts.nodeId, scrub: opts.scrub });
+  registerIoRoutes(app, { nodeId: opts.nodeId, token: opts.token, map, local: () => opts.volumeIo?.() ?? [] });
+  registerUiRoutes(app);
   for (const r of opts.routes ?? []) r(app);
   await app.listen({ host: opts.host, port: opts.port });
   const addr = app.server.address();

@@ -52,6 +52,8 @@ export interface NodeMetricsSource {
   staleExtents(): number;
   /** Extents with writes an absent member missed, recorded here for its resync (degraded). */
   degradedExtents(): number;
+  /** Host I/O per volume id served here: reads served, writes applied as primary (src/node/server.ts VolumeIoTotals). */
+  volumeIo?(): Array<{ volume: number; reads: number; writes: number; readBytes: number; writeBytes: number }>;
 }
 
 /** Families a node updates on the data path (the rest is read at scrape time). */
@@ -95,6 +97,10 @@ export function registerNodeMetrics(registry: Registry, src: NodeMetricsSource):
   mirroredGauge(registry, 'cairn_recovery_bytes_remaining', 'Bytes this node still has to pull (or scrub) in the current pass, by kind.', ['kind'], () => src.recovery().map((r) => ({ labels: { kind: r.kind }, value: Math.max(0, r.bytesTotal - r.bytesDone) })));
   mirroredGauge(registry, 'cairn_stale_extents', 'Extents this node holds but does not serve until it has pulled what it missed.', [], () => [{ labels: {}, value: src.staleExtents() }]);
   mirroredGauge(registry, 'cairn_degraded_extents', 'Extents with writes a down member missed, recorded on this node for that member\'s resync.', [], () => [{ labels: {}, value: src.degradedExtents() }]);
+  const vio = (pick: (v: { reads: number; writes: number; readBytes: number; writeBytes: number }, op: 'read' | 'write') => number) => (): Array<Sample<'volume' | 'op'>> =>
+    (src.volumeIo?.() ?? []).flatMap((v) => (['read', 'write'] as const).map((op) => ({ labels: { volume: v.volume, op }, value: pick(v, op) })));
+  mirroredCounter(registry, 'cairn_node_volume_requests_total', 'Host requests per volume id counted once cluster-wide: reads this node served, writes it applied as the extent\'s primary.', ['volume', 'op'], vio((v, op) => (op === 'read' ? v.reads : v.writes)));
+  mirroredCounter(registry, 'cairn_node_volume_bytes_total', 'Bytes of those requests per volume id.', ['volume', 'op'], vio((v, op) => (op === 'read' ? v.readBytes : v.writeBytes)));
   return {
     request(op, status, seconds) {
       requests.inc({ op, status });

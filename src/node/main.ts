@@ -336,7 +336,7 @@ const api = await startManagementApi({
   get authorityNode() {
     return leaderNode();
   },
-  recovery: () => server.recovery.report(), scrub: server.scrub,
+  recovery: () => server.recovery.report(), scrub: server.scrub, volumeIo: () => server.volumeIo(),
   // Getters: the catalog in use changes when the membership leader does (etcd).
   routes: [(app) => registerMetricsRoute(app, registry), (app) => registerVolumeRoutes(app, {
     get catalog() {

@@ -28,5 +28,6 @@ export function nodeMetricsSource(o: { storage: NodeStorage; server: () => NodeS
     recovery: () => o.server()?.recovery.progress.snapshot() ?? [],
     staleExtents: () => o.server()?.recovery.staleCount() ?? 0,
     degradedExtents: () => new Set(o.missed.all().map((m) => `${m.volume}/${m.extent}`)).size,
+    volumeIo: () => o.server()?.volumeIo() ?? [],
   };
 }

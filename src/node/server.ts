@@ -113,6 +113,21 @@ function statusOf(e: unknown): StatusError {
   return new StatusError(Status.Io, (e as Error).message ?? String(e));
 }
 
+/**
+ * Host I/O of one volume served by this node since it started: reads it served (any member
+ * may), and writes it applied as the extent's primary (first member), so that summing every
+ * node counts each host request once. Seconds: time from decode to reply, summed.
+ */
+export interface VolumeIoTotals {
+  volume: number;
+  reads: number;
+  writes: number;
+  readBytes: number;
+  writeBytes: number;
+  readSeconds: number;
+  writeSeconds: number;
+}
+
 /** The data-path TCP server of one storage node. */
 export class NodeServer {
   private server: Server | null = null;
@@ -128,6 +143,7 @@ export class NodeServer {
   private readonly writing = new Set<Promise<unknown>>();
   private readonly peers: ConnectionPool;
   private readonly map: NodeMapView;
+  private readonly io = new Map<number, VolumeIoTotals>();
   private inflight = 0;
   private idle: (() => void) | null = null;
   private closing = false;
@@ -225,11 +241,13 @@ export class NodeServer {
     }
     this.inflight++;
     const m = this.opts.metrics;
-    const t0 = m ? performance.now() : 0;
+    const t0 = performance.now();
     this.handle(h, payload).then(
       (data) => {
         this.send(conn, h, Status.Ok, 0, data);
-        m?.request(OP_NAMES[h.op] ?? String(h.op), 'Ok', (performance.now() - t0) / 1000);
+        const seconds = (performance.now() - t0) / 1000;
+        m?.request(OP_NAMES[h.op] ?? String(h.op), 'Ok', seconds);
+        this.countVolumeIo(h, payload.length, data?.length ?? 0, seconds);
       },
       (e: unknown) => {
         const se = statusOf(e);
@@ -240,6 +258,29 @@ export class NodeServer {
     ).finally(() => {
       if (--this.inflight === 0 && this.idle) this.idle();
     });
+  }
+
+  /** Per-volume host I/O totals (see VolumeIoTotals), by volume id. */
+  volumeIo(): VolumeIoTotals[] {
+    return [...this.io.values()].map((v) => ({ ...v }));
+  }
+
+  /** Counts a served host read, or a host write applied as primary, under its volume. */
+  private countVolumeIo(h: RequestHeader, inBytes: number, outBytes: number, seconds: number): void {
+    const read = h.op === Op.Read && (h.flags & (Flag.Recovery | Flag.AsOf)) === 0;
+    const write = h.op === Op.Write && h.members[0] === h.partition;
+    if (!read && !write) return;
+    let t = this.io.get(h.volume);
+    if (!t) this.io.set(h.volume, (t = { volume: h.volume, reads: 0, writes: 0, readBytes: 0, writeBytes: 0, readSeconds: 0, writeSeconds: 0 }));
+    if (read) {
+      t.reads++;
+      t.readBytes += outBytes;
+      t.readSeconds += seconds;
+    } else {
+      t.writes++;
+      t.writeBytes += inBytes;
+      t.writeSeconds += seconds;
+    }
   }
 
   /** Open data-path connections: accepted here (`in`) and held to peers (`out`). */

@@ -145,6 +145,15 @@ test.serial('cairn up: gateway and node /metrics behind the token, promtool-clea
     const replica = nodesAfter.reduce((s, x) => s + total(x, 'cairn_node_host_write_bytes_total', { role: 'replica' }), 0)
       - nodesBefore.reduce((s, x) => s + total(x, 'cairn_node_host_write_bytes_total', { role: 'replica' }), 0);
     t.log(`nodes applied ${primary} primary and ${replica} replica write bytes for fio's ${w.bytes}`);
+    // GET /v1/io sums the nodes' per-volume counts: each host request once (the dashboard's source).
+    const auth = { authorization: `Bearer ${config.token}` };
+    const vol0 = (await (await fetch(`http://${config.nodes[1].host}:${config.nodes[1].apiPort}/v1/volumes/vol0`, { headers: auth })).json()) as { id: number };
+    const io = (await (await fetch(`http://${config.nodes[1].host}:${config.nodes[1].apiPort}/v1/io`, { headers: auth })).json()) as { volumes: Array<{ volume: number; reads: number; writes: number; writeBytes: number }>; unreachable: number[] };
+    const v = io.volumes.find((x) => x.volume === vol0.id)!;
+    t.deepEqual(io.unreachable, []);
+    t.log(`GET /v1/io: vol0 ${v.writes} writes, ${v.reads} reads over the nodes`);
+    t.true(v.writes >= w.ios && v.writes <= w.ios * 1.01 + 64, `cluster-wide writes of vol0 ${v.writes} vs fio ${w.ios} (plus the cluster's own start-up writes)`);
+    t.true(v.reads >= r.ios, `cluster-wide reads of vol0 ${v.reads} ≥ fio ${r.ios}`);
     t.true(Math.abs(primary - w.bytes) <= w.bytes * 0.01, `primary bytes ${primary} vs fio ${w.bytes}`);
     t.true(Math.abs(replica - 2 * w.bytes) <= w.bytes * 0.02, `replica bytes ${replica} vs 2 × fio ${w.bytes}`);
   } finally {
