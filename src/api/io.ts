@@ -7,6 +7,7 @@
  */
 import type { FastifyInstance } from 'fastify';
 import type { ClusterMap } from '../clustermap/index.ts';
+import { errorReplies } from './schemas.ts';
 
 /** One volume's totals (counts, bytes, seconds of request time summed). */
 export interface VolumeIo {
@@ -53,12 +54,12 @@ export function sumVolumeIo(lists: VolumeIo[][]): VolumeIo[] {
 /** Registers GET /v1/io/local and GET /v1/io on the management API. */
 export function registerIoRoutes(app: FastifyInstance, o: IoRoutesOptions): void {
   app.get('/v1/io/local', {
-    schema: { tags: ['observability'], summary: 'This node\'s host I/O per volume since it started', response: { 200: { type: 'object', properties: { node: { type: 'integer' }, at: { type: 'number' }, volumes: { type: 'array', items: ioItem } }, required: ['node', 'at', 'volumes'] } } },
+    schema: { tags: ['observability'], summary: 'This node\'s host I/O per volume since it started', response: { 200: { type: 'object', properties: { node: { type: 'integer' }, at: { type: 'number' }, volumes: { type: 'array', items: ioItem } }, required: ['node', 'at', 'volumes'] }, ...errorReplies() } },
   }, async () => ({ node: o.nodeId, at: Date.now(), volumes: o.local() }));
   app.get('/v1/io', {
     schema: {
       tags: ['observability'], summary: 'Host I/O per volume summed over every up node (each request counted once)',
-      response: { 200: { type: 'object', properties: { at: { type: 'number' }, servedBy: { type: 'integer' }, volumes: { type: 'array', items: ioItem }, unreachable: { type: 'array', items: { type: 'integer' } } }, required: ['at', 'volumes', 'unreachable'] } },
+      response: { 200: { type: 'object', properties: { at: { type: 'number' }, servedBy: { type: 'integer' }, volumes: { type: 'array', items: ioItem }, unreachable: { type: 'array', items: { type: 'integer' } } }, required: ['at', 'volumes', 'unreachable'] }, ...errorReplies() },
     },
   }, async () => {
     const m = o.map();

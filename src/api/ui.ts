@@ -40,7 +40,13 @@ export function registerUiRoutes(app: FastifyInstance): void {
       if (!body) cache.set(file, (body = readFileSync(file)));
       return reply.header('content-type', type).header('cache-control', 'no-cache').send(body);
     };
-    const schema = { tags: ['observability'], summary: path === '/ui' ? 'The live dashboard (asks for the token; no data without it)' : `Dashboard file ${path}` };
+    // Public in the OpenAPI document (security: []): the files hold no data.
+    const schema = {
+      tags: ['observability'],
+      summary: path === '/ui' ? 'The live dashboard (asks for the token; no data without it)' : `Dashboard file ${path}`,
+      security: [],
+      response: { 200: { description: `The file (${type.split(';')[0]})`, content: { [type.split(';')[0]]: { schema: { type: 'string' } } } } },
+    };
     app.get(path, { schema }, handler);
     if (path === '/ui') app.get('/ui/', { schema }, handler);
   }
