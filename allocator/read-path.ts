@@ -17,9 +17,8 @@ import type { PartitionState } from './partition-state.ts';
  * @throws ChecksumError when a page read back does not match its crc32c (no data returned).
  */
 export function readPages(st: PartitionState, key: number, firstPage: number, count: number, asOf: number | undefined, delayMs: number): Promise<Buffer> {
-  const out = Buffer.alloc(count * PAGE);
   const t = st.tables.get(key);
-  if (!t || count === 0) return Promise.resolve(out);
+  if (!t || count === 0) return Promise.resolve(Buffer.alloc(count * PAGE));
   const { S, fd, offset } = st.geo;
   const segs = st.segs;
   // Look up every page and take a read reference on its segment, all in this tick, so
@@ -42,7 +41,9 @@ export function readPages(st: PartitionState, key: number, firstPage: number, co
     crcs.push(c);
     idx.push(i);
   }
-  if (blocks.length === 0) return Promise.resolve(out);
+  if (blocks.length === 0) return Promise.resolve(Buffer.alloc(count * PAGE));
+  // Zeroed only when some page is a hole; otherwise every byte is read over.
+  const out = blocks.length === count ? Buffer.allocUnsafe(count * PAGE) : Buffer.alloc(count * PAGE);
   if (blocks.length === 1) {
     // The common 4 KiB case without run bookkeeping.
     const b = blocks[0];

@@ -26,7 +26,7 @@ import { ApiClient } from '../api/client.ts';
 import { initialMap } from '../clustermap/index.ts';
 import { CONFIG_FILE, loadConfig, saveConfig, secureConfigFile, type ClusterConfig } from '../config/index.ts';
 import { ensureBundle } from '../gossip/index.ts';
-import { MapFollower, Volume, grantLease, takeWriteLease, type ClusterView } from '../initiator/index.ts';
+import { MapFollower, Volume, grantLease, takeWriteLease, type ClusterView, type ReadPolicy } from '../initiator/index.ts';
 import { ApiPool, VolumeSet, type VolumeSetOptions } from '../gateway/index.ts';
 import { NODE_MAIN } from '../node/index.ts';
 import { ConnectionPool } from '../wire/index.ts';
@@ -508,7 +508,7 @@ export class LocalCluster {
    * @throws Error when no such volume exists (or it is a clone: use volumeSet()); ApiError when
    *         the catalog cannot be asked; LeaseError / BlockDeviceError when the lease cannot be taken.
    */
-  async attach(name: string, opts: { ioTimeoutMs?: number } = {}): Promise<Volume> {
+  async attach(name: string, opts: { ioTimeoutMs?: number; readPolicy?: ReadPolicy } = {}): Promise<Volume> {
     if (!this.follower) throw new Error('this LocalCluster runs no initiator');
     const record = this.config.volumes.find((v) => v.name === name) ?? (await catalogVolume(this.catalogApi(), name, this.config.volumes));
     const follower = this.follower;
@@ -519,6 +519,7 @@ export class LocalCluster {
       lease: 0,
       log: this.log ?? undefined,
       ioTimeoutMs: opts.ioTimeoutMs,
+      readPolicy: opts.readPolicy,
       renewLease: () => grantLease(follower.current, this.config.token, record.id),
     });
     await takeWriteLease(volume, record.id, follower.current, this.config.token);

@@ -11,7 +11,7 @@ export { SnapshotView, type SnapshotViewOptions, type SnapshotViewCounters } fro
 export { pinSnapshot, unpinSnapshot, type PinResult, type NodeFailure } from './snapshot-pins.ts';
 export { ClonedVolume, type CloneParent, type ClonedVolumeOptions } from './clone-volume.ts';
 export { extentVersions, heldExtents } from './extent-versions.ts';
-export { MemberIo, type MemberIoContext, type Segment } from './member-io.ts';
+export { MemberIo, type MemberIoContext, type ReadPolicy, type Segment } from './member-io.ts';
 
 /** Path of the stand-alone initiator control-plane process's entry (follower-main.ts). */
 export const FOLLOWER_MAIN = entryPath('./follower-main', import.meta.url);

@@ -32,7 +32,7 @@ export interface VolumeCounters {
   degradedWrites: number;
   /** Member requests retried after a failure (connection, Io, ShuttingDown). */
   memberRetries: number;
-  /** Reads served by a member other than the first up one (NotCurrent, failure, bad checksum). */
+  /** Reads served by a member other than the first one asked (NotCurrent, failure, bad checksum). */
   readFailovers: number;
   /** Extents reconciled after a writer change (peering on adoptLease). */
   reconciled: number;
@@ -45,6 +45,13 @@ export interface VolumeLog {
   error(obj: object, msg: string): void;
 }
 
+/**
+ * Which current member a read asks first: 'balance' rotates over the up members, so every
+ * copy serves reads (the default; Ceph's rbd_read_from_replica_policy=balance), 'primary'
+ * always starts at the extent's first placed member (the others only on failover).
+ */
+export type ReadPolicy = 'balance' | 'primary';
+
 /** What MemberIo works with; `counters` and `dirty` are the Volume's own (updated here). */
 export interface MemberIoContext {
   views: ViewSource;
@@ -54,6 +61,8 @@ export interface MemberIoContext {
   lease: () => number;
   /** Bound on waiting for enough members (ms). */
   ioTimeoutMs: number;
+  /** Which member a read asks first (default 'balance'). */
+  readPolicy?: ReadPolicy;
   log?: VolumeLog;
   counters: VolumeCounters;
   /** Nodes holding writes not yet covered by a flush. */
@@ -86,6 +95,8 @@ export class MemberIo {
   private ticker: NodeJS.Timeout | null = null;
   private tickEpoch = 0;
   private closed = false;
+  /** Which up member the next read starts at (rotates, so reads spread over the copies). */
+  private readTurn = 0;
 
   constructor(private readonly ctx: MemberIoContext) {}
 
@@ -153,13 +164,14 @@ export class MemberIo {
     return e;
   }
 
-  private async sendTo(view: ClusterView, member: number, op: number, flags: number, s: Segment, members: number[], absent: number, version: number, payload?: Buffer): Promise<Reply> {
+  private async sendTo(view: ClusterView, member: number, op: number, flags: number, s: Segment, members: number[], absent: number, version: number, payload?: Buffer, into?: Buffer): Promise<Reply> {
     const client = await this.ctx.connections.get(view.nodeOf(member));
     return client.request(
       // A write carries the generation its version was made under: one issued just before
       // the attachment adopted a newer generation is fenced (and retried), never refused.
       { op, flags, epoch: view.epoch, volume: this.ctx.volume.id, extent: s.extent, partition: member, firstPage: s.firstPage, pages: s.pages, lease: (op === Op.Write || op === Op.Trim) && version > 0 ? versionGeneration(version) : this.ctx.lease(), version, members, absent },
       payload,
+      into,
     );
   }
 
@@ -263,11 +275,17 @@ export class MemberIo {
   }
 
   /**
-   * Reads segment `s` from the first up member that is current for it, failing over to the
-   * next on NotCurrent, a bad checksum or a failure.
+   * Reads segment `s` from an up member that is current for it, failing over to the next on
+   * NotCurrent, a bad checksum or a failure. With the 'balance' read policy, reads are spread
+   * over the up members: each starts at the next one in turn, so all the copies serve reads,
+   * not the primary alone ('primary': the first up member in placement order first). A
+   * member is only ever read while it vouches for its copy (one that missed writes or is
+   * still being filled answers NotCurrent); every acknowledged write is on every acting member.
+   * With `into` (s.pages × 4096 bytes), the pages are placed there straight from the socket
+   * and `into` is returned.
    * @throws BlockDeviceError EIO when no member serves it within ioTimeoutMs; EFENCED, EINVAL.
    */
-  async read(s: Segment): Promise<Buffer> {
+  async read(s: Segment, into?: Buffer): Promise<Buffer> {
     let view = this.ctx.views.current;
     const deadline = Date.now() + this.ctx.ioTimeoutMs;
     let staleRetries = 0;
@@ -286,13 +304,21 @@ export class MemberIo {
         }
         const mask = up.length === placed.length ? 0 : absentMask(view, placed);
         let staleAt = 0;
+        let first = 0;
+        if (this.ctx.readPolicy !== 'primary') {
+          first = this.readTurn++ % up.length;
+          if (this.readTurn >= 0x40000000) this.readTurn = 0;
+        }
         for (let i = 0; i < up.length; i++) {
-          const m = up[i];
+          const m = up[(first + i) % up.length];
           try {
-            const r = await this.sendTo(view, m, Op.Read, 0, s, placed, mask, 0);
+            const r = await this.sendTo(view, m, Op.Read, 0, s, placed, mask, 0, undefined, into);
             if (r.h.status === Status.Ok) {
               if (i > 0) this.ctx.counters.readFailovers++;
-              return r.payload;
+              if (!into || r.payload === into) return r.payload;
+              if (r.payload.length !== into.length) throw new BlockDeviceError('EIO', `read of extent ${s.extent} on partition ${m}: ${r.payload.length} bytes for ${into.length}`);
+              r.payload.copy(into);
+              return into;
             }
             if (r.h.status === Status.StaleEpoch) {
               staleAt = r.h.aux;

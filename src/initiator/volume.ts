@@ -23,6 +23,7 @@ import type { ViewSource } from './cluster-view.ts';
 import { MemberIo, type Segment, type VolumeCounters, type VolumeLog } from './member-io.ts';
 import { WriteGate } from './write-gate.ts';
 import { WriteVersions } from './write-versions.ts';
+import type { ReadPolicy } from './member-io.ts';
 import { announceLease, reconcileExtents, type WriterContext } from './writer-change.ts';
 
 /** Extents worked on at once by one large request (trim of a whole volume, etc.). */
@@ -46,6 +47,8 @@ export interface VolumeOptions {
   ioTimeoutMs?: number;
   /** Where degraded operation and every EIO are logged (default: nowhere). */
   log?: VolumeLog;
+  /** Which member a read asks first (default 'balance'; see ReadPolicy). */
+  readPolicy?: ReadPolicy;
   /**
    * Grants a new lease generation (the authority's); called when this generation's 2^32
    * write sequence numbers are used up. Without it that write fails with EIO.
@@ -96,6 +99,7 @@ export class Volume implements BlockDevice {
       lease: () => this.versions.generation,
       ioTimeoutMs: opts.ioTimeoutMs ?? DEFAULT_IO_TIMEOUT_MS,
       log: opts.log,
+      readPolicy: opts.readPolicy ?? 'balance',
       counters: this.counters,
       dirty: this.dirty,
     });
@@ -257,10 +261,9 @@ export class Volume implements BlockDevice {
   private async readAligned(offset: number, length: number): Promise<Buffer> {
     const segs = this.segments(offset, length);
     if (segs.length === 1) return this.io.read(segs[0]);
+    // Each extent's pages land in their place in `out`, straight from the socket.
     const out = Buffer.allocUnsafe(length);
-    await pMap(segs, async (s) => {
-      (await this.io.read(s)).copy(out, s.bufOffset);
-    }, { concurrency: FANOUT });
+    await pMap(segs, (s) => this.io.read(s, out.subarray(s.bufOffset, s.bufOffset + s.pages * PAGE_SIZE)), { concurrency: FANOUT });
     return out;
   }
 

@@ -28,7 +28,12 @@ interface Pending {
   resolve: (r: Reply) => void;
   reject: (e: Error) => void;
   deadline: number;
+  /** Where an Ok reply's payload of exactly this size goes (request's `into`). */
+  into?: Buffer;
 }
+
+/** Bytes the socket reads into at a time (one buffer per connection, reused). */
+const READ_BUFFER = 256 * 1024;
 
 /** Options of a client connection. */
 export interface WireClientOptions {
@@ -51,6 +56,12 @@ export class WireClient extends EventEmitter {
   private readonly pending = new Map<number, Pending>();
   private nextId = 1;
   private cork: TickCork | null = null;
+  private readonly reader = new FrameReader(REP_HEADER, MAX_FRAME, (f, placed) => this.onFrame(f, placed), {
+    transient: true,
+    place: (head, len) => this.place(head, len),
+  });
+  /** The request whose reply payload is arriving into its `into` (not timed out meanwhile). */
+  private placing: Pending | null = null;
   private closed = false;
   private sweeper: NodeJS.Timeout | null = null;
   private readonly timeoutMs: number;
@@ -72,7 +83,10 @@ export class WireClient extends EventEmitter {
   async connect(): Promise<void> {
     const { host, port } = this.opts;
     const socket = await new Promise<Socket>((resolve, reject) => {
-      const s = connect({ host, port, noDelay: true });
+      // Reads land in one reused buffer (no allocation per read); the frame reader copies
+      // each frame out of it, or each read reply's pages straight to the caller's buffer.
+      const buffer = Buffer.allocUnsafe(READ_BUFFER);
+      const s = connect({ host, port, noDelay: true, onread: { buffer, callback: (n) => this.onRead(buffer.subarray(0, n)) } });
       const t = setTimeout(() => {
         s.destroy();
         reject(new ConnectionError('ETIMEDOUT', `connect to ${host}:${port} timed out`));
@@ -89,14 +103,6 @@ export class WireClient extends EventEmitter {
     });
     this.socket = socket;
     this.cork = new TickCork(socket);
-    const reader = new FrameReader(REP_HEADER, MAX_FRAME, (f) => this.onFrame(f));
-    socket.on('data', (chunk: Buffer) => {
-      try {
-        reader.push(chunk);
-      } catch (e) {
-        this.fail(new ConnectionError('ECONNLOST', `bad reply stream from ${host}:${port}: ${(e as Error).message}`));
-      }
-    });
     socket.on('error', (e) => this.fail(new ConnectionError('ECONNLOST', `${host}:${port}: ${e.message}`)));
     socket.on('close', () => this.fail(new ConnectionError('ECONNLOST', `connection to ${host}:${port} closed`)));
     this.sweeper = setInterval(() => this.sweep(), 1000);
@@ -114,10 +120,12 @@ export class WireClient extends EventEmitter {
 
   /**
    * Sends one request (`payload`: pages for Write, token for Hello) and resolves with the
-   * reply, whatever its status.
+   * reply, whatever its status. With `into` (a Read's destination), an Ok reply whose payload
+   * has exactly `into.length` bytes is copied straight from the socket into it, and the
+   * reply's payload is `into` itself; any other reply brings its own payload.
    * @throws ConnectionError when the connection is or becomes unusable, or on timeout.
    */
-  request(h: Omit<RequestHeader, 'id'>, payload?: Buffer): Promise<Reply> {
+  request(h: Omit<RequestHeader, 'id'>, payload?: Buffer, into?: Buffer): Promise<Reply> {
     if (this.closed || !this.socket) return Promise.reject(new ConnectionError('ECONNLOST', `connection to ${this.opts.host}:${this.opts.port} is closed`));
     const id = this.nextId;
     this.nextId = this.nextId === 0xffffffff ? 1 : this.nextId + 1;
@@ -127,22 +135,42 @@ export class WireClient extends EventEmitter {
     s.write(head);
     if (payload && payload.length) s.write(payload);
     return new Promise<Reply>((resolve, reject) => {
-      this.pending.set(id, { resolve, reject, deadline: Date.now() + this.timeoutMs });
+      this.pending.set(id, { resolve, reject, deadline: Date.now() + this.timeoutMs, into });
     });
   }
 
-  private onFrame(frame: Buffer): void {
+  private onRead(chunk: Buffer): boolean {
+    try {
+      this.reader.push(chunk);
+    } catch (e) {
+      this.fail(new ConnectionError('ECONNLOST', `bad reply stream from ${this.opts.host}:${this.opts.port}: ${(e as Error).message}`));
+    }
+    return true;
+  }
+
+  /** The payload of an Ok reply goes to its request's `into` when the sizes agree. */
+  private place(head: Buffer, frameLength: number): Buffer | undefined {
+    if (head.readUInt16LE(6) !== Status.Ok) return undefined;
+    const p = this.pending.get(head.readUInt32LE(8));
+    if (!p?.into || p.into.length !== frameLength - REP_HEADER) return undefined;
+    this.placing = p;
+    return p.into;
+  }
+
+  private onFrame(frame: Buffer, placed?: Buffer): void {
+    this.placing = null;
     const r = decodeReply(frame);
     const p = this.pending.get(r.h.id);
     if (!p) return; // timed out earlier
     this.pending.delete(r.h.id);
+    if (placed) r.payload = placed;
     p.resolve(r);
   }
 
   private sweep(): void {
     const now = Date.now();
     for (const [id, p] of this.pending) {
-      if (p.deadline <= now) {
+      if (p.deadline <= now && p !== this.placing) {
         this.pending.delete(id);
         p.reject(new ConnectionError('ETIMEDOUT', `request to ${this.opts.host}:${this.opts.port} timed out after ${this.timeoutMs} ms`));
       }

@@ -9,7 +9,9 @@
  *   (volume, extent, partition, cause, source);
  * - a recovery read of that member afterwards (Flag.Recovery: no repair path) is good, so
  *   the copy was rewritten, not merely served around;
- * - with two of three copies bad, the third still serves the data (and repairs the others).
+ * - with two of three copies bad, the third still serves the data (and repairs the others);
+ * - with the balanced read policy, reads reach every copy, so host reads repair bad
+ *   secondaries too.
  */
 import test from 'ava';
 import { randomBytes } from 'node:crypto';
@@ -37,7 +39,9 @@ test('a corrupt copy is never returned: it is repaired from another member and r
   const clients = new Map<number, WireClient>();
   try {
     const record = cluster.config.volumes.find((v) => v.name === 'vol0')!;
-    const volume = await cluster.attach('vol0');
+    // The plan below (which copy a Volume read meets first) needs reads to go to the primary
+    // first; the balanced policy (the default) is checked at the end with extent D.
+    const volume = await cluster.attach('vol0', { readPolicy: 'primary' });
 
     // 16 × 64 KiB of random data, one write per extent (extents 0, 4, ..., 60), at varying pages.
     const writes = Array.from({ length: WRITES }, (_, i) => ({ offset: i * 4 * record.extentBytes + (i % 4) * CHUNK, data: randomBytes(CHUNK) }));
@@ -50,6 +54,8 @@ test('a corrupt copy is never returned: it is repaired from another member and r
     // A: a secondary copy bad (host reads go to the primary; the direct read repairs it).
     // B: the primary copy bad (the host read through the Volume meets it and repairs it).
     // C: primary and secondary bad (only the third copy is good).
+    // D: secondary and third bad, the primary good (never met by primary-first reads; three
+    //    balanced reads ask each member first once, so they repair both).
     const view = cluster.view;
     const placed = writes.map((w) => view.members(record.id, extentOf(w), record.pool));
     t.true(placed.every((m) => m.length === 3 && new Set(m.map((x) => view.nodeOf(x))).size === 3), 'three copies on three nodes');
@@ -63,15 +69,18 @@ test('a corrupt copy is never returned: it is repaired from another member and r
     const iC = pick((n) => n[2] === keeper, []);
     const iA = pick((n) => n[1] !== keeper, [iC]);
     const iB = pick((n) => n[0] !== keeper, [iC, iA]);
-    const [A, B, C] = [writes[iA], writes[iB], writes[iC]];
+    const iD = pick((n) => n[0] === keeper, [iC, iA, iB]);
+    const [A, B, C, D] = [writes[iA], writes[iB], writes[iC], writes[iD]];
     const plan: Array<{ w: (typeof writes)[number]; leaf: number }> = [
       { w: A, leaf: placed[iA][1] },
       { w: B, leaf: placed[iB][0] },
       { w: C, leaf: placed[iC][0] },
       { w: C, leaf: placed[iC][1] },
+      { w: D, leaf: placed[iD][1] },
+      { w: D, leaf: placed[iD][2] },
     ];
     const victims = [...new Set(plan.map((p) => view.nodeOf(p.leaf)))];
-    t.log(`extents: A ${extentOf(A)} (bad secondary), B ${extentOf(B)} (bad primary), C ${extentOf(C)} (bad primary and secondary); nodes stopped: ${victims.join(', ')}`);
+    t.log(`extents: A ${extentOf(A)} (bad secondary), B ${extentOf(B)} (bad primary), C ${extentOf(C)} (bad primary and secondary), D ${extentOf(D)} (bad secondary and third); nodes stopped: ${victims.join(', ')}`);
 
     // Stop the members gracefully, overwrite their copies' pages in the device files, start them again.
     let t0 = Date.now();
@@ -165,8 +174,23 @@ test('a corrupt copy is never returned: it is repaired from another member and r
 
     // Pages outside the written ranges were never touched, and the whole data set reads back.
     for (const w of writes) t.true((await volume.read(w.offset, CHUNK)).equals(w.data), `volume read of extent ${extentOf(w)} after the repairs`);
-    t.log(`reads and repairs: ${Date.now() - t0} ms`);
+    for (const leaf of placed[iD].slice(1)) {
+      t.is((await readMember(D, leaf, { flags: Flag.Recovery, lease: 0 })).h.status, Status.BadChecksum, `primary-first reads left D's copy on partition ${leaf} bad`);
+    }
     volume.close();
+
+    // D under the balanced read policy: three reads start at each member once, so the two bad
+    // copies are met by host reads, served right and rewritten.
+    const balanced = await cluster.attach('vol0', { readPolicy: 'balance' });
+    for (let i = 0; i < 3; i++) t.true((await balanced.read(D.offset, CHUNK)).equals(D.data), `balanced read ${i} of extent ${extentOf(D)}`);
+    for (const leaf of placed[iD]) {
+      const r = await readMember(D, leaf, { flags: Flag.Recovery, lease: 0 });
+      t.is(r.h.status, Status.Ok, `D's copy on partition ${leaf} is good after the balanced reads`);
+      t.true(r.payload.equals(D.data));
+    }
+    for (const leaf of placed[iD].slice(1)) t.is((await repairLines(view.nodeOf(leaf), D, leaf)).length, 1, `partition ${leaf} logged one repair of D`);
+    balanced.close();
+    t.log(`reads and repairs: ${Date.now() - t0} ms`);
   } finally {
     for (const c of clients.values()) c.close();
     await cluster.stop();

@@ -2,7 +2,7 @@
  * Scrub on real node processes (src/node/scrub.ts, `cairn scrub start|status`):
  *
  * - deep: one page of a secondary copy is overwritten with random bytes in the stopped
- *   member's device file; after its restart nothing reads it (host reads go to the primary),
+ *   member's device file; after its restart nothing reads it (the test's reads go to the primary first),
  *   `cairn scrub start --deep --wait` finds the bad page and rewrites it from another member
  *   (a recovery read of that partition — no repair path — returns the right bytes again),
  *   `cairn scrub status --json` reports it, and a second deep scrub finds nothing;
@@ -89,7 +89,9 @@ test.before(async () => {
   const cluster = await LocalCluster.start({ dataDir: dir, layout: { deviceBytes: 256 * MiB, volumeBytes: 64 * MiB } });
   try {
     const record = cluster.config.volumes.find((v) => v.name === 'vol0')!;
-    const volume = await cluster.attach('vol0');
+    // Primary-first reads, so that no host read meets (and repairs) the bad secondary page
+    // before the scrub does.
+    const volume = await cluster.attach('vol0', { readPolicy: 'primary' });
     // 8 × 64 KiB of random data, one write per extent (extents 0, 4, ..., 28), at varying pages.
     const writes = Array.from({ length: WRITES }, (_, i) => ({ offset: i * 4 * record.extentBytes + (i % 4) * CHUNK, data: randomBytes(CHUNK) }));
     for (const w of writes) await volume.write(w.offset, w.data);
