@@ -9,10 +9,9 @@
  * reads and writes at queue depths 1 to 32 on both targets (IOPS against queue depth, for
  * `npm run bench -- report`).
  */
-import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir, cpus, loadavg } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { readFileSync } from 'node:fs';
 import { freePorts } from '../../src/cluster/index.ts';
@@ -20,6 +19,8 @@ import { loadConfig } from '../../src/config/index.ts';
 import { ApiClient } from '../../src/api/index.ts';
 import { fio, round, type FioFigures, type FioJob } from '../lib/fio.ts';
 import { metricsCost } from '../lib/metrics-cost.ts';
+import { startCairn } from '../lib/cairn-up.ts';
+import { startNbdkit } from '../lib/nbdkit.ts';
 
 const { values } = parseArgs({ options: { runtime: { type: 'string', default: '10' }, size: { type: 'string', default: '256m' }, 'skip-degraded': { type: 'boolean', default: false }, 'skip-metrics-off': { type: 'boolean', default: false }, sweep: { type: 'boolean', default: false } } });
 const runtime = Number(values.runtime);
@@ -35,36 +36,6 @@ const JOBS: FioJob[] = [
 ];
 
 const log = (s: string): void => void process.stderr.write(`[bench nbd] ${s}\n`);
-const ROOT = resolve(import.meta.dirname, '..', '..');
-
-async function startCairn(dataDir: string, port: number, extra: string[] = []): Promise<() => Promise<void>> {
-  const p = spawn(process.execPath, [join(ROOT, 'bin', 'cairn.js'), 'up', '--data-dir', dataDir, '--nbd-port', String(port), '--nvmf-paths', '0', ...extra], { stdio: ['ignore', 'pipe', 'inherit'] });
-  let out = '';
-  await new Promise<void>((res, rej) => {
-    p.stdout!.on('data', (d: Buffer) => {
-      out += d.toString();
-      if (out.includes('NBD export:')) res();
-    });
-    p.once('exit', (c) => rej(new Error(`cairn up exited ${c}: ${out}`)));
-  });
-  return async () => {
-    p.kill('SIGINT');
-    await new Promise((r) => p.once('exit', r));
-  };
-}
-
-async function startNbdkit(port: number): Promise<() => Promise<void>> {
-  const p = spawn('nbdkit', ['-f', '--exit-with-parent', '-i', '127.0.0.1', '-p', String(port), 'memory', '1G'], { stdio: 'inherit' });
-  for (let i = 0; i < 100; i++) {
-    const probe = await new Promise<number>((r) => spawn('nbdinfo', ['--size', `nbd://127.0.0.1:${port}`], { stdio: 'ignore' }).once('exit', (c) => r(c ?? 1)));
-    if (probe === 0) break;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  return async () => {
-    p.kill('SIGTERM');
-    await new Promise((r) => p.once('exit', r));
-  };
-}
 
 function args(uri: string, job: FioJob): string[] {
   return [`--name=${job.name}`, '--ioengine=nbd', `--uri=${uri}`, `--rw=${job.rw}`, `--bs=${job.bs}`, `--iodepth=${job.iodepth}`,

@@ -1,0 +1,171 @@
+/**
+ * `npm run -s bench -- compare [--runtime S] [--size SIZE] [--skip-ceph] [--only JOB,...]`
+ * (issue 15): the same fio jobs, in one run, against `nbdkit memory` (the NBD protocol
+ * ceiling), Ceph RBD (3 OSDs, size 3) and `cairn up` (3 nodes, 3 replicas), started one
+ * after the other, each filled over SIZE (default 1 GiB) before it is measured. Prints one
+ * JSON object on stdout: machine and load, figures per system and job, the table of
+ * Cairn ÷ Ceph and Cairn ÷ nbdkit ratios, and the issue's targets checked. Progress on
+ * stderr. Ceph is skipped, with a line on stderr, when its packages are missing; a busy
+ * monitor port (3300, 6789) fails the run before anything starts. Every process and temp
+ * directory is removed on exit, also on SIGINT/SIGTERM. Exit 1 when a system or job failed.
+ */
+import { execFileSync } from 'node:child_process';
+import { cpus, loadavg, totalmem } from 'node:os';
+import { parseArgs } from 'node:util';
+import { busyMonPorts, missingTools } from '../ceph/cluster.ts';
+import { cleanupAll, cleanupSignal } from '../lib/cleanup.ts';
+import { fio, round } from '../lib/fio.ts';
+import { fillArgs, jobArgs, jobFigures, JOBS, parseSize, type JobFigures } from './jobs.ts';
+import { DESCRIPTIONS, upCairn, upCeph, upNbdkit, type Running } from './systems.ts';
+import { checkTargets, table, type Results, type System } from './table.ts';
+
+const log = (s: string): void => void process.stderr.write(`[bench compare] ${s}\n`);
+const usage = 'usage: npm run -s bench -- compare [--runtime S] [--size SIZE] [--skip-ceph] [--only JOB,...]';
+
+let values: { runtime?: string; size?: string; 'skip-ceph'?: boolean; only?: string };
+try {
+  ({ values } = parseArgs({ options: { runtime: { type: 'string', default: '15' }, size: { type: 'string', default: '1g' }, 'skip-ceph': { type: 'boolean', default: false }, only: { type: 'string' } } }));
+} catch (e) {
+  log(`${(e as Error).message}\n${usage}`);
+  process.exit(2);
+}
+const runtime = Number(values.runtime);
+let sizeBytes = 0;
+try {
+  sizeBytes = parseSize(values.size!);
+} catch (e) {
+  log((e as Error).message);
+  process.exit(2);
+}
+const only = values.only?.split(',').map((s) => s.trim()).filter(Boolean);
+const unknown = (only ?? []).filter((n) => !JOBS.some((j) => j.name === n));
+if (!Number.isFinite(runtime) || runtime < 1 || unknown.length) {
+  log(`${unknown.length ? `unknown job(s) ${unknown.join(', ')}; jobs: ${JOBS.map((j) => j.name).join(', ')}` : `--runtime must be ≥ 1 s`}\n${usage}`);
+  process.exit(2);
+}
+const jobs = JOBS.filter((j) => !only || only.includes(j.name));
+
+/** Version line of a tool, or null when it is missing. */
+function version(cmd: string, args: string[]): string | null {
+  try {
+    return execFileSync(cmd, args, { stdio: ['ignore', 'pipe', 'ignore'], timeout: 10000 }).toString().split('\n')[0].trim();
+  } catch {
+    return null;
+  }
+}
+const load = (): number[] => loadavg().map((l) => round(l, 2));
+
+// Preflight: Ceph's packages and its monitor ports, before anything starts.
+const skipped: Partial<Record<System, string>> = {};
+if (values['skip-ceph']) skipped.ceph = '--skip-ceph';
+else {
+  const missing = await missingTools();
+  if (missing.length) {
+    skipped.ceph = `Ceph packages missing (${missing.join(', ')}): apt-get install -y ceph-mon ceph-osd ceph-mgr ceph-common ceph-base`;
+    log(`ceph: SKIPPED: ${skipped.ceph}`);
+  } else {
+    const busy = await busyMonPorts();
+    if (busy.length) {
+      log(`ceph: port(s) ${busy.join(', ')} on 127.0.0.1 already in use; the Ceph monitor needs 3300 and 6789 free (stop whatever listens there, or pass --skip-ceph)`);
+      process.exit(1);
+    }
+  }
+}
+
+const machine = {
+  cpus: cpus().length, cpuModel: cpus()[0]?.model ?? 'unknown', memGiB: round(totalmem() / 2 ** 30, 1), node: process.version,
+  fio: version('fio', ['--version']), nbdkit: version('nbdkit', ['--version']), ceph: skipped.ceph ? null : version('ceph', ['--version']),
+  loadavgStart: load(), loadavgAfter: {} as Partial<Record<System, number[]>>, loadavgEnd: [] as number[],
+};
+const results: Results = {};
+const fill: Partial<Record<System, { seconds: number; mbps: number }>> = {};
+const errors: Record<string, string> = {};
+const starts: Record<System, () => Promise<Running>> = {
+  nbdkit: () => upNbdkit(sizeBytes),
+  ceph: () => upCeph(sizeBytes, log),
+  cairn: () => upCairn(sizeBytes),
+};
+log(`${machine.cpus} cpus, load ${machine.loadavgStart.join(' ')}; ${jobs.length} jobs × ${runtime} s on nbdkit, ceph${skipped.ceph ? ' (skipped)' : ''}, cairn over ${sizeBytes / 2 ** 20} MiB`);
+
+/** Stops here for good once cleanup has begun (a signal): the handler exits the process. */
+async function haltIfAborted(): Promise<void> {
+  if (cleanupSignal.aborted) await new Promise(() => {});
+}
+
+for (const sys of ['nbdkit', 'ceph', 'cairn'] as const) {
+  if (skipped[sys]) continue;
+  await haltIfAborted();
+  log(`${sys}: starting`);
+  const t0 = Date.now();
+  let running: Running;
+  try {
+    running = await starts[sys]();
+  } catch (e) {
+    await haltIfAborted();
+    errors[sys] = `start failed: ${(e as Error).message}`;
+    log(`${sys}: START FAILED: ${(e as Error).message}`);
+    continue;
+  }
+  await haltIfAborted();
+  log(`${sys}: up after ${((Date.now() - t0) / 1000).toFixed(1)} s; filling ${sizeBytes / 2 ** 20} MiB (1 MiB writes, QD8)`);
+  const figures: Record<string, JobFigures> = {};
+  results[sys] = figures;
+  try {
+    const f0 = Date.now();
+    await fio(fillArgs(running.target, sizeBytes), 'write', { env: running.target.env, signal: cleanupSignal });
+    const seconds = (Date.now() - f0) / 1000;
+    fill[sys] = { seconds: round(seconds, 1), mbps: round(sizeBytes / 1e6 / seconds, 1) };
+    for (const job of jobs) {
+      await haltIfAborted();
+      log(`${sys}: ${job.name}`);
+      try {
+        const f = jobFigures(await fio(jobArgs(running.target, job, sizeBytes, runtime), job.rw.includes('read') ? 'read' : 'write', { env: running.target.env, signal: cleanupSignal }));
+        figures[job.name] = f;
+        log(`${sys}: ${job.name}: ${f.iops} IOPS, ${f.mbps} MB/s, mean ${f.meanLatUs} µs, p99 ${f.p99LatUs} µs${f.syncMeanLatUs !== undefined ? `, flush mean ${f.syncMeanLatUs} µs` : ''}`);
+      } catch (e) {
+        await haltIfAborted();
+        errors[`${sys}/${job.name}`] = (e as Error).message.slice(0, 2000);
+        log(`${sys}: ${job.name} FAILED: ${(e as Error).message.slice(0, 500)}`);
+      }
+    }
+  } catch (e) {
+    await haltIfAborted();
+    errors[`${sys}/fill`] = (e as Error).message.slice(0, 2000);
+    log(`${sys}: fill FAILED: ${(e as Error).message.slice(0, 500)}`);
+  } finally {
+    log(`${sys}: stopping`);
+    await running.stop();
+  }
+  machine.loadavgAfter[sys] = load();
+}
+machine.loadavgEnd = load();
+
+const rows = table(results, only);
+const checks = checkTargets(rows);
+const judged = checks.filter((c) => c.met !== null);
+console.log(JSON.stringify({
+  bench: 'compare',
+  setup: {
+    sizeBytes, runtimeSeconds: runtime, rampSeconds: 1, order: ['nbdkit', 'ceph', 'cairn'], oneSystemAtATime: true,
+    fill: 'each system is written once over sizeBytes (1 MiB, QD8) before its jobs, so reads hit written data',
+    systems: DESCRIPTIONS,
+    jobs: jobs.map((j) => ({ ...j })),
+    fsyncJob: 'randwrite-4k-qd1-fsync: fio fsync=1 sends a flush (NBD FLUSH, rbd flush) after every write; meanLatUs is the write alone, writePlusSyncMeanUs the write plus its flush: the mean time to make one 4 KiB write durable (the figure compared)',
+  },
+  machine,
+  ...(Object.keys(skipped).length ? { skipped } : {}),
+  results,
+  fill,
+  table: {
+    note: 'ratios are Cairn ÷ Ceph and Cairn ÷ nbdkit of each row\'s metric from this one run; for rows with better = "lower" (latency, µs) a ratio below 1 means Cairn is faster; for "higher" (IOPS, MB/s) above 1',
+    rows,
+  },
+  targets: {
+    summary: `${judged.filter((c) => c.met).length} of ${judged.length} checked targets met${checks.length > judged.length ? ` (${checks.length - judged.length} not checked: a figure is missing)` : ''}`,
+    allMet: judged.length === checks.length ? judged.every((c) => c.met) : null,
+    checks,
+  },
+  ...(Object.keys(errors).length ? { errors } : {}),
+}, null, 2));
+await cleanupAll();
+process.exitCode = Object.keys(errors).length ? 1 : 0;

@@ -1,0 +1,86 @@
+/**
+ * The comparison table and the issue's targets, from the figures of one run. Pure: no I/O,
+ * so it is tested from synthetic figures.
+ */
+import { round } from '../lib/fio.ts';
+import { JOBS, type JobFigures, type Metric } from './jobs.ts';
+
+/** The systems compared. */
+export type System = 'nbdkit' | 'ceph' | 'cairn';
+
+/** Figures per system and job name; a system that was skipped or failed has no entry (or lacks the job). */
+export type Results = Partial<Record<System, Record<string, JobFigures>>>;
+
+/** One row of the table: a job's figure on each system and Cairn's ratios to the others (null where a figure is missing). */
+export interface Row {
+  job: string;
+  metric: Metric;
+  unit: 'IOPS' | 'MB/s' | 'µs';
+  /** 'higher' for IOPS and MB/s; 'lower' for latency, where a ratio below 1 means Cairn is faster. */
+  better: 'higher' | 'lower';
+  nbdkit: number | null;
+  ceph: number | null;
+  cairn: number | null;
+  /** Cairn's figure ÷ Ceph's. */
+  cairnOverCeph: number | null;
+  /** Cairn's figure ÷ nbdkit's. */
+  cairnOverNbdkit: number | null;
+}
+
+const UNIT: Record<Metric, Row['unit']> = { iops: 'IOPS', mbps: 'MB/s', meanLatUs: 'µs', writePlusSyncMeanUs: 'µs' };
+
+function figure(r: Results, s: System, job: string, m: Metric): number | null {
+  const v = r[s]?.[job]?.[m];
+  return typeof v === 'number' && v > 0 ? v : null;
+}
+
+function ratio(a: number | null, b: number | null): number | null {
+  return a === null || b === null ? null : round(a / b, 3);
+}
+
+/** The table: one row per job of JOBS that `only` names (default all), in JOBS' order. */
+export function table(r: Results, only?: readonly string[]): Row[] {
+  return JOBS.filter((j) => !only || only.includes(j.name)).map((j) => {
+    const [nbdkit, ceph, cairn] = (['nbdkit', 'ceph', 'cairn'] as const).map((s) => figure(r, s, j.name, j.metric));
+    return {
+      job: j.name, metric: j.metric, unit: UNIT[j.metric], better: j.metric === 'iops' || j.metric === 'mbps' ? 'higher' : 'lower',
+      nbdkit, ceph, cairn, cairnOverCeph: ratio(cairn, ceph), cairnOverNbdkit: ratio(cairn, nbdkit),
+    };
+  });
+}
+
+/** One target of issue 15: Cairn ÷ `against` on `job` must be `op` `bound`. */
+export interface Target {
+  name: string;
+  job: string;
+  against: 'ceph' | 'nbdkit';
+  op: '>=' | '<=';
+  bound: number;
+}
+
+/** The issue's targets. */
+export const TARGETS: readonly Target[] = [
+  { name: '1 MiB sequential read ≥ 1.5× Ceph', job: 'read-1m-qd8', against: 'ceph', op: '>=', bound: 1.5 },
+  { name: '1 MiB sequential write ≥ 1.5× Ceph', job: 'write-1m-qd8', against: 'ceph', op: '>=', bound: 1.5 },
+  { name: '4 KiB random read QD32 ≥ 5× Ceph', job: 'randread-4k-qd32', against: 'ceph', op: '>=', bound: 5 },
+  { name: '4 KiB random read QD32 ≥ 0.4× nbdkit', job: 'randread-4k-qd32', against: 'nbdkit', op: '>=', bound: 0.4 },
+  { name: '4 KiB random write QD32 ≥ 15× Ceph', job: 'randwrite-4k-qd32', against: 'ceph', op: '>=', bound: 15 },
+  { name: '4 KiB random write QD32 ≥ 0.15× nbdkit', job: 'randwrite-4k-qd32', against: 'nbdkit', op: '>=', bound: 0.15 },
+  { name: '4 KiB random read QD1 mean latency ≤ 2.5× nbdkit', job: 'randread-4k-qd1', against: 'nbdkit', op: '<=', bound: 2.5 },
+  { name: '4 KiB QD1 fsync\'d write (write + flush) mean latency ≤ 1/5 of Ceph', job: 'randwrite-4k-qd1-fsync', against: 'ceph', op: '<=', bound: 0.2 },
+];
+
+/** A target checked: the measured ratio and whether it is met (null when a figure is missing: a system skipped or failed, or the job not run). */
+export interface TargetResult extends Target {
+  ratio: number | null;
+  met: boolean | null;
+}
+
+/** Checks every target against the table's ratios. */
+export function checkTargets(rows: readonly Row[]): TargetResult[] {
+  return TARGETS.map((t) => {
+    const row = rows.find((r) => r.job === t.job);
+    const ratio = row ? (t.against === 'ceph' ? row.cairnOverCeph : row.cairnOverNbdkit) : null;
+    return { ...t, ratio, met: ratio === null ? null : t.op === '>=' ? ratio >= t.bound : ratio <= t.bound };
+  });
+}

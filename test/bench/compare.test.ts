@@ -1,0 +1,71 @@
+/**
+ * `npm run bench -- compare` (issue 15): the table's ratios and the targets, from synthetic
+ * figures (no system is started), and the --size parser.
+ */
+import test from 'ava';
+import { parseSize, jobFigures, type JobFigures } from '../../bench/compare/jobs.ts';
+import { checkTargets, table, TARGETS, type Results } from '../../bench/compare/table.ts';
+
+const fig = (iops: number, mbps: number, meanLatUs: number, sync?: number): JobFigures => ({
+  iops, mbps, meanLatUs, p50LatUs: meanLatUs, p99LatUs: meanLatUs * 3, ...(sync === undefined ? {} : { syncMeanLatUs: sync, writePlusSyncMeanUs: meanLatUs + sync }),
+});
+
+/** Figures in which Cairn meets every target exactly at or just past its bound. */
+function passing(): Results {
+  return {
+    nbdkit: {
+      'randread-4k-qd1': fig(16000, 64, 60), 'randread-4k-qd32': fig(50000, 200, 600), 'randwrite-4k-qd1-fsync': fig(10000, 40, 40, 20),
+      'randwrite-4k-qd32': fig(80000, 320, 400), 'read-1m-qd8': fig(3000, 3000, 2600), 'write-1m-qd8': fig(3000, 3000, 2600),
+    },
+    ceph: {
+      'randread-4k-qd1': fig(2000, 8, 500), 'randread-4k-qd32': fig(4000, 16, 8000), 'randwrite-4k-qd1-fsync': fig(200, 0.8, 4950, 50),
+      'randwrite-4k-qd32': fig(800, 3.2, 40000), 'read-1m-qd8': fig(800, 800, 10000), 'write-1m-qd8': fig(200, 200, 40000),
+    },
+    cairn: {
+      'randread-4k-qd1': fig(6000, 24, 150), 'randread-4k-qd32': fig(20000, 80, 1600), 'randwrite-4k-qd1-fsync': fig(1000, 4, 900, 100),
+      'randwrite-4k-qd32': fig(12000, 48, 2600), 'read-1m-qd8': fig(1200, 1200, 6600), 'write-1m-qd8': fig(300, 300, 26000),
+    },
+  };
+}
+
+test('table: Cairn ÷ Ceph and Cairn ÷ nbdkit per job, latency rows marked lower-is-better', (t) => {
+  const rows = table(passing());
+  t.is(rows.length, 6);
+  const qd1 = rows.find((r) => r.job === 'randread-4k-qd1')!;
+  t.like(qd1, { metric: 'meanLatUs', unit: 'µs', better: 'lower', nbdkit: 60, ceph: 500, cairn: 150, cairnOverCeph: 0.3, cairnOverNbdkit: 2.5 });
+  const fsync = rows.find((r) => r.job === 'randwrite-4k-qd1-fsync')!;
+  t.like(fsync, { metric: 'writePlusSyncMeanUs', better: 'lower', ceph: 5000, cairn: 1000, cairnOverCeph: 0.2 });
+  t.like(rows.find((r) => r.job === 'read-1m-qd8')!, { metric: 'mbps', unit: 'MB/s', better: 'higher', cairnOverCeph: 1.5, cairnOverNbdkit: 0.4 });
+  t.like(rows.find((r) => r.job === 'randwrite-4k-qd32')!, { metric: 'iops', unit: 'IOPS', cairnOverCeph: 15, cairnOverNbdkit: 0.15 });
+});
+
+test('targets: met at their bounds, missed just past them, unchecked without a reference', (t) => {
+  const ok = checkTargets(table(passing()));
+  t.is(ok.length, TARGETS.length);
+  t.true(ok.every((c) => c.met === true), JSON.stringify(ok.filter((c) => !c.met)));
+
+  const r = passing();
+  r.cairn!['read-1m-qd8'] = fig(1100, 1100, 7000); // 1.375× Ceph
+  r.cairn!['randread-4k-qd1'] = fig(5000, 20, 151); // 2.52× nbdkit
+  r.cairn!['randwrite-4k-qd1-fsync'] = fig(900, 3.6, 1001, 100); // 0.22 of Ceph
+  const missed = checkTargets(table(r)).filter((c) => c.met === false).map((c) => c.job).sort();
+  t.deepEqual(missed, ['randread-4k-qd1', 'randwrite-4k-qd1-fsync', 'read-1m-qd8']);
+
+  const noCeph = passing();
+  delete noCeph.ceph;
+  const checks = checkTargets(table(noCeph));
+  t.true(checks.filter((c) => c.against === 'ceph').every((c) => c.met === null && c.ratio === null));
+  t.true(checks.filter((c) => c.against === 'nbdkit').every((c) => c.met === true));
+  // A job left out with --only: its row is absent and its targets unchecked.
+  t.true(checkTargets(table(passing(), ['read-1m-qd8'])).filter((c) => c.job !== 'read-1m-qd8').every((c) => c.met === null));
+});
+
+test('jobFigures: write + flush for fsync jobs; parseSize: binary units, 1 MiB multiples', (t) => {
+  t.is(jobFigures({ iops: 100, mbps: 0.4, meanLatUs: 900.2, p99LatUs: 2000, latPercentilesUs: { 50: 800 }, syncMeanLatUs: 99.9 }).writePlusSyncMeanUs, 1000.1);
+  t.is(jobFigures({ iops: 100, mbps: 0.4, meanLatUs: 900, p99LatUs: 2000 }).writePlusSyncMeanUs, undefined);
+  t.is(parseSize('1g'), 2 ** 30);
+  t.is(parseSize('512MiB'), 512 * 2 ** 20);
+  t.is(parseSize(String(2 ** 20)), 2 ** 20);
+  t.throws(() => parseSize('1.5g'));
+  t.throws(() => parseSize('4k'), { message: /multiple of 1 MiB/ });
+});
