@@ -258,11 +258,11 @@ export class Volume implements BlockDevice {
     return this.resuming;
   }
 
-  private async readAligned(offset: number, length: number): Promise<Buffer> {
+  private async readAligned(offset: number, length: number, into?: Buffer): Promise<Buffer> {
     const segs = this.segments(offset, length);
-    if (segs.length === 1) return this.io.read(segs[0]);
+    if (segs.length === 1) return this.io.read(segs[0], into);
     // Each extent's pages land in their place in `out`, straight from the socket.
-    const out = Buffer.allocUnsafe(length);
+    const out = into ?? Buffer.allocUnsafe(length);
     await pMap(segs, (s) => this.io.read(s, out.subarray(s.bufOffset, s.bufOffset + s.pages * PAGE_SIZE)), { concurrency: FANOUT });
     return out;
   }
@@ -279,6 +279,22 @@ export class Volume implements BlockDevice {
     const end = Math.ceil((offset + length) / PAGE_SIZE) * PAGE_SIZE;
     const data = await this.resumable(() => this.readAligned(start, end - start));
     return start === offset && end - start === length ? data : data.subarray(offset - start, offset - start + length);
+  }
+
+  /**
+   * Reads `into.length` bytes at byte `offset` into `into`; page-aligned ranges are placed
+   * there straight from the members' replies (BlockDevice.readInto).
+   * @throws BlockDeviceError as read().
+   */
+  async readInto(offset: number, into: Buffer): Promise<void> {
+    const length = into.length;
+    if (offset % PAGE_SIZE !== 0 || length % PAGE_SIZE !== 0) {
+      (await this.read(offset, length)).copy(into);
+      return;
+    }
+    this.check(offset, length);
+    if (length === 0) return;
+    await this.resumable(() => this.readAligned(offset, length, into));
   }
 
   private async writeAligned(offset: number, data: Buffer, fua: boolean): Promise<void> {

@@ -71,6 +71,10 @@ class MeteredDevice extends ForwardingDevice {
     return this.time('read', length, () => this.inner.read(offset, length));
   }
 
+  protected override intoOf(offset: number, into: Buffer): Promise<void> {
+    return this.time('read', into.length, () => super.intoOf(offset, into));
+  }
+
   override write(offset: number, data: Buffer, fua?: boolean): Promise<void> {
     return this.time('write', data.length, () => this.inner.write(offset, data, fua));
   }

@@ -14,7 +14,7 @@
  */
 import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
-import { TickCork } from '../net/index.ts';
+import { BufferPool, TickCork } from '../net/index.ts';
 import { BlockDeviceError, type BlockDevice } from '../volume/index.ts';
 import { CHUNK_HEADER, MAX_STATUS_BYTES, deviceStatus, encodeStatus } from './block-status.ts';
 import * as C from './constants.ts';
@@ -25,6 +25,8 @@ const HIGH_WATER = 256;
 const LOW_WATER = 64;
 /** Write payloads up to this size are read (and refused with EOVERFLOW when > MAX_BLOCK); larger ones end the connection. */
 const MAX_DISCARD = 2 * MAX_BLOCK;
+/** Reads of at least this many bytes go into reused buffers (BlockDevice.readInto). */
+const POOLED_READ = 64 * 1024;
 
 interface Request {
   flags: number;
@@ -96,6 +98,8 @@ export class NbdSession {
   private inflight = 0;
   private paused = false;
   private readonly cork: TickCork;
+  /** Reply buffers of large reads, reused (a failed read's buffer is dropped, not reused). */
+  private readonly buffers = new BufferPool();
   private disconnecting = false;
   private shuttingDown = false;
   private idleWaiters: Array<() => void> = [];
@@ -230,6 +234,12 @@ export class NbdSession {
         allowed(C.CMD_FLAG_DF);
         if (outside) throw new BlockDeviceError('EINVAL', `read of ${req.length} bytes at ${req.offset} is beyond the end (${dev.size})`);
         if (req.length > MAX_BLOCK) throw new OverflowError(`read of ${req.length} bytes exceeds the maximum block size ${MAX_BLOCK}`);
+        if (dev.readInto && req.length >= POOLED_READ) {
+          // Into a reused buffer, given back once the socket has written it (reply()).
+          const b = this.buffers.take(req.length);
+          await dev.readInto(offset, b);
+          return b;
+        }
         return dev.read(offset, req.length);
       case C.CMD_WRITE:
         allowed(C.CMD_FLAG_FUA);
@@ -272,11 +282,17 @@ export class NbdSession {
     return encodeStatus(this.allocationContext, runs, (req.flags & C.CMD_FLAG_REQ_ONE) !== 0);
   }
 
-  private write(b: Buffer): void {
+  private write(b: Buffer, done?: () => void): void {
     const s = this.socket;
     if (s.destroyed) return;
     this.cork.hold();
-    s.write(b);
+    s.write(b, done);
+  }
+
+  /** The write-done callback that gives a pooled read buffer back (undefined for others). */
+  private giveBack(req: Request, data: Buffer): (() => void) | undefined {
+    if (req.type !== C.CMD_READ || req.length < POOLED_READ || !this.device.readInto) return undefined;
+    return () => this.buffers.give(data);
   }
 
   private reply(req: Request, errno: number, data?: Buffer, message = ''): void {
@@ -301,7 +317,7 @@ export class NbdSession {
         h.writeUInt32BE(8 + req.length, 16);
         h.writeBigUInt64BE(req.offset, 20);
         this.write(h);
-        this.write(data!);
+        this.write(data!, this.giveBack(req, data!));
       } else {
         h.writeUInt32BE(0, 16);
         this.write(h.subarray(0, 20));
@@ -327,6 +343,6 @@ export class NbdSession {
     h.writeUInt32BE(errno, 4);
     req.handle.copy(h, 8);
     this.write(h);
-    if (errno === 0 && req.type === C.CMD_READ && req.length) this.write(data!);
+    if (errno === 0 && req.type === C.CMD_READ && req.length) this.write(data!, this.giveBack(req, data!));
   }
 }

@@ -61,6 +61,12 @@ export interface BlockDevice {
   readonly readOnly?: boolean;
   /** Reads `length` bytes at `offset`. Never-written ranges read as zeros. */
   read(offset: number, length: number): Promise<Buffer>;
+  /**
+   * Reads `into.length` bytes at `offset` into the caller's buffer (a frontend's reused
+   * one), with the errors of read(). Optional: frontends fall back to read(). After a
+   * rejection, reads still in flight may write into `into` later: do not reuse it.
+   */
+  readInto?(offset: number, into: Buffer): Promise<void>;
   /** Writes `data` at `offset`; with `fua` it is durable on every replica when this resolves. */
   write(offset: number, data: Buffer, fua?: boolean): Promise<void>;
   /** Makes every write completed before this call durable on every replica. */
