@@ -5,7 +5,8 @@
  * the same jobs on Cairn degraded: node 2 stopped (SIGSTOP) and marked down by the cluster, so
  * every extent runs on 2 of its 3 members; then the same cluster restarted with `--no-metrics`
  * and once more with metrics (the metrics overhead). Prints one JSON object: figures per job
- * for each target, Cairn ÷ nbdkit ratios and metrics on ÷ off. `--sweep` adds 4 KiB random
+ * for each target, the Cairn processes' CPU µs per request (gateway and each node, from
+ * /proc), Cairn ÷ nbdkit ratios and metrics on ÷ off (IOPS, latency and CPU per request). `--sweep` adds 4 KiB random
  * reads and writes at queue depths 1 to 32 on both targets (IOPS against queue depth, for
  * `npm run bench -- report`).
  */
@@ -20,6 +21,7 @@ import { ApiClient } from '../../src/api/index.ts';
 import { fio, round, type FioFigures, type FioJob } from '../lib/fio.ts';
 import { metricsCost } from '../lib/metrics-cost.ts';
 import { startCairn } from '../lib/cairn-up.ts';
+import { measureCpu, nodePids, type CpuPerRequest } from '../lib/proc-cpu.ts';
 import { startNbdkit } from '../lib/nbdkit.ts';
 
 const { values } = parseArgs({ options: { runtime: { type: 'string', default: '10' }, size: { type: 'string', default: '256m' }, 'skip-degraded': { type: 'boolean', default: false }, 'skip-metrics-off': { type: 'boolean', default: false }, sweep: { type: 'boolean', default: false } } });
@@ -49,6 +51,15 @@ let stopCairn = await startCairn(dataDir, cairnPort);
 const stopKit = await startNbdkit(kitPort);
 const targets = { cairn: `nbd://127.0.0.1:${cairnPort}/vol0`, nbdkit: `nbd://127.0.0.1:${kitPort}` };
 const results: Record<string, Record<string, FioFigures>> = { cairn: {}, nbdkit: {}, cairnDegraded: {}, cairnNoMetrics: {}, cairnMetricsAgain: {} };
+/** CPU µs per request of the Cairn processes, per phase and job (fio's requests over the run). */
+const cpu: Record<string, Record<string, CpuPerRequest>> = { cairn: {}, cairnDegraded: {}, cairnNoMetrics: {}, cairnMetricsAgain: {} };
+/** Runs `job` on Cairn's export and records the CPU its processes spent per request under `phase`. */
+async function cairnJob(phase: string, job: FioJob): Promise<FioFigures> {
+  const pids = [stopCairn.pid, ...nodePids(dataDir)];
+  const { result, cpu: c } = await measureCpu(pids, () => fio(args(targets.cairn, job), job.rw.includes('read') ? 'read' : 'write'), (r, seconds) => r.iops * seconds);
+  cpu[phase][job.name] = c;
+  return result;
+}
 const sweep: Array<{ target: string; rw: string; iodepth: number } & FioFigures> = [];
 
 /** Stops node `id` of the cluster in `dataDir` with SIGSTOP and waits until the map marks it down. */
@@ -89,7 +100,7 @@ try {
   for (const job of JOBS) {
     for (const [name, uri] of Object.entries(targets)) {
       log(`${job.name} on ${name}`);
-      results[name][job.name] = await fio(args(uri, job), job.rw.includes('read') ? 'read' : 'write');
+      results[name][job.name] = name === 'cairn' ? await cairnJob('cairn', job) : await fio(args(uri, job), job.rw.includes('read') ? 'read' : 'write');
     }
   }
   if (values.sweep) {
@@ -109,7 +120,7 @@ try {
     try {
       for (const job of JOBS) {
         log(`${job.name} on cairn, degraded`);
-        results.cairnDegraded[job.name] = await fio(args(targets.cairn, job), job.rw.includes('read') ? 'read' : 'write');
+        results.cairnDegraded[job.name] = await cairnJob('cairnDegraded', job);
       }
     } finally {
       resume();
@@ -127,7 +138,7 @@ try {
       await healthy();
       for (const job of JOBS) {
         log(`${job.name} on ${phase}`);
-        results[phase][job.name] = await fio(args(targets.cairn, job), job.rw.includes('read') ? 'read' : 'write');
+        results[phase][job.name] = await cairnJob(phase, job);
       }
     }
   }
@@ -144,12 +155,13 @@ for (const job of JOBS) {
   ratio[job.name] = { iops: round(c.iops / k.iops, 3), meanLat: round(c.meanLatUs / k.meanLatUs, 2), ...(d ? { degradedIops: round(d.iops / k.iops, 3) } : {}) };
 }
 const cost = await metricsCost();
-const metricsOnOverOff: Record<string, { iops: number; meanLat: number }> = {};
+const metricsOnOverOff: Record<string, { iops: number; meanLat: number; cpuPerRequest: number }> = {};
 if (!values['skip-metrics-off']) {
   for (const job of JOBS) {
     const on = (k: 'iops' | 'meanLatUs'): number => (results.cairn[job.name][k] + results.cairnMetricsAgain[job.name][k]) / 2;
     const off = results.cairnNoMetrics[job.name];
-    metricsOnOverOff[job.name] = { iops: round(on('iops') / off.iops, 3), meanLat: round(on('meanLatUs') / off.meanLatUs, 3) };
+    const cpuOn = (cpu.cairn[job.name].totalUs + cpu.cairnMetricsAgain[job.name].totalUs) / 2;
+    metricsOnOverOff[job.name] = { iops: round(on('iops') / off.iops, 3), meanLat: round(on('meanLatUs') / off.meanLatUs, 3), cpuPerRequest: round(cpuOn / cpu.cairnNoMetrics[job.name].totalUs, 3) };
   }
 }
 /**
@@ -173,6 +185,8 @@ console.log(JSON.stringify({
   nbdkit: results.nbdkit,
   ...(values['skip-degraded'] ? {} : { cairnDegraded: results.cairnDegraded, degradedSetup: 'node 2 of 3 stopped with SIGSTOP and marked down: every extent on 2 of 3 members, writes recorded for resync' }),
   ratioCairnToNbdkit: ratio,
+  cpuUsPerRequest: cpu,
+  cpuSetup: 'user + system CPU of the cairn up process (gateway) and each node process over the fio run (/proc/PID/stat), divided by IOPS × the run\'s wall seconds',
   ...(values.sweep ? { sweep } : {}),
   ...(values['skip-metrics-off'] ? {} : {
     cairnNoMetrics: results.cairnNoMetrics, cairnMetricsAgain: results.cairnMetricsAgain, metricsOnOverOff,
