@@ -226,11 +226,12 @@ export class Allocator {
   /**
    * Reads `count` pages of `key` from `firstPage` (count × 4096 bytes); unmapped pages
    * read as zeros. With `asOf`, reads the snapshot view at that version instead (each
-   * page's newest version ≤ asOf); asOf must be a pinned version covering `key`.
+   * page's newest version ≤ asOf); asOf must be a pinned version covering `key`. With
+   * `into` (count × 4096 bytes, any contents), the pages are read into it and it is returned.
    * @throws ChecksumError when a page read back does not match its crc32c (no data returned).
-   * @throws AllocatorStateError on bad arguments, an unpinned asOf, or after close.
+   * @throws AllocatorStateError on bad arguments, an unpinned asOf, a wrong-sized `into`, or after close.
    */
-  read(key: number, firstPage: number, count: number, asOf?: number): Promise<Buffer> {
+  read(key: number, firstPage: number, count: number, asOf?: number, into?: Buffer): Promise<Buffer> {
     if (this.closed) return Promise.reject(new AllocatorStateError('allocator is closed'));
     try {
       checkKey(key);
@@ -239,10 +240,11 @@ export class Allocator {
         checkVersion(asOf);
         if (!this.st.pinCovers(key, asOf)) throw new AllocatorStateError(`no pin of version ${asOf} covers key ${key}`);
       }
+      if (into && into.length !== count * PAGE) throw new AllocatorStateError(`read of ${count} pages into ${into.length} bytes`);
     } catch (e) {
       return Promise.reject(e);
     }
-    return readPages(this.st, key, firstPage, count, asOf, this.tuning.readDelayMs);
+    return readPages(this.st, key, firstPage, count, asOf, this.tuning.readDelayMs, into);
   }
 
   /** Newest version written or trimmed for a page (0 when never touched). */

@@ -11,14 +11,16 @@ import { preadFully } from './device-io.ts';
 import type { PartitionState } from './partition-state.ts';
 
 /**
- * Reads `count` pages of `key` from `firstPage` into a new buffer (count × 4096 bytes);
- * unmapped pages read as zeros. With `asOf`, reads the snapshot view at that version
- * (the caller checked that a pin covers it). `delayMs` (tests) waits between lookup and read.
+ * Reads `count` pages of `key` from `firstPage` into a new buffer (count × 4096 bytes), or
+ * into `into` (that size, any contents); unmapped pages read as zeros. With `asOf`, reads the
+ * snapshot view at that version (the caller checked that a pin covers it). `delayMs`
+ * (tests) waits between lookup and read.
  * @throws ChecksumError when a page read back does not match its crc32c (no data returned).
  */
-export function readPages(st: PartitionState, key: number, firstPage: number, count: number, asOf: number | undefined, delayMs: number): Promise<Buffer> {
+export function readPages(st: PartitionState, key: number, firstPage: number, count: number, asOf: number | undefined, delayMs: number, into?: Buffer): Promise<Buffer> {
+  const zeros = (): Buffer => (into ? into.fill(0) : Buffer.alloc(count * PAGE));
   const t = st.tables.get(key);
-  if (!t || count === 0) return Promise.resolve(Buffer.alloc(count * PAGE));
+  if (!t || count === 0) return Promise.resolve(zeros());
   const { S, fd, offset } = st.geo;
   const segs = st.segs;
   // Look up every page and take a read reference on its segment, all in this tick, so
@@ -41,9 +43,9 @@ export function readPages(st: PartitionState, key: number, firstPage: number, co
     crcs.push(c);
     idx.push(i);
   }
-  if (blocks.length === 0) return Promise.resolve(Buffer.alloc(count * PAGE));
+  if (blocks.length === 0) return Promise.resolve(zeros());
   // Zeroed only when some page is a hole; otherwise every byte is read over.
-  const out = blocks.length === count ? Buffer.allocUnsafe(count * PAGE) : Buffer.alloc(count * PAGE);
+  const out = blocks.length === count ? (into ?? Buffer.allocUnsafe(count * PAGE)) : zeros();
   if (blocks.length === 1) {
     // The common 4 KiB case without run bookkeeping.
     const b = blocks[0];

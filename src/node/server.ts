@@ -18,7 +18,7 @@ import {
   ConnectionPool, Flag, type NodeAddress, FrameReader, MAX_FRAME, MAX_MEMBERS, Op, PAGE_SIZE, ProtocolError, REQ_HEADER, Status, decodeRequest, encodeReply,
   extentKey, versionGeneration, VERSION_SEQ_SPAN, type RequestHeader,
 } from '../wire/index.ts';
-import { TickCork } from '../net/index.ts';
+import { BufferPool, TickCork } from '../net/index.ts';
 import type { NodeMetrics } from '../metrics/index.ts';
 import { LeaseTable } from './fencing.ts';
 import { MemberError, applyPut, encodeDigest, extentDigest, localVersions } from './extent-copies.ts';
@@ -36,6 +36,8 @@ const STATUS_NAMES: Record<number, string> = Object.fromEntries(Object.entries(S
 
 /** Most pages one request may name (a 1 MiB extent). */
 const MAX_PAGES = 256;
+/** Reads of at least this many bytes go into reused buffers. */
+const POOLED_READ = 64 * 1024;
 
 /**
  * The node's view of the cluster map for the data path. main.ts backs it with the gossip
@@ -132,6 +134,9 @@ export interface VolumeIoTotals {
 export class NodeServer {
   private server: Server | null = null;
   private readonly conns = new Set<Conn>();
+  /** Reused buffers of large reads, and those now on their way out in a reply (send()). */
+  private readonly readBuffers = new BufferPool();
+  private readonly pooled = new WeakSet<Buffer>();
   private readonly leases: LeaseTable;
   /** Resync records, peering, read repair, reconcile. */
   readonly recovery: NodeRecovery;
@@ -220,7 +225,10 @@ export class NodeServer {
     if (s.destroyed) return;
     conn.cork.hold();
     s.write(encodeReply(h.op, status, h.id, this.map.epoch(), aux, payload ? payload.length : 0));
-    if (payload && payload.length) s.write(payload);
+    if (payload && payload.length) {
+      if (this.pooled.delete(payload)) s.write(payload, () => this.readBuffers.give(payload));
+      else s.write(payload);
+    }
   }
 
   private onFrame(conn: Conn, frame: Buffer): void {
@@ -357,7 +365,10 @@ export class NodeServer {
           }
         }
         try {
-          const data = await a.read(extentKey(h.volume, h.extent), h.firstPage, h.pages);
+          // Large reads go into a reused buffer, given back once the reply is written (send()).
+          const into = h.pages * PAGE_SIZE >= POOLED_READ ? this.readBuffers.take(h.pages * PAGE_SIZE) : undefined;
+          const data = await a.read(extentKey(h.volume, h.extent), h.firstPage, h.pages, undefined, into);
+          if (into) this.pooled.add(into);
           if (recovery) this.recovery.traffic.bytesOut += data.length;
           return data;
         } catch (e) {
