@@ -20,7 +20,10 @@ export function entryPath(name: string, importMetaUrl: string): string {
   return new URL(`${name}${MODULE_EXT}`, importMetaUrl).pathname;
 }
 
-/** Node flags a child process running one of our entry modules needs (`--import tsx` from sources). */
+/**
+ * Node flags a child process running one of our entry modules needs: from sources, `--import`
+ * of tsx resolved from this module (so it works whatever the current directory is).
+ */
 export function childExecArgv(): string[] {
-  return FROM_SOURCE ? ['--import', 'tsx'] : [];
+  return FROM_SOURCE ? ['--import', import.meta.resolve('tsx')] : [];
 }
