@@ -14,7 +14,13 @@ export class MapDecodeError extends Error {
   override name = 'MapDecodeError';
 }
 
-function canonical(v: unknown): string {
+/**
+ * Canonical JSON of `v`: object keys sorted, undefined members dropped, no whitespace, so
+ * that equal values give equal strings whatever order their keys were set in (a map built
+ * in memory and the same map decoded from the wire).
+ * @throws TypeError on a non-finite number.
+ */
+export function canonical(v: unknown): string {
   if (v === null || typeof v !== 'object') {
     if (typeof v === 'number' && !Number.isFinite(v)) throw new TypeError('non-finite number in map');
     return JSON.stringify(v);

@@ -7,7 +7,7 @@
 // DEFAULT_SETTINGS, mapSettings).
 export * from './types.ts';
 export { buildTopology, checkTopology, placementTopology, mapNode } from './topology.ts';
-export { encodeMap, decodeMap, mapChecksum, MapDecodeError } from './codec.ts';
+export { canonical, encodeMap, decodeMap, mapChecksum, MapDecodeError } from './codec.ts';
 export { generateAuthorityKeys, parsePublicKey, parsePrivateKey, signMapBytes, verifyMapBytes } from './signing.ts';
 export { signMap, openSignedMap, peekSignedMap, MapRejectedError, MAX_SIGNED_MAP, type SignedMap, type MapRejectReason } from './signed-map.ts';
 export { applyChange, describeChange, ChangeError, OperatorChangeSchema, type OperatorChange, type MapChange } from './changes.ts';

@@ -4,7 +4,7 @@
  */
 import { crc32c } from '@node-rs/crc32';
 import { decodePartitionLeafId } from '../../placement/index.ts';
-import { placementTopology, type ClusterMap } from '../clustermap/index.ts';
+import { canonical, placementTopology, type ClusterMap } from '../clustermap/index.ts';
 
 /** Placement fingerprint of a node that never caught up with any placement (matches none). */
 export const UNKNOWN_PLACEMENT = -1;
@@ -20,10 +20,12 @@ export interface PeeringState {
 
 /**
  * Fingerprint of what placement computes from `map`: crc32c of its placement topology
- * (weights, in/out, tree) without the epoch. Equal fingerprints place every extent alike.
+ * (weights, in/out, tree) without the epoch, in canonical JSON (sorted keys), so that a map
+ * built in memory and the same map decoded from the wire agree. Equal fingerprints place
+ * every extent alike.
  */
 export function placementFingerprint(map: ClusterMap): number {
-  return crc32c(Buffer.from(JSON.stringify({ ...placementTopology(map), epoch: 0 })));
+  return crc32c(Buffer.from(canonical({ ...placementTopology(map), epoch: 0 })));
 }
 
 /** Whether partition `leaf` is out of placement in `map` (its node or device is out or gone). */

@@ -276,10 +276,14 @@ export class SnapshotPins {
       throw new NoSnapshotError(NoSnapshotReason.Incomplete, `${what}: partition ${leaf} is no longer on this node`);
     }
     if (stale) throw new NoSnapshotError(NoSnapshotReason.Incomplete, `${what}: partition ${leaf} was not current for it at pin time`);
-    if (e.rec.settled && e.rec.placement === this.placement() && h.members.includes(leaf)) {
+    const now = this.placement();
+    if (e.rec.settled && e.rec.placement === now && h.members.includes(leaf)) {
       throw new NoSnapshotError(NoSnapshotReason.Empty, `${what}: empty on partition ${leaf}`);
     }
-    throw new NoSnapshotError(NoSnapshotReason.Absent, `${what}: partition ${leaf} held none`);
+    const why = !e.rec.settled ? 'the node was not settled when it pinned'
+      : e.rec.placement !== now ? `placement changed since the pin (fingerprint ${e.rec.placement} then, ${now} at epoch ${this.opts.map().epoch})`
+        : `the reader's members [${h.members.join(',')}] do not name it`;
+    throw new NoSnapshotError(NoSnapshotReason.Absent, `${what}: partition ${leaf} held none, and cannot vouch that it was empty: ${why}`);
   }
 
   /** Waits for the load and for any pin or unpin in progress. */

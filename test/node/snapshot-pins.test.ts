@@ -16,7 +16,9 @@ import test from 'ava';
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { ApiClient } from '../../src/api/index.ts';
 import { LocalCluster } from '../../src/cluster/index.ts';
+import { placementFingerprint } from '../../src/node/placement-state.ts';
 import { SnapshotView, pinSnapshot, unpinSnapshot } from '../../src/initiator/index.ts';
 import { BlockDeviceError } from '../../src/volume/index.ts';
 import {
@@ -61,6 +63,7 @@ test('a pinned snapshot reads as of its version, through a node restart, until i
     const second = await cluster.attach('vol0');
     const version = second.leaseGeneration * VERSION_SEQ_SPAN;
     t.true(second.leaseGeneration > first.leaseGeneration);
+    const placementAtPin = placementFingerprint(cluster.view.map);
     const pinned = await pinSnapshot(views, pool, record.id, version);
     t.deepEqual(pinned, { pinned: cluster.nodeIds(), failed: [], incomplete: [] }, 'every node pinned, every copy current');
     t.deepEqual(await pinSnapshot(views, pool, record.id, version), pinned, 'pinning again is a no-op');
@@ -130,6 +133,12 @@ test('a pinned snapshot reads as of its version, through a node restart, until i
     const leaf12 = members12.find((m) => view.nodeOf(m) === victim)!;
     let r = await readAsOf({ extent: emptyExtent, partition: leaf12, members: members12 });
     t.is(r.h.status, Status.NoSnapshot);
+    if (r.h.aux !== NoSnapshotReason.Empty) {
+      // Say what moved: a placement change since the pin makes Absent the right answer.
+      const api = new ApiClient(`http://127.0.0.1:${cluster.config.nodes.find((n) => n.id === keeper)!.apiPort}`, cluster.config.token);
+      const history = await api.call<{ epochs: Array<{ epoch: number; change: string }> }>('GET', '/v1/map/history').catch((e: Error) => ({ epochs: [{ epoch: -1, change: e.message }] }));
+      t.log(`placement fingerprint at the pin ${placementAtPin}, now ${placementFingerprint(cluster.view.map)} (epoch ${cluster.view.epoch}); map history: ${history.epochs.map((h) => `${h.epoch} ${h.change}`).join('; ')}`);
+    }
     t.is(r.h.aux, NoSnapshotReason.Empty, 'a never-written extent is vouched empty by a placed member');
     r = await readAsOf({ extent: 8, partition: view.members(record.id, 8, record.pool).find((m) => view.nodeOf(m) === victim)!, members: view.members(record.id, 8, record.pool) });
     t.is(r.h.aux, NoSnapshotReason.Empty, 'so is an extent first written after the snapshot');
