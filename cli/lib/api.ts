@@ -6,7 +6,7 @@
 import { Flags } from '@oclif/core';
 import { resolve } from 'node:path';
 import { ApiClient, ApiError } from '../../src/api/client.ts';
-import { loadConfig } from '../../src/config/index.ts';
+import { loadApiAccess } from '../../src/config/index.ts';
 
 /** Flags of API commands. */
 export const apiFlags = {
@@ -48,11 +48,10 @@ export async function clusterApi(flags: { 'data-dir': string; api?: string; toke
     return new ClusterApi([new ApiClient(flags.api.replace(/\/$/, ''), flags.token)]);
   }
   const dir = resolve(flags['data-dir']);
-  const config = await loadConfig(dir);
-  if (!config) throw new Error(`no cluster in ${dir} (start one with \`cairn up --data-dir ${flags['data-dir']}\`, or pass --api and --token)`);
-  const nodes = config.nodes.filter((n) => n.apiPort !== undefined);
-  if (!nodes.length) throw new Error(`${dir}/cluster.json has no management API ports (start the cluster once with \`cairn up\`)`);
-  return new ClusterApi(nodes.map((n) => new ApiClient(`http://${n.host}:${n.apiPort}`, config.token)));
+  const access = await loadApiAccess(dir);
+  if (!access) throw new Error(`no cluster in ${dir} (start one with \`cairn up --data-dir ${flags['data-dir']}\`, or pass --api and --token)`);
+  if (!access.endpoints.length) throw new Error(`${dir}/cluster.json has no management API ports (start the cluster once with \`cairn up\`)`);
+  return new ClusterApi(access.endpoints.map((url) => new ApiClient(url, access.token)));
 }
 
 /** Renders rows as a left-aligned text table with a header. */

@@ -1,7 +1,6 @@
 /** Loading and atomically saving the cluster configuration file. */
 import { readFile, rename, open, stat, chmod } from 'node:fs/promises';
 import { join } from 'node:path';
-import { validateMap } from '../../placement/index.ts';
 import { ClusterConfigSchema, type ClusterConfig } from './schema.ts';
 
 /** Name of the configuration file inside a data directory. */
@@ -42,8 +41,10 @@ export async function loadConfig(dataDir: string): Promise<ClusterConfig | null>
     const i = parsed.error.issues[0];
     throw new ConfigError(`${join(dataDir, CONFIG_FILE)}: ${i.path.join('.') || '(root)'}: ${i.message}`);
   }
+  // Loaded here, not at the top: clients that only read API addresses (access.ts) skip it.
+  const placement: typeof import('../../placement/index.ts') = await import('../../placement/index.ts');
   try {
-    validateMap(parsed.data.map);
+    placement.validateMap(parsed.data.map);
   } catch (e) {
     throw new ConfigError(`${join(dataDir, CONFIG_FILE)}: map: ${(e as Error).message}`);
   }
