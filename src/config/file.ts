@@ -1,6 +1,7 @@
 /** Loading and atomically saving the cluster configuration file. */
 import { readFile, rename, open, stat, chmod } from 'node:fs/promises';
 import { join } from 'node:path';
+import type { z } from 'zod';
 import { ClusterConfigSchema, type ClusterConfig } from './schema.ts';
 
 /** Name of the configuration file inside a data directory. */
@@ -18,37 +19,51 @@ export class ConfigError extends Error {
 }
 
 /**
- * Reads and validates `<dataDir>/cluster.json`.
- * @returns the config, or null when the file does not exist.
- * @throws ConfigError when it exists but is not a valid configuration.
+ * Reads `<dataDir>/cluster.json` and checks it against `schema` (the whole configuration, or
+ * a pick of it for readers that need only some fields).
+ * @returns the parsed value, or null when the file does not exist.
+ * @throws ConfigError naming the file, and the first bad field, when it cannot be read, is
+ *   not JSON or does not match.
  */
-export async function loadConfig(dataDir: string): Promise<ClusterConfig | null> {
+export async function readConfigFile<S extends z.ZodTypeAny>(dataDir: string, schema: S): Promise<z.infer<S> | null> {
+  const path = join(dataDir, CONFIG_FILE);
   let text: string;
   try {
-    text = await readFile(join(dataDir, CONFIG_FILE), 'utf8');
+    text = await readFile(path, 'utf8');
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
-    throw new ConfigError(`cannot read ${join(dataDir, CONFIG_FILE)}: ${(e as Error).message}`);
+    throw new ConfigError(`cannot read ${path}: ${(e as Error).message}`);
   }
   let json: unknown;
   try {
     json = JSON.parse(text);
   } catch (e) {
-    throw new ConfigError(`${join(dataDir, CONFIG_FILE)} is not JSON: ${(e as Error).message}`);
+    throw new ConfigError(`${path} is not JSON: ${(e as Error).message}`);
   }
-  const parsed = ClusterConfigSchema.safeParse(json);
+  const parsed = schema.safeParse(json);
   if (!parsed.success) {
     const i = parsed.error.issues[0];
-    throw new ConfigError(`${join(dataDir, CONFIG_FILE)}: ${i.path.join('.') || '(root)'}: ${i.message}`);
+    throw new ConfigError(`${path}: ${i.path.join('.') || '(root)'}: ${i.message}`);
   }
+  return parsed.data as z.infer<S>;
+}
+
+/**
+ * Reads and validates `<dataDir>/cluster.json`, its embedded topology map included.
+ * @returns the config, or null when the file does not exist.
+ * @throws ConfigError when it exists but is not a valid configuration.
+ */
+export async function loadConfig(dataDir: string): Promise<ClusterConfig | null> {
+  const config = await readConfigFile(dataDir, ClusterConfigSchema);
+  if (!config) return null;
   // Loaded here, not at the top: clients that only read API addresses (access.ts) skip it.
   const placement: typeof import('../../placement/index.ts') = await import('../../placement/index.ts');
   try {
-    placement.validateMap(parsed.data.map);
+    placement.validateMap(config.map);
   } catch (e) {
     throw new ConfigError(`${join(dataDir, CONFIG_FILE)}: map: ${(e as Error).message}`);
   }
-  return parsed.data;
+  return config;
 }
 
 /**
