@@ -4,10 +4,11 @@
  * next to `node -e 0` in the same run: `cairn --help`, `cairn --version`, `cairn node list`
  * (an API call that fails at once: no cluster) and `cairn placement build` (writes a map).
  * Wall time of the whole process, ms: min and median of N runs (default 10), interleaved.
- * Prints one JSON object. Needs dist/ (npm run build).
+ * Prints one JSON object. Builds dist/ first (bin/build.mjs): bin/cairn.js runs the sources
+ * whenever a .ts file is newer than dist/BUILD, so a stale build would be timed as tsx.
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -17,8 +18,11 @@ const { values } = parseArgs({ options: { runs: { type: 'string', default: '10' 
 const runs = Number(values.runs);
 const ROOT = resolve(import.meta.dirname, '..', '..');
 const BIN = join(ROOT, 'bin', 'cairn.js');
-if (!existsSync(join(ROOT, 'dist', 'BUILD'))) {
-  process.stderr.write('bench cli: no dist/ (run npm run build)\n');
+// Build first: with any .ts newer than dist/BUILD, bin/cairn.js would run the sources and the
+// "compiled" figures would be tsx's.
+const build = spawnSync(process.execPath, [join(ROOT, 'bin', 'build.mjs')], { stdio: ['ignore', 'ignore', 'inherit'] });
+if (build.status !== 0) {
+  process.stderr.write(`bench cli: npm run build failed (exit ${build.status})\n`);
   process.exit(1);
 }
 const dir = mkdtempSync(join(tmpdir(), 'cairn-bench-cli-'));
