@@ -25,8 +25,8 @@ const HIGH_WATER = 256;
 const LOW_WATER = 64;
 /** Write payloads up to this size are read (and refused with EOVERFLOW when > MAX_BLOCK); larger ones end the connection. */
 const MAX_DISCARD = 2 * MAX_BLOCK;
-/** Reads of at least this many bytes go into reused buffers (BlockDevice.readInto). */
-const POOLED_READ = 64 * 1024;
+/** Reads of at least this many bytes go into reused buffers (BlockDevice.readInto); writes into lent ones. */
+const POOLED_IO = 64 * 1024;
 
 interface Request {
   flags: number;
@@ -98,8 +98,15 @@ export class NbdSession {
   private inflight = 0;
   private paused = false;
   private readonly cork: TickCork;
-  /** Reply buffers of large reads, reused (a failed read's buffer is dropped, not reused). */
+  /**
+   * Reply buffers of large reads and payload buffers of large writes, reused. A write's
+   * buffer is lent (BufferPool.lend): released when the write succeeded, and back in the pool
+   * once every socket that sent it to a member has written it out. A failed read's or
+   * write's buffer is dropped, not reused (retries of it may still be in flight).
+   */
   private readonly buffers = new BufferPool();
+  /** The large write payload being received: its lent buffer and the bytes in so far. */
+  private filling: { buf: Buffer; have: number } | null = null;
   private disconnecting = false;
   private shuttingDown = false;
   private idleWaiters: Array<() => void> = [];
@@ -146,6 +153,21 @@ export class NbdSession {
     }
   }
 
+  /** Moves up to `dest.length - at` buffered bytes into `dest` at `at`; returns how many. */
+  private takeInto(dest: Buffer, at: number): number {
+    let n = 0;
+    while (this.chunks.length && at + n < dest.length) {
+      const c = this.chunks[0];
+      const k = Math.min(c.length, dest.length - at - n);
+      c.copy(dest, at + n, 0, k);
+      n += k;
+      if (k === c.length) this.chunks.shift();
+      else this.chunks[0] = c.subarray(k);
+    }
+    this.buffered -= n;
+    return n;
+  }
+
   private take(n: number): Buffer {
     let all = this.chunks.length === 1 ? this.chunks[0] : Buffer.concat(this.chunks, this.buffered);
     const out = all.subarray(0, n);
@@ -175,7 +197,14 @@ export class NbdSession {
       }
       const req = this.pendingHeader;
       let payload: Buffer | null = null;
-      if (req.type === C.CMD_WRITE) {
+      if (req.type === C.CMD_WRITE && req.length >= POOLED_IO && req.length <= MAX_BLOCK) {
+        // Copied straight from the socket's chunks into a lent buffer, as they arrive.
+        const f = (this.filling ??= { buf: this.buffers.lend(req.length), have: 0 });
+        f.have += this.takeInto(f.buf, f.have);
+        if (f.have < req.length) return;
+        payload = f.buf;
+        this.filling = null;
+      } else if (req.type === C.CMD_WRITE) {
         if (this.buffered < req.length) return;
         payload = this.take(req.length);
       }
@@ -234,7 +263,7 @@ export class NbdSession {
         allowed(C.CMD_FLAG_DF);
         if (outside) throw new BlockDeviceError('EINVAL', `read of ${req.length} bytes at ${req.offset} is beyond the end (${dev.size})`);
         if (req.length > MAX_BLOCK) throw new OverflowError(`read of ${req.length} bytes exceeds the maximum block size ${MAX_BLOCK}`);
-        if (dev.readInto && req.length >= POOLED_READ) {
+        if (dev.readInto && req.length >= POOLED_IO) {
           // Into a reused buffer, given back once the socket has written it (reply()).
           const b = this.buffers.take(req.length);
           await dev.readInto(offset, b);
@@ -246,6 +275,8 @@ export class NbdSession {
         if (outside) throw new BlockDeviceError('ENOSPC', `write of ${req.length} bytes at ${req.offset} is beyond the end (${dev.size})`);
         if (req.length > MAX_BLOCK) throw new OverflowError(`write of ${req.length} bytes exceeds the maximum block size ${MAX_BLOCK}`);
         await dev.write(offset, payload!, fua);
+        // Done: no retry will send it again (a failed write's buffer is never released).
+        if (req.length >= POOLED_IO) this.buffers.release(payload!);
         return undefined;
       case C.CMD_FLUSH:
         allowed(0);
@@ -291,7 +322,7 @@ export class NbdSession {
 
   /** The write-done callback that gives a pooled read buffer back (undefined for others). */
   private giveBack(req: Request, data: Buffer): (() => void) | undefined {
-    if (req.type !== C.CMD_READ || req.length < POOLED_READ || !this.device.readInto) return undefined;
+    if (req.type !== C.CMD_READ || req.length < POOLED_IO || !this.device.readInto) return undefined;
     return () => this.buffers.give(data);
   }
 

@@ -36,8 +36,8 @@ const STATUS_NAMES: Record<number, string> = Object.fromEntries(Object.entries(S
 
 /** Most pages one request may name (a 1 MiB extent). */
 const MAX_PAGES = 256;
-/** Reads of at least this many bytes go into reused buffers. */
-const POOLED_READ = 64 * 1024;
+/** Reads (and write payloads) of at least this many bytes go into reused buffers. */
+const POOLED_IO = 64 * 1024;
 
 /**
  * The node's view of the cluster map for the data path. main.ts backs it with the gossip
@@ -136,6 +136,12 @@ export class NodeServer {
   private readonly conns = new Set<Conn>();
   /** Reused buffers of large reads, and those now on their way out in a reply (send()). */
   private readonly readBuffers = new BufferPool();
+  /**
+   * Lent buffers the frame reader places large write payloads in (member list + pages):
+   * released once the allocator has written them, dropped when the request fails (a
+   * failed group commit may still have a write of them in flight).
+   */
+  private readonly writeBuffers = new BufferPool();
   private readonly pooled = new WeakSet<Buffer>();
   private readonly leases: LeaseTable;
   /** Resync records, peering, read repair, reconcile. */
@@ -207,7 +213,9 @@ export class NodeServer {
   private accept(socket: Socket): void {
     const conn: Conn = { socket, authed: false, cork: new TickCork(socket) };
     this.conns.add(conn);
-    const reader = new FrameReader(REQ_HEADER, MAX_FRAME, (f) => this.onFrame(conn, f));
+    const reader = new FrameReader(REQ_HEADER, MAX_FRAME, (f, placed) => this.onFrame(conn, f, placed), {
+      place: (head, len) => (head[4] === Op.Write && len - REQ_HEADER >= POOLED_IO ? this.writeBuffers.lend(len - REQ_HEADER) : undefined),
+    });
     socket.on('data', (chunk: Buffer) => {
       try {
         reader.push(chunk);
@@ -231,8 +239,9 @@ export class NodeServer {
     }
   }
 
-  private onFrame(conn: Conn, frame: Buffer): void {
-    const { h, payload } = decodeRequest(frame);
+  /** One request: a whole frame, or its fixed header with the rest `placed` in a lent buffer. */
+  private onFrame(conn: Conn, frame: Buffer, placed?: Buffer): void {
+    const { h, payload } = decodeRequest(frame, placed);
     if (!conn.authed) {
       const ok = h.op === Op.Hello && payload.toString('utf8') === this.opts.config.token;
       this.send(conn, h, ok ? Status.Ok : Status.Unauthorized, 0);
@@ -252,6 +261,7 @@ export class NodeServer {
     const t0 = performance.now();
     this.handle(h, payload).then(
       (data) => {
+        if (placed) this.writeBuffers.release(placed);
         this.send(conn, h, Status.Ok, 0, data);
         const seconds = (performance.now() - t0) / 1000;
         m?.request(OP_NAMES[h.op] ?? String(h.op), 'Ok', seconds);
@@ -366,7 +376,7 @@ export class NodeServer {
         }
         try {
           // Large reads go into a reused buffer, given back once the reply is written (send()).
-          const into = h.pages * PAGE_SIZE >= POOLED_READ ? this.readBuffers.take(h.pages * PAGE_SIZE) : undefined;
+          const into = h.pages * PAGE_SIZE >= POOLED_IO ? this.readBuffers.take(h.pages * PAGE_SIZE) : undefined;
           const data = await a.read(extentKey(h.volume, h.extent), h.firstPage, h.pages, undefined, into);
           if (into) this.pooled.add(into);
           if (recovery) this.recovery.traffic.bytesOut += data.length;

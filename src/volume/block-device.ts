@@ -67,7 +67,12 @@ export interface BlockDevice {
    * rejection, reads still in flight may write into `into` later: do not reuse it.
    */
   readInto?(offset: number, into: Buffer): Promise<void>;
-  /** Writes `data` at `offset`; with `fua` it is durable on every replica when this resolves. */
+  /**
+   * Writes `data` at `offset`; with `fua` it is durable on every replica when this resolves.
+   * `data` stays the caller's: once this resolves, the caller may reuse it (a frontend's
+   * pooled buffer), so keep no reference to it beyond the call — copy what must outlive it.
+   * Socket writes of it are the exception the pool handles itself (net/writeHeld).
+   */
   write(offset: number, data: Buffer, fua?: boolean): Promise<void>;
   /** Makes every write completed before this call durable on every replica. */
   flush(): Promise<void>;

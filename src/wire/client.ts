@@ -4,7 +4,7 @@
  */
 import { connect, type Socket } from 'node:net';
 import { EventEmitter } from 'node:events';
-import { TickCork } from '../net/index.ts';
+import { TickCork, writeHeld } from '../net/index.ts';
 import { FrameReader } from './frame-reader.ts';
 import {
   MAX_FRAME, Op, REP_HEADER, Status, decodeReply, encodeRequest, statusName, type ReplyHeader, type RequestHeader,
@@ -122,7 +122,9 @@ export class WireClient extends EventEmitter {
    * Sends one request (`payload`: pages for Write, token for Hello) and resolves with the
    * reply, whatever its status. With `into` (a Read's destination), an Ok reply whose payload
    * has exactly `into.length` bytes is copied straight from the socket into it, and the
-   * reply's payload is `into` itself; any other reply brings its own payload.
+   * reply's payload is `into` itself; any other reply brings its own payload. A `payload`
+   * lent from a BufferPool is held until the socket has sent it (writeHeld), so its owner may
+   * release it as soon as the request's outcome is known.
    * @throws ConnectionError when the connection is or becomes unusable, or on timeout.
    */
   request(h: Omit<RequestHeader, 'id'>, payload?: Buffer, into?: Buffer): Promise<Reply> {
@@ -133,7 +135,8 @@ export class WireClient extends EventEmitter {
     const s = this.socket;
     this.cork!.hold();
     s.write(head);
-    if (payload && payload.length) s.write(payload);
+    // A lent payload (a frontend's pooled write buffer) stays out of its pool until this write calls back.
+    if (payload && payload.length) writeHeld(s, payload);
     return new Promise<Reply>((resolve, reject) => {
       this.pending.set(id, { resolve, reject, deadline: Date.now() + this.timeoutMs, into });
     });

@@ -288,16 +288,18 @@ export class ProtocolError extends Error {
 }
 
 /**
- * Decodes a request frame's header (frame = one whole frame). Returns the header and the
- * payload view.
+ * Decodes a request frame's header. Returns the header and the payload view. `frame` is one
+ * whole frame, or — when the frame reader placed the rest elsewhere (a pooled write buffer) —
+ * its fixed REQ_HEADER bytes, with `rest` holding the member list and the payload.
  * @throws ProtocolError on a length or member count that does not fit the frame.
  */
-export function decodeRequest(frame: Buffer): { h: RequestHeader; payload: Buffer } {
+export function decodeRequest(frame: Buffer, rest?: Buffer): { h: RequestHeader; payload: Buffer } {
   if (frame.length < REQ_HEADER) throw new ProtocolError(`request frame of ${frame.length} bytes is shorter than its header`);
+  const body = rest ?? frame.subarray(REQ_HEADER);
   const n = frame.readUInt16LE(6);
-  if (n > MAX_MEMBERS || REQ_HEADER + 4 * n > frame.length) throw new ProtocolError(`bad member count ${n}`);
+  if (n > MAX_MEMBERS || 4 * n > body.length) throw new ProtocolError(`bad member count ${n}`);
   const members = new Array<number>(n);
-  for (let i = 0; i < n; i++) members[i] = frame.readUInt32LE(REQ_HEADER + 4 * i);
+  for (let i = 0; i < n; i++) members[i] = body.readUInt32LE(4 * i);
   return {
     h: {
       op: frame[4],
@@ -314,7 +316,7 @@ export function decodeRequest(frame: Buffer): { h: RequestHeader; payload: Buffe
       members,
       absent: frame.readUInt32LE(48),
     },
-    payload: frame.subarray(REQ_HEADER + 4 * n),
+    payload: body.subarray(4 * n),
   };
 }
 
