@@ -35,6 +35,10 @@ export interface CleanerOptions {
   minGarbage: number;
 }
 
+/** Dead segments that make an idle cleaner reclaim them early (see reclaimEarly). */
+const EARLY_DYING = 4;
+/** Least time between two fdatasyncs an idle cleaner starts for early reclaim, ms. */
+const EARLY_SYNC_MS = 1000;
 /** A leftover of the open cold segment smaller than this is abandoned for a fresh one. */
 const MIN_CHUNK = 16;
 
@@ -55,6 +59,8 @@ export class Cleaner {
   private wake: (() => void) | null = null;
   private loopDone: Promise<void> = Promise.resolve();
   private syncing: Promise<void> | null = null;
+  /** When reclaimEarly() last started an fdatasync (ms since 1970). */
+  private lastEarlySync = 0;
   /** Live pages read from victims, not yet handed to the write path. */
   private pending: MoveItem[] = [];
   /** Victims being cleaned → items of theirs not yet through the write path. */
@@ -97,6 +103,24 @@ export class Cleaner {
       );
     }
     return this.syncing;
+  }
+
+  /**
+   * Between cleaning bouts: dead segments go back to the free list soon, not only once space
+   * runs low. The writer takes the most recently freed segment first, whose blocks the OS
+   * still caches, so the set of device blocks written (and the page cache it churns) stays
+   * near the live data instead of sweeping the whole device; an fdatasync (which reclaim
+   * needs anyway) runs at most once per EARLY_SYNC_MS per partition, and only with at
+   * least EARLY_DYING dead segments waiting.
+   */
+  private reclaimEarly(): void {
+    if (this.st.dying.size < EARLY_DYING || this.syncing) return;
+    const r = this.reclaim();
+    const now = Date.now();
+    if (r.needSync && now - this.lastEarlySync >= EARLY_SYNC_MS) {
+      this.lastEarlySync = now;
+      void this.syncInBackground();
+    }
   }
 
   /** Wakes the loop if it idles. */
@@ -167,6 +191,7 @@ export class Cleaner {
         if (segs.freeCount < lowWater || urgent) active = true;
         else if (segs.freeCount >= highWater) active = false;
         if (!active) {
+          this.reclaimEarly();
           await this.idle(100);
           continue;
         }
