@@ -11,6 +11,7 @@ import { pino, type Logger } from 'pino';
 import type { BlockDevice } from '../volume/index.ts';
 import { serverHandshake, type ExportSource, type NbdExport } from './handshake.ts';
 import { SocketReader } from './socket-reader.ts';
+import { adoptWithReadBuffer } from '../net/index.ts';
 import { NbdSession } from './transmission.ts';
 
 /**
@@ -88,7 +89,8 @@ export class NbdServer {
    * @returns the bound TCP port (0 for a Unix socket).
    */
   listen(port: number | string, host = '127.0.0.1'): Promise<number> {
-    const server = createServer({ noDelay: true }, (s) => void this.accept(s));
+    // Paused on accept: accept() moves each connection to a socket that reads into a reused buffer.
+    const server = createServer({ noDelay: true, pauseOnConnect: true }, (s) => void this.accept(s));
     this.server = server;
     return new Promise((resolve, reject) => {
       server.once('error', reject);
@@ -102,12 +104,19 @@ export class NbdServer {
     });
   }
 
-  private async accept(socket: Socket): Promise<void> {
+  private async accept(accepted: Socket): Promise<void> {
+    // Reads land in one reused buffer per connection and go to the handshake's reader, then
+    // to the session (each copies what it keeps); see net/read-buffer.ts.
+    let session: NbdSession | null = null;
+    let reader: SocketReader | null = null;
+    const adopted = adoptWithReadBuffer(accepted, (c) => (session ? session.push(c) : reader!.push(c)));
+    const socket = adopted ?? accepted;
+    if (!adopted) accepted.resume();
     this.sockets.add(socket);
     socket.setNoDelay(true);
     socket.on('error', () => socket.destroy());
     socket.on('close', () => this.sockets.delete(socket));
-    const reader = new SocketReader(socket);
+    reader = new SocketReader(socket, { manual: adopted !== null });
     const log = this.log.child({ conn: ++this.accepted, peer: `${socket.remoteAddress}:${socket.remotePort}` });
     const timer = setTimeout(() => {
       log.warn('NBD handshake timed out');
@@ -126,15 +135,17 @@ export class NbdServer {
       socket.end();
       return;
     }
-    const session = new NbdSession(socket, {
+    const s = new NbdSession(socket, {
       device: negotiated.export.device,
       structured: negotiated.structuredReplies,
       allocationContext: negotiated.allocationContext,
       log: log.child({ export: negotiated.export.name }),
+      manual: adopted !== null,
     }, reader.detach());
+    session = s;
     log.info({ export: negotiated.export.name, structured: negotiated.structuredReplies }, 'NBD client attached');
-    this.sessions.add(session);
-    socket.on('close', () => this.sessions.delete(session));
+    this.sessions.add(s);
+    socket.on('close', () => this.sessions.delete(s));
   }
 
   /** Number of connections in the transmission phase. */

@@ -10,7 +10,10 @@ export class PeerClosedError extends Error {
   override name = 'PeerClosedError';
 }
 
-/** Buffered, promise-based reader over a socket's 'data' events. */
+/**
+ * Buffered, promise-based reader over a socket's 'data' events — or, with `manual`, over
+ * the chunks given to push() (a socket read through a reused buffer, see net/read-buffer).
+ */
 export class SocketReader {
   private chunks: Buffer[] = [];
   private buffered = 0;
@@ -29,10 +32,15 @@ export class SocketReader {
     }
   };
 
-  constructor(private readonly socket: Socket) {
-    socket.on('data', this.onData);
+  constructor(private readonly socket: Socket, o: { manual?: boolean } = {}) {
+    if (!o.manual) socket.on('data', this.onData);
     socket.on('close', this.onEnd);
     socket.on('end', this.onEnd);
+  }
+
+  /** Adds bytes read from the socket (manual mode); `chunk` is copied, it may be reused after the call. */
+  push(chunk: Buffer): void {
+    if (chunk.length) this.onData(Buffer.from(chunk));
   }
 
   /** Resolves with exactly `n` bytes. Only one read may be pending at a time. */

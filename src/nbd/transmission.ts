@@ -71,6 +71,12 @@ export interface SessionOptions {
   /** Context id of `base:allocation` when selected for this export, else 0 (no block status). */
   allocationContext: number;
   log: SessionLog;
+  /**
+   * The caller feeds the socket's bytes through push() as transient chunks (a socket read
+   * into a reused buffer, net/adoptWithReadBuffer) instead of the session listening to
+   * 'data' events; whatever the session keeps of a chunk is then copied.
+   */
+  manual?: boolean;
 }
 
 /** Maps a BlockDevice failure to the NBD error value sent to the client. */
@@ -115,6 +121,8 @@ export class NbdSession {
   private readonly allocationContext: number;
   private readonly readOnly: boolean;
   private readonly log: SessionLog;
+  /** Chunks are transient (see SessionOptions.manual): keep copies only. */
+  private readonly transient: boolean;
 
   /** Serves `o.device` on `socket`; `initial` = bytes that arrived after the handshake. */
   constructor(private readonly socket: Socket, o: SessionOptions, initial: Buffer) {
@@ -124,8 +132,22 @@ export class NbdSession {
     this.readOnly = o.device.readOnly === true;
     this.log = o.log;
     this.cork = new TickCork(socket);
-    socket.on('data', (c: Buffer) => this.onData(c));
+    this.transient = o.manual === true;
+    if (!this.transient) socket.on('data', (c: Buffer) => this.onData(c));
     if (initial.length) this.onData(initial);
+  }
+
+  /**
+   * Bytes read from the socket (manual mode): parsed at once; requests and the unparsed rest
+   * keep copies, never views of `chunk`, which the caller reuses after this returns.
+   */
+  push(chunk: Buffer): void {
+    this.onData(chunk);
+    if (this.transient && this.buffered > 0) {
+      // Unparsed bytes (a partial header or small payload) must outlive the read buffer.
+      const rest = Buffer.concat(this.chunks, this.buffered);
+      this.chunks = [rest];
+    }
   }
 
   /** Resolves when no request is in flight. */
@@ -143,8 +165,10 @@ export class NbdSession {
 
   private onData(chunk: Buffer): void {
     if (this.disconnecting) return;
-    this.chunks.push(chunk);
-    this.buffered += chunk.length;
+    if (chunk.length) {
+      this.chunks.push(chunk);
+      this.buffered += chunk.length;
+    }
     try {
       this.parse();
     } catch (e) {
@@ -207,6 +231,7 @@ export class NbdSession {
       } else if (req.type === C.CMD_WRITE) {
         if (this.buffered < req.length) return;
         payload = this.take(req.length);
+        if (this.transient) payload = Buffer.from(payload); // the write outlives the read buffer
       }
       this.pendingHeader = null;
       if (req.type === C.CMD_DISC) {
