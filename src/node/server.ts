@@ -18,7 +18,7 @@ import {
   ConnectionPool, Flag, type NodeAddress, FrameReader, MAX_FRAME, MAX_MEMBERS, Op, PAGE_SIZE, ProtocolError, REQ_HEADER, Status, decodeRequest, encodeReply,
   extentKey, versionGeneration, VERSION_SEQ_SPAN, type RequestHeader,
 } from '../wire/index.ts';
-import { BufferPool, TickCork } from '../net/index.ts';
+import { adoptWithReadBuffer, BufferPool, TickCork } from '../net/index.ts';
 import type { NodeMetrics } from '../metrics/index.ts';
 import { LeaseTable } from './fencing.ts';
 import { MemberError, applyPut, encodeDigest, extentDigest, localVersions } from './extent-copies.ts';
@@ -198,7 +198,8 @@ export class NodeServer {
 
   /** Starts listening; resolves with the bound port. */
   listen(host: string, port: number): Promise<number> {
-    const server = createServer({ noDelay: true }, (s) => this.accept(s));
+    // Paused on accept: accept() moves each connection to a socket reading into a reused buffer.
+    const server = createServer({ noDelay: true, pauseOnConnect: true }, (s) => this.accept(s));
     this.scrub.schedule();
     this.server = server;
     return new Promise((resolve, reject) => {
@@ -210,20 +211,30 @@ export class NodeServer {
     });
   }
 
-  private accept(socket: Socket): void {
-    const conn: Conn = { socket, authed: false, cork: new TickCork(socket) };
-    this.conns.add(conn);
-    const reader = new FrameReader(REQ_HEADER, MAX_FRAME, (f, placed) => this.onFrame(conn, f, placed), {
-      place: (head, len) => (head[4] === Op.Write && len - REQ_HEADER >= POOLED_IO ? this.writeBuffers.lend(len - REQ_HEADER) : undefined),
-    });
-    socket.on('data', (chunk: Buffer) => {
+  private accept(accepted: Socket): void {
+    // Reads land in one reused buffer (net/read-buffer.ts): no Buffer allocated per read. The
+    // frame reader copies each frame out of it, and large write payloads straight into lent
+    // buffers; a socket that cannot be adopted reads with 'data' events as before.
+    const push = (chunk: Buffer): void => {
       try {
         reader.push(chunk);
       } catch (e) {
         this.opts.log.warn({ peer: socket.remoteAddress, err: (e as Error).message }, 'protocol error; closing connection');
         socket.destroy();
       }
+    };
+    const adopted = adoptWithReadBuffer(accepted, push);
+    const socket = adopted ?? accepted;
+    const conn: Conn = { socket, authed: false, cork: new TickCork(socket) };
+    this.conns.add(conn);
+    const reader = new FrameReader(REQ_HEADER, MAX_FRAME, (f, placed) => this.onFrame(conn, f, placed), {
+      transient: adopted !== null,
+      place: (head, len) => (head[4] === Op.Write && len - REQ_HEADER >= POOLED_IO ? this.writeBuffers.lend(len - REQ_HEADER) : undefined),
     });
+    if (!adopted) {
+      socket.on('data', push);
+      socket.resume();
+    }
     socket.on('error', () => socket.destroy());
     socket.on('close', () => this.conns.delete(conn));
   }
