@@ -4,10 +4,13 @@
  * are bytes. Short reads past the end of file leave the rest of the buffer untouched;
  * short writes are completed with further writes.
  */
-import { read, writev, write, fdatasync } from 'node:fs';
+import { read, readv, writev, write, fdatasync } from 'node:fs';
+
+let reads = 0;
 
 /** Reads up to `length` bytes at `position` into `buf[offset..]`; resolves with bytes read. */
 export function pread(fd: number, buf: Buffer, offset: number, length: number, position: number): Promise<number> {
+  reads++;
   return new Promise((resolve, reject) => {
     read(fd, buf, offset, length, position, (err, n) => (err ? reject(err) : resolve(n)));
   });
@@ -22,6 +25,46 @@ export async function preadFully(fd: number, buf: Buffer, offset: number, length
     done += n;
   }
   return done;
+}
+
+function preadv1(fd: number, bufs: Buffer[], position: number): Promise<number> {
+  reads++;
+  return new Promise((resolve, reject) => {
+    readv(fd, bufs, position, (err, n) => (err ? reject(err) : resolve(n)));
+  });
+}
+
+/**
+ * Reads device bytes from `position` into `bufs` back to back (preadv(2), one system call
+ * for up to IOV_MAX buffers), looping over short reads; stops at EOF (the rest untouched).
+ */
+export async function preadvFully(fd: number, bufs: Buffer[], position: number): Promise<void> {
+  let i = 0;
+  let skip = 0; // bytes of bufs[i] already filled
+  while (i < bufs.length) {
+    const part = bufs.slice(i, i + IOV_MAX);
+    if (skip) part[0] = part[0].subarray(skip);
+    const n = await preadv1(fd, part, position);
+    if (n === 0) return;
+    position += n;
+    let left = n;
+    while (left > 0 && i < bufs.length) {
+      const room = bufs[i].length - skip;
+      if (left >= room) {
+        left -= room;
+        i++;
+        skip = 0;
+      } else {
+        skip += left;
+        left = 0;
+      }
+    }
+  }
+}
+
+/** Read system calls (pread, preadv) made by every allocator of this process since it started. */
+export function readCount(): number {
+  return reads;
 }
 
 function pwritev1(fd: number, bufs: Buffer[], position: number): Promise<number> {

@@ -6,4 +6,4 @@ export { Allocator } from './allocator.ts';
 export type { AllocatorOptions, AllocatorStats, CleanerPolicy, RecoveryReport } from './allocator.ts';
 export { AllocatorFullError, AllocatorStateError, ChecksumError, FormatError } from './errors.ts';
 export { PAGE } from './layout.ts';
-export { syncCount } from './device-io.ts';
+export { readCount, syncCount } from './device-io.ts';
