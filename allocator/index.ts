@@ -6,5 +6,4 @@ export { Allocator } from './allocator.ts';
 export type { AllocatorOptions, AllocatorStats, CleanerPolicy, RecoveryReport } from './allocator.ts';
 export { AllocatorFullError, AllocatorStateError, ChecksumError, FormatError } from './errors.ts';
 export { PAGE } from './layout.ts';
-/** Counters of the allocators' read and fdatasync system calls in this process (tests, benches). */
 export { readCount, syncCount } from './device-io.ts';

@@ -71,34 +71,28 @@ export function readPages(st: PartitionState, key: number, firstPage: number, co
       },
     );
   }
-  // Pages in device order (usually already so: then no sort); a span takes the next page
-  // while the gap to it is ≤ GAP_BLOCKS.
-  let sorted = true;
-  for (let k = 1; k < blocks.length && sorted; k++) sorted = blocks[k] > blocks[k - 1];
-  const order = sorted ? null : Array.from(blocks.keys()).sort((x, y) => blocks[x] - blocks[y]);
+  // Pages in device order; a span takes the next page while the gap to it is ≤ GAP_BLOCKS.
+  const order = Array.from(blocks.keys()).sort((x, y) => blocks[x] - blocks[y]);
   const spans: Array<{ start: number; bufs: Buffer[] }> = [];
   const held: number[] = []; // segments given a reader reference
   let cur: { start: number; bufs: Buffer[] } | null = null;
   let next = 0; // the block after the current span
-  let outEnd = -1; // where in `out` the span's last iovec ends (-1: it is not a page of `out`)
-  for (let k = 0; k < blocks.length; k++) {
-    const j = order ? order[k] : k;
+  for (const j of order) {
     const b = blocks[j];
-    const o = idx[j] * PAGE;
-    if (cur && b - next <= GAP_BLOCKS) {
-      if (b > next) {
-        cur.bufs.push(SCRATCH.subarray(0, (b - next) * PAGE));
-        outEnd = -1;
-      }
+    if (cur && b >= next && b - next <= GAP_BLOCKS && cur.bufs.length < MAX_IOVECS - 1) {
+      if (b > next) cur.bufs.push(SCRATCH.subarray(0, (b - next) * PAGE));
     } else {
       cur = { start: b, bufs: [] };
       spans.push(cur);
-      outEnd = -1;
     }
-    // A page that follows the previous one both on the device and in `out` extends its iovec.
-    if (outEnd === o) cur.bufs[cur.bufs.length - 1] = out.subarray(o - cur.bufs[cur.bufs.length - 1].length, o + PAGE);
-    else cur.bufs.push(out.subarray(o, o + PAGE));
-    outEnd = o + PAGE;
+    const o = idx[j] * PAGE;
+    // Consecutive pages of the request stay one iovec.
+    const last = cur.bufs[cur.bufs.length - 1];
+    if (b === next && last && last.buffer === out.buffer && last.byteOffset + last.length === out.byteOffset + o) {
+      cur.bufs[cur.bufs.length - 1] = out.subarray(o - (last.length), o + PAGE);
+    } else {
+      cur.bufs.push(out.subarray(o, o + PAGE));
+    }
     next = b + 1;
     const seg = ((b - 1) / S) | 0;
     if (held[held.length - 1] !== seg) {
@@ -122,6 +116,8 @@ export function readPages(st: PartitionState, key: number, firstPage: number, co
 
 /** Blocks between two pages that one preadv still reads through (64 KiB): in the page cache, copying that much costs less than the thread hand-offs of one more read (perf: 25 % of a node's time in context switches on fragmented reads). */
 const GAP_BLOCKS = 16;
+/** Buffers per preadv (IOV_MAX on Linux). */
+const MAX_IOVECS = 1024;
 /** Where the blocks between a span's pages land; never read (concurrent reads share it). */
 const SCRATCH = Buffer.alloc(GAP_BLOCKS * PAGE);
 
