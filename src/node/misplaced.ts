@@ -8,9 +8,9 @@
  *   every placed member is up, and every member's copy *dominates* this one — for each
  *   page mapped here, the member holds a newer version, or the same version mapped;
  *
- * then the members are flushed (what they hold is durable), the map is checked again (the
- * extent is still not placed on this partition), and each mapped page is trimmed at its own
- * version. Trimming at the page's own version — not a newer one — matters: if placement
+ * then the members are flushed (what they hold is durable), the map is checked again (same
+ * epoch as the decision, extent still not placed on this partition), and each mapped page is
+ * trimmed at its own version, every trim of the copy queued in that same tick. Trimming at the page's own version — not a newer one — matters: if placement
  * brings the extent back here, the members' data at that version wins over the trim in a
  * reconcile (src/recovery/reconcile.ts `newer`), and a host write (always a newer version)
  * is never undone.
@@ -118,8 +118,14 @@ export async function trimMisplaced(ctx: MisplacedContext): Promise<TrimResult> 
     ctx.log.info({ err: (e as Error).message }, 'trim of misplaced copies put off: a member did not flush');
     return out;
   }
-  const now = ctx.view();
   for (const c of candidates) {
+    // The map is read again for every copy, right before its trims are queued, in the same
+    // tick: once the epoch moved (placement may bring the extent back here, and a peering
+    // round may already be comparing this copy), the pass stops. Trims queued before that are
+    // waited for by the peering round (NodeRecovery awaits a running pass), so it compares
+    // the trimmed copy, and the members' data wins over it (newer()).
+    const now = ctx.view();
+    if (now.epoch !== view.epoch || ctx.stopped()) return out;
     const volume = volumeOfKey(c.key);
     const extent = extentOfKey(c.key);
     let members: number[];
@@ -128,16 +134,20 @@ export async function trimMisplaced(ctx: MisplacedContext): Promise<TrimResult> 
     } catch {
       continue;
     }
-    // Placement may have moved meanwhile: trim only what is still misplaced, with the same members.
     if (members.includes(c.leaf) || members.join() !== c.members.join()) continue;
     const a = ctx.storage.get(c.leaf);
     if (!a) continue;
-    let pages = 0;
+    // Runs of consecutive pages at one version become one trim each, all queued now.
+    const runs: Array<{ first: number; count: number; version: number }> = [];
     for (const m of c.mine) {
       if (!m.mapped || a.version(c.key, m.page) !== m.version) continue;
-      await a.trim(c.key, m.page, 1, m.version);
-      pages++;
+      const r = runs[runs.length - 1];
+      if (r && r.first + r.count === m.page && r.version === m.version) r.count++;
+      else runs.push({ first: m.page, count: 1, version: m.version });
     }
+    let pages = 0;
+    for (const r of runs) pages += r.count;
+    await Promise.all(runs.map((r) => a.trim(c.key, r.first, r.count, r.version)));
     ctx.storage.markDirty(a);
     if (pages === 0) continue;
     out.extents++;

@@ -117,6 +117,8 @@ export class NodeRecovery {
   private saving: Promise<void> | null = null;
   private readonly timers: NodeJS.Timeout[] = [];
   private trimming = false;
+  /** The running pass over misplaced copies (trimPass), if any. */
+  private trimRun: Promise<void> | null = null;
   private readonly queries: PeerQueryContext;
   private readonly repairs: RepairContext;
   /** Counters since start. */
@@ -311,6 +313,10 @@ export class NodeRecovery {
    * a former member went out, rebalance otherwise.
    */
   private async fullPeer(inEpoch: number | null, prev: ClusterMap | null, fullKind: RecoveryKind = 'resync'): Promise<void> {
+    // A trim pass over misplaced copies that began at an older epoch stops at its next copy;
+    // the trims it already queued must be in the local versions compared below, or a copy
+    // placed back here could be vouched for and then turned into tombstones (misplaced.ts).
+    if (this.trimRun) await this.trimRun;
     const t0 = Date.now();
     const map = this.opts.map.map();
     const fp = this.fingerprint();
@@ -517,8 +523,15 @@ export class NodeRecovery {
   }
 
   /** Trims copies no longer placed here once every member has them (only while nothing is being pulled). */
-  private async trimPass(): Promise<void> {
-    if (this.closed || this.trimming || this.peering || this.work.size > 0 || this.placedFp !== this.fingerprint()) return;
+  private trimPass(): Promise<void> {
+    if (this.closed || this.trimming || this.peering || this.work.size > 0 || this.placedFp !== this.fingerprint()) return Promise.resolve();
+    this.trimRun = this.runTrimPass().finally(() => {
+      this.trimRun = null;
+    });
+    return this.trimRun;
+  }
+
+  private async runTrimPass(): Promise<void> {
     this.trimming = true;
     try {
       const r = await trimMisplaced({
