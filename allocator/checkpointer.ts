@@ -16,9 +16,9 @@ import type { WritePath } from './write-path.ts';
 
 /** When to checkpoint. */
 export interface CheckpointPolicy {
-  /** Checkpoint after appending this many × the live pages. */
+  /** Checkpoint once hosts wrote this many × the live pages since the last cut. */
   factor: number;
-  /** ... but not before this many blocks were appended. */
+  /** ... but not before hosts wrote this many pages. */
   minBlocks: number;
 }
 
@@ -51,7 +51,10 @@ export class Checkpointer {
   maybe(): void {
     const st = this.st;
     if (this.running) return;
-    if (st.blocksSinceCut < Math.max(this.policy.minBlocks, this.policy.factor * (st.mappedPages + st.retainedPages))) return;
+    // Counted in host pages, not appended blocks: the cleaner's copies (WA − 1 blocks per host
+    // page) would otherwise trigger checkpoints WA times as often for no gain — roll-forward
+    // can never cover more than the region's own records, whatever the interval.
+    if (st.clock - st.clockAtCut < Math.max(this.policy.minBlocks, this.policy.factor * (st.mappedPages + st.retainedPages))) return;
     this.checkpoint().catch((e: Error) => {
       this.lastError = e;
     });
@@ -83,7 +86,7 @@ export class Checkpointer {
     const clock = st.clock;
     const dirty = st.dirty;
     st.dirty = new Set();
-    st.blocksSinceCut = 0;
+    st.clockAtCut = clock;
     try {
       const records: Array<[number, Buffer | null]> = [];
       let n = 0;

@@ -2,7 +2,7 @@
 import { AllocatorStateError } from './errors.ts';
 import { PAGE } from './layout.ts';
 import { MIN_PAGES_PER_HEADER } from './summary.ts';
-import { RESERVE } from './write-path.ts';
+import { RESERVE } from './log-streams.ts';
 import type { CleanerPolicy } from './victim.ts';
 
 /** Where the partition lives and how it behaves. */
@@ -44,12 +44,15 @@ export interface AllocatorOptions {
   /** Background cleaning rate limit in bytes copied per second (0: none). Default 256 MiB/s. */
   cleanerBytesPerSec?: number;
   /**
-   * Checkpoint after appending this many × the live bytes (at least `checkpointMinBytes`).
-   * Recovery rolls forward over at most about that much log (≈ 0.3 s of CPU per GiB of log
-   * here), and each checkpoint writes ≈ 13 bytes per mapped page. Default 3.
+   * Checkpoint once hosts wrote this many × the live bytes since the last one (at least
+   * `checkpointMinBytes` of host writes). Counted in host bytes, not appended bytes, so the
+   * cleaner's copies do not multiply the rate: each checkpoint writes ≈ 13 bytes per mapped
+   * page, ≈ 0.1 % of host bytes at the default whatever the write amplification. Recovery
+   * rolls forward over the records written since (≈ 0.3 s of CPU per GiB of log here), which
+   * can never be more than the region holds. Default 3.
    */
   checkpointFactor?: number;
-  /** Lower bound of the checkpoint interval in appended bytes. Default 256 MiB. */
+  /** Lower bound of the checkpoint interval in host bytes written. Default 256 MiB. */
   checkpointMinBytes?: number;
   /**
    * Test hook: milliseconds to wait between a host read's map lookup and its device

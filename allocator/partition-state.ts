@@ -80,8 +80,8 @@ export class PartitionState {
   committedCutSeq = 0;
   /** Host clock: pages written by hosts since format (the cleaner's notion of time). */
   clock = 0;
-  /** Blocks appended since the cut of the newest checkpoint (started). */
-  blocksSinceCut = 0;
+  /** Host clock at the cut of the newest checkpoint (started): `clock − clockAtCut` host pages were written since. */
+  clockAtCut = 0;
 
   readonly counters: Counters = {
     hostBytes: 0, logBytes: 0, summaryBytes: 0, coldSummaryBytes: 0, ckptBytes: 0, movedBytes: 0,

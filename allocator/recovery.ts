@@ -100,6 +100,7 @@ export async function recover(st: PartitionState, store: CheckpointStore, where:
     cut = loaded.meta.cutSeq;
     dbHorizon = loaded.horizon;
     st.clock = loaded.meta.clock;
+    st.clockAtCut = loaded.meta.clock;
     open = loaded.meta.openSegments;
     if (loaded.sealedAt && loaded.sealedAt.length === nSeg) segs.sealedAt.set(loaded.sealedAt);
   }
@@ -266,7 +267,6 @@ export async function recover(st: PartitionState, store: CheckpointStore, where:
   st.seq = maxSeq;
   st.appliedSeq = maxSeq;
   st.committedCutSeq = cut;
-  st.blocksSinceCut = report.logBytesReplayed / PAGE;
   segs.live.fill(0);
   st.mappedPages = 0;
   st.retainedPages = 0;

@@ -180,8 +180,8 @@ try {
       pagesReplayed: warm.recovery.pagesReplayed,
       headerReads: warm.recovery.headerReads,
       recordsVerified: warm.recovery.recordsVerified,
-      // Roll-forward cost per GiB of log; the log after the newest checkpoint is at most
-      // about checkpointFactor (3) × live, which bounds recovery at that many times this.
+      // Roll-forward cost per GiB of log; the log after the newest checkpoint is at most what
+      // the region holds (older records were overwritten), which bounds recovery.
       warmCpuSecondsPerGiBOfLog: round(warm.cpuSeconds / (warm.recovery.logBytesReplayed / 2 ** 30)),
       cold: {
         secondsPerLiveGiB: round(cold.seconds / gib), cpuSecondsPerLiveGiB: round(cold.cpuSeconds / gib),
