@@ -18,7 +18,8 @@ import { RunTable } from './summary.ts';
 import { CLEANING, DYING, SEALED } from './segments.ts';
 import { pickVictims, type CleanerPolicy } from './victim.ts';
 import { preadFully } from './device-io.ts';
-import { RESERVE, type WritePath } from './write-path.ts';
+import { RESERVE } from './log-streams.ts';
+import type { WritePath } from './write-path.ts';
 import type { PartitionState } from './partition-state.ts';
 import type { MoveItem } from './ops.ts';
 

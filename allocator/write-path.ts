@@ -30,32 +30,16 @@
  */
 import { crc32c } from '@node-rs/crc32';
 import { AllocatorFullError, AllocatorStateError } from './errors.ts';
-import { initHeader, NONE, PAGE, REC_CLEANER, REC_HOST, sealHeader } from './layout.ts';
-import { MIN_PAGES_PER_HEADER, RunWriter } from './summary.ts';
-import { Batch, flushExt, pushBuf, pushSlice, type Extent, type Rec } from './batch.ts';
+import { NONE, PAGE } from './layout.ts';
+import { Batch, flushExt } from './batch.ts';
+import { COLD, HOT, LogStreams, RESERVE } from './log-streams.ts';
 import { SEALED } from './segments.ts';
 import { datasync, pwritevFully } from './device-io.ts';
 import type { PartitionState } from './partition-state.ts';
 import type { HostOp, MoveItem, MoveOp } from './ops.ts';
 
-/** Stream of host appends. */
-export const HOT = 0;
-/** Stream of cleaner copies. */
-export const COLD = 1;
-/** Free segments only the cleaner may take. */
-export const RESERVE = 2;
 /** Most pages of host writes in one group commit. */
 const MAX_BATCH_PAGES = 1024;
-
-/** Where a stream appends. */
-interface StreamState {
-  /** Open segment, or -1. */
-  seg: number;
-  /** Next block within the segment. */
-  pos: number;
-  /** crc of the last header written in the segment (chain). */
-  prev: number;
-}
 
 /** What the write path needs from the rest of the allocator. */
 export interface WritePathHooks {
@@ -83,15 +67,13 @@ export class WritePath {
   spaceStuck = false;
   submitted = 0;
   completed = 0;
-  readonly streams: StreamState[] = [{ seg: -1, pos: 0, prev: 0 }, { seg: -1, pos: 0, prev: 0 }];
+  /** The hot and cold streams' append positions and the records being built. */
+  readonly log: LogStreams;
   /** New pages admitted by batches in flight (not yet in mappedPages). */
   private pendingNew = 0;
   /** Batches built and being written, oldest first (at most two). */
   private inflight: Batch[] = [];
   private draining = false;
-  /** The host record still open across batches, or null. */
-  private hot: Rec | null = null;
-  private hotGen = 0;
   private hotTimer: NodeJS.Timeout | null = null;
   private sealRequested = false;
   private sealWaiters: Array<() => void> = [];
@@ -107,6 +89,7 @@ export class WritePath {
    */
   constructor(private readonly st: PartitionState, private readonly maxLive: number, private readonly holdMs: number, private readonly hooks: WritePathHooks) {
     this.S = st.geo.S;
+    this.log = new LogStreams(st, () => hooks.reclaim());
   }
 
   /** Queues a host write or trim. */
@@ -166,7 +149,7 @@ export class WritePath {
   /** Seals the open host record (writes its header); resolves once that is applied. */
   sealHot(): Promise<void> {
     if (this.failed) return Promise.reject(new AllocatorStateError(`allocator failed: ${this.failed.message}`));
-    if (!this.hot && this.inflight.length === 0 && !this.draining) return Promise.resolve();
+    if (!this.log.hot && this.inflight.length === 0 && !this.draining) return Promise.resolve();
     return new Promise<void>((resolve) => {
       this.sealWaiters.push(resolve);
       this.kick();
@@ -176,7 +159,7 @@ export class WritePath {
 
   /** Whether a host record is open (its pages are not yet described on the device). */
   get hotOpen(): boolean {
-    return this.hot !== null;
+    return this.log.hot !== null;
   }
 
   /** Wakes everything waiting for a space or failure event. */
@@ -194,28 +177,14 @@ export class WritePath {
   /** Segments appended to now or by the batch in flight (they may hold records after a cut). */
   openSegments(): number[] {
     const open = new Set<number>();
-    for (const s of this.streams) if (s.seg >= 0) open.add(s.seg);
+    for (const s of this.log.streams) if (s.seg >= 0) open.add(s.seg);
     for (const b of this.inflight) for (const e of b.exts) open.add(e.seg);
     return [...open];
   }
 
   /** Data blocks left after one header in the cold stream's open segment (0 when none). */
   coldRoom(): number {
-    const c = this.streams[COLD];
-    return c.seg < 0 ? 0 : Math.max(0, this.S - c.pos - 1);
-  }
-
-  /** Blocks the stream can still get without waiting: room left plus takeable segments. */
-  roomFor(stream: number): number {
-    const s = this.streams[stream];
-    const left = s.seg >= 0 ? this.S - s.pos : 0;
-    const segsFree = Math.max(0, this.st.segs.freeCount - (stream === HOT ? RESERVE : 0));
-    return left + segsFree * this.S;
-  }
-
-  /** Worst-case blocks `pages` data pages take, headers and segment ends included. */
-  blocksNeeded(pages: number): number {
-    return pages + Math.ceil(pages / MIN_PAGES_PER_HEADER) + 2 + Math.ceil(pages / Math.max(1, this.S - 1));
+    return this.log.coldRoom();
   }
 
   /** Records the first failure and wakes waiters. */
@@ -323,119 +292,6 @@ export class WritePath {
     this.wakeFlushers();
   }
 
-  // ------------------------------------------------------------ building records
-
-  /**
-   * Seals the stream's record under construction: assigns its seq, finishes its runs,
-   * stamps the header and extends the segment's chain. A host record's header, whose slot
-   * was skipped when its pages were written, goes out as an extent of its own.
-   */
-  private closeRecord(b: Batch, stream: number): void {
-    const r = b.cur[stream];
-    if (!r) return;
-    const st = this.st;
-    r.seq = ++st.seq;
-    r.hdr.writeDoubleLE(r.seq, 8);
-    const body = r.w.finish();
-    this.streams[stream].prev = sealHeader(r.hdr, r.w.runs, r.w.dataPages, body, st.clock, st.durableSeq);
-    if (r.hasTrim && r.seq > st.segs.trimSeq[r.seg]) st.segs.trimSeq[r.seg] = r.seq;
-    if (stream === HOT) {
-      b.exts.push({ seg: r.seg, start: r.hdrPos, n: 1, bufs: [r.hdr], src: null, s0: 0, s1: 0 });
-      b.sealedHot = r.gen;
-      this.hot = null;
-    }
-    b.headers++;
-    if (stream === COLD) b.coldHeaders++;
-    b.cur[stream] = null;
-  }
-
-  /** Leaves the stream's open segment (sealed once this batch is applied). */
-  private leaveSegment(b: Batch, stream: number): void {
-    this.closeRecord(b, stream);
-    const s = this.streams[stream];
-    if (s.seg >= 0) b.sealedSegs.push(s.seg);
-    s.seg = -1;
-  }
-
-  /** The stream's extent in this batch continuing at its append position. */
-  private extentAt(b: Batch, stream: number): Extent {
-    const s = this.streams[stream];
-    let e = b.curExt[stream];
-    if (!e || e.seg !== s.seg || e.start + e.n !== s.pos) {
-      e = { seg: s.seg, start: s.pos, n: 0, bufs: [], src: null, s0: 0, s1: 0 };
-      b.exts.push(e);
-      b.curExt[stream] = e;
-    }
-    return e;
-  }
-
-  /**
-   * Starts a record in `stream`, moving to a new segment when fewer than `need` blocks are
-   * left. Returns null when no segment can be had.
-   */
-  private openRecord(b: Batch, stream: number, need: number): Rec | null {
-    this.closeRecord(b, stream);
-    const s = this.streams[stream];
-    const S = this.S;
-    if (s.seg < 0 || S - s.pos < need) {
-      const segs = this.st.segs;
-      let n = segs.take(stream === HOT ? RESERVE : 0);
-      if (n < 0) {
-        this.hooks.reclaim();
-        n = segs.take(stream === HOT ? RESERVE : 0);
-      }
-      if (n < 0) return null;
-      if (s.seg >= 0) b.sealedSegs.push(s.seg);
-      s.seg = n;
-      s.pos = 0;
-      s.prev = 0;
-    }
-    const h = Buffer.allocUnsafe(PAGE);
-    initHeader(h, stream === HOT ? REC_HOST : REC_CLEANER, stream, this.st.geo.uuidTag, s.seg, 0, s.prev);
-    const r: Rec = { stream, seg: s.seg, hdrPos: s.pos, seq: 0, gen: stream === HOT ? ++this.hotGen : 0, hdr: h, w: new RunWriter(h), hasTrim: false };
-    if (stream === HOT) {
-      // The header slot is skipped now and written when the record is sealed.
-      this.hot = r;
-      s.pos++;
-    } else {
-      pushBuf(this.extentAt(b, stream), h);
-      s.pos++;
-    }
-    b.blocks++;
-    b.cur[stream] = r;
-    return r;
-  }
-
-  /** Appends one data page (the 4 KiB at `off` of `src`) to the stream. Returns false when no segment can be had. */
-  private addPage(b: Batch, stream: number, key: number, page: number, version: number, crc: number, src: Buffer, off: number): boolean {
-    const s = this.streams[stream];
-    let r = b.cur[stream];
-    if (!r || s.pos >= this.S || !r.w.addPage(key, page, version, crc)) {
-      r = this.openRecord(b, stream, 2);
-      if (!r) return false;
-      r.w.addPage(key, page, version, crc);
-    }
-    const block = 1 + s.seg * this.S + s.pos;
-    pushSlice(this.extentAt(b, stream), src, off);
-    s.pos++;
-    b.blocks++;
-    const n = b.kind.length - 1;
-    if (n >= 0 && b.rec[n] === r && b.kind[n] === 0 && b.key[n] === key && b.version[n] === version && b.first[n] + b.count[n] === page && b.block[n] + b.count[n] === block) {
-      b.count[n]++;
-    } else {
-      b.kind.push(0);
-      b.key.push(key);
-      b.first.push(page);
-      b.count.push(1);
-      b.version.push(version);
-      b.block.push(block);
-      b.crc0.push(b.crcs.length);
-      b.rec.push(r);
-    }
-    b.crcs.push(crc);
-    return true;
-  }
-
   /** Builds the next group commit from queued cleaner copies and host operations, or null. */
   private build(): Batch | null {
     const b = new Batch();
@@ -461,15 +317,15 @@ export class WritePath {
         }
       }
       b.moves.push(m);
-      if (m.fresh && live.length > 0 && st.segs.freeCount > 0) this.leaveSegment(b, COLD);
+      if (m.fresh && live.length > 0 && st.segs.freeCount > 0) this.log.leaveSegment(b, COLD);
       for (let j = 0; j < live.length; j++) {
         const it = m.items[live[j]];
-        if (!this.addPage(b, COLD, it.key, it.page, it.version, crcs[j], it.data, 0)) break;
+        if (!this.log.addPage(b, COLD, it.key, it.page, it.version, crcs[j], it.data, 0)) break;
         b.movedPages++;
       }
     }
-    this.closeRecord(b, COLD);
-    b.cur[HOT] = this.hot;
+    this.log.closeRecord(b, COLD);
+    b.cur[HOT] = this.log.hot;
     this.hotBlocked = false;
     let hostPages = 0;
     while (this.queue.length > 0 && hostPages < MAX_BATCH_PAGES) {
@@ -494,7 +350,7 @@ export class WritePath {
           this.completed++;
           continue;
         }
-        if (write > 0 && this.roomFor(HOT) < this.blocksNeeded(write)) {
+        if (write > 0 && this.log.roomFor(HOT) < this.log.hostNeed(b, write)) {
           this.hotBlocked = true;
           break;
         }
@@ -507,18 +363,18 @@ export class WritePath {
           if (t && op.version < t.version(p)) continue;
           const off = i * PAGE;
           const crc = crc32c(op.data.subarray(off, off + PAGE));
-          if (!this.addPage(b, HOT, op.key, p, op.version, crc, op.data, off)) throw new Error('host stream lost its space');
+          if (!this.log.addPage(b, HOT, op.key, p, op.version, crc, op.data, off)) throw new Error('host stream lost its space');
           hostPages++;
         }
         b.hostPages += n;
       } else {
         let r = b.cur[HOT];
         if (!r || !r.w.addTrim(op.key, op.firstPage, op.count, op.version)) {
-          if (this.roomFor(HOT) < 3) {
+          if (this.log.roomFor(HOT) < 3) {
             this.hotBlocked = true;
             break;
           }
-          r = this.openRecord(b, HOT, 1);
+          r = this.log.openRecord(b, HOT, 1);
           if (!r) throw new Error('host stream lost its space');
           r.w.addTrim(op.key, op.firstPage, op.count, op.version);
         }
@@ -538,7 +394,7 @@ export class WritePath {
     }
     // The host record stays open unless a seal was asked for (or holding is off).
     if (b.cur[HOT] && (this.sealRequested || this.sealWaiters.length > 0 || this.holdMs <= 0)) {
-      this.closeRecord(b, HOT);
+      this.log.closeRecord(b, HOT);
       progress = true;
     }
     if (this.sealRequested || this.sealWaiters.length > 0) {
@@ -594,14 +450,13 @@ export class WritePath {
     c.logBytes += b.blocks * PAGE;
     c.summaryBytes += b.headers * PAGE;
     c.coldSummaryBytes += b.coldHeaders * PAGE;
-    st.blocksSinceCut += b.blocks;
     for (const op of b.done) op.resolve();
     for (const m of b.moves) m.resolve();
     for (const f of b.sealWaiters) f();
     this.completed += b.done.length;
     this.wakeFlushers();
-    if (this.hot && !this.hotTimer) this.armHoldTimer();
-    else if (!this.hot && this.hotTimer) {
+    if (this.log.hot && !this.hotTimer) this.armHoldTimer();
+    else if (!this.log.hot && this.hotTimer) {
       clearTimeout(this.hotTimer);
       this.hotTimer = null;
     }
@@ -610,11 +465,11 @@ export class WritePath {
 
   /** Seals the open host record at the latest `holdMs` after this call. */
   private armHoldTimer(): void {
-    const r = this.hot;
+    const r = this.log.hot;
     this.hotTimer = setTimeout(() => {
       this.hotTimer = null;
-      if (!this.hot || this.failed) return;
-      if (this.hot !== r) return this.armHoldTimer();
+      if (!this.log.hot || this.failed) return;
+      if (this.log.hot !== r) return this.armHoldTimer();
       this.sealRequested = true;
       this.kick();
       this.signal();

@@ -24,7 +24,7 @@ for (const policy of ['cost-benefit', 'greedy'] as const) {
       const len = (v: unknown): number | null => (Array.isArray(v) ? v.length : null);
       const { wp, cleaner } = x;
       process.stderr.write(`model test (${policy}) stalled after ${done} ops: ${JSON.stringify({
-        queue: len(wp.queue), moveQueue: len(wp.moveQueue), inflight: len(wp.inflight), draining: wp.draining, hotOpen: wp.hot !== null,
+        queue: len(wp.queue), moveQueue: len(wp.moveQueue), inflight: len(wp.inflight), draining: wp.draining, hotOpen: (wp.log as { hot: unknown }).hot !== null,
         hotBlocked: wp.hotBlocked, spaceStuck: wp.spaceStuck, sealRequested: wp.sealRequested, sealWaiters: len(wp.sealWaiters),
         eventWaiters: len(wp.eventWaiters), flushWaiters: len(wp.flushWaiters), submitted: wp.submitted, completed: wp.completed,
         pendingSync: wp.pendingSync !== null, cleanerStopped: cleaner.stopped, cleanerIdle: cleaner.wake !== null, cleanerSyncing: cleaner.syncing !== null,
