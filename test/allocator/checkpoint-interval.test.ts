@@ -31,10 +31,11 @@ test('cleaner copies do not trigger checkpoints; host writes of factor × live d
   for (let k = 0; k < keys; k++) await a.write(k, 0, pagesData(k, 0, 64, v), v);
   const live = keys * 64;
   // Random single-page overwrites, 32 in flight.
-  let x = 12345;
+  // xorshift32 (Marsaglia 2003): an LCG's low bits would cycle over a small set of pages.
+  let x = 0x9e3779b9;
   const rnd = (n: number): number => {
-    x = (x * 1103515245 + 12345) % 2147483648;
-    return x % n;
+    x ^= x << 13; x >>>= 0; x ^= x >>> 17; x ^= x << 5; x >>>= 0;
+    return Math.floor((x / 4294967296) * n);
   };
   const latest = new Map<string, number>();
   const overwrite = async (n: number): Promise<void> => {
