@@ -14,7 +14,7 @@
  * low watermark, up to a high one, and without limit whenever host writes wait for space.
  */
 import { NONE, PAGE, parseHeader } from './layout.ts';
-import { RunTable } from './summary.ts';
+import { headersFor, RunTable } from './summary.ts';
 import { CLEANING, DYING, SEALED } from './segments.ts';
 import { pickVictims, type CleanerPolicy } from './victim.ts';
 import { preadFully } from './device-io.ts';
@@ -42,6 +42,11 @@ const EARLY_DYING = 4;
 const EARLY_SYNC_MS = 1000;
 /** A leftover of the open cold segment smaller than this is abandoned for a fresh one. */
 const MIN_CHUNK = 16;
+
+/** Cleaner copies in key, then page order. */
+function byKey(a: MoveItem, b: MoveItem): number {
+  return a.key - b.key || a.page - b.page;
+}
 
 /** What reclaim found: segments freed, and what still holds back the others. */
 export interface ReclaimResult {
@@ -276,9 +281,21 @@ export class Cleaner {
       if (items.length === 0) this.finishVictim(v);
     }
     if (this.pending.length === 0) return -1;
-    const chunk = this.pending.splice(0, room);
-    // Key order packs the summary tighter (small key deltas, page runs).
-    chunk.sort((a, b) => a.key - b.key || a.page - b.page);
+    // Key order packs the summary tighter (small key deltas, page runs). The chunk, headers
+    // included, must fit in the `room + 1` blocks left: with segments larger than one header
+    // describes, `room` pages need several headers, and the pages past the segment's end
+    // would need another segment, which a cleaner out of free segments does not get — their
+    // victims would never finish (4 MiB segments at 85–90 % utilisation stalled that way:
+    // no free segment, every victim in progress one or two copies short).
+    let k = Math.min(room, this.pending.length);
+    let chunk: MoveItem[];
+    for (;;) {
+      chunk = this.pending.slice(0, k).sort(byKey);
+      const h = headersFor(chunk, k);
+      if (k + h <= room + 1 || k <= 1) break;
+      k = Math.max(1, Math.min(k - 1, room + 1 - h));
+    }
+    this.pending.splice(0, k);
     try {
       await this.wp.move(chunk, fresh);
     } finally {

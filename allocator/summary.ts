@@ -176,6 +176,28 @@ export class RunWriter {
   }
 }
 
+/** Scratch header for headersFor (its content is never written anywhere). */
+const SCRATCH = Buffer.alloc(PAGE);
+
+/**
+ * Record headers the first `n` of `pages`, added in this order, take when each header is
+ * filled before the next one starts (as the write path packs a cleaner chunk). Costs one
+ * RunWriter pass; crcs do not change a run's size.
+ */
+export function headersFor(pages: ReadonlyArray<{ key: number; page: number; version: number }>, n: number): number {
+  if (n <= 0) return 0;
+  let w = new RunWriter(SCRATCH);
+  let headers = 1;
+  for (let i = 0; i < n; i++) {
+    const p = pages[i];
+    if (w.addPage(p.key, p.page, p.version, 0)) continue;
+    w = new RunWriter(SCRATCH);
+    headers++;
+    w.addPage(p.key, p.page, p.version, 0);
+  }
+  return headers;
+}
+
 /**
  * Decoded runs of one header, in parallel arrays (reused between headers). `crcAt[i]` is
  * the byte offset in the header of run i's first crc32c; `block[i]` is the index of its
