@@ -5,7 +5,9 @@
  * or trimmed; Op.Versions), learned on first touch and then cached. The first write (or
  * trim) to a parent-backed extent copies the whole extent from the parent first — or trims
  * it whole when the parent reads zeros there — so the extent is the clone's from then on;
- * later writes go straight to the clone. Reads beyond the parent's size read zeros.
+ * later writes go straight to the clone. Reads beyond the parent's size read zeros. A parent
+ * read that fails makes it ask again whether the extent is the clone's: a flatten copies
+ * extents in behind this attachment's back, after which the snapshot may be deleted.
  */
 import { BlockDeviceError, isAllZero, type BlockDevice } from '../volume/index.ts';
 import type { ConnectionPool } from '../wire/index.ts';
@@ -76,6 +78,17 @@ export class ClonedVolume implements BlockDevice {
     return this.own.get(x)!;
   }
 
+  /**
+   * A parent read failed. "Not the clone's" was learned earlier and cached, but a flatten
+   * (the catalog's job, under a lease of its own) may have copied the extent into the clone
+   * since, and the snapshot may be deleted now — the gateway only hears of the flatten at
+   * its next catalog poll. Asks the nodes again: true when the extent is the clone's.
+   */
+  private async recheck(x: number): Promise<boolean> {
+    if (this.own.get(x) === false) this.own.delete(x);
+    return this.owns(x);
+  }
+
   private extentsOf(offset: number, length: number): number[] {
     const out: number[] = [];
     const E = this.o.extentBytes;
@@ -93,7 +106,13 @@ export class ClonedVolume implements BlockDevice {
         const start = x * E;
         const len = Math.min(E, this.size - start);
         const fromParent = Math.max(0, Math.min(len, this.o.parent.size - start));
-        const data = fromParent > 0 ? await this.o.parent.read(start, fromParent) : Buffer.alloc(0);
+        let data: Buffer;
+        try {
+          data = fromParent > 0 ? await this.o.parent.read(start, fromParent) : Buffer.alloc(0);
+        } catch (e) {
+          if (await this.recheck(x)) return; // flattened meanwhile: already the clone's
+          throw e;
+        }
         if (data.length > 0 && !isAllZero(data)) await this.o.volume.write(start, data);
         else if (data.length > 0) await this.o.volume.trim(start, data.length);
         if (len > fromParent) await this.o.volume.trim(start + fromParent, len - fromParent);
@@ -125,7 +144,14 @@ export class ClonedVolume implements BlockDevice {
       let part: Buffer;
       if (owned[i] && !this.copying.has(x)) part = await this.o.volume.read(a, b - a);
       else if (a >= this.o.parent.size) return;
-      else part = await this.o.parent.read(a, Math.min(b, this.o.parent.size) - a);
+      else {
+        try {
+          part = await this.o.parent.read(a, Math.min(b, this.o.parent.size) - a);
+        } catch (e) {
+          if (!(await this.recheck(x))) throw e;
+          part = await this.o.volume.read(a, b - a);
+        }
+      }
       part.copy(out, a - offset);
     }));
     return out;
