@@ -6,18 +6,9 @@
  */
 import test from 'ava';
 import { Allocator } from '../../allocator/index.ts';
-import { pagesData, tempDevice } from './helpers.ts';
+import { pagesData, rng, tempDevice, until } from './helpers.ts';
 
 const MiB = 1024 * 1024;
-
-const until = async (cond: () => boolean, ms: number): Promise<boolean> => {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) return false;
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  return true;
-};
 
 test('cleaner copies do not trigger checkpoints; host writes of factor × live do; everything reads back after a reopen', async (t) => {
   const dev = tempDevice();
@@ -31,12 +22,8 @@ test('cleaner copies do not trigger checkpoints; host writes of factor × live d
   for (let k = 0; k < keys; k++) await a.write(k, 0, pagesData(k, 0, 64, v), v);
   const live = keys * 64;
   // Random single-page overwrites, 32 in flight.
-  // xorshift32 (Marsaglia 2003): an LCG's low bits would cycle over a small set of pages.
-  let x = 0x9e3779b9;
-  const rnd = (n: number): number => {
-    x ^= x << 13; x >>>= 0; x ^= x >>> 17; x ^= x << 5; x >>>= 0;
-    return Math.floor((x / 4294967296) * n);
-  };
+  const random = rng(0x9e3779b9);
+  const rnd = (n: number): number => Math.floor(random() * n);
   const latest = new Map<string, number>();
   const overwrite = async (n: number): Promise<void> => {
     for (let i = 0; i < n; i += 32) {

@@ -8,18 +8,9 @@
  */
 import test from 'ava';
 import { Allocator } from '../../allocator/index.ts';
-import { pagesData, tempDevice } from './helpers.ts';
+import { pagesData, tempDevice, until } from './helpers.ts';
 
 const MiB = 1024 * 1024;
-
-const until = async (cond: () => boolean, ms: number): Promise<boolean> => {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) return false;
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  return true;
-};
 
 test('overwritten segments return to the free list while space is plentiful, and are written again', async (t) => {
   const dev = tempDevice();

@@ -42,3 +42,13 @@ export function rng(seed: number): () => number {
 
 /** Whether the runner asked for the long variants. */
 export const SLOW = process.env.CAIRN_SLOW === '1';
+
+/** Polls `cond` every 20 ms; resolves true once it holds, false after `ms`. */
+export async function until(cond: () => boolean, ms: number): Promise<boolean> {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) return false;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  return true;
+}

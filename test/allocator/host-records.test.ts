@@ -6,7 +6,7 @@
  */
 import test from 'ava';
 import { Allocator } from '../../allocator/index.ts';
-import { pagesData, tempDevice } from './helpers.ts';
+import { pagesData, rng, tempDevice } from './helpers.ts';
 
 const MiB = 1024 * 1024;
 
@@ -17,12 +17,8 @@ test('at 90 % utilisation under random 4 KiB overwrites, host summaries stay ≤
   const live = Math.floor((a.stats().segments * 256 * 0.9) / 256) * 256;
   let v = 1;
   for (let k = 0; k < live / 256; k++) await a.write(k, 0, pagesData(k, 0, 256, v), v);
-  // xorshift32 (Marsaglia 2003): an LCG's low bits would cycle over a small set of pages.
-  let x = 0x9e3779b9;
-  const rnd = (n: number): number => {
-    x ^= x << 13; x >>>= 0; x ^= x >>> 17; x ^= x << 5; x >>>= 0;
-    return Math.floor((x / 4294967296) * n);
-  };
+  const random = rng(7);
+  const rnd = (n: number): number => Math.floor(random() * n);
   const page = pagesData(0, 0, 1, 1);
   const overwrite = async (n: number): Promise<void> => {
     let left = n;

@@ -8,7 +8,7 @@
  */
 import test from 'ava';
 import { Allocator } from '../../allocator/index.ts';
-import { pagesData, tempDevice } from './helpers.ts';
+import { pagesData, rng, tempDevice } from './helpers.ts';
 
 const MiB = 1024 * 1024;
 
@@ -20,12 +20,8 @@ test('4 MiB segments at 88 % utilisation: random overwrites keep completing and 
   const live = Math.floor((segs * 1024 * 0.88) / 256) * 256;
   let v = 1;
   for (let k = 0; k < live / 256; k++) await a.write(k, 0, pagesData(k, 0, 256, v), v);
-  // xorshift32 (Marsaglia 2003)
-  let x = 0x2545f491;
-  const rnd = (n: number): number => {
-    x ^= x << 13; x >>>= 0; x ^= x >>> 17; x ^= x << 5; x >>>= 0;
-    return Math.floor((x / 4294967296) * n);
-  };
+  const random = rng(0x2545f491);
+  const rnd = (n: number): number => Math.floor(random() * n);
   const latest = new Map<number, number>();
   let done = 0;
   const total = live * 3;
