@@ -156,3 +156,35 @@ export async function trimMisplaced(ctx: MisplacedContext): Promise<TrimResult> 
   }
   return out;
 }
+
+/**
+ * Runs trim passes (trimMisplaced) one at a time, in the background, and lets a peering
+ * round wait for the pass in progress: a pass that began at an older epoch stops at its
+ * next copy, and the trims it already queued must be in the versions the round compares,
+ * or a copy placed back here could be vouched for and then turned into tombstones.
+ */
+export class MisplacedTrimmer {
+  private running: Promise<void> | null = null;
+
+  /** `done`: called with each finished pass's result. */
+  constructor(private readonly ctx: MisplacedContext, private readonly done: (r: TrimResult) => void) {}
+
+  /** Starts a pass unless one is running. Failures are logged; the next pass retries. */
+  start(): void {
+    if (this.running) return;
+    this.running = trimMisplaced(this.ctx).then(
+      (r) => {
+        this.done(r);
+        if (r.extents) this.ctx.log.info({ trimmed: r.extents, bytes: r.bytes, misplaced: r.misplaced - r.extents }, 'misplaced copies trimmed');
+      },
+      (e: Error) => this.ctx.log.warn({ err: e.message }, 'trim of misplaced copies failed; retried later'),
+    ).finally(() => {
+      this.running = null;
+    });
+  }
+
+  /** Resolves once no pass is running. */
+  async idle(): Promise<void> {
+    while (this.running) await this.running;
+  }
+}

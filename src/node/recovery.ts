@@ -37,7 +37,7 @@ import {
 import { ConnectionPool, Op, extentKey, extentOfKey, volumeOfKey, type RequestHeader } from '../wire/index.ts';
 import type { NodeStorage } from './storage.ts';
 import { blank, localCopy, remoteCopy } from './extent-copies.ts';
-import { flushNode, trimMisplaced } from './misplaced.ts';
+import { MisplacedTrimmer, flushNode } from './misplaced.ts';
 import type { SavedRecovery } from './recovery-store.ts';
 import { askHeld, askMissed, type PeerQueryContext } from './peer-queries.ts';
 import { WorkList, type StaleExtent } from './work-list.ts';
@@ -116,9 +116,8 @@ export class NodeRecovery {
   private saved: SavedRecovery | null;
   private saving: Promise<void> | null = null;
   private readonly timers: NodeJS.Timeout[] = [];
-  private trimming = false;
-  /** The running pass over misplaced copies (trimPass), if any. */
-  private trimRun: Promise<void> | null = null;
+  /** Passes over copies no longer placed here (src/node/misplaced.ts), one at a time. */
+  private readonly trimmer: MisplacedTrimmer;
   private readonly queries: PeerQueryContext;
   private readonly repairs: RepairContext;
   /** Counters since start. */
@@ -146,7 +145,20 @@ export class NodeRecovery {
     this.throttle = new RecoveryThrottle({ bytesPerSec: mapSettings(opts.map.map()).recoveryBytesPerSec });
     if (this.saved) this.progress.restore(this.saved.progress);
     this.timers.push(setInterval(() => void this.saveProgress(), 1000).unref());
-    this.timers.push(setInterval(() => void this.trimPass(), TRIM_EVERY_MS).unref());
+    this.trimmer = new MisplacedTrimmer({
+      storage: opts.storage,
+      nodeId: opts.nodeId,
+      view: () => this.clusterView(),
+      volumeInfo: (v) => this.volumeInfo(v),
+      copy: (leaf, v, e, pages) => this.copyOf(leaf, v, e, pages, false),
+      flushNode: (n) => flushNode(opts.storage, opts.peers, opts.nodeId, opts.map.epoch(), n),
+      log: opts.log,
+      stopped: () => this.closed,
+    }, (r) => {
+      this.traffic.trimmedExtents += r.extents;
+      this.traffic.trimmedBytes += r.bytes;
+    });
+    this.timers.push(setInterval(() => this.trimPass(), TRIM_EVERY_MS).unref());
   }
 
   /** The map's placement fingerprint, computed once per epoch. */
@@ -316,7 +328,7 @@ export class NodeRecovery {
     // A trim pass over misplaced copies that began at an older epoch stops at its next copy;
     // the trims it already queued must be in the local versions compared below, or a copy
     // placed back here could be vouched for and then turned into tombstones (misplaced.ts).
-    if (this.trimRun) await this.trimRun;
+    await this.trimmer.idle();
     const t0 = Date.now();
     const map = this.opts.map.map();
     const fp = this.fingerprint();
@@ -456,7 +468,7 @@ export class NodeRecovery {
     }
     await this.saveProgress(true);
     await this.persist();
-    void this.trimPass();
+    this.trimPass();
   }
 
   /** A copy of `extent` of `volume` on partition `leaf`, local or remote; remote reads pass the throttle. */
@@ -523,35 +535,9 @@ export class NodeRecovery {
   }
 
   /** Trims copies no longer placed here once every member has them (only while nothing is being pulled). */
-  private trimPass(): Promise<void> {
-    if (this.closed || this.trimming || this.peering || this.work.size > 0 || this.placedFp !== this.fingerprint()) return Promise.resolve();
-    this.trimRun = this.runTrimPass().finally(() => {
-      this.trimRun = null;
-    });
-    return this.trimRun;
-  }
-
-  private async runTrimPass(): Promise<void> {
-    this.trimming = true;
-    try {
-      const r = await trimMisplaced({
-        storage: this.opts.storage,
-        nodeId: this.opts.nodeId,
-        view: () => this.clusterView(),
-        volumeInfo: (v) => this.volumeInfo(v),
-        copy: (leaf, v, e, pages) => this.copyOf(leaf, v, e, pages, false),
-        flushNode: (n) => flushNode(this.opts.storage, this.opts.peers, this.opts.nodeId, this.opts.map.epoch(), n),
-        log: this.opts.log,
-        stopped: () => this.closed,
-      });
-      this.traffic.trimmedExtents += r.extents;
-      this.traffic.trimmedBytes += r.bytes;
-      if (r.extents) this.opts.log.info({ trimmed: r.extents, bytes: r.bytes, misplaced: r.misplaced - r.extents }, 'misplaced copies trimmed');
-    } catch (e) {
-      this.opts.log.warn({ err: (e as Error).message }, 'trim of misplaced copies failed; retried later');
-    } finally {
-      this.trimming = false;
-    }
+  private trimPass(): void {
+    if (this.closed || this.peering || this.work.size > 0 || this.placedFp !== this.fingerprint()) return;
+    this.trimmer.start();
   }
 
   /** A copy of `key` in local partition `leaf`. */
