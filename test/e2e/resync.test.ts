@@ -63,14 +63,16 @@ async function withVolume(opts: { nodes?: number; deviceBytes?: number; volumeBy
 /** A BlockDevice that records when each extent was written (ms since 1970). */
 function recording(dev: Volume, extentBytes: number, log: Array<[number, number]>): BlockDevice {
   return new Proxy(dev, {
-    get(target, prop, receiver) {
+    get(target, prop) {
       if (prop === 'write') {
         return async (offset: number, data: Buffer, fua?: boolean) => {
           await target.write(offset, data, fua);
           for (let x = Math.floor(offset / extentBytes); x * extentBytes < offset + data.length; x++) log.push([Date.now(), x]);
         };
       }
-      const v = Reflect.get(target, prop, receiver);
+      // The target as receiver: Volume keeps its size in an ES private field (#size), which a
+      // getter called on the proxy cannot read.
+      const v = Reflect.get(target, prop, target);
       return typeof v === 'function' ? v.bind(target) : v;
     },
   }) as BlockDevice;
