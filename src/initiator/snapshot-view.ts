@@ -14,9 +14,10 @@
  *    while the new members never had the extent as of the version. One request per node,
  *    not per partition; the node knows its own partitions.
  * 3. Still nothing: Incomplete from anyone → EIO (a node held the extent but was not current
- *    for it, so no copy can be trusted). Every node of the map up, every one answering
- *    NoSnapshot, at least one Absent → zeros (no node held a copy at pin time: the extent
- *    was never written before the snapshot, or trimmed). Otherwise (a node down or failing,
+ *    for it, so no copy can be trusted). Released from anyone → EIO (the snapshot is being
+ *    deleted, or was). Every node of the map up, every one answering NoSnapshot, at least
+ *    one Absent → zeros (no node held a copy at pin time: the extent was never written
+ *    before the snapshot, or trimmed). Otherwise (a node down or failing,
  *    or the version pinned nowhere) the read is retried until `ioTimeoutMs`, then EIO
  *    naming the extent.
  *
@@ -76,6 +77,8 @@ interface Tally {
   incomplete: string[];
   absent: number;
   notPinned: number;
+  /** Nodes that said the version was released there: the snapshot is (being) deleted. */
+  released: number;
   /** Failures that asking again may cure (connection, Io, ShuttingDown, NotCurrent, ...). */
   failed: string[];
   /** Failures asking again will not cure (Invalid, Unauthorized). */
@@ -240,6 +243,7 @@ export class SnapshotView implements BlockDevice {
       if (r.h.aux === NoSnapshotReason.Empty) t.empty = true;
       else if (r.h.aux === NoSnapshotReason.Incomplete) t.incomplete.push(who);
       else if (r.h.aux === NoSnapshotReason.NotPinned) t.notPinned++;
+      else if (r.h.aux === NoSnapshotReason.Released) t.released++;
       else t.absent++;
     } else if (st === Status.Invalid || st === Status.Unauthorized) t.fatal.push(`${who}: ${statusName(st)}`);
     else t.failed.push(`${who}: ${statusName(st)}`);
@@ -248,7 +252,7 @@ export class SnapshotView implements BlockDevice {
   private async attempt(view: ClusterView, s: Segment): Promise<Attempt> {
     if (this.zeroAt.get(s.extent) === view.epoch) return { kind: 'zeros' };
     const placed = this.placed(view, s.extent);
-    const t: Tally = { empty: false, incomplete: [], absent: 0, notPinned: 0, failed: [], fatal: [] };
+    const t: Tally = { empty: false, incomplete: [], absent: 0, notPinned: 0, released: 0, failed: [], fatal: [] };
     // 1. The placed members, in order.
     let asked = 0;
     for (const m of placed) {
@@ -281,21 +285,25 @@ export class SnapshotView implements BlockDevice {
       }
       const stale = answers.find((r) => typeof r !== 'string' && r.h.status === Status.StaleEpoch) as Reply | undefined;
       if (stale) return { kind: 'stale', epoch: stale.h.aux };
-      const fb: Tally = { empty: false, incomplete: [], absent: 0, notPinned: 0, failed: [], fatal: [] };
+      const fb: Tally = { empty: false, incomplete: [], absent: 0, notPinned: 0, released: 0, failed: [], fatal: [] };
       answers.forEach((r, i) => this.note(fb, `node ${nodes[i]}`, r));
       t.incomplete.push(...fb.incomplete);
       t.failed.push(...fb.failed);
       t.fatal.push(...fb.fatal);
       t.absent += fb.absent;
       t.notPinned += fb.notPinned;
+      t.released += fb.released;
       everyNodeAnswered = view.map.nodes.every((n) => n.up) && fb.failed.length === 0 && fb.fatal.length === 0 && fb.incomplete.length === 0;
-      // 3. No node held a copy at pin time: nothing was written there before the snapshot.
-      if (everyNodeAnswered && fb.absent > 0) return this.zeros(view, s);
+      // 3. No node held a copy at pin time: nothing was written there before the snapshot —
+      // unless a node released the version: while a snapshot is deleted, a holder already
+      // unpinned and a non-holder still pinned would otherwise read as "nobody held it".
+      if (everyNodeAnswered && fb.absent > 0 && t.released === 0) return this.zeros(view, s);
     }
     if (t.incomplete.length > 0) {
       return { kind: 'fail', final: true, why: `no complete copy as of the snapshot: ${t.incomplete.join(', ')} held it but ${t.incomplete.length > 1 ? 'were' : 'was'} not current when it was pinned` };
     }
     if (t.fatal.length > 0) return { kind: 'fail', final: true, why: t.fatal.join('; ') };
+    if (t.released > 0) return { kind: 'fail', final: true, why: `version ${this.version} was released (the snapshot is deleted) on ${t.released} node${t.released > 1 ? 's' : ''}` };
     if (everyNodeAnswered && t.absent === 0) return { kind: 'fail', final: true, why: `version ${this.version} is not pinned on any node (released?)` };
     return { kind: 'fail', final: false, why: `no node served it or could vouch that it was empty${t.failed.length ? ` (${t.failed.join('; ')})` : ''}` };
   }

@@ -137,6 +137,8 @@ function volumeRangeOf(p: { firstKey: number; lastKey: number }): number | null 
 /** The registry of one node's snapshot pins (see the module comment). */
 export class SnapshotPins {
   private readonly entries = new Map<string, Entry>();
+  /** Snapshots released since this node started (answered Released, not NotPinned; memory only). */
+  private readonly released = new Set<string>();
   private readonly loading: Promise<void>;
   private loadError: Error | null = null;
   private chain: Promise<unknown> = Promise.resolve();
@@ -204,6 +206,7 @@ export class SnapshotPins {
       };
       const entry = entryOf(rec);
       this.entries.set(keyOf(volume, version), entry);
+      this.released.delete(keyOf(volume, version));
       const t3 = performance.now();
       try {
         await this.save();
@@ -231,6 +234,7 @@ export class SnapshotPins {
       const e = this.entries.get(k);
       if (!e) return false;
       this.entries.delete(k);
+      this.released.add(k);
       try {
         await this.save();
       } catch (err) {
@@ -254,6 +258,7 @@ export class SnapshotPins {
     await this.loaded();
     const e = this.entries.get(keyOf(h.volume, h.version));
     const what = `extent ${h.extent} of volume ${h.volume} as of version ${h.version}`;
+    if (!e && this.released.has(keyOf(h.volume, h.version))) throw new NoSnapshotError(NoSnapshotReason.Released, `${what}: released on node ${this.opts.nodeId}`);
     if (!e) throw new NoSnapshotError(NoSnapshotReason.NotPinned, `${what}: not pinned on node ${this.opts.nodeId}`);
     const key = extentKey(h.volume, h.extent);
     const stale = e.rec.peering || e.incomplete.has(h.extent);

@@ -185,6 +185,11 @@ export const NoSnapshotReason = {
   Incomplete: 2,
   /** No pages of the extent here at pin time, but the node cannot vouch that it was empty. */
   Absent: 3,
+  /**
+   * The version was pinned here and has been released since this node started (a snapshot
+   * being deleted, or deleted): no node's answer for it can be trusted to mean zeros.
+   */
+  Released: 4,
 } as const;
 
 /** Human-readable name of a status, for error messages. */

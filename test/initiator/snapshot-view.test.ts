@@ -89,7 +89,7 @@ test('zeros when a placed member vouches the extent empty (remembered for the ep
   t.is(r.snap.counters.zeroExtents, 1);
 });
 
-test('EIO when a node held it but was not current, when it is pinned nowhere, or when a node cannot be asked', async (t) => {
+test('EIO when a node held it but was not current, when it is pinned nowhere, when it was released, or when a node cannot be asked', async (t) => {
   const { placed, other } = placement();
   let r = snapshot((_n, h) => noSnap(h.partition === placed[1] ? NoSnapshotReason.Incomplete : NoSnapshotReason.Absent), fixedViews(view), 60000);
   let e = await t.throwsAsync(r.snap.read(0, PAGE));
@@ -99,6 +99,12 @@ test('EIO when a node held it but was not current, when it is pinned nowhere, or
   r = snapshot(() => noSnap(NoSnapshotReason.NotPinned), fixedViews(view), 60000);
   e = await t.throwsAsync(r.snap.read(0, PAGE));
   t.regex(e!.message, /not pinned on any node/);
+  // A snapshot being deleted: the placed members already released it, the other node still
+  // pins it but never held the extent. That is not "nobody held it": EIO, not zeros.
+  r = snapshot((n) => noSnap(n === other ? NoSnapshotReason.Absent : NoSnapshotReason.Released), fixedViews(view), 60000);
+  e = await t.throwsAsync(r.snap.read(0, PAGE));
+  t.is((e as BlockDeviceError).code, 'EIO');
+  t.regex(e!.message, /released/);
   r = snapshot((n) => (n === other ? 'unreachable' : noSnap(NoSnapshotReason.Absent)));
   const t0 = Date.now();
   e = await t.throwsAsync(r.snap.read(0, PAGE));

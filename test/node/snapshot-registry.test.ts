@@ -108,7 +108,8 @@ test('pin records what the node vouches for; snapshot reads serve it and say why
   t.false(await reg.unpin(VOL, V));
   t.deepEqual(storage.get(L0)!.listPins(), []);
   t.deepEqual(storage.get(L1)!.listPins().map((p) => p.id), [foreign]);
-  t.is(await reason(t, reg.read(req({}))), NoSnapshotReason.NotPinned);
+  t.is(await reason(t, reg.read(req({}))), NoSnapshotReason.Released, 'released here: not to be read as "never pinned"');
+  t.is(await reason(t, reg.read(req({ version: V + 1 }))), NoSnapshotReason.NotPinned, 'a version never pinned here');
   t.deepEqual((JSON.parse(readFileSync(file, 'utf8')) as { snapshots: unknown[] }).snapshots, []);
   await reg.close();
   await storage.close();
