@@ -10,7 +10,7 @@
  * - a snapshot view refuses writes, trims and write-zeroes with EROFS;
  * - after a node is killed (-9) and started again, the snapshot still reads A, and that node
  *   alone serves its copies as of the version over the wire (and vouches for an empty extent);
- * - after unpinSnapshot, the nodes answer NoSnapshot (not pinned) and the view's read fails.
+ * - after unpinSnapshot, the nodes answer NoSnapshot (released) and the view's read fails.
  */
 import test from 'ava';
 import { randomBytes } from 'node:crypto';
@@ -143,18 +143,18 @@ test('a pinned snapshot reads as of its version, through a node restart, until i
     r = await readAsOf({ extent: 8, partition: view.members(record.id, 8, record.pool).find((m) => view.nodeOf(m) === victim)!, members: view.members(record.id, 8, record.pool) });
     t.is(r.h.aux, NoSnapshotReason.Empty, 'so is an extent first written after the snapshot');
 
-    // Released: every node answers NoSnapshot (not pinned), and the view's reads fail.
+    // Released: every node answers NoSnapshot (released), and the view's reads fail.
     const released = await unpinSnapshot(views, pool, record.id, version);
     t.deepEqual(released, { released: cluster.nodeIds(), failed: [] });
     t.deepEqual(await unpinSnapshot(views, pool, record.id, version), released, 'releasing again is a no-op');
     const leaf0 = view.members(record.id, 0, record.pool).find((m) => view.nodeOf(m) === victim)!;
     r = await readAsOf({ extent: 0, partition: leaf0 });
     t.is(r.h.status, Status.NoSnapshot);
-    t.is(r.h.aux, NoSnapshotReason.NotPinned);
+    t.is(r.h.aux, NoSnapshotReason.Released);
     const gone = new SnapshotView({ views, connections: pool, record, version, name: 'vol0@snap', ioTimeoutMs: 2000 });
     const e = await t.throwsAsync(gone.read(0, 4096));
     t.is((e as BlockDeviceError).code, 'EIO');
-    t.regex(e!.message, /extent 0 .*not pinned/);
+    t.regex(e!.message, /extent 0 .*was released/);
     t.true((await second.read(0, record.sizeBytes)).equals(B), 'the volume still reads pattern B');
     second.close();
     first.close();
