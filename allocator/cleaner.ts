@@ -291,7 +291,7 @@ export class Cleaner {
     let chunk: MoveItem[];
     for (;;) {
       chunk = this.pending.slice(0, k).sort(byKey);
-      const h = headersFor(chunk, k);
+      const h = headersFor(chunk);
       if (k + h <= room + 1 || k <= 1) break;
       k = Math.max(1, Math.min(k - 1, room + 1 - h));
     }

@@ -180,16 +180,15 @@ export class RunWriter {
 const SCRATCH = Buffer.alloc(PAGE);
 
 /**
- * Record headers the first `n` of `pages`, added in this order, take when each header is
- * filled before the next one starts (as the write path packs a cleaner chunk). Costs one
- * RunWriter pass; crcs do not change a run's size.
+ * Record headers `pages`, added in this order, take when each header is filled before the
+ * next one starts (as the write path packs a cleaner chunk). Costs one RunWriter pass; crcs
+ * do not change a run's size.
  */
-export function headersFor(pages: ReadonlyArray<{ key: number; page: number; version: number }>, n: number): number {
-  if (n <= 0) return 0;
+export function headersFor(pages: ReadonlyArray<{ key: number; page: number; version: number }>): number {
+  if (pages.length === 0) return 0;
   let w = new RunWriter(SCRATCH);
   let headers = 1;
-  for (let i = 0; i < n; i++) {
-    const p = pages[i];
+  for (const p of pages) {
     if (w.addPage(p.key, p.page, p.version, 0)) continue;
     w = new RunWriter(SCRATCH);
     headers++;
