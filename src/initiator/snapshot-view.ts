@@ -272,6 +272,7 @@ export class SnapshotView implements BlockDevice {
       this.note(t, who, r);
     }
     if (t.empty) return this.zeros(view, s);
+    if (t.released > 0) return this.released(t);
     // 2. Any up node, from whichever partition held a current copy at pin time.
     let everyNodeAnswered = false;
     if (t.incomplete.length === 0) {
@@ -294,18 +295,24 @@ export class SnapshotView implements BlockDevice {
       t.notPinned += fb.notPinned;
       t.released += fb.released;
       everyNodeAnswered = view.map.nodes.every((n) => n.up) && fb.failed.length === 0 && fb.fatal.length === 0 && fb.incomplete.length === 0;
-      // 3. No node held a copy at pin time: nothing was written there before the snapshot —
-      // unless a node released the version: while a snapshot is deleted, a holder already
-      // unpinned and a non-holder still pinned would otherwise read as "nobody held it".
-      if (everyNodeAnswered && fb.absent > 0 && t.released === 0) return this.zeros(view, s);
+      // A node released the version: the snapshot is being deleted. Checked before zeros:
+      // a holder already unpinned and a non-holder still pinned (Absent) would otherwise
+      // read as "nobody held it".
+      if (t.released > 0) return this.released(t);
+      // 3. No node held a copy at pin time: nothing was written there before the snapshot.
+      if (everyNodeAnswered && fb.absent > 0) return this.zeros(view, s);
     }
     if (t.incomplete.length > 0) {
       return { kind: 'fail', final: true, why: `no complete copy as of the snapshot: ${t.incomplete.join(', ')} held it but ${t.incomplete.length > 1 ? 'were' : 'was'} not current when it was pinned` };
     }
     if (t.fatal.length > 0) return { kind: 'fail', final: true, why: t.fatal.join('; ') };
-    if (t.released > 0) return { kind: 'fail', final: true, why: `version ${this.version} was released (the snapshot is deleted) on ${t.released} node${t.released > 1 ? 's' : ''}` };
     if (everyNodeAnswered && t.absent === 0) return { kind: 'fail', final: true, why: `version ${this.version} is not pinned on any node (released?)` };
     return { kind: 'fail', final: false, why: `no node served it or could vouch that it was empty${t.failed.length ? ` (${t.failed.join('; ')})` : ''}` };
+  }
+
+  /** The final failure when `t.released` nodes released the version. */
+  private released(t: Tally): Attempt {
+    return { kind: 'fail', final: true, why: `version ${this.version} was released (the snapshot is deleted) on ${t.released} node${t.released > 1 ? 's' : ''}` };
   }
 
   private zeros(view: ClusterView, s: Segment): Attempt {

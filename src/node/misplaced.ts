@@ -10,7 +10,8 @@
  *
  * then the members are flushed (what they hold is durable), the map is checked again (same
  * epoch as the decision, extent still not placed on this partition), and each mapped page is
- * trimmed at its own version, every trim of the copy queued in that same tick. Trimming at the page's own version — not a newer one — matters: if placement
+ * trimmed at its own version, every trim of the copy queued in that same tick. Trimming at
+ * the page's own version — not a newer one — matters: if placement
  * brings the extent back here, the members' data at that version wins over the trim in a
  * reconcile (src/recovery/reconcile.ts `newer`), and a host write (always a newer version)
  * is never undone.
@@ -139,14 +140,14 @@ export async function trimMisplaced(ctx: MisplacedContext): Promise<TrimResult> 
     if (!a) continue;
     // Runs of consecutive pages at one version become one trim each, all queued now.
     const runs: Array<{ first: number; count: number; version: number }> = [];
+    let pages = 0;
     for (const m of c.mine) {
       if (!m.mapped || a.version(c.key, m.page) !== m.version) continue;
+      pages++;
       const r = runs[runs.length - 1];
       if (r && r.first + r.count === m.page && r.version === m.version) r.count++;
       else runs.push({ first: m.page, count: 1, version: m.version });
     }
-    let pages = 0;
-    for (const r of runs) pages += r.count;
     await Promise.all(runs.map((r) => a.trim(c.key, r.first, r.count, r.version)));
     ctx.storage.markDirty(a);
     if (pages === 0) continue;

@@ -14,7 +14,7 @@ import { tempDataDir } from '../helpers/cairn-up.ts';
 
 const MiB = 1024 * 1024;
 
-/** 1 MiB of byte `b`, each 4 KiB page stamped with its index (so a misplaced page shows). */
+/** `pages` 4 KiB pages of byte `b`, each stamped with its page index from `firstPage` (so a misplaced page shows). */
 function pattern(b: number, pages: number, firstPage: number): Buffer {
   const out = Buffer.alloc(pages * 4096, b);
   for (let p = 0; p < pages; p++) out.writeUInt32LE(firstPage + p, p * 4096);
