@@ -4,9 +4,7 @@
  * live in the catalog; LocalCluster.start creates the layout's volume there).
  */
 import { randomBytes, randomUUID } from 'node:crypto';
-import { createServer } from 'node:net';
 import { mkdir, writeFile } from 'node:fs/promises';
-import { readFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { buildMap } from '../../placement/index.ts';
 import { authorityKeyPath } from '../authority/index.ts';
@@ -14,60 +12,11 @@ import { generateAuthorityKeys } from '../clustermap/index.ts';
 import type { ClusterConfig } from '../config/index.ts';
 import type { ClusterLayout } from './layout.ts';
 export { DEFAULT_LAYOUT, type ClusterLayout } from './layout.ts';
+import { freePorts } from './ports.ts';
 
 /** Thrown for a layout that cannot work (e.g. more replicas than nodes). */
 export class LayoutError extends Error {
   override name = 'LayoutError';
-}
-
-/** Lowest port of the OS's ephemeral range (Linux: /proc/sys/net/ipv4/ip_local_port_range), default 32768. */
-function ephemeralLow(): number {
-  try {
-    const low = Number(readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/)[0]);
-    return Number.isInteger(low) && low > 1024 ? low : 32768;
-  } catch {
-    return 32768;
-  }
-}
-
-function tryListen(port: number, host: string): Promise<ReturnType<typeof createServer> | null> {
-  return new Promise((resolve) => {
-    const s = createServer();
-    s.once('error', () => resolve(null));
-    s.listen(port, host, () => resolve(s));
-  });
-}
-
-/**
- * Finds `n` distinct free TCP ports on `host` for servers that must keep a fixed port.
- * They are picked at random below the OS's ephemeral range (between 10000 and its low end),
- * each checked by binding it: a port handed out for listen(0) or as the local port of an
- * outgoing connection — both come from the ephemeral range, and a cluster makes many — can
- * then never take a node's port between this check and the node's start.
- * Falls back to ports from listen(0) when that range is exhausted.
- */
-export async function freePorts(n: number, host = '127.0.0.1'): Promise<number[]> {
-  const low = 10000;
-  const high = ephemeralLow();
-  const held: Array<ReturnType<typeof createServer>> = [];
-  const ports = new Set<number>();
-  for (let tries = 0; ports.size < n && tries < n * 20 && high - low > n * 4; tries++) {
-    const p = low + Math.floor(Math.random() * (high - low));
-    if (ports.has(p)) continue;
-    const s = await tryListen(p, host);
-    if (s) {
-      held.push(s);
-      ports.add(p);
-    }
-  }
-  while (ports.size < n) {
-    const s = await tryListen(0, host);
-    if (!s) throw new Error(`cannot find free ports on ${host}`);
-    held.push(s);
-    ports.add((s.address() as { port: number }).port);
-  }
-  await Promise.all(held.map((s) => new Promise((r) => s.close(r))));
-  return [...ports];
 }
 
 /**
