@@ -8,7 +8,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, openSync, readFileSync, writeFileSync, closeSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
-import { createServer } from 'node:net';
+import { freePorts } from '../net/index.ts';
 import { join } from 'node:path';
 
 /** One member of a LocalEtcd. */
@@ -41,18 +41,6 @@ interface Layout {
   token: string;
   host: string;
   members: Array<{ name: string; clientPort: number; peerPort: number }>;
-}
-
-/** A free TCP port on `host` (bind port 0, read it, close). */
-function freePort(host: string): Promise<number> {
-  return new Promise((resolvePort, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, host, () => {
-      const a = s.address();
-      s.close(() => (typeof a === 'object' && a ? resolvePort(a.port) : reject(new Error('no port'))));
-    });
-  });
 }
 
 /** The etcd binary to run. @throws Error when none is installed. */
@@ -95,7 +83,10 @@ export class LocalEtcd {
     else {
       const host = opts.host ?? '127.0.0.1';
       const members: Layout['members'] = [];
-      for (let i = 0; i < (opts.members ?? 3); i++) members.push({ name: `m${i}`, clientPort: await freePort(host), peerPort: await freePort(host) });
+      for (let i = 0; i < (opts.members ?? 3); i++) {
+        const [clientPort, peerPort] = await freePorts(2, host);
+        members.push({ name: `m${i}`, clientPort, peerPort });
+      }
       layout = { token: `cairn-${randomBytes(6).toString('hex')}`, host, members };
       writeFileSync(file, JSON.stringify(layout, null, 2));
     }

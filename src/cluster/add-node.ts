@@ -11,7 +11,7 @@ import { dirname, join, resolve } from 'node:path';
 import { ApiClient, ApiError } from '../api/client.ts';
 import type { SubmitResult } from '../authority/index.ts';
 import type { MapNode, OperatorChange } from '../clustermap/index.ts';
-import { freePorts } from './ports.ts';
+import { freePorts } from '../net/index.ts';
 
 /** The node record of an `add-node` change (sizes in bytes, paths relative to the node's data directory). */
 export type NewNode = Extract<OperatorChange, { type: 'add-node' }>['node'];

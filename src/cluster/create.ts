@@ -12,7 +12,7 @@ import { generateAuthorityKeys } from '../clustermap/index.ts';
 import type { ClusterConfig } from '../config/index.ts';
 import type { ClusterLayout } from './layout.ts';
 export { DEFAULT_LAYOUT, type ClusterLayout } from './layout.ts';
-import { freePorts } from './ports.ts';
+import { freePorts } from '../net/index.ts';
 
 /** Thrown for a layout that cannot work (e.g. more replicas than nodes). */
 export class LayoutError extends Error {

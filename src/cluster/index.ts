@@ -3,7 +3,7 @@ export { LocalCluster, NodeStartError, type AddNodeOptions, type LocalClusterOpt
 export { addNodeToMap, waitNodeUp, planDevices, createDeviceFiles, AddNodeError, type NewNode, type NewNodeOptions, type AddNodeToMapOptions, type WaitNodeUpOptions, type ApiCaller, type MapReply } from './add-node.ts';
 export { newestStoredMap, seedNodeMap, devicesPresent, runningNodePid, nodeMapPath } from './node-set.ts';
 export { createClusterConfig, defaultMinSize, provisionControlPlane, DEFAULT_LAYOUT, LayoutError, type ClusterLayout } from './create.ts';
-export { freePorts, RESERVE_MS } from './ports.ts';
+export { freePorts, RESERVE_MS } from '../net/index.ts';
 export { FollowerProcess, type FollowerMapEvent } from './follower-process.ts';
 export { useEtcdAuthority, ensureNodeKey, startLocalEtcdFor, localEtcdDir, type LocalEtcdAuthority } from './etcd-mode.ts';
 export { migrateAuthorityToEtcd, MigrateError, type MigrateOptions, type MigrateResult } from './authority-migrate.ts';

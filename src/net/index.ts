@@ -1,4 +1,5 @@
-/** src/net: socket helpers shared by the data-path protocol, NBD and NVMe/TCP. */
+/** src/net: socket helpers shared by the data-path protocol, NBD and NVMe/TCP, and fixed-port picking for servers. */
 export { TickCork, type CorkRelease } from './tick-cork.ts';
 export { BufferPool, writeHeld, type BufferPoolOptions } from './buffer-pool.ts';
 export { adoptWithReadBuffer, type TransientChunk } from './read-buffer.ts';
+export { freePorts, RESERVE_MS } from './ports.ts';

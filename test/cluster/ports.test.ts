@@ -11,7 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { freePorts } from '../../src/cluster/index.ts';
 
 const run = promisify(execFile);
-const PORTS = fileURLToPath(new URL('../../src/cluster/ports.ts', import.meta.url));
+const PORTS = fileURLToPath(new URL('../../src/net/ports.ts', import.meta.url));
 
 test('ports picked in another process are not picked again while reserved', async (t) => {
   // 500 + 500 ports out of ~22,000: picked independently they would share about 11 ports
