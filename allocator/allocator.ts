@@ -29,7 +29,7 @@ import { readPages } from './read-path.ts';
 import { Cleaner } from './cleaner.ts';
 import { Checkpointer } from './checkpointer.ts';
 import { recover, type RecoveryReport } from './recovery.ts';
-import { resolveTuning, type AllocatorOptions, type Tuning } from './options.ts';
+import { defaultSegmentBlocks, resolveTuning, type AllocatorOptions, type Tuning } from './options.ts';
 import { computeStats, type AllocatorStats } from './stats.ts';
 import type { CleanerPolicy } from './victim.ts';
 
@@ -129,8 +129,7 @@ export class Allocator {
           }
           segBlocks = opts.segmentBytes / PAGE;
         } else {
-          segBlocks = 8;
-          while (segBlocks < 256 && segBlocks * 2 * 64 <= blocks - 1) segBlocks *= 2;
+          segBlocks = defaultSegmentBlocks(blocks - 1);
         }
         const segments = Math.floor((blocks - 1) / segBlocks);
         if (segments < RESERVE + 4) throw new AllocatorStateError(`region of ${size} bytes holds only ${segments} segments of ${segBlocks * PAGE} bytes; need ${RESERVE + 4}`);

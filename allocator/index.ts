@@ -6,4 +6,5 @@ export { Allocator } from './allocator.ts';
 export type { AllocatorOptions, AllocatorStats, CleanerPolicy, RecoveryReport } from './allocator.ts';
 export { AllocatorFullError, AllocatorStateError, ChecksumError, FormatError } from './errors.ts';
 export { PAGE } from './layout.ts';
+export { defaultSegmentBlocks, SUMMARY_MATCHED_BLOCKS } from './options.ts';
 export { readCount, syncCount } from './device-io.ts';

@@ -2,8 +2,11 @@
  * Write-amplification simulation on the real allocator over a real file: fill a region to
  * a target utilisation (live pages ÷ all segment blocks), then overwrite random 4 KiB
  * pages (uniform, or hot/cold: 90 % of writes to 10 % of pages) with 128 writes in flight,
- * and measure over the second half of the run: WA = log bytes appended ÷ host bytes, and
- * metadata (record headers + checkpoint bytes) ÷ host bytes.
+ * and measure WA = log bytes appended ÷ host bytes, and metadata (record headers +
+ * checkpoint bytes) ÷ host bytes. After a warm-up of overwriteFactor / 2 × live pages, the
+ * window runs from one checkpoint to the next, so that it holds exactly one checkpoint
+ * interval (a window shorter than the interval counts one checkpoint over too few host
+ * bytes, or none); without a checkpoint in 8 × live pages it is the warm-up's end to there.
  * Method after Rosenblum & Ousterhout, SOSP 1991, §5.3 (simulation of cleaning policies).
  */
 import { rmSync } from 'node:fs';
@@ -23,11 +26,15 @@ export interface WaResult {
   cleanedUtilization: number;
   /** Mean segments not holding sealed data while measuring (free, open, being cleaned, dying), as a fraction of all. */
   idleSegmentFraction: number;
+  /** Overwrites issued in all (warm-up included). */
   hostWrites: number;
+  /** Host pages written in the measured window, and checkpoints completed in it. */
+  windowHostWrites: number;
+  windowCheckpoints: number;
   seconds: number;
 }
 
-/** Runs one configuration in directory `dir`; `overwriteFactor` × live pages are written. */
+/** Runs one configuration in directory `dir`; see the module comment for the window. */
 export async function simulate(dir: string, regionBytes: number, segmentBytes: number, utilization: number, workload: 'uniform' | 'hot-cold', policy: CleanerPolicy, overwriteFactor: number): Promise<WaResult> {
   const path = join(dir, `wa-${utilization}-${workload}-${policy}.img`);
   rmSync(path, { force: true });
@@ -54,21 +61,28 @@ export async function simulate(dir: string, regionBytes: number, segmentBytes: n
     if (workload === 'uniform') return Math.floor(rnd() * live);
     return rnd() < 0.9 ? Math.floor(rnd() * hot) : hot + Math.floor(rnd() * (live - hot));
   };
-  const total = Math.floor(overwriteFactor * live);
+  const warmUp = Math.floor((overwriteFactor / 2) * live);
+  const cap = warmUp + 8 * live;
   const page = data.subarray(0, PAGE);
   let issued = 0;
+  let warm: ReturnType<Allocator['stats']> | null = null;
   let mark: ReturnType<Allocator['stats']> | null = null;
+  let end: ReturnType<Allocator['stats']> | null = null;
   let idleSum = 0;
   let samples = 0;
   const sampler = setInterval(() => {
+    if (!warm || end) return;
+    const s = a.stats();
+    if (!mark && s.checkpoints > warm.checkpoints) mark = s;
+    else if (mark && s.checkpoints > mark.checkpoints) end = s;
     if (!mark) return;
-    const c = a.stats().segmentStates;
+    const c = s.segmentStates;
     idleSum += c.free + c.open + c.cleaning + c.dying;
     samples++;
   }, 20);
   const worker = async (): Promise<void> => {
-    while (issued < total) {
-      if (!mark && issued >= total / 2) mark = a.stats();
+    while (!end && issued < cap) {
+      if (!warm && issued >= warmUp) warm = a.stats();
       issued++;
       const p = pickPage();
       await a.write(Math.floor(p / 256), p % 256, page, v++);
@@ -76,7 +90,10 @@ export async function simulate(dir: string, regionBytes: number, segmentBytes: n
   };
   await Promise.all(Array.from({ length: 128 }, worker));
   clearInterval(sampler);
-  const end = a.stats();
+  if (!end) {
+    end = a.stats();
+    mark = warm;
+  }
   const m = mark ?? st0;
   const host = end.hostBytesWritten - m.hostBytesWritten;
   const res: WaResult = {
@@ -94,7 +111,9 @@ export async function simulate(dir: string, regionBytes: number, segmentBytes: n
       ? round((end.cleanedUtilization * end.segmentsCleaned - m.cleanedUtilization * m.segmentsCleaned) / (end.segmentsCleaned - m.segmentsCleaned))
       : 0,
     idleSegmentFraction: samples ? round(idleSum / samples / end.segments, 4) : 0,
-    hostWrites: total,
+    hostWrites: issued,
+    windowHostWrites: Math.round(host / PAGE),
+    windowCheckpoints: end.checkpoints - m.checkpoints,
     seconds: round((Date.now() - t0) / 1000, 1),
   };
   await a.close();
