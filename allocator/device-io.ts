@@ -4,7 +4,7 @@
  * are bytes. Short reads past the end of file leave the rest of the buffer untouched;
  * short writes are completed with further writes.
  */
-import { read, readv, writev, write, fdatasync } from 'node:fs';
+import { read, readSync, readv, readvSync, writev, write, fdatasync } from 'node:fs';
 
 let reads = 0;
 
@@ -38,13 +38,17 @@ function preadv1(fd: number, bufs: Buffer[], position: number): Promise<number> 
  * Reads device bytes from `position` into `bufs` back to back (preadv(2), one system call
  * for up to IOV_MAX buffers), looping over short reads; stops at EOF (the rest untouched).
  */
-export async function preadvFully(fd: number, bufs: Buffer[], position: number): Promise<void> {
+export function preadvFully(fd: number, bufs: Buffer[], position: number): Promise<void> {
+  return preadvWith(preadv1, fd, bufs, position);
+}
+
+async function preadvWith(call: (fd: number, bufs: Buffer[], position: number) => Promise<number>, fd: number, bufs: Buffer[], position: number): Promise<void> {
   let i = 0;
   let skip = 0; // bytes of bufs[i] already filled
   while (i < bufs.length) {
     const part = bufs.slice(i, i + IOV_MAX);
     if (skip) part[0] = part[0].subarray(skip);
-    const n = await preadv1(fd, part, position);
+    const n = await call(fd, part, position);
     if (n === 0) return;
     position += n;
     let left = n;
@@ -109,4 +113,90 @@ export function datasync(fd: number): Promise<void> {
 /** fdatasync calls made through datasync() by every allocator of this process since it started. */
 export function syncCount(): number {
   return syncs;
+}
+
+/*
+ * Host reads when the process is otherwise idle. A read handed to libuv's thread pool costs
+ * two thread wake-ups (the worker, then the event loop through its eventfd) on top of the
+ * system call; for a 4 KiB page in the page cache those wake-ups are most of the time, and at
+ * queue depth 1 nothing else can use the loop meanwhile. So a small host read made while no
+ * other host read of this process is in flight, and no other read was made synchronously in
+ * this turn of the event loop, is made synchronously: at most one blocking read per turn,
+ * never behind or in front of queued ones (a batch of requests parsed in one turn makes its
+ * first read synchronously and the others on the pool, as before).
+ */
+
+/** Largest host read made synchronously when idle, bytes. */
+export const IDLE_SYNC_MAX_BYTES = 128 * 1024;
+let idleSync = true;
+let hostInflight = 0;
+let syncTurn = false;
+let syncReads = 0;
+const endTurn = (): void => {
+  syncTurn = false;
+};
+
+/** Turns synchronous idle host reads on or off for this process (default on). */
+export function setIdleSyncReads(on: boolean): void {
+  idleSync = on;
+}
+
+/** Host reads this process made synchronously (see hostPreadFully). */
+export function idleSyncReadCount(): number {
+  return syncReads;
+}
+
+/** Whether a host read of `bytes` is to be made synchronously now; claims this turn if so. */
+function takeIdleTurn(bytes: number): boolean {
+  if (!idleSync || hostInflight > 0 || syncTurn || bytes > IDLE_SYNC_MAX_BYTES) return false;
+  syncTurn = true;
+  setImmediate(endTurn);
+  syncReads++;
+  reads++;
+  return true;
+}
+
+/** Counts an asynchronous host read in flight until `p` settles. */
+function tracked<T>(p: Promise<T>): Promise<T> {
+  hostInflight++;
+  const done = (): void => {
+    hostInflight--;
+  };
+  p.then(done, done);
+  return p;
+}
+
+/**
+ * preadFully for a host read: synchronous when the process is idle (see above), else on
+ * the thread pool. Same results and errors (a failed synchronous read rejects).
+ */
+export function hostPreadFully(fd: number, buf: Buffer, offset: number, length: number, position: number): Promise<number> {
+  if (!takeIdleTurn(length)) return tracked(preadFully(fd, buf, offset, length, position));
+  try {
+    let done = 0;
+    while (done < length) {
+      const n = readSync(fd, buf, offset + done, length - done, position + done);
+      if (n === 0) break;
+      done += n;
+    }
+    return Promise.resolve(done);
+  } catch (e) {
+    return Promise.reject(e);
+  }
+}
+
+/** preadvFully for a host read: synchronous when the process is idle (see above), else on the thread pool. */
+export function hostPreadvFully(fd: number, bufs: Buffer[], position: number): Promise<void> {
+  let bytes = 0;
+  for (const b of bufs) bytes += b.length;
+  if (!takeIdleTurn(bytes)) return tracked(preadvFully(fd, bufs, position));
+  return preadvWith(readvNow, fd, bufs, position);
+}
+
+function readvNow(fd: number, bufs: Buffer[], position: number): Promise<number> {
+  try {
+    return Promise.resolve(readvSync(fd, bufs, position));
+  } catch (e) {
+    return Promise.reject(e);
+  }
 }

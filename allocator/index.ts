@@ -7,4 +7,4 @@ export type { AllocatorOptions, AllocatorStats, CleanerPolicy, RecoveryReport } 
 export { AllocatorFullError, AllocatorStateError, ChecksumError, FormatError } from './errors.ts';
 export { PAGE } from './layout.ts';
 export { defaultSegmentBlocks, SUMMARY_MATCHED_BLOCKS } from './options.ts';
-export { readCount, syncCount } from './device-io.ts';
+export { readCount, syncCount, setIdleSyncReads, idleSyncReadCount, IDLE_SYNC_MAX_BYTES } from './device-io.ts';

@@ -2,7 +2,8 @@
  * The allocator's read path: one map lookup per page, then the pages' device blocks sorted
  * and cut into spans — blocks at most GAP_BLOCKS apart share a span — and one preadv per
  * span whose buffers are the request's own pages and, for the blocks in between, a scratch
- * buffer whose bytes are dropped; then a crc32c check of every page against the map. An
+ * buffer whose bytes are dropped (synchronously when the process is idle: device-io.ts,
+ * hostPreadFully); then a crc32c check of every page against the map. An
  * extent overwritten by small random writes is scattered over the log; reading its
  * neighbourhoods in one system call each, rather than one per run, is what keeps large
  * reads of it cheap (each call costs far more than copying a few cached blocks). While the
@@ -12,7 +13,7 @@
 import { crc32c } from '@node-rs/crc32';
 import { ChecksumError } from './errors.ts';
 import { NONE, PAGE } from './layout.ts';
-import { preadFully, preadvFully } from './device-io.ts';
+import { hostPreadFully, hostPreadvFully } from './device-io.ts';
 import type { PartitionState } from './partition-state.ts';
 
 /**
@@ -57,7 +58,7 @@ export function readPages(st: PartitionState, key: number, firstPage: number, co
     const seg = ((b - 1) / S) | 0;
     segs.readers[seg]++;
     const o = idx[0] * PAGE;
-    const go = (): Promise<number> => preadFully(fd, out, o, PAGE, offset + b * PAGE);
+    const go = (): Promise<number> => hostPreadFully(fd, out, o, PAGE, offset + b * PAGE);
     const p = delayMs > 0 ? new Promise((r) => setTimeout(r, delayMs)).then(go) : go();
     return p.then(
       () => {
@@ -101,7 +102,7 @@ export function readPages(st: PartitionState, key: number, firstPage: number, co
     }
   }
   const issue = (): Promise<PromiseSettledResult<void>[]> =>
-    Promise.allSettled(spans.map((sp) => preadvFully(fd, sp.bufs, offset + sp.start * PAGE)));
+    Promise.allSettled(spans.map((sp) => hostPreadvFully(fd, sp.bufs, offset + sp.start * PAGE)));
   const done = delayMs > 0 ? new Promise((r) => setTimeout(r, delayMs)).then(issue) : issue();
   return done.then((res) => {
     for (const seg of held) segs.readers[seg]--;
