@@ -5,18 +5,8 @@
  * header costs no data; a damaged superblock refuses to open.
  */
 import test from 'ava';
-import { openSync, readSync, writeSync, closeSync } from 'node:fs';
 import { Allocator, ChecksumError, FormatError, PAGE } from '../../allocator/index.ts';
-import { pageData, rng, tempDevice } from './helpers.ts';
-
-function flip(path: string, pos: number): void {
-  const fd = openSync(path, 'r+');
-  const b = Buffer.alloc(1);
-  readSync(fd, b, 0, 1, pos);
-  b[0] ^= 0x5a;
-  writeSync(fd, b, 0, 1, pos);
-  closeSync(fd);
-}
+import { flip, pageData, rng, tempDevice } from './helpers.ts';
 
 test('flipped bytes fail exactly the affected reads, through reopen and cleaning', async (t) => {
   const dev = tempDevice();

@@ -1,5 +1,5 @@
 /** Shared helpers of the allocator tests: temp regions and recognisable page contents. */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, readSync, rmSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PAGE } from '../../allocator/index.ts';
@@ -51,4 +51,14 @@ export async function until(cond: () => boolean, ms: number): Promise<boolean> {
     await new Promise((r) => setTimeout(r, 20));
   }
   return true;
+}
+
+/** Flips bits of the byte at `pos` of the file at `path` (XOR 0x5a): a corrupted device byte. */
+export function flip(path: string, pos: number): void {
+  const fd = openSync(path, 'r+');
+  const b = Buffer.alloc(1);
+  readSync(fd, b, 0, 1, pos);
+  b[0] ^= 0x5a;
+  writeSync(fd, b, 0, 1, pos);
+  closeSync(fd);
 }

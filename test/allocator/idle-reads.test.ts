@@ -6,9 +6,8 @@
  * The policy is per process, so these tests run serially.
  */
 import test from 'ava';
-import { openSync, readSync, writeSync, closeSync } from 'node:fs';
 import { Allocator, ChecksumError, IDLE_SYNC_MAX_BYTES, PAGE, idleSyncReadCount, setIdleSyncReads } from '../../allocator/index.ts';
-import { pageData, pagesData, tempDevice } from './helpers.ts';
+import { flip, pageData, pagesData, tempDevice } from './helpers.ts';
 
 const nextTurn = (): Promise<void> => new Promise((r) => setImmediate(r));
 
@@ -65,13 +64,7 @@ test.serial('a read above IDLE_SYNC_MAX_BYTES, or with the policy off, goes to t
 
 test.serial('a synchronous read of a damaged page rejects with ChecksumError (no throw from read())', async (t) => {
   const { a, path } = await setup(t);
-  const pos = a.locate(1, 20)! + 100;
-  const fd = openSync(path, 'r+');
-  const b = Buffer.alloc(1);
-  readSync(fd, b, 0, 1, pos);
-  b[0] ^= 0xff;
-  writeSync(fd, b, 0, 1, pos);
-  closeSync(fd);
+  flip(path, a.locate(1, 20)! + 100);
   const c = idleSyncReadCount();
   const p = a.read(1, 20, 1);
   t.is(idleSyncReadCount(), c + 1);

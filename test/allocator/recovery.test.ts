@@ -7,18 +7,9 @@
  */
 import test from 'ava';
 import { spawn } from 'node:child_process';
-import { closeSync, openSync, readSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, openSync, readSync, rmSync } from 'node:fs';
 import { Allocator, ChecksumError, FormatError, PAGE } from '../../allocator/index.ts';
-import { pageData, pagesData, tempDevice } from './helpers.ts';
-
-function flip(path: string, pos: number): void {
-  const fd = openSync(path, 'r+');
-  const b = Buffer.alloc(1);
-  readSync(fd, b, 0, 1, pos);
-  b[0] ^= 0x5a;
-  writeSync(fd, b, 0, 1, pos);
-  closeSync(fd);
-}
+import { flip, pageData, pagesData, tempDevice } from './helpers.ts';
 
 function readBlock(path: string, pos: number): Buffer {
   const fd = openSync(path, 'r');
