@@ -573,7 +573,9 @@ export class NodeRecovery {
       held: heldList(this.opts.storage),
       missed: this.opts.missed.all(),
       stale: this.work.pairs(),
-      peering: this.peering,
+      // Also while a placement change is not sorted out yet: until fullPeer has marked the
+      // extents newly placed here stale, nothing else in the report shows that data will move.
+      peering: this.peering || this.placedFp !== this.fingerprint(),
       recovered: { ...this.recovered },
       progress: this.progress.snapshot(),
       traffic: { ...this.traffic },

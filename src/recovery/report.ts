@@ -72,7 +72,10 @@ export interface NodeRecoveryReport {
    * up node since it started or came back up) and does not serve reads of: [volume, extent].
    */
   stale: Array<[number, number]>;
-  /** True while the node has not yet asked every up node what it missed. */
+  /**
+   * True while the node has not yet asked every up node what it missed, or has not yet
+   * sorted out the map's latest placement change (marked the extents newly placed on it stale).
+   */
   peering: boolean;
   /** Extents pulled from peers and pages copied since the node started (resync and repair). */
   recovered: { extents: number; pages: number; repairs: number };

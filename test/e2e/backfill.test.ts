@@ -68,6 +68,11 @@ async function settled(cluster: LocalCluster, epoch: number, timeoutMs: number):
   let last: NodeRecoveryReport[] = [];
   while (Date.now() < end) {
     if (cluster.view.epoch < epoch) await cluster.follower!.refresh(epoch).catch(() => undefined);
+    if (cluster.view.epoch < epoch) {
+      why = `this test's map is at epoch ${cluster.view.epoch}, not ${epoch}`;
+      await new Promise((r) => setTimeout(r, 250));
+      continue;
+    }
     const rs = await reports(cluster);
     last = rs.filter((r): r is NodeRecoveryReport => r !== null);
     const busy = last.filter((r) => r.epoch < epoch || r.peering || r.stale.length > 0 || r.progress.some((p) => p.active && p.kind !== 'scrub'));
