@@ -22,6 +22,7 @@ import {
 import { createClusterConfig, provisionControlPlane, useEtcdAuthority, DEFAULT_LAYOUT } from '../../src/cluster/index.ts';
 import { initialMap, parsePublicKey, openSignedMap, type SignedMap } from '../../src/clustermap/index.ts';
 import { DEFAULT_MEMBERSHIP, type ClusterConfig } from '../../src/config/index.ts';
+import { eventually } from '../helpers/cluster.ts';
 
 const silentLog = { info: () => undefined, warn: () => undefined, error: () => undefined };
 const publisher: AuthorityPublisher = { publishMap: async () => 0, publishDigest: async () => 0 };
@@ -58,14 +59,6 @@ async function open(config: ClusterConfig, dataDir: string, node: number, maps?:
   });
 }
 
-async function until(cond: () => boolean | Promise<boolean>, ms: number): Promise<boolean> {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    if (await cond()) return true;
-    await new Promise((r) => setTimeout(r, 25));
-  }
-  return cond();
-}
 
 test('racing submissions from three nodes commit distinct consecutive epochs; every node learns the newest', async (t) => {
   const { config, dataDir } = await etcdCluster();
@@ -81,7 +74,7 @@ test('racing submissions from three nodes commit distinct consecutive epochs; ev
     t.deepEqual(epochs, Array.from({ length: epochs.length }, (_, i) => first + 1 + i), 'epochs are consecutive');
     t.true(epochs.length >= 3, `${epochs.length} changes committed`);
     const newest = epochs.at(-1)!;
-    t.true(await until(() => auths.every((a) => a.current().epoch === newest), 5000), 'every authority holds the newest epoch (watch)');
+    t.true(await eventually(() => auths.every((a) => a.current().epoch === newest), 5000, 25), 'every authority holds the newest epoch (watch)');
     const history = await auths[1].history();
     t.deepEqual(history.map((h) => h.epoch), Array.from({ length: newest - first + 1 }, (_, i) => first + i), 'one map per epoch in etcd');
     // What etcd holds verifies with the cluster's key, and matches what the committer returned.
@@ -114,13 +107,13 @@ test('one node leads; the leadership moves when it closes, and a leader whose le
   const leading: boolean[][] = [[], [], []];
   const auths = await Promise.all([0, 1, 2].map((id) => open(config, dataDir, id, undefined, leading[id])));
   try {
-    t.true(await until(() => auths.filter((a) => a.isLeader()).length === 1, 5000), 'one leader');
+    t.true(await eventually(() => auths.filter((a) => a.isLeader()).length === 1, 5000, 25), 'one leader');
     const first = auths.findIndex((a) => a.isLeader());
-    t.true(await until(() => auths.every((a) => a.leader() === first), 3000), 'every node knows who leads');
+    t.true(await eventually(() => auths.every((a) => a.leader() === first), 3000, 25), 'every node knows who leads');
     const t0 = Date.now();
     await auths[first].close();
     const rest = auths.filter((_, i) => i !== first);
-    t.true(await until(() => rest.filter((a) => a.isLeader()).length === 1, 4000), 'another node leads after a clean hand-over');
+    t.true(await eventually(() => rest.filter((a) => a.isLeader()).length === 1, 4000, 25), 'another node leads after a clean hand-over');
     t.log(`leadership moved in ${Date.now() - t0} ms (closed leader revokes its lease)`);
     const second = auths.findIndex((a, i) => i !== first && a.isLeader());
     t.deepEqual(leading[second], [true]);
@@ -137,7 +130,7 @@ test('one node leads; the leadership moves when it closes, and a leader whose le
     const down = await auths[second].submit({ type: 'down', nodes: [first] });
     t.true(down.changed, 'an operator change commits on any node');
     auths[second].heartbeat(first, Date.now());
-    t.true(await until(() => leading[second].includes(false), 5000), 'the deposed leader stepped down');
+    t.true(await eventually(() => leading[second].includes(false), 5000, 25), 'the deposed leader stepped down');
     const third = 3 - first - second;
     const history = await auths[third].history();
     t.is(history.at(-1)!.epoch, down.epoch, `nothing was committed after the operator's change: ${JSON.stringify(history.slice(-2))}`);

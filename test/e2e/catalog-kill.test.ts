@@ -23,7 +23,7 @@ import { ApiClient, ApiError } from '../../src/api/index.ts';
 import { catalogExtent, indexKeyOf, volumeKey } from '../../src/catalog/keys.ts';
 import { LocalCluster } from '../../src/cluster/index.ts';
 import { tempDataDir } from '../helpers/cairn-up.ts';
-import { processGone } from '../helpers/cluster.ts';
+import { eventually, processGone } from '../helpers/cluster.ts';
 import { recoveryReport, resyncDone } from '../helpers/recovery.ts';
 
 const MiB = 1 << 20;
@@ -38,22 +38,13 @@ interface VolumeView {
   state: string;
 }
 
-/** Polls async `cond` every 100 ms until it holds (true) or `timeoutMs` passes (false). */
-async function waitFor(cond: () => Promise<boolean>, timeoutMs: number): Promise<boolean> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    if (await cond().catch(() => false)) return true;
-    if (Date.now() > end) return false;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 /** kill -9 of node `id`'s process; resolves once the process is gone. */
 async function kill9(cluster: LocalCluster, id: number): Promise<number> {
   const pid = cluster.pidOf(id);
   if (!pid) throw new Error(`node ${id} is not running`);
   process.kill(pid, 'SIGKILL');
-  if (!(await waitFor(async () => processGone(pid) && cluster.pidOf(id) === undefined, 10000))) throw new Error(`node ${id} (pid ${pid}) did not exit`);
+  if (!(await eventually(async () => processGone(pid) && cluster.pidOf(id) === undefined, 10000))) throw new Error(`node ${id} (pid ${pid}) did not exit`);
   return pid;
 }
 
@@ -87,7 +78,7 @@ test.serial('the catalog survives kill -9 of any one node; changes wait for the 
   const names = async (id: number): Promise<string[]> => (await api(id).call<{ volumes: VolumeView[] }>('GET', '/v1/volumes')).volumes.map((v) => v.name).sort();
   let set: ReturnType<LocalCluster['volumeSet']> | null = null;
   try {
-    t.true(await waitFor(async () => (await names(0)) !== null, 30000), 'the catalog serves');
+    t.true(await eventually(async () => (await names(0)) !== null, 30000), 'the catalog serves');
     for (const name of NAMES) await api(0).call('POST', '/v1/volumes', { name, size: 16 * MiB });
     t.deepEqual(await names(2), NAMES);
 
@@ -109,7 +100,7 @@ test.serial('the catalog survives kill -9 of any one node; changes wait for the 
     await set.close();
 
     // Once the map marks node 1 down, a volume opens and serves I/O on the other two copies.
-    t.true(await waitFor(async () => !cluster.view.isUp(1), 30000), 'the map marks node 1 down');
+    t.true(await eventually(async () => !cluster.view.isUp(1), 30000), 'the map marks node 1 down');
     t.log(`node 1 marked down ${Date.now() - killedAt} ms after the kill`);
     set = cluster.volumeSet({ ioTimeoutMs: 30000 });
     const opened = await set.open('charlie');
@@ -139,7 +130,7 @@ test.serial('the catalog survives kill -9 of any one node; changes wait for the 
       const r = await recoveryReport(cluster, 1);
       return !!r && !r.peering && missedExtents.every((x) => r.held.some(([v, e, b]) => v === 0 && e === x && b > 0) && !r.stale.some(([v, e]) => v === 0 && e === x));
     };
-    t.true(await waitFor(holds, 30000), 'node 1 holds current copies of the catalog records written while it was down');
+    t.true(await eventually(holds, 30000), 'node 1 holds current copies of the catalog records written while it was down');
     t.true(await resyncDone(cluster, 30000, [1]), 'no resync owed to node 1');
 
     // ---- 2. kill -9 of node 0 (the map authority, the catalog's mutator) ----
@@ -164,7 +155,7 @@ test.serial('the catalog survives kill -9 of any one node; changes wait for the 
     await cluster.startNode(0);
     const restarted = Date.now();
     let last = '';
-    const createsAgain = await waitFor(async () => {
+    const createsAgain = await eventually(async () => {
       try {
         await api(2).call('POST', '/v1/volumes', { name: 'echo', size: 16 * MiB });
         return true;
@@ -180,7 +171,7 @@ test.serial('the catalog survives kill -9 of any one node; changes wait for the 
     // that read once missed the new record (read-after-write through a non-mutator: see the
     // issue-14 note). Wait for it, and say how long it took.
     const listed = Date.now();
-    t.true(await waitFor(async () => (await names(1)).includes('echo'), 15000), 'node 1 lists the volume created after node 0 came back');
+    t.true(await eventually(async () => (await names(1)).includes('echo'), 15000), 'node 1 lists the volume created after node 0 came back');
     if (Date.now() - listed > 500) t.log(`node 1 listed 'echo' only after ${Date.now() - listed} ms`);
     t.deepEqual(await names(1), [...all, 'echo'].sort());
     t.log(`total ${Date.now() - T0} ms`);

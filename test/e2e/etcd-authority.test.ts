@@ -29,7 +29,7 @@ import { LocalEtcd } from '../../src/authority/index.ts';
 import { LocalCluster, type NodeMapEvent } from '../../src/cluster/index.ts';
 import type { Volume } from '../../src/initiator/index.ts';
 import { tempDataDir } from '../helpers/cairn-up.ts';
-import { processGone } from '../helpers/cluster.ts';
+import { eventually, processGone } from '../helpers/cluster.ts';
 import { slowSerial } from '../helpers/slow.ts';
 
 const MiB = 1 << 20;
@@ -38,14 +38,6 @@ const LEADER_TTL_MS = 2000;
 /** Slack for a 2-core machine running 5 nodes, 3 etcd members and the test. */
 const SLACK_MS = 4000;
 
-async function waitFor(cond: () => Promise<boolean> | boolean, timeoutMs: number): Promise<boolean> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    if (await Promise.resolve().then(cond).catch(() => false)) return true;
-    if (Date.now() > end) return false;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 slowSerial('etcd authority: leader + etcd member killed, a partitioned leader, lease generations across leaders', async (t) => {
   t.timeout(300000);
@@ -82,13 +74,13 @@ slowSerial('etcd authority: leader + etcd member killed, a partitioned leader, l
     /** The agreed leader once every running node names the same one within `ms` (throws otherwise). */
     const leaderWithin = async (ms: number): Promise<number> => {
       let l: number | null = null;
-      if (await waitFor(async () => (l = await agreedLeader()) !== null, ms)) return l!;
+      if (await eventually(async () => (l = await agreedLeader()) !== null, ms, 50)) return l!;
       throw new Error(`the running nodes did not agree on a membership leader within ${ms} ms`);
     };
     const kill9 = async (id: number): Promise<void> => {
       const pid = c.pidOf(id)!;
       process.kill(pid, 'SIGKILL');
-      t.true(await waitFor(() => processGone(pid) && c.pidOf(id) === undefined, 10000), `node ${id} exited`);
+      t.true(await eventually(() => processGone(pid) && c.pidOf(id) === undefined, 10000, 50), `node ${id} exited`);
     };
     /** One node's JSON log lines. */
     const nodeLog = (id: number): Array<{ time: number; msg: string; why?: string }> =>
@@ -111,7 +103,7 @@ slowSerial('etcd authority: leader + etcd member killed, a partitioned leader, l
     };
 
     let leader: number | null = null;
-    t.true(await waitFor(async () => (leader = await agreedLeader()) !== null, 30000), 'every node names the same membership leader');
+    t.true(await eventually(async () => (leader = await agreedLeader()) !== null, 30000, 50), 'every node names the same membership leader');
     t.is((await api(running()[0]).call<{ authorityKind: string }>('GET', '/v1/map')).authorityKind, 'etcd', 'GET /v1/map says the authority is etcd');
     const first = await c.attach('vol0', { ioTimeoutMs: 60000 });
     volumes.push(first);
@@ -121,13 +113,13 @@ slowSerial('etcd authority: leader + etcd member killed, a partitioned leader, l
     const oldLeader = leader!;
     const killedAt = Date.now();
     await Promise.all([kill9(oldLeader), etcd.kill(0)]);
-    t.true(await waitFor(async () => {
+    t.true(await eventually(async () => {
       const l = await agreedLeader();
       if (l === null || l === oldLeader) return false;
       leader = l;
       return true;
-    }, LEADER_TTL_MS + SLACK_MS + 5000), 'another node leads');
-    t.true(await waitFor(() => !c.view.isUp(oldLeader), MEMBERSHIP.downAfterMs + LEADER_TTL_MS + SLACK_MS), 'the dead leader is marked down within downAfterMs + the lease TTL (+ slack)');
+    }, LEADER_TTL_MS + SLACK_MS + 5000, 50), 'another node leads');
+    t.true(await eventually(() => !c.view.isUp(oldLeader), MEMBERSHIP.downAfterMs + LEADER_TTL_MS + SLACK_MS, 50), 'the dead leader is marked down within downAfterMs + the lease TTL (+ slack)');
     const downAfter = Date.now() - killedAt;
     t.log(`leader node ${oldLeader} and etcd member 0 killed; node ${leader} leads; node ${oldLeader} marked down after ${downAfter} ms (downAfterMs ${MEMBERSHIP.downAfterMs}, lease TTL ${LEADER_TTL_MS})`);
     await io(first, 4 * MiB);
@@ -143,12 +135,12 @@ slowSerial('etcd authority: leader + etcd member killed, a partitioned leader, l
     const victim = running().find((id) => id !== leader)!;
     const victimAt = Date.now();
     await kill9(victim);
-    t.true(await waitFor(() => !c.view.isUp(victim), MEMBERSHIP.downAfterMs + LEADER_TTL_MS + SLACK_MS), `node ${victim}, killed afterwards, is marked down`);
+    t.true(await eventually(() => !c.view.isUp(victim), MEMBERSHIP.downAfterMs + LEADER_TTL_MS + SLACK_MS, 50), `node ${victim}, killed afterwards, is marked down`);
     t.log(`node ${victim} killed after the failover: marked down after ${Date.now() - victimAt} ms`);
     // Bring both back, and the etcd member.
     await etcd.restart(0);
     await Promise.all([c.startNode(oldLeader), c.startNode(victim)]);
-    t.true(await waitFor(() => c.view.isUp(oldLeader) && c.view.isUp(victim), 30000), 'both restarted nodes are marked up');
+    t.true(await eventually(() => c.view.isUp(oldLeader) && c.view.isUp(victim), 30000, 50), 'both restarted nodes are marked up');
 
     // ---- 2. partition: SIGSTOP the leader for three lease TTLs ----
     const sleeper = await leaderWithin(20000);
@@ -156,21 +148,21 @@ slowSerial('etcd authority: leader + etcd member killed, a partitioned leader, l
     process.kill(pid, 'SIGSTOP');
     const stoppedAt = Date.now();
     let next: number | null = null;
-    t.true(await waitFor(async () => {
+    t.true(await eventually(async () => {
       const ids = await Promise.all(running().filter((id) => id !== sleeper).map((id) => leaderSeenBy(id).catch(() => -1)));
       next = ids.every((x) => x === ids[0] && x >= 0 && x !== sleeper) ? ids[0] : null;
       return next !== null;
-    }, LEADER_TTL_MS + SLACK_MS + 5000), 'another node leads while the old leader is stopped');
-    t.true(await waitFor(() => !c.view.isUp(sleeper), MEMBERSHIP.downAfterMs + LEADER_TTL_MS + SLACK_MS), 'and marks the stopped one down');
-    await waitFor(() => Date.now() - stoppedAt > 3 * LEADER_TTL_MS, 10000);
+    }, LEADER_TTL_MS + SLACK_MS + 5000, 50), 'another node leads while the old leader is stopped');
+    t.true(await eventually(() => !c.view.isUp(sleeper), MEMBERSHIP.downAfterMs + LEADER_TTL_MS + SLACK_MS, 50), 'and marks the stopped one down');
+    await eventually(() => Date.now() - stoppedAt > 3 * LEADER_TTL_MS, 10000, 50);
     const resumedAt = Date.now();
     process.kill(pid, 'SIGCONT');
-    t.true(await waitFor(() => c.view.isUp(sleeper), 20000), 'the woken node is marked up again (by the new leader)');
+    t.true(await eventually(() => c.view.isUp(sleeper), 20000, 50), 'the woken node is marked up again (by the new leader)');
     // Every node, the woken one included, names one leader. It is normally the one that led
     // while it slept; on a loaded machine that one may itself have lost its lease since (a
     // legitimate re-election), so agreement is what is asserted, and a move is logged.
     let agreed: number | null = null;
-    t.true(await waitFor(async () => (agreed = await agreedLeader()) !== null, 20000), 'the woken node agrees with the others who leads now');
+    t.true(await eventually(async () => (agreed = await agreedLeader()) !== null, 20000, 50), 'the woken node agrees with the others who leads now');
     if (agreed !== next) t.log(`the leadership moved again after the wake: node ${agreed} leads, not node ${next}`);
     await io(second, 12 * MiB);
     // Until it wins a campaign again (it may, after a later re-election), the woken node
@@ -192,7 +184,7 @@ slowSerial('etcd authority: leader + etcd member killed, a partitioned leader, l
       t.true(v.leaseGeneration > last, `round ${round}: generation ${v.leaseGeneration} > ${last} (leader ${l} killed)`);
       last = v.leaseGeneration;
       await c.startNode(l);
-      t.true(await waitFor(async () => c.view.isUp(l) && (await agreedLeader()) !== null, 30000), `round ${round}: node ${l} back and one leader agreed`);
+      t.true(await eventually(async () => c.view.isUp(l) && (await agreedLeader()) !== null, 30000, 50), `round ${round}: node ${l} back and one leader agreed`);
     }
 
     // ---- no split brain, across every node's history ----

@@ -13,18 +13,10 @@ import { ApiClient } from '../../src/api/index.ts';
 import { LocalCluster } from '../../src/cluster/index.ts';
 import { tempDataDir } from '../helpers/cairn-up.ts';
 import { recoveryReport } from '../helpers/recovery.ts';
+import { eventually } from '../helpers/cluster.ts';
 
 const MiB = 1024 * 1024;
 
-/** Polls the async `cond` every 100 ms until it holds (true) or `timeoutMs` passes (false). */
-async function eventually(cond: () => Promise<boolean>, timeoutMs: number): Promise<boolean> {
-  const end = Date.now() + timeoutMs;
-  while (Date.now() < end) {
-    if (await cond()) return true;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  return cond();
-}
 
 test('a node reports peering while its placement round waits for a peer, and not after', async (t) => {
   t.timeout(180000);

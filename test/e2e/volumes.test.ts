@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { ApiClient } from '../../src/api/index.ts';
 import { CAIRN, cairnUp, tempDataDir, type Up } from '../helpers/cairn-up.ts';
 import { have, run } from '../helpers/tools.ts';
+import { eventually } from '../helpers/cluster.ts';
 
 const MIB = 1 << 20;
 
@@ -33,14 +34,6 @@ async function fioPattern(uri: string, pattern: string, offset: number, size: nu
 }
 
 /** Polls async `cond` every 200 ms until true (true) or `timeoutMs` passes (false). */
-async function waitFor(cond: () => Promise<boolean>, timeoutMs: number): Promise<boolean> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    if (await cond()) return true;
-    if (Date.now() > end) return false;
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
 
 let up: Up | null = null;
 let cleanup: () => void = () => undefined;
@@ -110,10 +103,10 @@ test.serial('create, snapshot, clone, flatten, resize, rollback and delete throu
   t.is(r.code, 0, r.out);
   // The gateway follows the catalog (every 2 s); a new connection sees the new size.
   let seen = '';
-  const grown = await waitFor(async () => {
+  const grown = await eventually(async () => {
     seen = spawnSync('nbdinfo', ['--size', db1], { encoding: 'utf8' }).stdout.trim();
     return seen === String(48 * MIB);
-  }, 15000);
+  }, 15000, 200);
   t.true(grown, `nbdinfo --size shows 48 MiB (last: ${seen})`);
   r = await cairn(dir, 'volume', 'resize', 'db1', '40MiB');
   t.is(r.code, 4, r.out);
@@ -142,7 +135,7 @@ test.serial('create, snapshot, clone, flatten, resize, rollback and delete throu
   r = await cairn(dir, 'volume', 'delete', 'db1');
   t.is(r.code, 0, r.out);
   let now = -1;
-  const fell = await waitFor(async () => (now = await stored()) === 0, 30000);
+  const fell = await eventually(async () => (now = await stored()) === 0, 30000, 200);
   t.true(fell, `stored bytes of the deleted volume fall to 0 (now ${now})`);
   r = await cairn(dir, 'volume', 'show', 'db1');
   t.is(r.code, 3, r.out);

@@ -25,6 +25,19 @@ export class NodeMaps {
   }
 }
 
+/**
+ * Polls the (possibly async) `cond` every `everyMs` until it holds (resolves true) or
+ * `timeoutMs` passes (false); a `cond` that throws or rejects counts as not holding yet.
+ */
+export async function eventually(cond: () => boolean | Promise<boolean>, timeoutMs: number, everyMs = 100): Promise<boolean> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    if (await Promise.resolve().then(cond).catch(() => false)) return true;
+    if (Date.now() > end) return false;
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+}
+
 /** Polls `cond` every 20 ms until true (resolves true) or `timeoutMs` passes (false). */
 export async function until(cond: () => boolean, timeoutMs: number): Promise<boolean> {
   const end = Date.now() + timeoutMs;
