@@ -7,20 +7,31 @@
 import { read, readSync, readv, readvSync, writev, write, fdatasync } from 'node:fs';
 
 let reads = 0;
+/** Reads of this process on libuv's thread pool that have not completed (see takeIdleTurn). */
+let poolReads = 0;
 
 /** Reads up to `length` bytes at `position` into `buf[offset..]`; resolves with bytes read. */
 export function pread(fd: number, buf: Buffer, offset: number, length: number, position: number): Promise<number> {
   reads++;
+  poolReads++;
   return new Promise((resolve, reject) => {
-    read(fd, buf, offset, length, position, (err, n) => (err ? reject(err) : resolve(n)));
+    read(fd, buf, offset, length, position, (err, n) => {
+      poolReads--;
+      if (err) reject(err);
+      else resolve(n);
+    });
   });
 }
 
 /** Reads `length` bytes at `position` into `buf[offset..]`, looping over short reads until EOF. */
-export async function preadFully(fd: number, buf: Buffer, offset: number, length: number, position: number): Promise<number> {
+export function preadFully(fd: number, buf: Buffer, offset: number, length: number, position: number): Promise<number> {
+  return preadWith(pread, fd, buf, offset, length, position);
+}
+
+async function preadWith(call: typeof pread, fd: number, buf: Buffer, offset: number, length: number, position: number): Promise<number> {
   let done = 0;
   while (done < length) {
-    const n = await pread(fd, buf, offset + done, length - done, position + done);
+    const n = await call(fd, buf, offset + done, length - done, position + done);
     if (n === 0) break;
     done += n;
   }
@@ -29,8 +40,13 @@ export async function preadFully(fd: number, buf: Buffer, offset: number, length
 
 function preadv1(fd: number, bufs: Buffer[], position: number): Promise<number> {
   reads++;
+  poolReads++;
   return new Promise((resolve, reject) => {
-    readv(fd, bufs, position, (err, n) => (err ? reject(err) : resolve(n)));
+    readv(fd, bufs, position, (err, n) => {
+      poolReads--;
+      if (err) reject(err);
+      else resolve(n);
+    });
   });
 }
 
@@ -120,16 +136,16 @@ export function syncCount(): number {
  * two thread wake-ups (the worker, then the event loop through its eventfd) on top of the
  * system call; for a 4 KiB page in the page cache those wake-ups are most of the time, and at
  * queue depth 1 nothing else can use the loop meanwhile. So a small host read made while no
- * other host read of this process is in flight, and no other read was made synchronously in
- * this turn of the event loop, is made synchronously: at most one blocking read per turn,
- * never behind or in front of queued ones (a batch of requests parsed in one turn makes its
- * first read synchronously and the others on the pool, as before).
+ * read of this process is in flight on the thread pool (host, cleaner or recovery), and no
+ * other read was made synchronously in this turn of the event loop, is made synchronously:
+ * at most one blocking read per turn, never behind or in front of queued ones (a batch of
+ * requests parsed in one turn makes its first read synchronously and the others on the
+ * pool, as before).
  */
 
 /** Largest host read made synchronously when idle, bytes. */
 export const IDLE_SYNC_MAX_BYTES = 128 * 1024;
 let idleSync = true;
-let hostInflight = 0;
 let syncTurn = false;
 let syncReads = 0;
 const endTurn = (): void => {
@@ -148,7 +164,7 @@ export function idleSyncReadCount(): number {
 
 /** Whether a host read of `bytes` is to be made synchronously now; claims this turn if so. */
 function takeIdleTurn(bytes: number): boolean {
-  if (!idleSync || hostInflight > 0 || syncTurn || bytes > IDLE_SYNC_MAX_BYTES) return false;
+  if (!idleSync || poolReads > 0 || syncTurn || bytes > IDLE_SYNC_MAX_BYTES) return false;
   syncTurn = true;
   setImmediate(endTurn);
   syncReads++;
@@ -156,43 +172,33 @@ function takeIdleTurn(bytes: number): boolean {
   return true;
 }
 
-/** Counts an asynchronous host read in flight until `p` settles. */
-function tracked<T>(p: Promise<T>): Promise<T> {
-  hostInflight++;
-  const done = (): void => {
-    hostInflight--;
-  };
-  p.then(done, done);
-  return p;
-}
-
 /**
  * preadFully for a host read: synchronous when the process is idle (see above), else on
  * the thread pool. Same results and errors (a failed synchronous read rejects).
  */
 export function hostPreadFully(fd: number, buf: Buffer, offset: number, length: number, position: number): Promise<number> {
-  if (!takeIdleTurn(length)) return tracked(preadFully(fd, buf, offset, length, position));
-  try {
-    let done = 0;
-    while (done < length) {
-      const n = readSync(fd, buf, offset + done, length - done, position + done);
-      if (n === 0) break;
-      done += n;
-    }
-    return Promise.resolve(done);
-  } catch (e) {
-    return Promise.reject(e);
-  }
+  if (!takeIdleTurn(length)) return preadFully(fd, buf, offset, length, position);
+  return preadWith(readNow, fd, buf, offset, length, position);
 }
 
 /** preadvFully for a host read: synchronous when the process is idle (see above), else on the thread pool. */
 export function hostPreadvFully(fd: number, bufs: Buffer[], position: number): Promise<void> {
   let bytes = 0;
   for (const b of bufs) bytes += b.length;
-  if (!takeIdleTurn(bytes)) return tracked(preadvFully(fd, bufs, position));
+  if (!takeIdleTurn(bytes)) return preadvFully(fd, bufs, position);
   return preadvWith(readvNow, fd, bufs, position);
 }
 
+/** pread's shape over readSync (a failure rejects). */
+function readNow(fd: number, buf: Buffer, offset: number, length: number, position: number): Promise<number> {
+  try {
+    return Promise.resolve(readSync(fd, buf, offset, length, position));
+  } catch (e) {
+    return Promise.reject(e);
+  }
+}
+
+/** preadv1's shape over readvSync (a failure rejects). */
 function readvNow(fd: number, bufs: Buffer[], position: number): Promise<number> {
   try {
     return Promise.resolve(readvSync(fd, bufs, position));

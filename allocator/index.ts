@@ -3,6 +3,7 @@
  * Imports nothing else of Cairn's.
  */
 export { Allocator } from './allocator.ts';
+/** The allocator's option, statistics, policy and recovery-report types (documented where declared). */
 export type { AllocatorOptions, AllocatorStats, CleanerPolicy, RecoveryReport } from './allocator.ts';
 export { AllocatorFullError, AllocatorStateError, ChecksumError, FormatError } from './errors.ts';
 export { PAGE } from './layout.ts';
