@@ -5,18 +5,15 @@
  * short writes are completed with further writes.
  */
 import { read, readSync, readv, readvSync, writev, write, fdatasync } from 'node:fs';
+import { syncReads } from './sync-reads.ts';
 
 let reads = 0;
-/** Reads of this process on libuv's thread pool that have not completed (see takeIdleTurn). */
-let poolReads = 0;
 
 /** Reads up to `length` bytes at `position` into `buf[offset..]`; resolves with bytes read. */
 export function pread(fd: number, buf: Buffer, offset: number, length: number, position: number): Promise<number> {
   reads++;
-  poolReads++;
   return new Promise((resolve, reject) => {
     read(fd, buf, offset, length, position, (err, n) => {
-      poolReads--;
       if (err) reject(err);
       else resolve(n);
     });
@@ -40,10 +37,8 @@ async function preadWith(call: typeof pread, fd: number, buf: Buffer, offset: nu
 
 function preadv1(fd: number, bufs: Buffer[], position: number): Promise<number> {
   reads++;
-  poolReads++;
   return new Promise((resolve, reject) => {
     readv(fd, bufs, position, (err, n) => {
-      poolReads--;
       if (err) reject(err);
       else resolve(n);
     });
@@ -131,68 +126,31 @@ export function syncCount(): number {
   return syncs;
 }
 
-/*
- * Host reads when the process is otherwise idle. A read handed to libuv's thread pool costs
- * two thread wake-ups (the worker, then the event loop through its eventfd) on top of the
- * system call; for a 4 KiB page in the page cache those wake-ups are most of the time, and at
- * queue depth 1 nothing else can use the loop meanwhile. So a small host read made while no
- * read of this process is in flight on the thread pool (host, cleaner or recovery), and no
- * other read was made synchronously in this turn of the event loop, is made synchronously:
- * at most one blocking read per turn, never behind or in front of queued ones (a batch of
- * requests parsed in one turn makes its first read synchronously and the others on the
- * pool, as before).
- */
-
-/** Largest host read made synchronously when idle, bytes. */
-export const IDLE_SYNC_MAX_BYTES = 128 * 1024;
-let idleSync = true;
-let syncTurn = false;
-let syncReads = 0;
-const endTurn = (): void => {
-  syncTurn = false;
-};
-
-/** Turns synchronous idle host reads on or off for this process (default on). */
-export function setIdleSyncReads(on: boolean): void {
-  idleSync = on;
-}
-
-/** Host reads this process made synchronously (see hostPreadFully). */
-export function idleSyncReadCount(): number {
-  return syncReads;
-}
-
-/** Whether a host read of `bytes` is to be made synchronously now; claims this turn if so. */
-function takeIdleTurn(bytes: number): boolean {
-  if (!idleSync || poolReads > 0 || syncTurn || bytes > IDLE_SYNC_MAX_BYTES) return false;
-  syncTurn = true;
-  setImmediate(endTurn);
-  syncReads++;
-  reads++;
-  return true;
-}
-
 /**
- * preadFully for a host read: synchronous when the process is idle (see above), else on
+ * preadFully for a host read: synchronous while the policy allows (sync-reads.ts), else on
  * the thread pool. Same results and errors (a failed synchronous read rejects).
  */
 export function hostPreadFully(fd: number, buf: Buffer, offset: number, length: number, position: number): Promise<number> {
-  if (!takeIdleTurn(length)) return preadFully(fd, buf, offset, length, position);
+  if (!syncReads.take(length)) return preadFully(fd, buf, offset, length, position);
   return preadWith(readNow, fd, buf, offset, length, position);
 }
 
-/** preadvFully for a host read: synchronous when the process is idle (see above), else on the thread pool. */
+/** preadvFully for a host read: synchronous while the policy allows (sync-reads.ts), else on the thread pool. */
 export function hostPreadvFully(fd: number, bufs: Buffer[], position: number): Promise<void> {
   let bytes = 0;
   for (const b of bufs) bytes += b.length;
-  if (!takeIdleTurn(bytes)) return preadvFully(fd, bufs, position);
+  if (!syncReads.take(bytes)) return preadvFully(fd, bufs, position);
   return preadvWith(readvNow, fd, bufs, position);
 }
 
 /** pread's shape over readSync (a failure rejects). */
 function readNow(fd: number, buf: Buffer, offset: number, length: number, position: number): Promise<number> {
+  reads++;
   try {
-    return Promise.resolve(readSync(fd, buf, offset, length, position));
+    const t0 = performance.now();
+    const n = readSync(fd, buf, offset, length, position);
+    syncReads.record((performance.now() - t0) * 1000);
+    return Promise.resolve(n);
   } catch (e) {
     return Promise.reject(e);
   }
@@ -200,8 +158,12 @@ function readNow(fd: number, buf: Buffer, offset: number, length: number, positi
 
 /** preadv1's shape over readvSync (a failure rejects). */
 function readvNow(fd: number, bufs: Buffer[], position: number): Promise<number> {
+  reads++;
   try {
-    return Promise.resolve(readvSync(fd, bufs, position));
+    const t0 = performance.now();
+    const n = readvSync(fd, bufs, position);
+    syncReads.record((performance.now() - t0) * 1000);
+    return Promise.resolve(n);
   } catch (e) {
     return Promise.reject(e);
   }

@@ -8,4 +8,6 @@ export type { AllocatorOptions, AllocatorStats, CleanerPolicy, RecoveryReport } 
 export { AllocatorFullError, AllocatorStateError, ChecksumError, FormatError } from './errors.ts';
 export { PAGE } from './layout.ts';
 export { defaultSegmentBlocks, SUMMARY_MATCHED_BLOCKS } from './options.ts';
-export { readCount, syncCount, setIdleSyncReads, idleSyncReadCount, IDLE_SYNC_MAX_BYTES } from './device-io.ts';
+export { readCount, syncCount } from './device-io.ts';
+export { setSyncReads, syncReadFigures, SYNC_READ_MAX_BYTES, TURN_MAX_READS, SyncReadPolicy, SLOW_MEAN_US, BACKOFF_MS, SAMPLE_CLAMP_US, TURN_BUDGET_US } from './sync-reads.ts';
+export type { SyncReadFigures } from './sync-reads.ts';

@@ -40,8 +40,8 @@ export interface NodeMetricsSource {
   partitions(): PartitionFigures[];
   /** fdatasync calls this process made (allocator/device-io.ts syncCount). */
   fsyncs(): number;
-  /** Host reads this process made synchronously because nothing else was reading (allocator/device-io.ts idleSyncReadCount). */
-  idleSyncReads(): number;
+  /** Host reads this process made synchronously, and its back-offs to the thread pool (allocator/sync-reads.ts syncReadFigures). */
+  syncReads(): { reads: number; backoffs: number };
   /** Open data-path connections: accepted from initiators and peers (`in`), held to peers (`out`). */
   connections(): { in: number; out: number };
   /** Map epoch this node holds. */
@@ -89,7 +89,8 @@ export function registerNodeMetrics(registry: Registry, src: NodeMetricsSource):
   mirroredGauge(registry, 'cairn_partition_free_bytes', 'Room for new pages: capacity minus live and snapshot-retained bytes.', ['partition'], part('freeBytes'));
   mirroredGauge(registry, 'cairn_partition_retained_bytes', 'Old page versions kept for snapshot pins.', ['partition'], part('retainedBytes'));
   mirroredCounter(registry, 'cairn_node_fsyncs_total', 'fdatasync calls on the node\'s devices.', [], () => [{ labels: {}, value: src.fsyncs() }]);
-  mirroredCounter(registry, 'cairn_node_idle_sync_reads_total', 'Host reads made synchronously because no other read was in flight (no thread-pool hand-off).', [], () => [{ labels: {}, value: src.idleSyncReads() }]);
+  mirroredCounter(registry, 'cairn_node_sync_reads_total', 'Host reads made synchronously on the event loop (no thread-pool hand-off).', [], () => [{ labels: {}, value: src.syncReads().reads }]);
+  mirroredCounter(registry, 'cairn_node_sync_read_backoffs_total', 'Times synchronous host reads turned slow (pages from the device, not the page cache) and reads went back to the thread pool for a while.', [], () => [{ labels: {}, value: src.syncReads().backoffs }]);
   mirroredGauge(registry, 'cairn_node_connections', 'Open data-path connections: in (from initiators and peers), out (to peers).', ['direction'], () => {
     const c = src.connections();
     return [{ labels: { direction: 'in' }, value: c.in }, { labels: { direction: 'out' }, value: c.out }];
