@@ -4,8 +4,8 @@
  * are bytes. Short reads past the end of file leave the rest of the buffer untouched;
  * short writes are completed with further writes.
  */
-import { read, readSync, readv, readvSync, writev, write, fdatasync } from 'node:fs';
-import { syncReads } from './sync-reads.ts';
+import { read, readSync, readv, readvSync, writev, writevSync, fdatasync } from 'node:fs';
+import { syncReads, syncWrites } from './sync-io.ts';
 
 let reads = 0;
 
@@ -88,28 +88,50 @@ function pwritev1(fd: number, bufs: Buffer[], position: number): Promise<number>
   });
 }
 
-function pwrite1(fd: number, buf: Buffer, position: number): Promise<number> {
-  return new Promise((resolve, reject) => {
-    write(fd, buf, 0, buf.length, position, (err, n) => (err ? reject(err) : resolve(n)));
-  });
-}
-
 /** IOV_MAX on Linux. */
 const IOV_MAX = 1024;
 
 /** Writes all of `bufs` back to back starting at `position` (pwritev, ≤ 1024 buffers per call). */
-export async function pwritevFully(fd: number, bufs: Buffer[], position: number): Promise<void> {
+export function pwritevFully(fd: number, bufs: Buffer[], position: number): Promise<void> {
+  return pwritevWith(pwritev1, fd, bufs, position);
+}
+
+/**
+ * pwritevFully for the write path's batches: synchronous while the policy allows
+ * (sync-io.ts), else on the thread pool. Same results and errors (a failed synchronous write
+ * rejects).
+ */
+export function hostPwritevFully(fd: number, bufs: Buffer[], position: number): Promise<void> {
+  let bytes = 0;
+  for (const b of bufs) bytes += b.length;
+  if (!syncWrites.take(bytes)) return pwritevFully(fd, bufs, position);
+  return pwritevWith(writevNow, fd, bufs, position);
+}
+
+async function pwritevWith(call: (fd: number, bufs: Buffer[], position: number) => Promise<number>, fd: number, bufs: Buffer[], position: number): Promise<void> {
   for (let i = 0; i < bufs.length; i += IOV_MAX) {
     const part = bufs.length <= IOV_MAX ? bufs : bufs.slice(i, i + IOV_MAX);
     let total = 0;
     for (const b of part) total += b.length;
-    const n = await pwritev1(fd, part, position);
+    const n = await call(fd, part, position);
     if (n < total) {
       const rest = Buffer.concat(part).subarray(n);
       let off = 0;
-      while (off < rest.length) off += await pwrite1(fd, rest.subarray(off), position + n + off);
+      while (off < rest.length) off += await call(fd, [rest.subarray(off)], position + n + off);
     }
     position += total;
+  }
+}
+
+/** pwritev1's shape over writevSync, timed for the policy (a failure rejects). */
+function writevNow(fd: number, bufs: Buffer[], position: number): Promise<number> {
+  try {
+    const t0 = performance.now();
+    const n = writevSync(fd, bufs, position);
+    syncWrites.record((performance.now() - t0) * 1000);
+    return Promise.resolve(n);
+  } catch (e) {
+    return Promise.reject(e);
   }
 }
 
@@ -127,7 +149,7 @@ export function syncCount(): number {
 }
 
 /**
- * preadFully for a host read: synchronous while the policy allows (sync-reads.ts), else on
+ * preadFully for a host read: synchronous while the policy allows (sync-io.ts), else on
  * the thread pool. Same results and errors (a failed synchronous read rejects).
  */
 export function hostPreadFully(fd: number, buf: Buffer, offset: number, length: number, position: number): Promise<number> {
@@ -135,7 +157,7 @@ export function hostPreadFully(fd: number, buf: Buffer, offset: number, length: 
   return preadWith(readNow, fd, buf, offset, length, position);
 }
 
-/** preadvFully for a host read: synchronous while the policy allows (sync-reads.ts), else on the thread pool. */
+/** preadvFully for a host read: synchronous while the policy allows (sync-io.ts), else on the thread pool. */
 export function hostPreadvFully(fd: number, bufs: Buffer[], position: number): Promise<void> {
   let bytes = 0;
   for (const b of bufs) bytes += b.length;

@@ -9,5 +9,5 @@ export { AllocatorFullError, AllocatorStateError, ChecksumError, FormatError } f
 export { PAGE } from './layout.ts';
 export { defaultSegmentBlocks, SUMMARY_MATCHED_BLOCKS } from './options.ts';
 export { readCount, syncCount } from './device-io.ts';
-export { setSyncReads, syncReadFigures, SYNC_READ_MAX_BYTES, TURN_MAX_READS, SyncReadPolicy, SLOW_MEAN_US, BACKOFF_MS, SAMPLE_CLAMP_US, TURN_BUDGET_US } from './sync-reads.ts';
-export type { SyncReadFigures } from './sync-reads.ts';
+export { setSyncIo, syncIoFigures, SyncIoPolicy, READ_LIMITS, WRITE_LIMITS } from './sync-io.ts';
+export type { SyncIoFigures, SyncIoLimits } from './sync-io.ts';

@@ -34,7 +34,7 @@ import { NONE, PAGE } from './layout.ts';
 import { Batch, flushExt } from './batch.ts';
 import { COLD, HOT, LogStreams, RESERVE } from './log-streams.ts';
 import { SEALED } from './segments.ts';
-import { datasync, pwritevFully } from './device-io.ts';
+import { datasync, hostPwritevFully } from './device-io.ts';
 import type { PartitionState } from './partition-state.ts';
 import type { HostOp, MoveItem, MoveOp } from './ops.ts';
 
@@ -205,7 +205,7 @@ export class WritePath {
   private write(b: Batch): Promise<Error | null> {
     const { fd, offset } = this.st.geo;
     const S = this.S;
-    return Promise.all(b.exts.filter((e) => e.bufs.length > 0).map((e) => pwritevFully(fd, e.bufs, offset + (1 + e.seg * S + e.start) * PAGE)))
+    return Promise.all(b.exts.filter((e) => e.bufs.length > 0).map((e) => hostPwritevFully(fd, e.bufs, offset + (1 + e.seg * S + e.start) * PAGE)))
       .then(() => null, (e: Error) => e);
   }
 

@@ -29,7 +29,7 @@ export async function metricsCost(rounds = 5, n = 100000): Promise<MetricsCost> 
   };
   const metered = new VolumeIoMetrics(createRegistry({ defaults: false })).meter(raw, 'vol0', 'nbd');
   const node = registerNodeMetrics(createRegistry({ defaults: false }), {
-    partitions: () => [], fsyncs: () => 0, syncReads: () => ({ reads: 0, backoffs: 0 }), connections: () => ({ in: 0, out: 0 }), epoch: () => 1,
+    partitions: () => [], fsyncs: () => 0, syncIo: () => ({ reads: { calls: 0, backoffs: 0 }, writes: { calls: 0, backoffs: 0 } }), connections: () => ({ in: 0, out: 0 }), epoch: () => 1,
     nodes: () => ({ up: 3, down: 0, in: 3, out: 0 }), recovery: () => [], staleExtents: () => 0, degradedExtents: () => 0,
   });
   const time = async (f: (i: number) => Promise<unknown> | void): Promise<number> => {

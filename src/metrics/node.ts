@@ -40,8 +40,8 @@ export interface NodeMetricsSource {
   partitions(): PartitionFigures[];
   /** fdatasync calls this process made (allocator/device-io.ts syncCount). */
   fsyncs(): number;
-  /** Host reads this process made synchronously, and its back-offs to the thread pool (allocator/sync-reads.ts syncReadFigures). */
-  syncReads(): { reads: number; backoffs: number };
+  /** Host reads and write-path writes this process made synchronously, and their back-offs to the thread pool (allocator/sync-io.ts syncIoFigures). */
+  syncIo(): Record<'reads' | 'writes', { calls: number; backoffs: number }>;
   /** Open data-path connections: accepted from initiators and peers (`in`), held to peers (`out`). */
   connections(): { in: number; out: number };
   /** Map epoch this node holds. */
@@ -89,8 +89,12 @@ export function registerNodeMetrics(registry: Registry, src: NodeMetricsSource):
   mirroredGauge(registry, 'cairn_partition_free_bytes', 'Room for new pages: capacity minus live and snapshot-retained bytes.', ['partition'], part('freeBytes'));
   mirroredGauge(registry, 'cairn_partition_retained_bytes', 'Old page versions kept for snapshot pins.', ['partition'], part('retainedBytes'));
   mirroredCounter(registry, 'cairn_node_fsyncs_total', 'fdatasync calls on the node\'s devices.', [], () => [{ labels: {}, value: src.fsyncs() }]);
-  mirroredCounter(registry, 'cairn_node_sync_reads_total', 'Host reads made synchronously on the event loop (no thread-pool hand-off).', [], () => [{ labels: {}, value: src.syncReads().reads }]);
-  mirroredCounter(registry, 'cairn_node_sync_read_backoffs_total', 'Times synchronous host reads turned slow (pages from the device, not the page cache) and reads went back to the thread pool for a while.', [], () => [{ labels: {}, value: src.syncReads().backoffs }]);
+  const syncIo = (k: 'calls' | 'backoffs') => () => {
+    const f = src.syncIo();
+    return [{ labels: { op: 'read' }, value: f.reads[k] }, { labels: { op: 'write' }, value: f.writes[k] }];
+  };
+  mirroredCounter(registry, 'cairn_node_sync_io_total', 'Host reads and write-path writes made synchronously on the event loop (no thread-pool hand-off).', ['op'], syncIo('calls'));
+  mirroredCounter(registry, 'cairn_node_sync_io_backoffs_total', 'Times synchronous host I/O turned slow (device, not page cache) and went back to the thread pool for 100 ms.', ['op'], syncIo('backoffs'));
   mirroredGauge(registry, 'cairn_node_connections', 'Open data-path connections: in (from initiators and peers), out (to peers).', ['direction'], () => {
     const c = src.connections();
     return [{ labels: { direction: 'in' }, value: c.in }, { labels: { direction: 'out' }, value: c.out }];

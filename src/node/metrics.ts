@@ -2,7 +2,7 @@
  * The storage node's Prometheus source (src/metrics NodeMetricsSource): partitions from the
  * allocators, fsyncs, connections, the map and the recovery state this node holds.
  */
-import { syncCount, syncReadFigures } from '../../allocator/index.ts';
+import { syncCount, syncIoFigures } from '../../allocator/index.ts';
 import type { ClusterMap } from '../clustermap/index.ts';
 import type { NodeMetricsSource } from '../metrics/index.ts';
 import type { MissedLog } from '../recovery/index.ts';
@@ -17,7 +17,7 @@ export function nodeMetricsSource(o: { storage: NodeStorage; server: () => NodeS
   return {
     partitions: () => [...o.storage.partitions].map(([leaf, a]) => ({ leaf, ...a.stats() })),
     fsyncs: syncCount,
-    syncReads: syncReadFigures,
+    syncIo: syncIoFigures,
     connections: () => o.server()?.connections() ?? { in: 0, out: 0 },
     epoch: () => o.map().epoch,
     nodes: () => {

@@ -133,7 +133,7 @@ test.serial('cairn up: gateway and node /metrics behind the token, promtool-clea
       const p = promtool(text);
       t.is(p.code, 0, `promtool on node ${i}'s metrics: ${p.out}`);
       for (const family of ['cairn_node_requests_total', 'cairn_partition_appended_bytes_total', 'cairn_partition_write_amplification_ratio', 'cairn_partition_live_bytes', 'cairn_partition_free_bytes',
-        'cairn_partition_cleaner_segments_total', 'cairn_node_fsyncs_total', 'cairn_node_sync_reads_total', 'cairn_node_sync_read_backoffs_total', 'cairn_node_connections', 'cairn_map_epoch', 'cairn_map_nodes', 'cairn_recovery_bytes_remaining', 'cairn_degraded_extents', 'process_cpu_seconds_total']) {
+        'cairn_partition_cleaner_segments_total', 'cairn_node_fsyncs_total', 'cairn_node_sync_io_total', 'cairn_node_sync_io_backoffs_total', 'cairn_node_connections', 'cairn_map_epoch', 'cairn_map_nodes', 'cairn_recovery_bytes_remaining', 'cairn_degraded_extents', 'process_cpu_seconds_total']) {
         t.true(text.includes(`\n${family}`), `node ${i} has ${family}`);
       }
       t.is(sample(text, 'cairn_map_nodes', { state: 'up' }), 3, `node ${i} sees 3 nodes up`);

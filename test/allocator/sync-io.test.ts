@@ -1,32 +1,21 @@
 /**
- * Small host reads made on the event loop (allocator/sync-reads.ts, device-io.ts
- * hostPreadFully): a cached read completes before read() returns, a batch of reads in one
- * turn is read synchronously up to TURN_MAX_READS and the rest goes to the thread pool, large
- * reads never skip the pool, slow reads back the policy off to the pool for BACKOFF_MS, and
- * every read returns the same bytes and errors either way. The process policy is shared, so
- * the allocator tests run serially.
+ * Small host I/O made on the event loop (allocator/sync-io.ts, device-io.ts hostPreadFully,
+ * hostPwritevFully): a cached read completes before read() returns, a batch of reads in one
+ * turn is read synchronously up to READ_LIMITS.turnMaxCalls and the rest goes to the thread
+ * pool, large reads never skip the pool, small write batches are written synchronously, slow
+ * calls back the policy off to the pool for backoffMs, and every call returns the same bytes
+ * and errors either way. The process policies are shared, so the allocator tests run serially.
  */
 import test from 'ava';
 import { execFileSync } from 'node:child_process';
 import { closeSync, openSync, readSync } from 'node:fs';
-import {
-  Allocator,
-  BACKOFF_MS,
-  ChecksumError,
-  PAGE,
-  SAMPLE_CLAMP_US,
-  SLOW_MEAN_US,
-  SYNC_READ_MAX_BYTES,
-  SyncReadPolicy,
-  TURN_BUDGET_US,
-  TURN_MAX_READS,
-  setSyncReads,
-  syncReadFigures,
-} from '../../allocator/index.ts';
+import { Allocator, ChecksumError, PAGE, READ_LIMITS, SyncIoPolicy, setSyncIo, syncIoFigures } from '../../allocator/index.ts';
+
+const { maxBytes: SYNC_READ_MAX_BYTES, turnMaxCalls: TURN_MAX_READS, turnBudgetUs: TURN_BUDGET_US, slowMeanUs: SLOW_MEAN_US, sampleClampUs: SAMPLE_CLAMP_US, backoffMs: BACKOFF_MS } = READ_LIMITS;
 import { flip, pageData, pagesData, tempDevice } from './helpers.ts';
 
 const nextTurn = (): Promise<void> => new Promise((r) => setImmediate(r));
-const syncCount = (): number => syncReadFigures().reads;
+const syncCount = (): number => syncIoFigures().reads.calls;
 
 async function setup(t: { teardown: (f: () => void) => void }): Promise<{ a: Allocator; path: string }> {
   const dev = tempDevice();
@@ -73,7 +62,7 @@ test.serial('a read above SYNC_READ_MAX_BYTES, or with the policy off, goes to t
   const q = a.read(1, 0, 16);
   t.is(syncCount(), c + 1, 'a 64 KiB run is read synchronously');
   t.deepEqual(await q, pagesData(1, 0, 16, 3));
-  setSyncReads(false);
+  setSyncIo({ reads: false });
   try {
     await nextTurn();
     c = syncCount();
@@ -81,9 +70,43 @@ test.serial('a read above SYNC_READ_MAX_BYTES, or with the policy off, goes to t
     t.is(syncCount(), c);
     t.deepEqual(await r, pageData(1, 9, 3));
   } finally {
-    setSyncReads(true);
+    setSyncIo({ reads: true });
   }
   await a.close();
+});
+
+test.serial('small write batches are written synchronously, large ones on the pool; both read back the same', async (t) => {
+  const dev = tempDevice();
+  t.teardown(dev.cleanup);
+  const a = await Allocator.open({ path: dev.path, offset: 0, size: 64 * 1024 * 1024 });
+  await nextTurn();
+  let w = syncIoFigures().writes.calls;
+  await a.write(1, 0, pagesData(1, 0, 4, 5), 5);
+  t.true(syncIoFigures().writes.calls > w, 'a 16 KiB batch was written synchronously');
+  await nextTurn();
+  w = syncIoFigures().writes.calls;
+  
+  await a.write(1, 100, pagesData(1, 100, 64, 5), 5);
+  t.is(syncIoFigures().writes.calls, w, 'a 256 KiB batch went to the pool');
+  setSyncIo({ writes: false });
+  try {
+    await nextTurn();
+    w = syncIoFigures().writes.calls;
+    await a.write(1, 10, pagesData(1, 10, 2, 6), 6);
+    t.is(syncIoFigures().writes.calls, w);
+  } finally {
+    setSyncIo({ writes: true });
+  }
+  await a.flush();
+  t.deepEqual(await a.read(1, 0, 4), pagesData(1, 0, 4, 5));
+  t.deepEqual(await a.read(1, 10, 2), pagesData(1, 10, 2, 6));
+  t.deepEqual(await a.read(1, 100, 64), pagesData(1, 100, 64, 5));
+  await a.close();
+  // Reopened from the device: what the synchronous writes put there is what recovery finds.
+  const b = await Allocator.open({ path: dev.path, offset: 0, size: 64 * 1024 * 1024 });
+  t.deepEqual(await b.read(1, 0, 4), pagesData(1, 0, 4, 5));
+  t.deepEqual(await b.read(1, 10, 2), pagesData(1, 10, 2, 6));
+  await b.close();
 });
 
 test.serial('a synchronous read of a damaged page rejects with ChecksumError (no throw from read())', async (t) => {
@@ -98,10 +121,10 @@ test.serial('a synchronous read of a damaged page rejects with ChecksumError (no
 });
 
 /** A policy on a hand-driven clock whose turns end when the test says so. */
-function manual(): { p: SyncReadPolicy; clock: { ms: number }; endTurn: () => void } {
+function manual(): { p: SyncIoPolicy; clock: { ms: number }; endTurn: () => void } {
   const clock = { ms: 1000 };
   let ends: Array<() => void> = [];
-  const p = new SyncReadPolicy(() => clock.ms, (f) => ends.push(f));
+  const p = new SyncIoPolicy(READ_LIMITS, () => clock.ms, (f) => ends.push(f));
   return {
     p,
     clock,
@@ -182,17 +205,17 @@ test.serial('reads of a device file evicted from the page cache back off to the 
   closeSync(fd);
   const coldUs = times.sort((x, y) => x - y)[15];
   evict(dev.path);
-  const before = syncReadFigures();
+  const before = syncIoFigures().reads;
   for (let i = 0; i < 64; i++) {
     const page = (i * 127) % pages;
     t.deepEqual(await a.read(1, page, 1), pageData(1, page, 3));
     await nextTurn();
   }
-  const after = syncReadFigures();
-  t.log(`cold 4 KiB read: ${coldUs.toFixed(0)} µs (median); ${after.reads - before.reads} of 64 reads synchronous, ${after.backoffs - before.backoffs} back-off(s)`);
+  const after = syncIoFigures().reads;
+  t.log(`cold 4 KiB read: ${coldUs.toFixed(0)} µs (median); ${after.calls - before.calls} of 64 reads synchronous, ${after.backoffs - before.backoffs} back-off(s)`);
   if (coldUs > 1.5 * SLOW_MEAN_US) {
     t.true(after.backoffs > before.backoffs, 'slow reads backed off');
-    t.true(after.reads - before.reads < 32, 'most reads went to the pool');
+    t.true(after.calls - before.calls < 32, 'most reads went to the pool');
   } else {
     t.pass(`this disk answers cold reads in ${coldUs.toFixed(0)} µs, under 1.5 × SLOW_MEAN_US: nothing to back off from`);
   }
