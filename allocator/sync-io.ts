@@ -127,6 +127,12 @@ export class SyncIoPolicy {
 export const syncReads = new SyncIoPolicy(READ_LIMITS);
 /** The process's policy for write-path batch writes (device-io.ts hostPwritevFully). */
 export const syncWrites = new SyncIoPolicy(WRITE_LIMITS);
+{
+  // CAIRN_SYNC_IO=on (default) | reads | writes | off: which kinds may skip the pool.
+  const mode = process.env.CAIRN_SYNC_IO ?? 'on';
+  syncReads.enabled = mode === 'on' || mode === 'reads';
+  syncWrites.enabled = mode === 'on' || mode === 'writes';
+}
 
 /** Turns synchronous host I/O on or off for this process (default on), reads and writes separately. */
 export function setSyncIo(on: { reads?: boolean; writes?: boolean }): void {
