@@ -5,7 +5,7 @@
  * short writes are completed with further writes.
  */
 import { read, readSync, readv, readvSync, writev, writevSync, fdatasync } from 'node:fs';
-import { syncReads, syncWrites } from './sync-io.ts';
+import { syncReads, syncWrites, type SyncIoPolicy } from './sync-io.ts';
 
 let reads = 0;
 
@@ -125,10 +125,15 @@ async function pwritevWith(call: (fd: number, bufs: Buffer[], position: number) 
 
 /** pwritev1's shape over writevSync, timed for the policy (a failure rejects). */
 function writevNow(fd: number, bufs: Buffer[], position: number): Promise<number> {
+  return timedNow(syncWrites, () => writevSync(fd, bufs, position));
+}
+
+/** Runs a synchronous system call, records its time in `policy`; its result or error as a promise. */
+function timedNow(policy: SyncIoPolicy, call: () => number): Promise<number> {
   try {
     const t0 = performance.now();
-    const n = writevSync(fd, bufs, position);
-    syncWrites.record((performance.now() - t0) * 1000);
+    const n = call();
+    policy.record((performance.now() - t0) * 1000);
     return Promise.resolve(n);
   } catch (e) {
     return Promise.reject(e);
@@ -165,28 +170,14 @@ export function hostPreadvFully(fd: number, bufs: Buffer[], position: number): P
   return preadvWith(readvNow, fd, bufs, position);
 }
 
-/** pread's shape over readSync (a failure rejects). */
+/** pread's shape over readSync, timed for the policy (a failure rejects). */
 function readNow(fd: number, buf: Buffer, offset: number, length: number, position: number): Promise<number> {
   reads++;
-  try {
-    const t0 = performance.now();
-    const n = readSync(fd, buf, offset, length, position);
-    syncReads.record((performance.now() - t0) * 1000);
-    return Promise.resolve(n);
-  } catch (e) {
-    return Promise.reject(e);
-  }
+  return timedNow(syncReads, () => readSync(fd, buf, offset, length, position));
 }
 
-/** preadv1's shape over readvSync (a failure rejects). */
+/** preadv1's shape over readvSync, timed for the policy (a failure rejects). */
 function readvNow(fd: number, bufs: Buffer[], position: number): Promise<number> {
   reads++;
-  try {
-    const t0 = performance.now();
-    const n = readvSync(fd, bufs, position);
-    syncReads.record((performance.now() - t0) * 1000);
-    return Promise.resolve(n);
-  } catch (e) {
-    return Promise.reject(e);
-  }
+  return timedNow(syncReads, () => readvSync(fd, bufs, position));
 }

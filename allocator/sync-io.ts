@@ -69,11 +69,13 @@ export interface SyncIoFigures {
  * for tests. One instance per kind serves the whole process (`syncReads`, `syncWrites`).
  */
 export class SyncIoPolicy {
+  /** Off: every call goes to the pool (setSyncIo, CAIRN_SYNC_IO). */
   enabled = true;
   private turnCalls = 0;
   private turnUs = 0;
   private meanUs = 0;
   private backoffUntil = 0;
+  /** What this policy let through and how often it backed off, since the process started. */
   readonly figures: SyncIoFigures = { calls: 0, backoffs: 0 };
   private readonly endTurn = (): void => {
     this.turnCalls = 0;
