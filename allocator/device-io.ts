@@ -91,6 +91,13 @@ function pwritev1(fd: number, bufs: Buffer[], position: number): Promise<number>
 /** IOV_MAX on Linux. */
 const IOV_MAX = 1024;
 
+/** Bytes in `bufs` together. */
+function byteLength(bufs: Buffer[]): number {
+  let n = 0;
+  for (const b of bufs) n += b.length;
+  return n;
+}
+
 /** Writes all of `bufs` back to back starting at `position` (pwritev, ≤ 1024 buffers per call). */
 export function pwritevFully(fd: number, bufs: Buffer[], position: number): Promise<void> {
   return pwritevWith(pwritev1, fd, bufs, position);
@@ -102,17 +109,14 @@ export function pwritevFully(fd: number, bufs: Buffer[], position: number): Prom
  * rejects).
  */
 export function hostPwritevFully(fd: number, bufs: Buffer[], position: number): Promise<void> {
-  let bytes = 0;
-  for (const b of bufs) bytes += b.length;
-  if (!syncWrites.take(bytes)) return pwritevFully(fd, bufs, position);
+  if (!syncWrites.take(byteLength(bufs))) return pwritevFully(fd, bufs, position);
   return pwritevWith(writevNow, fd, bufs, position);
 }
 
 async function pwritevWith(call: (fd: number, bufs: Buffer[], position: number) => Promise<number>, fd: number, bufs: Buffer[], position: number): Promise<void> {
   for (let i = 0; i < bufs.length; i += IOV_MAX) {
     const part = bufs.length <= IOV_MAX ? bufs : bufs.slice(i, i + IOV_MAX);
-    let total = 0;
-    for (const b of part) total += b.length;
+    const total = byteLength(part);
     const n = await call(fd, part, position);
     if (n < total) {
       const rest = Buffer.concat(part).subarray(n);
@@ -164,9 +168,7 @@ export function hostPreadFully(fd: number, buf: Buffer, offset: number, length: 
 
 /** preadvFully for a host read: synchronous while the policy allows (sync-io.ts), else on the thread pool. */
 export function hostPreadvFully(fd: number, bufs: Buffer[], position: number): Promise<void> {
-  let bytes = 0;
-  for (const b of bufs) bytes += b.length;
-  if (!syncReads.take(bytes)) return preadvFully(fd, bufs, position);
+  if (!syncReads.take(byteLength(bufs))) return preadvFully(fd, bufs, position);
   return preadvWith(readvNow, fd, bufs, position);
 }
 

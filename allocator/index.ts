@@ -10,4 +10,5 @@ export { PAGE } from './layout.ts';
 export { defaultSegmentBlocks, SUMMARY_MATCHED_BLOCKS } from './options.ts';
 export { readCount, syncCount } from './device-io.ts';
 export { setSyncIo, syncIoFigures, SyncIoPolicy, READ_LIMITS, WRITE_LIMITS } from './sync-io.ts';
+/** The synchronous host I/O policy's bounds and counters (documented where declared). */
 export type { SyncIoFigures, SyncIoLimits } from './sync-io.ts';

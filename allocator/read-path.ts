@@ -2,8 +2,8 @@
  * The allocator's read path: one map lookup per page, then the pages' device blocks sorted
  * and cut into spans — blocks at most GAP_BLOCKS apart share a span — and one preadv per
  * span whose buffers are the request's own pages and, for the blocks in between, a scratch
- * buffer whose bytes are dropped (synchronously when the process is idle: device-io.ts,
- * hostPreadFully); then a crc32c check of every page against the map. An
+ * buffer whose bytes are dropped (on the event loop while the page cache serves them:
+ * sync-io.ts, device-io.ts hostPreadFully); then a crc32c check of every page against the map. An
  * extent overwritten by small random writes is scattered over the log; reading its
  * neighbourhoods in one system call each, rather than one per run, is what keeps large
  * reads of it cheap (each call costs far more than copying a few cached blocks). While the

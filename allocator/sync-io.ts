@@ -18,7 +18,9 @@
  *   dirty-page throttling) rather than copy memory; then every such call goes to the pool for
  *   `backoffMs`, after which a fresh mean starts. A slow device thus costs the loop a handful
  *   of slow calls per back-off period (≈ 1 % of its time), not one per request.
- * fdatasync, cleaner and recovery I/O always use the pool.
+ * fdatasync, and the cleaner's and recovery's reads, always use the pool. The cleaner's
+ * copies are written by the write path, so its batches follow the write policy like host
+ * batches.
  */
 
 /** The bounds of one SyncIoPolicy (see above). */
@@ -131,7 +133,8 @@ export const syncReads = new SyncIoPolicy(READ_LIMITS);
 export const syncWrites = new SyncIoPolicy(WRITE_LIMITS);
 {
   // CAIRN_SYNC_IO=on (default) | reads | writes | off: which kinds may skip the pool.
-  const mode = process.env.CAIRN_SYNC_IO ?? 'on';
+  const mode = process.env.CAIRN_SYNC_IO || 'on';
+  if (!['on', 'reads', 'writes', 'off'].includes(mode)) throw new Error(`CAIRN_SYNC_IO must be on, reads, writes or off (got "${mode}")`);
   syncReads.enabled = mode === 'on' || mode === 'reads';
   syncWrites.enabled = mode === 'on' || mode === 'writes';
 }

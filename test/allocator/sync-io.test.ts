@@ -7,7 +7,7 @@
  * and errors either way. The process policies are shared, so the allocator tests run serially.
  */
 import test from 'ava';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { closeSync, openSync, readSync } from 'node:fs';
 import { Allocator, ChecksumError, PAGE, READ_LIMITS, SyncIoPolicy, setSyncIo, syncIoFigures } from '../../allocator/index.ts';
 
@@ -220,4 +220,19 @@ test.serial('reads of a device file evicted from the page cache back off to the 
     t.pass(`this disk answers cold reads in ${coldUs.toFixed(0)} µs, under 1.5 × SLOW_MEAN_US: nothing to back off from`);
   }
   await a.close();
+});
+
+test('CAIRN_SYNC_IO chooses the kinds; an unknown value stops the process with one clear line', (t) => {
+  const mod = new URL('../../allocator/sync-io.ts', import.meta.url).pathname;
+  const probe = `import('${mod}').then((m) => console.log(JSON.stringify([m.syncReads.enabled, m.syncWrites.enabled])))`;
+  const run = (value: string) => spawnSync(process.execPath, ['--import', 'tsx', '-e', probe], { env: { ...process.env, CAIRN_SYNC_IO: value }, encoding: 'utf8' });
+  const bad = run('true');
+  t.not(bad.status, 0);
+  t.regex(bad.stderr, /CAIRN_SYNC_IO must be on, reads, writes or off \(got "true"\)/);
+  const want: Record<string, [boolean, boolean]> = { on: [true, true], reads: [true, false], writes: [false, true], off: [false, false], '': [true, true] };
+  for (const [v, both] of Object.entries(want)) {
+    const r = run(v);
+    t.is(r.status, 0, r.stderr);
+    t.deepEqual(JSON.parse(r.stdout), both, `CAIRN_SYNC_IO=${v}`);
+  }
 });
