@@ -6,8 +6,12 @@
  * recovery work this node has (extents and bytes to move, stale extents it does not serve,
  * missed-write records it keeps for absent members, i.e. degraded extents).
  */
-import { Counter, Histogram, type Registry } from 'prom-client';
+import type { Registry } from 'prom-client';
 import { mirroredCounter, mirroredGauge, type Sample } from './registry.ts';
+import { HistogramCells, mirroredHistogram } from './tally.ts';
+
+/** Buckets of cairn_node_request_duration_seconds, seconds: 25 µs to 10 s. */
+const NODE_LATENCY_BUCKETS = [25e-6, 100e-6, 250e-6, 500e-6, 1e-3, 2.5e-3, 5e-3, 10e-3, 25e-3, 100e-3, 500e-3, 2.5, 10];
 
 /** One partition's figures, as the allocator reports them (bytes; see allocator/stats.ts). */
 export interface PartitionFigures {
@@ -71,12 +75,15 @@ export interface NodeMetrics {
 
 /** Registers a node's families on `registry`; see the module comment. */
 export function registerNodeMetrics(registry: Registry, src: NodeMetricsSource): NodeMetrics {
-  const requests = new Counter({ name: 'cairn_node_requests_total', help: 'Data-path requests answered, by wire opcode and status.', labelNames: ['op', 'status'] as const, registers: [registry] });
-  const duration = new Histogram({
-    name: 'cairn_node_request_duration_seconds', help: 'Data-path request time on the node, from decode to reply.', labelNames: ['op'] as const, registers: [registry],
-    buckets: [25e-6, 100e-6, 250e-6, 500e-6, 1e-3, 2.5e-3, 5e-3, 10e-3, 25e-3, 100e-3, 500e-3, 2.5, 10],
-  });
-  const writes = new Counter({ name: 'cairn_node_host_write_bytes_total', help: 'Host write bytes applied here, as the extent\'s primary (first member) or as a replica copy.', labelNames: ['role'] as const, registers: [registry] });
+  // Data-path figures as plain numbers, mirrored at scrape (src/metrics/tally.ts).
+  const byOp = new Map<string, { statuses: Map<string, number>; duration: HistogramCells }>();
+  const writeBytes = { primary: 0, replica: 0 };
+  mirroredCounter(registry, 'cairn_node_requests_total', 'Data-path requests answered, by wire opcode and status.', ['op', 'status'], () =>
+    [...byOp].flatMap(([op, t]) => [...t.statuses].map(([status, value]) => ({ labels: { op, status }, value }))));
+  mirroredHistogram(registry, 'cairn_node_request_duration_seconds', 'Data-path request time on the node, from decode to reply.', ['op'], NODE_LATENCY_BUCKETS, () =>
+    [...byOp].map(([op, t]) => ({ labels: { op }, cells: t.duration })));
+  mirroredCounter(registry, 'cairn_node_host_write_bytes_total', 'Host write bytes applied here, as the extent\'s primary (first member) or as a replica copy.', ['role'], () =>
+    (['primary', 'replica'] as const).filter((role) => writeBytes[role] > 0).map((role) => ({ labels: { role }, value: writeBytes[role] })));
   const part = <K extends keyof PartitionFigures>(k: K) => (): Array<Sample<'partition'>> => src.partitions().map((p) => ({ labels: { partition: p.leaf }, value: p[k] as number }));
   mirroredCounter(registry, 'cairn_partition_host_bytes_written_total', 'Page bytes the hosts (and recovery) wrote to the partition.', ['partition'], part('hostBytesWritten'));
   mirroredCounter(registry, 'cairn_partition_appended_bytes_total', 'Bytes appended to the partition\'s log: host pages, cleaner copies and record headers.', ['partition'], part('deviceBytesWritten'));
@@ -111,11 +118,13 @@ export function registerNodeMetrics(registry: Registry, src: NodeMetricsSource):
   mirroredCounter(registry, 'cairn_node_volume_bytes_total', 'Bytes of those requests per volume id.', ['volume', 'op'], vio((v, op) => (op === 'read' ? v.readBytes : v.writeBytes)));
   return {
     request(op, status, seconds) {
-      requests.inc({ op, status });
-      duration.observe({ op }, seconds);
+      let t = byOp.get(op);
+      if (!t) byOp.set(op, (t = { statuses: new Map(), duration: new HistogramCells(NODE_LATENCY_BUCKETS) }));
+      t.statuses.set(status, (t.statuses.get(status) ?? 0) + 1);
+      t.duration.observe(seconds);
     },
     hostWrite(role, bytes) {
-      writes.inc({ role }, bytes);
+      writeBytes[role] += bytes;
     },
   };
 }

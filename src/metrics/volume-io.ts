@@ -4,7 +4,9 @@
  * `meter()` wraps the device a frontend serves, so one client request is one count (the
  * frontends call the device once per NBD request or NVMe command).
  */
-import { Counter, Histogram, type Registry } from 'prom-client';
+import type { Registry } from 'prom-client';
+import { mirroredCounter } from './registry.ts';
+import { HistogramCells, mirroredHistogram } from './tally.ts';
 import { BlockDeviceError, ForwardingDevice, type BlockDevice, type BlockExtent } from '../volume/index.ts';
 
 /** The frontend a request came through. */
@@ -13,101 +15,121 @@ export type Frontend = 'nbd' | 'nvmf';
 /** The operations counted: BlockDevice's methods, in snake case. */
 export type VolumeOp = 'read' | 'write' | 'flush' | 'trim' | 'write_zeroes' | 'block_status';
 
-type Labels = 'volume' | 'frontend' | 'op';
-
 /**
  * Latency buckets, seconds: 25 µs to 10 s, about 2.5× apart (a loopback 4 KiB read is ~0.1 ms,
  * a replicated fsync'd write ~1 ms, a request waiting out a member ~seconds).
  */
 export const LATENCY_BUCKETS = [25e-6, 50e-6, 100e-6, 250e-6, 500e-6, 1e-3, 2.5e-3, 5e-3, 10e-3, 25e-3, 50e-3, 100e-3, 250e-3, 500e-3, 1, 2.5, 5, 10];
 
-/** The per-volume families of one process's registry; see the module comment. */
+/** One operation's figures in one series (volume, frontend): see VolumeIoMetrics. */
+interface OpTally {
+  /** Requests completed, ok or not. */
+  requests: number;
+  /** Bytes moved by successful requests. */
+  bytes: number;
+  /** Failed requests by BlockDevice error code. */
+  errors: Map<string, number>;
+  /** Seconds from the frontend's call to the device's answer. */
+  latency: HistogramCells;
+}
+
+const OPS: readonly VolumeOp[] = ['read', 'write', 'flush', 'trim', 'write_zeroes', 'block_status'];
+
+/** The figures of one (volume, frontend), one OpTally per operation. */
+interface SeriesTally {
+  volume: string;
+  frontend: Frontend;
+  ops: Record<VolumeOp, OpTally>;
+}
+
+/**
+ * The per-volume families of one process's registry; see the module comment. Requests are
+ * counted into plain numbers per (volume, frontend, op) and mirrored into the exposition at
+ * scrape time (src/metrics/tally.ts): no label hashing per request. A series appears once it
+ * has counted something, as with prom-client's own families.
+ */
 export class VolumeIoMetrics {
-  /** cairn_volume_requests_total{volume,frontend,op}: requests completed (ok or not). */
-  readonly requests: Counter<Labels>;
-  /** cairn_volume_bytes_total{volume,frontend,op}: bytes read, written, trimmed or zeroed by successful requests. */
-  readonly bytes: Counter<Labels>;
-  /** cairn_volume_errors_total{volume,frontend,op,code}: failed requests by BlockDevice error code. */
-  readonly errors: Counter<Labels | 'code'>;
-  /** cairn_volume_request_duration_seconds{volume,frontend,op}: time from the frontend's call to the device's answer. */
-  readonly latency: Histogram<Labels>;
+  private readonly series = new Map<string, SeriesTally>();
 
   constructor(registry: Registry) {
     const labelNames = ['volume', 'frontend', 'op'] as const;
-    this.requests = new Counter({ name: 'cairn_volume_requests_total', help: 'Requests a frontend handed to a volume, by operation (ok or failed).', labelNames, registers: [registry] });
-    this.bytes = new Counter({ name: 'cairn_volume_bytes_total', help: 'Bytes moved by successful requests: read, written, trimmed or zeroed.', labelNames, registers: [registry] });
-    this.errors = new Counter({ name: 'cairn_volume_errors_total', help: 'Failed requests by error code (EIO, EFENCED, ENOSPC, ...).', labelNames: [...labelNames, 'code'], registers: [registry] });
-    this.latency = new Histogram({ name: 'cairn_volume_request_duration_seconds', help: 'Request latency as the frontend sees it.', labelNames, buckets: LATENCY_BUCKETS, registers: [registry] });
+    const each = <T>(f: (s: SeriesTally, op: VolumeOp, t: OpTally) => T[]): T[] => [...this.series.values()].flatMap((s) => OPS.flatMap((op) => f(s, op, s.ops[op])));
+    const labels = (s: SeriesTally, op: VolumeOp) => ({ volume: s.volume, frontend: s.frontend, op });
+    mirroredCounter(registry, 'cairn_volume_requests_total', 'Requests a frontend handed to a volume, by operation (ok or failed).', labelNames, () =>
+      each((s, op, t) => (t.requests ? [{ labels: labels(s, op), value: t.requests }] : [])));
+    mirroredCounter(registry, 'cairn_volume_bytes_total', 'Bytes moved by successful requests: read, written, trimmed or zeroed.', labelNames, () =>
+      each((s, op, t) => (t.bytes ? [{ labels: labels(s, op), value: t.bytes }] : [])));
+    mirroredCounter(registry, 'cairn_volume_errors_total', 'Failed requests by error code (EIO, EFENCED, ENOSPC, ...).', [...labelNames, 'code'], () =>
+      each((s, op, t) => [...t.errors].map(([code, value]) => ({ labels: { ...labels(s, op), code }, value }))));
+    mirroredHistogram(registry, 'cairn_volume_request_duration_seconds', 'Request latency as the frontend sees it.', labelNames, LATENCY_BUCKETS, () =>
+      each((s, op, t) => (t.latency.count ? [{ labels: labels(s, op), cells: t.latency }] : [])));
   }
 
   /** A BlockDevice that serves `device` and counts every call under (`volume`, `frontend`). */
   meter(device: BlockDevice, volume: string, frontend: Frontend): BlockDevice {
-    return new MeteredDevice(device, this, volume, frontend);
+    const key = `${volume}\0${frontend}`;
+    let s = this.series.get(key);
+    if (!s) {
+      const ops = Object.fromEntries(OPS.map((op) => [op, { requests: 0, bytes: 0, errors: new Map(), latency: new HistogramCells(LATENCY_BUCKETS) }])) as Record<VolumeOp, OpTally>;
+      s = { volume, frontend, ops };
+      this.series.set(key, s);
+    }
+    return new MeteredDevice(device, s.ops);
   }
 
-  /** Forgets a volume's samples (it was deleted): its series leave the exposition. */
+  /** Forgets a volume's series (it was deleted): they leave the exposition. */
   forget(volume: string): void {
-    for (const m of [this.requests, this.bytes, this.errors, this.latency] as Array<{ remove(l: Record<string, string>): void }>) {
-      for (const frontend of ['nbd', 'nvmf']) {
-        for (const op of ['read', 'write', 'flush', 'trim', 'write_zeroes', 'block_status']) {
-          try {
-            m.remove({ volume, frontend, op });
-          } catch {
-            // errors carries a code label too: those series stay until restart
-          }
-        }
-      }
-    }
+    for (const [key, s] of this.series) if (s.volume === volume) this.series.delete(key);
   }
 }
 
 /** See VolumeIoMetrics.meter. */
 class MeteredDevice extends ForwardingDevice {
-  constructor(inner: BlockDevice, private readonly m: VolumeIoMetrics, private readonly volume: string, private readonly frontend: Frontend) {
+  constructor(inner: BlockDevice, private readonly ops: Record<VolumeOp, OpTally>) {
     super(inner);
   }
 
   override read(offset: number, length: number): Promise<Buffer> {
-    return this.time('read', length, () => this.inner.read(offset, length));
+    return this.time(this.ops.read, length, () => this.inner.read(offset, length));
   }
 
   protected override intoOf(offset: number, into: Buffer): Promise<void> {
-    return this.time('read', into.length, () => super.intoOf(offset, into));
+    return this.time(this.ops.read, into.length, () => super.intoOf(offset, into));
   }
 
   override write(offset: number, data: Buffer, fua?: boolean): Promise<void> {
-    return this.time('write', data.length, () => this.inner.write(offset, data, fua));
+    return this.time(this.ops.write, data.length, () => this.inner.write(offset, data, fua));
   }
 
   override flush(): Promise<void> {
-    return this.time('flush', 0, () => this.inner.flush());
+    return this.time(this.ops.flush, 0, () => this.inner.flush());
   }
 
   override trim(offset: number, length: number): Promise<void> {
-    return this.time('trim', length, () => this.inner.trim(offset, length));
+    return this.time(this.ops.trim, length, () => this.inner.trim(offset, length));
   }
 
   override writeZeroes(offset: number, length: number, fua?: boolean): Promise<void> {
-    return this.time('write_zeroes', length, () => this.inner.writeZeroes(offset, length, fua));
+    return this.time(this.ops.write_zeroes, length, () => this.inner.writeZeroes(offset, length, fua));
   }
 
   protected override statusOf(offset: number, length: number): Promise<BlockExtent[]> {
-    return this.time('block_status', 0, () => super.statusOf(offset, length));
+    return this.time(this.ops.block_status, 0, () => super.statusOf(offset, length));
   }
 
-  private async time<T>(op: VolumeOp, bytes: number, run: () => Promise<T>): Promise<T> {
-    const labels = { volume: this.volume, frontend: this.frontend, op };
-    const t0 = process.hrtime.bigint();
+  private async time<T>(t: OpTally, bytes: number, run: () => Promise<T>): Promise<T> {
+    const t0 = performance.now();
     try {
       const r = await run();
-      if (bytes) this.m.bytes.inc(labels, bytes);
+      t.bytes += bytes;
       return r;
     } catch (e) {
-      this.m.errors.inc({ ...labels, code: e instanceof BlockDeviceError ? e.code : 'EIO' });
+      const code = e instanceof BlockDeviceError ? e.code : 'EIO';
+      t.errors.set(code, (t.errors.get(code) ?? 0) + 1);
       throw e;
     } finally {
-      this.m.requests.inc(labels);
-      this.m.latency.observe(labels, Number(process.hrtime.bigint() - t0) / 1e9);
+      t.requests++;
+      t.latency.observe((performance.now() - t0) / 1e3);
     }
   }
 }
