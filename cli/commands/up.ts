@@ -64,6 +64,12 @@ export default class Up extends Command {
     const { NvmfTarget, volumeNqn } = await import('../../src/nvmf/index.ts');
     const { NvmfVolumes, nbdExports } = await import('../../src/gateway/index.ts');
     const { createRegistry, mirroredGauge, startMetricsServer, VolumeIoMetrics } = await import('../../src/metrics/index.ts');
+    const { pollFromEnv } = await import('../../src/net/index.ts');
+    try {
+      pollFromEnv();
+    } catch (e) {
+      this.error((e as Error).message, { exit: 2 });
+    }
     const dataDir = resolve(flags['data-dir']);
     // The node processes (children) count data-path requests unless told not to.
     if (!flags.metrics) process.env.CAIRN_NO_METRICS = '1';

@@ -29,6 +29,7 @@ import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
 import { pino } from 'pino';
 import { ANA_STATES, type AnaState } from '../nvmf/index.ts';
+import { pollFromEnv } from '../net/index.ts';
 import { parseHostPort, parseRemotePath, startGateway, type GatewaySource } from './gateway.ts';
 
 function parseSize(s: string): number {
@@ -39,6 +40,7 @@ function parseSize(s: string): number {
 }
 
 async function main(): Promise<void> {
+  pollFromEnv();
   const { values: v } = parseArgs({
     options: {
       listen: { type: 'string', multiple: true },

@@ -2,9 +2,11 @@
  * Write batching per event-loop turn: the first write to a socket in a turn corks it, and it
  * is uncorked once the turn's callbacks have run, so every reply or request queued in that
  * turn leaves in one writev — many messages per system call (DESIGN "Performance
- * principles").
+ * principles"). The first write of a turn also starts the process's loop poller, if it is on
+ * (loop-poll.ts).
  */
 import type { Socket } from 'node:net';
+import { loopPoll } from './loop-poll.ts';
 
 /** When the batch of a turn is released. */
 export type CorkRelease = 'nextTick' | 'immediate';
@@ -25,6 +27,8 @@ export class TickCork {
   hold(): void {
     if (this.corked) return;
     this.corked = true;
+    // A request or reply is leaving: its answer (or the peer's next request) is due soon.
+    loopPoll.expect();
     this.socket.cork();
     if (this.release === 'immediate') setImmediate(this.uncork);
     else process.nextTick(this.uncork);

@@ -4,7 +4,7 @@
  */
 import { connect, type Socket } from 'node:net';
 import { EventEmitter } from 'node:events';
-import { TickCork, writeHeld } from '../net/index.ts';
+import { TickCork, loopPoll, writeHeld } from '../net/index.ts';
 import { FrameReader } from './frame-reader.ts';
 import {
   MAX_FRAME, Op, REP_HEADER, Status, decodeReply, encodeRequest, statusName, type ReplyHeader, type RequestHeader,
@@ -139,6 +139,7 @@ export class WireClient extends EventEmitter {
     if (payload && payload.length) writeHeld(s, payload);
     return new Promise<Reply>((resolve, reject) => {
       this.pending.set(id, { resolve, reject, deadline: Date.now() + this.timeoutMs, into });
+      loopPoll.inflight++;
     });
   }
 
@@ -166,6 +167,7 @@ export class WireClient extends EventEmitter {
     const p = this.pending.get(r.h.id);
     if (!p) return; // timed out earlier
     this.pending.delete(r.h.id);
+    loopPoll.inflight--;
     if (placed) r.payload = placed;
     p.resolve(r);
   }
@@ -175,6 +177,7 @@ export class WireClient extends EventEmitter {
     for (const [id, p] of this.pending) {
       if (p.deadline <= now && p !== this.placing) {
         this.pending.delete(id);
+        loopPoll.inflight--;
         p.reject(new ConnectionError('ETIMEDOUT', `request to ${this.opts.host}:${this.opts.port} timed out after ${this.timeoutMs} ms`));
       }
     }
@@ -186,6 +189,7 @@ export class WireClient extends EventEmitter {
     if (this.sweeper) clearInterval(this.sweeper);
     this.socket?.destroy();
     for (const p of this.pending.values()) p.reject(e);
+    loopPoll.inflight -= this.pending.size;
     this.pending.clear();
     this.emit('close', e);
   }

@@ -6,8 +6,7 @@
  */
 import test from 'ava';
 import { Histogram } from 'prom-client';
-import { HistogramCells, mirroredHistogram } from '../../src/metrics/tally.ts';
-import { VolumeIoMetrics, createRegistry, registerNodeMetrics } from '../../src/metrics/index.ts';
+import { HistogramCells, VolumeIoMetrics, createRegistry, mirroredHistogram, registerNodeMetrics } from '../../src/metrics/index.ts';
 import { BlockDeviceError, type BlockDevice } from '../../src/volume/index.ts';
 
 const BOUNDS = [0.001, 0.01, 0.1, 1];
@@ -39,7 +38,7 @@ test('a mirrored histogram prints what prom-client prints for the same observati
   const json = await registry.getMetricsAsJSON();
   const jm = json.find((m) => m.name === 'mir_seconds')!;
   const jr = json.find((m) => m.name === 'ref_seconds')!;
-  t.is(jm.type, 'histogram');
+  t.is(String(jm.type), 'histogram');
   const key = (v: { labels: object; value: number; metricName?: string }): string => `${v.metricName?.replace('ref_', 'mir_')} ${JSON.stringify(Object.entries(v.labels).sort())} ${v.value}`;
   t.deepEqual(jm.values.map(key).sort(), jr.values.map(key).sort());
 });
@@ -72,7 +71,9 @@ test('the per-volume families count per (volume, frontend, op), errors by code, 
   fail = true;
   await t.throwsAsync(b.read(0, 4096));
   const text = await registry.metrics();
-  const has = (line: string): void => t.true(lines(text, line.split('{')[0]).map(normalize).includes(normalize(line)), `${line}\n${text}`);
+  const has = (line: string): void => {
+    t.true(lines(text, line.split('{')[0]).map(normalize).includes(normalize(line)), `${line}\n${text}`);
+  };
   has('cairn_volume_requests_total{volume="a",frontend="nbd",op="read"} 2');
   has('cairn_volume_bytes_total{volume="a",frontend="nbd",op="read"} 12288');
   has('cairn_volume_bytes_total{volume="b",frontend="nvmf",op="write"} 512');
@@ -99,7 +100,9 @@ test('a node counts requests by op and status, their latency, and write bytes by
   node.hostWrite('replica', 4096);
   node.hostWrite('replica', 4096);
   const text = await registry.metrics();
-  const has = (line: string): void => t.true(lines(text, line.split('{')[0]).map(normalize).includes(normalize(line)), `${line}\n${text}`);
+  const has = (line: string): void => {
+    t.true(lines(text, line.split('{')[0]).map(normalize).includes(normalize(line)), `${line}\n${text}`);
+  };
   has('cairn_node_requests_total{op="Read",status="Ok"} 2');
   has('cairn_node_requests_total{op="Read",status="Stale"} 1');
   has('cairn_node_request_duration_seconds_bucket{le="0.000025",op="Read"} 1');

@@ -2,6 +2,7 @@ import { Command, Flags } from '@oclif/core';
 import { join, resolve } from 'node:path';
 import { ANA_STATES, type AnaState } from '../../../src/nvmf/index.ts';
 import { parseHostPort, parseRemotePath, startGateway, type Gateway } from '../../../src/gateway/index.ts';
+import { pollFromEnv } from '../../../src/net/index.ts';
 import { createRegistry, startMetricsServer, VolumeIoMetrics, type MetricsServer } from '../../../src/metrics/index.ts';
 import { loadConfig } from '../../../src/config/index.ts';
 import { fileLogger, logLevel, type FileLog } from '../../../src/logging/index.ts';
@@ -43,6 +44,11 @@ export default class ExportNvmf extends Command {
 
   async run(): Promise<void> {
     const { flags } = await this.parse(ExportNvmf);
+    try {
+      pollFromEnv();
+    } catch (e) {
+      this.error((e as Error).message, { exit: 2 });
+    }
     const dataDir = resolve(flags['data-dir']);
     const registry = flags.metrics ? createRegistry() : null;
     // JSON log in DATA-DIR/logs; warnings (with --verbose, everything from info up) printed readable.

@@ -1,0 +1,107 @@
+/**
+ * The gateway's loop poller (src/net/loop-poll.ts): CAIRN_POLL_US is checked (a bad value is
+ * one clear error, from the function and from `cairn up`); after expect() the loop keeps
+ * turning for the window and then sleeps; nothing polls above POLL_MAX_INFLIGHT requests in
+ * flight; and a real WireClient over a TCP socket keeps that in-flight count exact through
+ * replies, timeouts and a dropped connection.
+ */
+import test from 'ava';
+import { execFile } from 'node:child_process';
+import { createServer, type Socket } from 'node:net';
+import { join, resolve } from 'node:path';
+import { promisify } from 'node:util';
+import { LoopPoller, POLL_MAX_INFLIGHT, loopPoll, pollFromEnv } from '../../src/net/index.ts';
+import { FrameReader, Op, REQ_HEADER, Status, WireClient, decodeRequest, encodeReply } from '../../src/wire/index.ts';
+
+/** Resolves once `cond()` holds (checked every ms); rejects after `ms`. */
+async function until(cond: () => boolean, ms = 5000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error('condition not met in time');
+    await new Promise((r) => setTimeout(r, 1));
+  }
+}
+
+test('CAIRN_POLL_US: default, off, a window, and one clear error for anything else', (t) => {
+  t.is(pollFromEnv({}), 200);
+  t.is(loopPoll.windowUs, 200);
+  t.is(pollFromEnv({ CAIRN_POLL_US: '' }), 200);
+  t.is(pollFromEnv({ CAIRN_POLL_US: '50' }), 50);
+  t.is(pollFromEnv({ CAIRN_POLL_US: '0' }), 0);
+  t.is(loopPoll.windowUs, 0);
+  for (const bad of ['abc', '-5', '1.5', '20000', 'on']) {
+    const e = t.throws(() => pollFromEnv({ CAIRN_POLL_US: bad }));
+    t.is(e?.message, `CAIRN_POLL_US must be a number of microseconds from 0 to 10000 (got "${bad}")`);
+  }
+  t.is(loopPoll.windowUs, 0, 'a bad value changes nothing');
+  t.throws(() => new LoopPoller().configure(-1), { instanceOf: RangeError });
+});
+
+test('cairn up with a bad CAIRN_POLL_US exits 2 with one line', async (t) => {
+  const cairn = join(resolve(import.meta.dirname, '..', '..'), 'bin', 'cairn.js');
+  const e = await t.throwsAsync(promisify(execFile)(process.execPath, [cairn, 'up', '--data-dir', '/nonexistent/never-made'], { env: { ...process.env, CAIRN_POLL_US: 'fast', OCLIF_COLUMNS: '200' }, timeout: 60000 })) as Error & { code: number; stderr: string };
+  t.is(e.code, 2);
+  t.regex(e.stderr, /CAIRN_POLL_US must be a number of microseconds from 0 to 10000 \(got "fast"\)/);
+  t.is(e.stderr.trim().split('\n').filter((l) => l.trim()).length, 1, e.stderr);
+});
+
+test('after expect() the loop turns for the window, then sleeps; off and deep queues do not poll', async (t) => {
+  const p = new LoopPoller();
+  p.expect();
+  await new Promise((r) => setImmediate(r));
+  t.is(p.turns, 0, 'off by default');
+  p.configure(5000);
+  p.expect();
+  await until(() => p.turns > 10);
+  t.true(p.active, 'still turning inside the window');
+  await until(() => !p.active);
+  const after = p.turns;
+  await new Promise((r) => setTimeout(r, 20));
+  t.is(p.turns, after, 'no turns once the window has passed');
+  p.inflight = POLL_MAX_INFLIGHT + 1;
+  p.expect();
+  await new Promise((r) => setImmediate(r));
+  t.false(p.active, 'too many requests in flight: no polling');
+  p.inflight = 0;
+  p.expect();
+  t.true(p.active);
+  p.inflight = POLL_MAX_INFLIGHT + 1;
+  await until(() => !p.active);
+  t.pass('a queue that deepens stops the polling');
+});
+
+test('a WireClient keeps the in-flight count exact: replies, timeouts, a dropped connection', async (t) => {
+  const sockets: Socket[] = [];
+  let answer = true;
+  const server = createServer((s) => {
+    sockets.push(s);
+    const reader = new FrameReader(REQ_HEADER, 1 << 20, (f) => {
+      const { h } = decodeRequest(f);
+      if (h.op === Op.Hello || answer) s.write(encodeReply(h.op, Status.Ok, h.id, 0, 0, 0));
+    });
+    s.on('data', (d) => reader.push(d));
+    s.on('error', () => undefined);
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const port = (server.address() as { port: number }).port;
+  const base = loopPoll.inflight;
+  const c = new WireClient({ host: '127.0.0.1', port, token: 'x', timeoutMs: 300 });
+  await c.connect();
+  t.is(loopPoll.inflight, base, 'Hello answered');
+  const req = { op: Op.Read, flags: 0, epoch: 1, volume: 1, extent: 0, partition: 0, firstPage: 0, pages: 1, lease: 0, version: 0, members: [] };
+  const three = [c.request(req), c.request(req), c.request(req)];
+  t.is(loopPoll.inflight, base + 3);
+  await Promise.all(three);
+  t.is(loopPoll.inflight, base, 'replies');
+  answer = false;
+  const late = c.request(req);
+  t.is(loopPoll.inflight, base + 1);
+  await t.throwsAsync(late, { message: /timed out/ });
+  t.is(loopPoll.inflight, base, 'a timeout');
+  const lost = [c.request(req), c.request(req)];
+  t.is(loopPoll.inflight, base + 2);
+  for (const s of sockets) s.destroy();
+  for (const l of lost) await t.throwsAsync(l);
+  t.is(loopPoll.inflight, base, 'a dropped connection');
+  server.close();
+});
