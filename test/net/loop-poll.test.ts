@@ -52,9 +52,9 @@ test('after expect() the loop turns for the window, then sleeps; off and deep qu
   t.is(p.turns, 0, 'off by default');
   p.configure(5000);
   p.expect();
-  await until(() => p.turns > 10);
-  t.true(p.active, 'still turning inside the window');
+  t.true(p.active, 'turning from the write on');
   await until(() => !p.active);
+  t.true(p.turns > 0, 'the loop turned');
   const after = p.turns;
   await new Promise((r) => setTimeout(r, 20));
   t.is(p.turns, after, 'no turns once the window has passed');
