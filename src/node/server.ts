@@ -18,7 +18,7 @@ import {
   ConnectionPool, Flag, type NodeAddress, FrameReader, MAX_FRAME, MAX_MEMBERS, Op, PAGE_SIZE, ProtocolError, REQ_HEADER, Status, decodeRequest, encodeReply,
   extentKey, versionGeneration, VERSION_SEQ_SPAN, type RequestHeader,
 } from '../wire/index.ts';
-import { adoptWithReadBuffer, BufferPool, TickCork } from '../net/index.ts';
+import { adoptWithReadBuffer, BufferPool, localSocketPath, TickCork } from '../net/index.ts';
 import type { NodeMetrics } from '../metrics/index.ts';
 import { LeaseTable } from './fencing.ts';
 import { MemberError, applyPut, encodeDigest, extentDigest, localVersions } from './extent-copies.ts';
@@ -133,6 +133,8 @@ export interface VolumeIoTotals {
 /** The data-path TCP server of one storage node. */
 export class NodeServer {
   private server: Server | null = null;
+  /** The same service on the local Unix socket (loopback addresses only). */
+  private localServer: Server | null = null;
   private readonly conns = new Set<Conn>();
   /** Reused buffers of large reads, and those now on their way out in a reply (send()). */
   private readonly readBuffers = new BufferPool();
@@ -196,19 +198,39 @@ export class NodeServer {
     if (this.writing.size) await Promise.allSettled([...this.writing]);
   }
 
-  /** Starts listening; resolves with the bound port. */
-  listen(host: string, port: number): Promise<number> {
+  /**
+   * Starts listening; resolves with the bound port. On a loopback address the node also
+   * listens on its local Unix socket (net/local-socket.ts) for same-host clients; when that
+   * name is taken, it logs a warning and serves TCP only.
+   * @throws the listen error of the TCP port (EADDRINUSE, EACCES, ...).
+   */
+  async listen(host: string, port: number): Promise<number> {
     // Paused on accept: accept() moves each connection to a socket reading into a reused buffer.
-    const server = createServer({ noDelay: true, pauseOnConnect: true }, (s) => this.accept(s));
-    this.scrub.schedule();
-    this.server = server;
-    return new Promise((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(port, host, () => {
-        server.off('error', reject);
-        resolve((server.address() as { port: number }).port);
+    const open = (): Server => createServer({ noDelay: true, pauseOnConnect: true }, (s) => this.accept(s));
+    const bind = (server: Server, at: { port: number; host: string } | { path: string }): Promise<void> =>
+      new Promise((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(at, () => {
+          server.off('error', reject);
+          resolve();
+        });
       });
-    });
+    this.scrub.schedule();
+    const server = open();
+    this.server = server;
+    await bind(server, { port, host });
+    const bound = (server.address() as { port: number }).port;
+    const path = localSocketPath(host, bound);
+    if (path) {
+      const local = open();
+      try {
+        await bind(local, { path });
+        this.localServer = local;
+      } catch (e) {
+        this.opts.log.warn({ err: (e as Error).message }, 'local socket not served; same-host clients use TCP');
+      }
+    }
+    return bound;
   }
 
   private accept(accepted: Socket): void {
@@ -507,6 +529,7 @@ export class NodeServer {
     const recoveryStopped = this.recovery.close();
     const scrubStopped = this.scrub.close();
     this.server?.close();
+    this.localServer?.close();
     if (this.inflight > 0) await new Promise<void>((r) => (this.idle = r));
     for (const c of this.conns) c.socket.end();
     this.peers.close();

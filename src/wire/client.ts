@@ -4,7 +4,7 @@
  */
 import { connect, type Socket } from 'node:net';
 import { EventEmitter } from 'node:events';
-import { TickCork, loopPoll, writeHeld } from '../net/index.ts';
+import { TickCork, localSocketPath, loopPoll, writeHeld } from '../net/index.ts';
 import { FrameReader } from './frame-reader.ts';
 import {
   MAX_FRAME, Op, REP_HEADER, Status, decodeReply, encodeRequest, statusName, type ReplyHeader, type RequestHeader,
@@ -71,6 +71,9 @@ export class WireClient extends EventEmitter {
     this.timeoutMs = opts.timeoutMs ?? 15000;
   }
 
+  /** How the connection runs: 'unix' to a node on this host that serves its local socket, else 'tcp'. */
+  transport: 'tcp' | 'unix' = 'tcp';
+
   /** True until the connection closes. */
   get alive(): boolean {
     return !this.closed;
@@ -82,25 +85,19 @@ export class WireClient extends EventEmitter {
    */
   async connect(): Promise<void> {
     const { host, port } = this.opts;
-    const socket = await new Promise<Socket>((resolve, reject) => {
-      // Reads land in one reused buffer (no allocation per read); the frame reader copies
-      // each frame out of it, or each read reply's pages straight to the caller's buffer.
-      const buffer = Buffer.allocUnsafe(READ_BUFFER);
-      const s = connect({ host, port, noDelay: true, onread: { buffer, callback: (n) => this.onRead(buffer.subarray(0, n)) } });
-      const t = setTimeout(() => {
-        s.destroy();
-        reject(new ConnectionError('ETIMEDOUT', `connect to ${host}:${port} timed out`));
-      }, this.opts.connectTimeoutMs ?? 3000);
-      s.once('connect', () => {
-        clearTimeout(t);
-        s.removeAllListeners('error');
-        resolve(s);
-      });
-      s.once('error', (e) => {
-        clearTimeout(t);
-        reject(new ConnectionError('ECONNREFUSED', `connect to ${host}:${port}: ${(e as Error).message}`));
-      });
-    });
+    // A node on this host is reached over its local Unix socket when it serves one
+    // (net/local-socket.ts); else, or when that fails, over TCP.
+    const path = localSocketPath(host, port);
+    let socket: Socket | null = null;
+    if (path) {
+      try {
+        socket = await this.open({ path }, `${host}:${port} (local socket)`);
+        this.transport = 'unix';
+      } catch {
+        socket = null;
+      }
+    }
+    socket ??= await this.open({ host, port, noDelay: true }, `${host}:${port}`);
     this.socket = socket;
     this.cork = new TickCork(socket);
     socket.on('error', (e) => this.fail(new ConnectionError('ECONNLOST', `${host}:${port}: ${e.message}`)));
@@ -116,6 +113,33 @@ export class WireClient extends EventEmitter {
       this.close();
       throw new ConnectionError('EAUTH', `${host}:${port} refused the cluster token (${statusName(r.h.status)})`);
     }
+  }
+
+  /**
+   * Opens the socket to `at` (TCP host and port, or a Unix socket path), reading into one
+   * reused buffer.
+   * @throws ConnectionError 'ECONNREFUSED' or 'ETIMEDOUT'.
+   */
+  private open(at: { host: string; port: number; noDelay: boolean } | { path: string }, name: string): Promise<Socket> {
+    return new Promise<Socket>((resolve, reject) => {
+      // Reads land in one reused buffer (no allocation per read); the frame reader copies
+      // each frame out of it, or each read reply's pages straight to the caller's buffer.
+      const buffer = Buffer.allocUnsafe(READ_BUFFER);
+      const s = connect({ ...at, onread: { buffer, callback: (n) => this.onRead(buffer.subarray(0, n)) } });
+      const t = setTimeout(() => {
+        s.destroy();
+        reject(new ConnectionError('ETIMEDOUT', `connect to ${name} timed out`));
+      }, this.opts.connectTimeoutMs ?? 3000);
+      s.once('connect', () => {
+        clearTimeout(t);
+        s.removeAllListeners('error');
+        resolve(s);
+      });
+      s.once('error', (e) => {
+        clearTimeout(t);
+        reject(new ConnectionError('ECONNREFUSED', `connect to ${name}: ${(e as Error).message}`));
+      });
+    });
   }
 
   /**

@@ -87,6 +87,7 @@ test('a WireClient keeps the in-flight count exact: replies, timeouts, a dropped
   const base = loopPoll.inflight;
   const c = new WireClient({ host: '127.0.0.1', port, token: 'x', timeoutMs: 300 });
   await c.connect();
+  t.is(c.transport, 'tcp', 'no local socket served there: TCP');
   t.is(loopPoll.inflight, base, 'Hello answered');
   const req = { op: Op.Read, flags: 0, epoch: 1, volume: 1, extent: 0, partition: 0, firstPage: 0, pages: 1, lease: 0, version: 0, members: [] };
   const three = [c.request(req), c.request(req), c.request(req)];

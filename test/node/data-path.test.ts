@@ -11,6 +11,7 @@ import { ClusterView } from '../../src/initiator/index.ts';
 import { ConnectionError, Op, Status, WireClient, writeVersion, type RequestHeader } from '../../src/wire/index.ts';
 import { decodeVersions, encodePut } from '../../src/recovery/index.ts';
 import { tempDataDir } from '../helpers/cairn-up.ts';
+import { localSocketPath } from '../../src/net/index.ts';
 
 let cluster: LocalCluster;
 let cleanup: () => void;
@@ -55,6 +56,37 @@ test('garbage frames close only that connection; the node keeps serving', async 
   const r = await c.request(baseReq({ op: Op.Ping, pages: 0 }));
   t.is(r.h.status, Status.Ok);
   c.close();
+});
+
+test.serial('a same-host client reaches the node over its local Unix socket, token and framing checked as on TCP; CAIRN_LOCAL_SOCKETS=0 means TCP', async (t) => {
+  const n = cluster.config.nodes[0];
+  const path = localSocketPath(n.host, n.port);
+  t.truthy(path, `${n.host} is a loopback address`);
+  const c = client(0);
+  await c.connect();
+  t.is(c.transport, 'unix');
+  t.is((await c.request(baseReq({ op: Op.Ping, pages: 0 }))).h.status, Status.Ok);
+  const e = await t.throwsAsync(client(0, 'not-the-token-at-all').connect(), { instanceOf: ConnectionError });
+  t.is(e?.code, 'EAUTH', 'the local socket checks the token');
+  await new Promise<void>((resolve) => {
+    const s = connect({ path: path! }, () => s.write(randomBytes(64)));
+    s.on('close', () => resolve());
+    s.on('error', () => undefined);
+    s.setTimeout(3000, () => s.destroy());
+    s.resume();
+  });
+  t.is((await c.request(baseReq({ op: Op.Ping, pages: 0 }))).h.status, Status.Ok, 'garbage on another local connection closed only that one');
+  c.close();
+  process.env.CAIRN_LOCAL_SOCKETS = '0';
+  try {
+    const tcp = client(0);
+    await tcp.connect();
+    t.is(tcp.transport, 'tcp');
+    t.is((await tcp.request(baseReq({ op: Op.Ping, pages: 0 }))).h.status, Status.Ok);
+    tcp.close();
+  } finally {
+    delete process.env.CAIRN_LOCAL_SOCKETS;
+  }
 });
 
 test('stale epoch, unknown partition, bad page range and fenced lease get typed statuses', async (t) => {
