@@ -12,8 +12,8 @@
  * After each write (a request sent to a node, a reply sent to a host), `expect()` keeps
  * the loop turning for `windowUs`: the answer, or the host's next request, is then read
  * without a wake-up. The window restarts with every write and ends on its own when
- * nothing is written, so an idle process sleeps again within windowUs. Only low depths
- * poll (at most POLL_MAX_INFLIGHT requests in flight to nodes). Polling costs CPU: up to one
+ * nothing is written, so an idle process sleeps again within windowUs. Only the lowest
+ * depth polls (at most POLL_MAX_INFLIGHT request in flight to nodes). Polling costs CPU: up to one
  * core while a low-depth stream runs. It is off unless a process turns it on
  * (gateways do, with CAIRN_POLL_US; storage nodes do not).
  */
@@ -22,11 +22,13 @@
 export const DEFAULT_POLL_US = 200;
 
 /**
- * Polling stops while more requests than this are in flight to the nodes: at such depths the
- * loop has events to run anyway, wake-ups are shared by many requests, and a polling process
- * would only take CPU from the nodes (2-core measurements: randread 4k QD32).
+ * Polling stops while more requests than this are in flight to the nodes. With one, a single
+ * node works for this process and the polling core would otherwise idle. With several (a
+ * replicated write goes to three members; any deeper queue), those nodes need the CPU a
+ * polling process would take from them on a small machine, and at depth the loop has events
+ * to run anyway, so wake-ups are shared by many requests.
  */
-export const POLL_MAX_INFLIGHT = 4;
+export const POLL_MAX_INFLIGHT = 1;
 
 /**
  * The poller of one process. `windowUs` 0 turns it off: expect() is then one comparison.
