@@ -4,7 +4,7 @@
  * observations — values on the bounds, above every bound, several series — in the text
  * format and in getMetricsAsJSON; and the per-volume and node families count what happened.
  */
-import test from 'ava';
+import test, { type ExecutionContext } from 'ava';
 import { Histogram } from 'prom-client';
 import { HistogramCells, VolumeIoMetrics, createRegistry, mirroredHistogram, registerNodeMetrics } from '../../src/metrics/index.ts';
 import { BlockDeviceError, type BlockDevice } from '../../src/volume/index.ts';
@@ -43,6 +43,13 @@ test('a mirrored histogram prints what prom-client prints for the same observati
   t.deepEqual(jm.values.map(key).sort(), jr.values.map(key).sort());
 });
 
+/** An assertion that `text` holds sample `line` (labels in any order). */
+function hasLine(t: ExecutionContext, text: string): (line: string) => void {
+  return (line) => {
+    t.true(lines(text, line.split('{')[0]).map(normalize).includes(normalize(line)), `${line}\n${text}`);
+  };
+}
+
 /** A sample line with its labels sorted, so that label order does not matter. */
 function normalize(line: string): string {
   const m = /^(\w+)\{(.*)\} (.+)$/.exec(line);
@@ -71,9 +78,7 @@ test('the per-volume families count per (volume, frontend, op), errors by code, 
   fail = true;
   await t.throwsAsync(b.read(0, 4096));
   const text = await registry.metrics();
-  const has = (line: string): void => {
-    t.true(lines(text, line.split('{')[0]).map(normalize).includes(normalize(line)), `${line}\n${text}`);
-  };
+  const has = hasLine(t, text);
   has('cairn_volume_requests_total{volume="a",frontend="nbd",op="read"} 2');
   has('cairn_volume_bytes_total{volume="a",frontend="nbd",op="read"} 12288');
   has('cairn_volume_bytes_total{volume="b",frontend="nvmf",op="write"} 512');
@@ -100,9 +105,7 @@ test('a node counts requests by op and status, their latency, and write bytes by
   node.hostWrite('replica', 4096);
   node.hostWrite('replica', 4096);
   const text = await registry.metrics();
-  const has = (line: string): void => {
-    t.true(lines(text, line.split('{')[0]).map(normalize).includes(normalize(line)), `${line}\n${text}`);
-  };
+  const has = hasLine(t, text);
   has('cairn_node_requests_total{op="Read",status="Ok"} 2');
   has('cairn_node_requests_total{op="Read",status="Stale"} 1');
   has('cairn_node_request_duration_seconds_bucket{le="0.000025",op="Read"} 1');
