@@ -37,7 +37,7 @@ export class LoopPoller {
   private windowMs = 0;
   private until = 0;
   private spinning = false;
-  /** Loop turns made by polling (setImmediate callbacks run), for tests and metrics. */
+  /** Loop turns made by polling (setImmediate callbacks run); the tests read it. */
   turns = 0;
   /** Requests this process has in flight to storage nodes (kept by WireClient). */
   inflight = 0;

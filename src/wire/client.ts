@@ -94,7 +94,7 @@ export class WireClient extends EventEmitter {
         socket = await this.open({ path }, `${host}:${port} (local socket)`);
         this.transport = 'unix';
       } catch {
-        socket = null;
+        // not served there (an older node, or the name taken): TCP below
       }
     }
     socket ??= await this.open({ host, port, noDelay: true }, `${host}:${port}`);
