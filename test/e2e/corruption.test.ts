@@ -13,13 +13,13 @@
  * - with the balanced read policy, reads reach every copy, so host reads repair bad
  *   secondaries too.
  */
-import test from 'ava';
+import test, { type ExecutionContext } from 'ava';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { LocalCluster } from '../../src/cluster/index.ts';
 import { Flag, Op, Status, WireClient, type Reply, type RequestHeader } from '../../src/wire/index.ts';
 import { tempDataDir } from '../helpers/cairn-up.ts';
-import { corruptPages, nodeLog, waitSettled } from '../helpers/device.ts';
+import { corruptPages, nodeLog, waitMarkedDown, waitSettled } from '../helpers/device.ts';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -28,9 +28,17 @@ const PAGE = 4096;
 const CHUNK = 64 * KiB;
 const WRITES = 16;
 
-
-
-
+/**
+ * Logs what a failed expectation needs to be understood: the volume's failover counters and
+ * the named nodes' log lines about peering, currency, map changes and repairs.
+ */
+async function explain(t: ExecutionContext, dir: string, nodes: number[], counters: object): Promise<void> {
+  t.log(`volume counters: ${JSON.stringify(counters)}`);
+  for (const n of nodes) {
+    const lines = (await nodeLog(dir, n)).filter((l) => (l.level as number) >= 40 || /peer|repair|epoch|map|current|stale/i.test(String(l.msg)));
+    for (const l of lines.slice(-40)) t.log(`node ${n}: ${JSON.stringify(l)}`);
+  }
+}
 
 test('a corrupt copy is never returned: it is repaired from another member and rewritten', async (t) => {
   t.timeout(240000);
@@ -82,9 +90,12 @@ test('a corrupt copy is never returned: it is repaired from another member and r
     const victims = [...new Set(plan.map((p) => view.nodeOf(p.leaf)))];
     t.log(`extents: A ${extentOf(A)} (bad secondary), B ${extentOf(B)} (bad primary), C ${extentOf(C)} (bad primary and secondary), D ${extentOf(D)} (bad secondary and third); nodes stopped: ${victims.join(', ')}`);
 
-    // Stop the members gracefully, overwrite their copies' pages in the device files, start them again.
+    // Stop the members gracefully, wait until the map marks them down (so that no mark-down
+    // lands while the test reads), overwrite their copies' pages in the device files, start
+    // them again.
     let t0 = Date.now();
     await Promise.all(victims.map((n) => cluster.stopNode(n)));
+    t.true(await waitMarkedDown(cluster, victims, 60000), `the map marks nodes ${victims.join(', ')} down`);
     for (const { w, leaf } of plan) {
       const hits = await corruptPages(cluster, leaf, pagesOf(w));
       t.is(hits.length, CHUNK / PAGE, `every page of extent ${extentOf(w)} found once in partition ${leaf} and overwritten`);
@@ -149,6 +160,7 @@ test('a corrupt copy is never returned: it is repaired from another member and r
     // B: the bad primary was repaired by the Volume's read.
     const bLeaf = placed[iB][0];
     const bLines = await repairLines(view.nodeOf(bLeaf), B, bLeaf);
+    if (bLines.length !== 1) await explain(t, dir, [view.nodeOf(bLeaf)], volume.counters);
     t.is(bLines.length, 1, `the primary of extent ${extentOf(B)} logged its repair`);
     t.regex(String(bLines[0]?.cause), /checksum mismatch/);
     const bAgain = await readMember(B, bLeaf, { flags: Flag.Recovery, lease: 0 });
@@ -158,6 +170,7 @@ test('a corrupt copy is never returned: it is repaired from another member and r
     // C: two bad copies; the third served the repair of the primary.
     const [c0, c1, c2] = placed[iC];
     const cLines = await repairLines(view.nodeOf(c0), C, c0);
+    if (cLines.length !== 1) await explain(t, dir, [view.nodeOf(c0), view.nodeOf(c1)], volume.counters);
     t.is(cLines.length, 1, `the primary of extent ${extentOf(C)} logged its repair`);
     t.is(cLines[0]?.source, c2, 'from the only good copy (the second one was bad too)');
     const third = await readMember(C, c2, { flags: Flag.Recovery, lease: 0 });

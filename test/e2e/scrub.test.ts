@@ -20,7 +20,7 @@ import { decodeDigest } from '../../src/node/extent-copies.ts';
 import { decodeVersions, encodePut } from '../../src/recovery/index.ts';
 import { Flag, Op, Status, WireClient, type Reply, type RequestHeader } from '../../src/wire/index.ts';
 import { CAIRN, tempDataDir } from '../helpers/cairn-up.ts';
-import { corruptPages, nodeLog, waitSettled } from '../helpers/device.ts';
+import { corruptPages, nodeLog, waitMarkedDown, waitSettled } from '../helpers/device.ts';
 import { run } from '../helpers/tools.ts';
 
 const KiB = 1024;
@@ -133,6 +133,7 @@ test.serial('deep scrub finds a corrupt page of a secondary copy and rewrites it
 
   let t0 = Date.now();
   await cluster.stopNode(node);
+  t.true(await waitMarkedDown(cluster, [node], 60000), `the map marks node ${node} down (no mark-down lands during the scrub)`);
   const hits = await corruptPages(cluster, leaf, [good]);
   t.is(hits.length, 1, 'the page is found once in the partition and overwritten');
   await cluster.startNode(node);

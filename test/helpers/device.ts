@@ -1,6 +1,7 @@
 /**
  * Helpers for tests that damage a real copy on disk: the node logs as parsed pino lines,
- * waiting until every node and the initiator hold the same map with every node up, and
+ * waiting until the map marks stopped nodes down, waiting until every node and the initiator
+ * hold the same map with every node up, and
  * overwriting the blocks of a partition's region that hold given pages.
  */
 import { randomBytes } from 'node:crypto';
@@ -47,6 +48,30 @@ export async function waitSettled(cluster: LocalCluster, timeoutMs: number): Pro
     if (cluster.view.epoch < newest) await cluster.follower!.refresh(newest).catch(() => undefined);
     const view = cluster.view;
     if (epochs.every((e) => e === view.epoch) && view.map.nodes.every((n) => n.up)) return true;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  return false;
+}
+
+/**
+ * Resolves true once a running node's map marks every node of `ids` down (the nodes must be
+ * stopped), false after `timeoutMs`. A graceful stop does not tell the map authority, so
+ * without this wait a restart that takes about membership's downAfterMs races the
+ * mark-down: the map may then mark the restarted node down and up again while the test
+ * reads, and its reads fail over to another member.
+ */
+export async function waitMarkedDown(cluster: LocalCluster, ids: number[], timeoutMs: number): Promise<boolean> {
+  const end = Date.now() + timeoutMs;
+  const others = cluster.config.nodes.filter((n) => !ids.includes(n.id));
+  while (Date.now() < end) {
+    for (const n of others) {
+      try {
+        const m = await new ApiClient(`http://${n.host}:${n.apiPort}`, cluster.config.token, 2000).call<{ nodes: MapNode[] }>('GET', '/v1/map');
+        if (ids.every((id) => m.nodes.some((x) => x.id === id && !x.up))) return true;
+      } catch {
+        // that node does not answer: ask the next
+      }
+    }
     await new Promise((r) => setTimeout(r, 200));
   }
   return false;
