@@ -9,7 +9,7 @@
  * a stopped node holds I/O for the down-detection time, not the request timeout.
  */
 import { BlockDeviceError } from '../volume/index.ts';
-import { ConnectionError, Op, Status, statusName, versionGeneration, type ConnectionPool, type Reply } from '../wire/index.ts';
+import { ConnectionError, Flag, Op, Status, statusName, versionGeneration, type ConnectionPool, type Reply } from '../wire/index.ts';
 import { PlacementError, type ClusterView, type ViewSource } from './cluster-view.ts';
 import { READ_FATAL, STALE_RETRIES, WRITE_FATAL, belowMinSize, errorFor } from './io-status.ts';
 
@@ -46,11 +46,18 @@ export interface VolumeLog {
 }
 
 /**
- * Which current member a read asks first: 'balance' rotates over the up members, so every
- * copy serves reads (the default; Ceph's rbd_read_from_replica_policy=balance), 'primary'
- * always starts at the extent's first placed member (the others only on failover).
+ * Which current member a read asks first:
+ * - 'adaptive' (the default): a read that is the volume's only request in flight asks the
+ *   node that served its previous read first, when that node is an up member; any other
+ *   read rotates as 'balance'. A queue-depth-1 stream so stays on one node, whose loop is
+ *   still turning from the last reply (a storage node polls after a lone read:
+ *   NodeServer.pollGate) and whose caches are warm; deeper queues use every copy.
+ * - 'balance' rotates over the up members, so every copy serves reads (Ceph's
+ *   rbd_read_from_replica_policy=balance).
+ * - 'primary' always starts at the extent's first placed member (the others only on
+ *   failover).
  */
-export type ReadPolicy = 'balance' | 'primary';
+export type ReadPolicy = 'adaptive' | 'balance' | 'primary';
 
 /** What MemberIo works with; `counters` and `dirty` are the Volume's own (updated here). */
 export interface MemberIoContext {
@@ -61,7 +68,7 @@ export interface MemberIoContext {
   lease: () => number;
   /** Bound on waiting for enough members (ms). */
   ioTimeoutMs: number;
-  /** Which member a read asks first (default 'balance'). */
+  /** Which member a read asks first (default 'adaptive'). */
   readPolicy?: ReadPolicy;
   log?: VolumeLog;
   counters: VolumeCounters;
@@ -97,6 +104,8 @@ export class MemberIo {
   private closed = false;
   /** Which up member the next read starts at (rotates, so reads spread over the copies). */
   private readTurn = 0;
+  /** The node that served the last read ('adaptive' policy), -1 before the first. */
+  private lastReadNode = -1;
 
   constructor(private readonly ctx: MemberIoContext) {}
 
@@ -278,7 +287,8 @@ export class MemberIo {
    * Reads segment `s` from an up member that is current for it, failing over to the next on
    * NotCurrent, a bad checksum or a failure. With the 'balance' read policy, reads are spread
    * over the up members: each starts at the next one in turn, so all the copies serve reads,
-   * not the primary alone ('primary': the first up member in placement order first). A
+   * not the primary alone ('primary': the first up member in placement order first;
+   * 'adaptive': a read alone in flight starts at the node of the previous read). A
    * member is only ever read while it vouches for its copy (one that missed writes or is
    * still being filled answers NotCurrent); every acknowledged write is on every acting member.
    * With `into` (s.pages × 4096 bytes), the pages are placed there straight from the socket
@@ -305,15 +315,20 @@ export class MemberIo {
         const mask = up.length === placed.length ? 0 : absentMask(view, placed);
         let staleAt = 0;
         let first = 0;
-        if (this.ctx.readPolicy !== 'primary') {
+        const policy = this.ctx.readPolicy ?? 'adaptive';
+        const alone = policy === 'adaptive' && this.busy === 1;
+        const stay = alone ? up.findIndex((m) => view.nodeOf(m) === this.lastReadNode) : -1;
+        if (stay >= 0) first = stay;
+        else if (policy !== 'primary') {
           first = this.readTurn++ % up.length;
           if (this.readTurn >= 0x40000000) this.readTurn = 0;
         }
         for (let i = 0; i < up.length; i++) {
           const m = up[(first + i) % up.length];
           try {
-            const r = await this.sendTo(view, m, Op.Read, 0, s, placed, mask, 0, undefined, into);
+            const r = await this.sendTo(view, m, Op.Read, alone ? Flag.Alone : 0, s, placed, mask, 0, undefined, into);
             if (r.h.status === Status.Ok) {
+              this.lastReadNode = view.nodeOf(m);
               if (i > 0) this.ctx.counters.readFailovers++;
               if (!into || r.payload === into) return r.payload;
               if (r.payload.length !== into.length) throw new BlockDeviceError('EIO', `read of extent ${s.extent} on partition ${m}: ${r.payload.length} bytes for ${into.length}`);

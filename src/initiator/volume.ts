@@ -47,7 +47,7 @@ export interface VolumeOptions {
   ioTimeoutMs?: number;
   /** Where degraded operation and every EIO are logged (default: nowhere). */
   log?: VolumeLog;
-  /** Which member a read asks first (default 'balance'; see ReadPolicy). */
+  /** Which member a read asks first (default 'adaptive'; see ReadPolicy). */
   readPolicy?: ReadPolicy;
   /**
    * Grants a new lease generation (the authority's); called when this generation's 2^32
@@ -99,7 +99,7 @@ export class Volume implements BlockDevice {
       lease: () => this.versions.generation,
       ioTimeoutMs: opts.ioTimeoutMs ?? DEFAULT_IO_TIMEOUT_MS,
       log: opts.log,
-      readPolicy: opts.readPolicy ?? 'balance',
+      readPolicy: opts.readPolicy ?? 'adaptive',
       counters: this.counters,
       dirty: this.dirty,
     });

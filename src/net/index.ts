@@ -3,5 +3,5 @@ export { TickCork, type CorkRelease } from './tick-cork.ts';
 export { BufferPool, writeHeld, type BufferPoolOptions } from './buffer-pool.ts';
 export { adoptWithReadBuffer, type TransientChunk } from './read-buffer.ts';
 export { freePorts, RESERVE_MS } from './ports.ts';
-export { DEFAULT_POLL_US, POLL_MAX_INFLIGHT, LoopPoller, loopPoll, pollFromEnv } from './loop-poll.ts';
+export { DEFAULT_NODE_POLL_US, DEFAULT_POLL_US, POLL_MAX_INFLIGHT, LoopPoller, loopPoll, pollFromEnv } from './loop-poll.ts';
 export { isLoopback, localSocketPath, localSocketsEnabled } from './local-socket.ts';

@@ -13,13 +13,22 @@
  * the loop turning for `windowUs`: the answer, or the host's next request, is then read
  * without a wake-up. The window restarts with every write and ends on its own when
  * nothing is written, so an idle process sleeps again within windowUs. Only the lowest
- * depth polls (at most POLL_MAX_INFLIGHT request in flight to nodes). Polling costs CPU: up to one
- * core while a low-depth stream runs. It is off unless a process turns it on
- * (gateways do, with CAIRN_POLL_US; storage nodes do not).
+ * depth polls (the `gate`: for a gateway, at most POLL_MAX_INFLIGHT request in flight to
+ * nodes). Polling costs CPU: up to one core per polling process while a low-depth stream
+ * runs. It is off unless a process turns it on: gateways with CAIRN_POLL_US, storage nodes
+ * with CAIRN_NODE_POLL_US and a gate of their own (NodeServer.pollGate: a lone read).
  */
 
-/** Default polling window after a write, µs. */
+/** Default polling window after a write, µs (gateways: CAIRN_POLL_US). */
 export const DEFAULT_POLL_US = 200;
+
+/**
+ * Default polling window of a storage node after the reply to a lone read, µs
+ * (CAIRN_NODE_POLL_US). Longer than the gateway's: the node's next request comes after a
+ * whole turn through the gateway and the host, and a window that ends just before it lets
+ * the vCPU halt, so the next request pays the wake-up after all.
+ */
+export const DEFAULT_NODE_POLL_US = 1000;
 
 /**
  * Polling stops while more requests than this are in flight to the nodes. With one, a single
@@ -41,6 +50,12 @@ export class LoopPoller {
   turns = 0;
   /** Requests this process has in flight to storage nodes (kept by WireClient). */
   inflight = 0;
+  /**
+   * Whether polling may start, or go on, now; checked at every write and every turn. The
+   * default lets a gateway poll while at most POLL_MAX_INFLIGHT requests are in flight to
+   * nodes; a storage node replaces it (NodeServer.pollGate).
+   */
+  gate: () => boolean = () => this.inflight <= POLL_MAX_INFLIGHT;
 
   /** True while the loop is being kept turning. */
   get active(): boolean {
@@ -64,7 +79,7 @@ export class LoopPoller {
 
   /** A socket write just happened: keep the loop turning for the window (see the module comment). */
   expect(): void {
-    if (this.windowMs === 0 || this.inflight > POLL_MAX_INFLIGHT) return;
+    if (this.windowMs === 0 || !this.gate()) return;
     this.until = performance.now() + this.windowMs;
     if (!this.spinning) {
       this.spinning = true;
@@ -74,7 +89,7 @@ export class LoopPoller {
 
   private readonly tick = (): void => {
     this.turns++;
-    if (this.inflight <= POLL_MAX_INFLIGHT && performance.now() < this.until) setImmediate(this.tick);
+    if (performance.now() < this.until && this.gate()) setImmediate(this.tick);
     else this.spinning = false;
   };
 }
@@ -83,14 +98,16 @@ export class LoopPoller {
 export const loopPoll = new LoopPoller();
 
 /**
- * Turns this process's polling on with the window in `CAIRN_POLL_US` (µs; `0` turns it
- * off; default DEFAULT_POLL_US). Gateways call it at start.
+ * Turns this process's polling on with the window in the environment variable `name` (µs;
+ * `0` turns it off; unset or empty: `fallback`). Gateways call it at start with
+ * CAIRN_POLL_US, storage nodes with CAIRN_NODE_POLL_US and DEFAULT_NODE_POLL_US. Returns
+ * the window in µs.
  * @throws Error naming the variable when its value is not an integer 0–10000.
  */
-export function pollFromEnv(env: NodeJS.ProcessEnv = process.env): number {
-  const raw = env.CAIRN_POLL_US;
-  const us = raw === undefined || raw === '' ? DEFAULT_POLL_US : /^\d+$/.test(raw.trim()) ? Number(raw) : NaN;
-  if (!Number.isInteger(us) || us > 10_000) throw new Error(`CAIRN_POLL_US must be a number of microseconds from 0 to 10000 (got "${raw}")`);
+export function pollFromEnv(env: NodeJS.ProcessEnv = process.env, name = 'CAIRN_POLL_US', fallback = DEFAULT_POLL_US): number {
+  const raw = env[name];
+  const us = raw === undefined || raw === '' ? fallback : /^\d+$/.test(raw.trim()) ? Number(raw) : NaN;
+  if (!Number.isInteger(us) || us > 10_000) throw new Error(`${name} must be a number of microseconds from 0 to 10000 (got "${raw}")`);
   loopPoll.configure(us);
   return us;
 }

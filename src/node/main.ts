@@ -33,6 +33,7 @@ import { MissedLog } from '../recovery/index.ts';
 import { loadLibp2pStack } from '../gossip/libp2p-stack.ts';
 import { createRegistry, registerMetricsRoute, registerNodeMetrics } from '../metrics/index.ts';
 import { nodeMetricsSource } from './metrics.ts';
+import { DEFAULT_NODE_POLL_US, loopPoll, pollFromEnv } from '../net/index.ts';
 
 // Test knob: CAIRN_CLOCK_SKEW_MS=<n> runs this node's wall clock (Date.now) n ms ahead (or
 // behind, when negative), to show that nothing depends on the nodes' clocks agreeing
@@ -77,6 +78,15 @@ const fail = (msg: string): never => {
   process.stderr.write(`cairn-node ${nodeId}: ${msg}\n`);
   process.exit(1);
 };
+
+// Busy-polling after the reply to a lone host read, CAIRN_NODE_POLL_US µs (src/net/loop-poll.ts;
+// NodeServer.pollGate says when).
+try {
+  pollFromEnv(process.env, 'CAIRN_NODE_POLL_US', DEFAULT_NODE_POLL_US);
+} catch (e) {
+  fail((e as Error).message);
+}
+loopPoll.gate = () => false; // until the server exists (below)
 
 const config = await loadConfig(dataDir).catch((e: Error) => fail(e.message));
 if (!config) fail(`no cluster configuration in ${dataDir}`);
@@ -252,6 +262,7 @@ const server = new NodeServer({
   },
 });
 serverRef = server;
+loopPoll.gate = () => server.pollGate();
 control.on('map', () => server.onMap());
 const port = await server.listen(me.host, me.port).catch((e: Error) => fail(`listening on ${me.host}:${me.port}: ${e.message}`));
 // The volume catalog: records placed and replicated like data; changes run beside the authority.

@@ -134,6 +134,13 @@ export const Flag = {
    * placement has moved away since.
    */
   AnyPartition: 8,
+  /**
+   * On a host Op.Read, a hint: the read is its initiator's only request in flight (queue
+   * depth 1), and the initiator's next read will likely come to this node too ('adaptive'
+   * read policy). The node may then keep its event loop turning for a short while after the
+   * reply (NodeServer.pollGate). Changes nothing else; a node may ignore it.
+   */
+  Alone: 16,
 } as const;
 
 /** Reply statuses. */

@@ -1,8 +1,8 @@
 /**
- * The gateway's loop poller (src/net/loop-poll.ts): CAIRN_POLL_US is checked (a bad value is
- * one clear error, from the function and from `cairn up`); after expect() the loop keeps
- * turning for the window and then sleeps; nothing polls above POLL_MAX_INFLIGHT requests in
- * flight; and a real WireClient over a TCP socket keeps that in-flight count exact through
+ * The loop poller (src/net/loop-poll.ts): CAIRN_POLL_US and CAIRN_NODE_POLL_US are checked
+ * (a bad value is one clear error, from the function and from `cairn up`); after expect()
+ * the loop keeps turning for the window and then sleeps; nothing polls above
+ * POLL_MAX_INFLIGHT requests in flight, or while a replaced gate is closed; and a real WireClient over a TCP socket keeps that in-flight count exact through
  * replies, timeouts and a dropped connection.
  */
 import test from 'ava';
@@ -10,7 +10,7 @@ import { execFile } from 'node:child_process';
 import { createServer, type Socket } from 'node:net';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
-import { LoopPoller, POLL_MAX_INFLIGHT, loopPoll, pollFromEnv } from '../../src/net/index.ts';
+import { DEFAULT_NODE_POLL_US, LoopPoller, POLL_MAX_INFLIGHT, loopPoll, pollFromEnv } from '../../src/net/index.ts';
 import { FrameReader, Op, REQ_HEADER, Status, WireClient, decodeRequest, encodeReply } from '../../src/wire/index.ts';
 
 /** Resolves once `cond()` holds (checked every ms); rejects after `ms`. */
@@ -34,6 +34,10 @@ test('CAIRN_POLL_US: default, off, a window, and one clear error for anything el
     t.is(e?.message, `CAIRN_POLL_US must be a number of microseconds from 0 to 10000 (got "${bad}")`);
   }
   t.is(loopPoll.windowUs, 0, 'a bad value changes nothing');
+  t.is(pollFromEnv({}, 'CAIRN_NODE_POLL_US', DEFAULT_NODE_POLL_US), DEFAULT_NODE_POLL_US, "a storage node's default");
+  t.is(pollFromEnv({ CAIRN_POLL_US: '7', CAIRN_NODE_POLL_US: '300' }, 'CAIRN_NODE_POLL_US', DEFAULT_NODE_POLL_US), 300, 'each reads its own variable');
+  t.is(t.throws(() => pollFromEnv({ CAIRN_NODE_POLL_US: 'x' }, 'CAIRN_NODE_POLL_US', DEFAULT_NODE_POLL_US))?.message, 'CAIRN_NODE_POLL_US must be a number of microseconds from 0 to 10000 (got "x")');
+  pollFromEnv({ CAIRN_POLL_US: '0' });
   t.throws(() => new LoopPoller().configure(-1), { instanceOf: RangeError });
 });
 
@@ -68,6 +72,22 @@ test('after expect() the loop turns for the window, then sleeps; off and deep qu
   p.inflight = POLL_MAX_INFLIGHT + 1;
   await until(() => !p.active);
   t.pass('a queue that deepens stops the polling');
+});
+
+test('a process may replace the gate (a storage node does): it decides when polling starts and when it stops', async (t) => {
+  const p = new LoopPoller();
+  p.configure(5000);
+  let open = false;
+  p.gate = () => open;
+  p.expect();
+  t.false(p.active, 'a closed gate starts nothing');
+  open = true;
+  p.inflight = POLL_MAX_INFLIGHT + 5;
+  p.expect();
+  t.true(p.active, 'the replaced gate, not the in-flight count, decides');
+  open = false;
+  await until(() => !p.active);
+  t.pass('closing the gate stops a running poll');
 });
 
 test('a WireClient keeps the in-flight count exact: replies, timeouts, a dropped connection', async (t) => {
