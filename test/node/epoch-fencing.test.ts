@@ -5,21 +5,12 @@
  * cannot, the request fails with Io and nothing is served under the old map.
  */
 import test from 'ava';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { pino } from 'pino';
-import { NodeServer, NodeStorage, type NodeMapView } from '../../src/node/index.ts';
-import type { ClusterConfig, NodeConfig } from '../../src/config/index.ts';
-import { partitionLeafId } from '../../placement/index.ts';
-import { Op, Status, WireClient, writeVersion } from '../../src/wire/index.ts';
-import { MissedLog } from '../../src/recovery/index.ts';
+import type { NodeMapView } from '../../src/node/index.ts';
+import { Op, Status, writeVersion } from '../../src/wire/index.ts';
 import type { ClusterMap } from '../../src/clustermap/index.ts';
+import { startInProcessNode } from '../helpers/node-server.ts';
 
 test('older epochs are refused, newer ones are fetched before serving', async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'cairn-fence-'));
-  const node: NodeConfig = { id: 0, host: '127.0.0.1', port: 1, devices: [{ path: 'dev0.img', sizeBytes: 8 << 20, partitions: 1 }] };
-  const storage = await NodeStorage.open(node, dir);
   let epoch = 5;
   const asked: number[] = [];
   const map: NodeMapView = {
@@ -34,14 +25,9 @@ test('older epochs are refused, newer ones are fetched before serving', async (t
     address: () => undefined,
     map: () => ({ epoch, nodes: [{ id: 0, up: true }], topology: { leaves: [] } }) as unknown as ClusterMap,
   };
-  const config = { token: 't'.repeat(32), nodes: [node], pools: [], volumes: [] } as unknown as ClusterConfig;
-  const missed = await MissedLog.open(join(dir, 'missed.log'));
-  const server = new NodeServer({ config, nodeId: 0, storage, log: pino({ level: 'silent' }), map, missed });
-  server.onMap(); // peering with nobody: current at once
-  const port = await server.listen('127.0.0.1', 0);
-  const c = new WireClient({ host: '127.0.0.1', port, token: config.token });
-  await c.connect();
-  const leaf = partitionLeafId(0, 0, 0);
+  const n = await startInProcessNode(map);
+  const c = n.client;
+  const leaf = n.leaf;
   const req = (e: number, op: number = Op.Read) => ({ op, flags: 0, epoch: e, volume: 1, extent: 0, partition: leaf, firstPage: 0, pages: 1, lease: 1, version: op === Op.Write ? writeVersion(1, e) : 0, members: op === Op.Write ? [leaf] : [] });
   try {
     let r = await c.request(req(3));
@@ -65,10 +51,6 @@ test('older epochs are refused, newer ones are fetched before serving', async (t
     t.is(r.h.status, Status.Ok);
     t.is(r.payload[0], 9, 'the refused write changed nothing');
   } finally {
-    c.close();
-    await server.close();
-    await missed.close();
-    await storage.close();
-    rmSync(dir, { recursive: true, force: true });
+    await n.close();
   }
 });

@@ -5,37 +5,14 @@
  * started with a bad CAIRN_NODE_POLL_US refuses to start with one clear line.
  */
 import test from 'ava';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { pino } from 'pino';
-import { NodeServer, NodeStorage, type NodeMapView } from '../../src/node/index.ts';
-import type { ClusterConfig, NodeConfig } from '../../src/config/index.ts';
-import { partitionLeafId } from '../../placement/index.ts';
-import { Flag, Op, Status, WireClient, writeVersion } from '../../src/wire/index.ts';
-import { MissedLog } from '../../src/recovery/index.ts';
-import type { ClusterMap } from '../../src/clustermap/index.ts';
+import { Flag, Op, Status, writeVersion } from '../../src/wire/index.ts';
 import { LocalCluster, NodeStartError } from '../../src/cluster/index.ts';
 import { tempDataDir } from '../helpers/cairn-up.ts';
+import { startInProcessNode, staticMap } from '../helpers/node-server.ts';
 
 test('a node may poll only after the reply to a read flagged Alone', async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'cairn-poll-gate-'));
-  const node: NodeConfig = { id: 0, host: '127.0.0.1', port: 1, devices: [{ path: 'dev0.img', sizeBytes: 8 << 20, partitions: 1 }] };
-  const storage = await NodeStorage.open(node, dir);
-  const map: NodeMapView = {
-    epoch: () => 1,
-    ensure: async () => false,
-    address: () => undefined,
-    map: () => ({ epoch: 1, nodes: [{ id: 0, up: true }], topology: { leaves: [] } }) as unknown as ClusterMap,
-  };
-  const config = { token: 't'.repeat(32), nodes: [node], pools: [], volumes: [] } as unknown as ClusterConfig;
-  const missed = await MissedLog.open(join(dir, 'missed.log'));
-  const server = new NodeServer({ config, nodeId: 0, storage, log: pino({ level: 'silent' }), map, missed });
-  server.onMap();
-  const port = await server.listen('127.0.0.1', 0);
-  const c = new WireClient({ host: '127.0.0.1', port, token: config.token });
-  await c.connect();
-  const leaf = partitionLeafId(0, 0, 0);
+  const n = await startInProcessNode(staticMap(1));
+  const { server, client: c, leaf } = n;
   const req = (op: number, flags: number) => ({ op, flags, epoch: 1, volume: 1, extent: 0, partition: leaf, firstPage: 0, pages: 1, lease: 1, version: op === Op.Write ? writeVersion(1, 1) : 0, members: op === Op.Write ? [leaf] : [] });
   try {
     t.false(server.pollGate(), 'nothing served yet');
@@ -55,11 +32,7 @@ test('a node may poll only after the reply to a read flagged Alone', async (t) =
     t.true(two.every((r) => r.h.status === Status.Ok));
     t.true(server.pollGate(), 'the last reply went out with nothing else being served');
   } finally {
-    c.close();
-    await server.close();
-    await missed.close();
-    await storage.close();
-    rmSync(dir, { recursive: true, force: true });
+    await n.close();
   }
 });
 
