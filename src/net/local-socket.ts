@@ -18,9 +18,14 @@
  * `CAIRN_LOCAL_SOCKETS=0` in a process's environment turns both sides off (TCP only).
  */
 
+/** `host` without IPv6 brackets, lower case. */
+function bareHost(host: string): string {
+  return host.replace(/^\[|\]$/g, '').toLowerCase();
+}
+
 /** True for 127.0.0.0/8, ::1 and localhost. */
 export function isLoopback(host: string): boolean {
-  const h = host.replace(/^\[|\]$/g, '').toLowerCase();
+  const h = bareHost(host);
   return h === 'localhost' || h === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(h) || /^::ffff:127\./.test(h);
 }
 
@@ -35,5 +40,5 @@ export function localSocketsEnabled(env: NodeJS.ProcessEnv = process.env): boole
  */
 export function localSocketPath(host: string, port: number): string | null {
   if (!localSocketsEnabled() || !isLoopback(host)) return null;
-  return `\0cairn-data/${host.replace(/^\[|\]$/g, '').toLowerCase()}:${port}`;
+  return `\0cairn-data/${bareHost(host)}:${port}`;
 }

@@ -71,8 +71,12 @@ export class WireClient extends EventEmitter {
     this.timeoutMs = opts.timeoutMs ?? 15000;
   }
 
+  private via: 'tcp' | 'unix' = 'tcp';
+
   /** How the connection runs: 'unix' to a node on this host that serves its local socket, else 'tcp'. */
-  transport: 'tcp' | 'unix' = 'tcp';
+  get transport(): 'tcp' | 'unix' {
+    return this.via;
+  }
 
   /** True until the connection closes. */
   get alive(): boolean {
@@ -92,7 +96,7 @@ export class WireClient extends EventEmitter {
     if (path) {
       try {
         socket = await this.open({ path }, `${host}:${port} (local socket)`);
-        this.transport = 'unix';
+        this.via = 'unix';
       } catch {
         // not served there (an older node, or the name taken): TCP below
       }
