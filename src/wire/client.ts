@@ -159,7 +159,7 @@ export class WireClient extends EventEmitter {
     if (this.closed || !this.socket) return Promise.reject(new ConnectionError('ECONNLOST', `connection to ${this.opts.host}:${this.opts.port} is closed`));
     const id = this.nextId;
     this.nextId = this.nextId === 0xffffffff ? 1 : this.nextId + 1;
-    const head = encodeRequest({ ...h, id }, payload ? payload.length : 0);
+    const head = encodeRequest(h, id, payload ? payload.length : 0);
     const s = this.socket;
     this.cork!.hold();
     s.write(head);
