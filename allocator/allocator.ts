@@ -27,6 +27,7 @@ import { WritePath } from './write-path.ts';
 import { RESERVE } from './log-streams.ts';
 import { readPages } from './read-path.ts';
 import { Cleaner } from './cleaner.ts';
+import { ReadRelocator } from './relocate.ts';
 import { Checkpointer } from './checkpointer.ts';
 import { recover, type RecoveryReport } from './recovery.ts';
 import { defaultSegmentBlocks, resolveTuning, type AllocatorOptions, type Tuning } from './options.ts';
@@ -62,6 +63,7 @@ export class Allocator {
   private readonly wp: WritePath;
   private readonly cleaner: Cleaner;
   private readonly ckpt: Checkpointer;
+  private readonly reloc: ReadRelocator | undefined;
 
   private constructor(
     private readonly fh: FileHandle,
@@ -88,6 +90,7 @@ export class Allocator {
       highWater: tuning.highWater,
       minGarbage: tuning.minGarbage,
     });
+    this.reloc = tuning.relocateReads ? new ReadRelocator(st, (items) => this.wp.move(items, false, true)) : undefined;
   }
 
   /**
@@ -228,6 +231,8 @@ export class Allocator {
    * read as zeros. With `asOf`, reads the snapshot view at that version instead (each
    * page's newest version ≤ asOf); asOf must be a pinned version covering `key`. With
    * `into` (count × 4096 bytes, any contents), the pages are read into it and it is returned.
+   * A current read whose pages lie scattered over the log also queues them to be written
+   * side by side (read relocation, relocate.ts; off with `relocateReads: false`).
    * @throws ChecksumError when a page read back does not match its crc32c (no data returned).
    * @throws AllocatorStateError on bad arguments, an unpinned asOf, a wrong-sized `into`, or after close.
    */
@@ -244,7 +249,7 @@ export class Allocator {
     } catch (e) {
       return Promise.reject(e);
     }
-    return readPages(this.st, key, firstPage, count, asOf, this.tuning.readDelayMs, into);
+    return readPages(this.st, key, firstPage, count, asOf, this.tuning.readDelayMs, into, this.reloc);
   }
 
   /** Newest version written or trimmed for a page (0 when never touched). */

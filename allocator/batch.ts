@@ -97,5 +97,7 @@ export class Batch {
   coldHeaders = 0;
   hostPages = 0;
   movedPages = 0;
+  /** Of the cold pages, those a read relocated (relocate.ts). */
+  relocatedPages = 0;
   newPages = 0;
 }

@@ -43,6 +43,8 @@ export interface MoveOp {
   items: MoveItem[];
   /** Start a fresh cold segment first (the open one has too little room left to be worth a header). */
   fresh: boolean;
+  /** Pages a read found scattered (relocate.ts), not a cleaner's: counted apart. */
+  relocate: boolean;
   resolve: () => void;
   reject: (e: Error) => void;
 }

@@ -59,6 +59,11 @@ export interface AllocatorOptions {
    * read, to widen the window in which the cleaner could reuse the segment. Default 0.
    */
   readDelayMs?: number;
+  /**
+   * Relocate reads found scattered over the log: their pages, already read, are appended
+   * side by side through the cleaner's path (relocate.ts). Default true.
+   */
+  relocateReads?: boolean;
 }
 
 /** Tuning resolved from the options and the geometry. */
@@ -74,6 +79,7 @@ export interface Tuning {
   checkpointMinBlocks: number;
   readDelayMs: number;
   summaryHoldMs: number;
+  relocateReads: boolean;
 }
 
 /**
@@ -132,5 +138,6 @@ export function resolveTuning(opts: AllocatorOptions, S: number, segments: numbe
     checkpointMinBlocks: Math.ceil((opts.checkpointMinBytes ?? 256 * 1024 * 1024) / PAGE),
     readDelayMs: opts.readDelayMs ?? 0,
     summaryHoldMs: hold,
+    relocateReads: opts.relocateReads ?? true,
   };
 }

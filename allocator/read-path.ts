@@ -8,22 +8,25 @@
  * neighbourhoods in one system call each, rather than one per run, is what keeps large
  * reads of it cheap (each call costs far more than copying a few cached blocks). While the
  * reads are in flight each segment they touch has a reader count, so the cleaner cannot
- * free and reuse it under them.
+ * free and reuse it under them. A read found scattered is handed to the partition's
+ * ReadRelocator (relocate.ts), which writes its pages side by side for the next read.
  */
 import { crc32c } from '@node-rs/crc32';
 import { ChecksumError } from './errors.ts';
 import { NONE, PAGE } from './layout.ts';
 import { hostPreadFully, hostPreadvFully } from './device-io.ts';
 import type { PartitionState } from './partition-state.ts';
+import type { ReadRelocator } from './relocate.ts';
 
 /**
  * Reads `count` pages of `key` from `firstPage` into a new buffer (count × 4096 bytes), or
  * into `into` (that size, any contents); unmapped pages read as zeros. With `asOf`, reads the
  * snapshot view at that version (the caller checked that a pin covers it). `delayMs`
- * (tests) waits between lookup and read.
+ * (tests) waits between lookup and read. With `reloc` (current reads only), a read whose
+ * pages were scattered is offered to it once verified.
  * @throws ChecksumError when a page read back does not match its crc32c (no data returned).
  */
-export function readPages(st: PartitionState, key: number, firstPage: number, count: number, asOf: number | undefined, delayMs: number, into?: Buffer): Promise<Buffer> {
+export function readPages(st: PartitionState, key: number, firstPage: number, count: number, asOf: number | undefined, delayMs: number, into?: Buffer, reloc?: ReadRelocator): Promise<Buffer> {
   const zeros = (): Buffer => (into ? into.fill(0) : Buffer.alloc(count * PAGE));
   const t = st.tables.get(key);
   if (!t || count === 0) return Promise.resolve(zeros());
@@ -75,6 +78,7 @@ export function readPages(st: PartitionState, key: number, firstPage: number, co
   // Pages in device order; a span takes the next page while the gap to it is ≤ GAP_BLOCKS.
   const order = Array.from(blocks.keys()).sort((x, y) => blocks[x] - blocks[y]);
   const spans: Array<{ start: number; bufs: Buffer[] }> = [];
+  let readBlocks = 0;
   const held: number[] = []; // segments given a reader reference
   let cur: { start: number; bufs: Buffer[] } | null = null;
   let next = 0; // the block after the current span
@@ -82,6 +86,7 @@ export function readPages(st: PartitionState, key: number, firstPage: number, co
     const b = blocks[j];
     if (cur && b >= next && b - next <= GAP_BLOCKS && cur.bufs.length < MAX_IOVECS - 1) {
       if (b > next) cur.bufs.push(SCRATCH.subarray(0, (b - next) * PAGE));
+      readBlocks += b - next;
     } else {
       cur = { start: b, bufs: [] };
       spans.push(cur);
@@ -95,12 +100,15 @@ export function readPages(st: PartitionState, key: number, firstPage: number, co
       cur.bufs.push(out.subarray(o, o + PAGE));
     }
     next = b + 1;
+    readBlocks++;
     const seg = ((b - 1) / S) | 0;
     if (held[held.length - 1] !== seg) {
       segs.readers[seg]++;
       held.push(seg);
     }
   }
+  // Versions as looked up in this same tick: a relocated copy must be of exactly these.
+  const relocate = asOf === undefined && reloc?.wants(blocks.length, spans.length, readBlocks) ? idx.map((i) => t.version(firstPage + i)) : null;
   const issue = (): Promise<PromiseSettledResult<void>[]> =>
     Promise.allSettled(spans.map((sp) => hostPreadvFully(fd, sp.bufs, offset + sp.start * PAGE)));
   const done = delayMs > 0 ? new Promise((r) => setTimeout(r, delayMs)).then(issue) : issue();
@@ -111,6 +119,7 @@ export function readPages(st: PartitionState, key: number, firstPage: number, co
       const o = idx[j] * PAGE;
       if (crc32c(out.subarray(o, o + PAGE)) !== crcs[j]) throw checksumError(key, firstPage + idx[j], blocks[j]);
     }
+    if (relocate) reloc!.relocate(key, idx.map((i) => firstPage + i), blocks, relocate, out, idx.map((i) => i * PAGE));
     return out;
   });
 }

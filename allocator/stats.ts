@@ -36,6 +36,8 @@ export interface AllocatorStats {
   checkpointBytesWritten: number;
   /** Page bytes copied by the cleaner. */
   cleanerBytesMoved: number;
+  /** Page bytes read relocation copied (pages a read found scattered, relocate.ts). */
+  readRelocatedBytes: number;
   /** deviceBytesWritten / hostBytesWritten (1 when nothing was written). */
   writeAmplification: number;
   segmentsCleaned: number;
@@ -79,6 +81,7 @@ export function computeStats(st: PartitionState, maxLive: number, recovery: Reco
     cleanerSummaryBytesWritten: k.coldSummaryBytes,
     checkpointBytesWritten: k.ckptBytes,
     cleanerBytesMoved: k.movedBytes,
+    readRelocatedBytes: k.relocatedBytes,
     writeAmplification: k.hostBytes ? k.logBytes / k.hostBytes : 1,
     segmentsCleaned: k.segmentsCleaned,
     cleanedUtilization: k.segmentsCleaned ? k.cleanedLiveSum / k.segmentsCleaned / S : 0,

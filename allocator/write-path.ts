@@ -100,13 +100,14 @@ export class WritePath {
   }
 
   /**
-   * Queues cleaner copies for the cold stream; resolves when they are written and applied.
-   * Items no longer live by then are skipped, and so are the last ones when no free
-   * segment is left for them (the cleaner sees them still live in their victim).
+   * Queues cleaner copies (or, with `relocate`, pages a read found scattered) for the cold
+   * stream; resolves when they are written and applied. Items no longer live by then are
+   * skipped, and so are the last ones when no free segment is left for them (the cleaner
+   * sees them still live in their victim).
    */
-  move(items: MoveItem[], fresh: boolean): Promise<void> {
+  move(items: MoveItem[], fresh: boolean, relocate = false): Promise<void> {
     return new Promise<void>((resolve, reject) => {
-      this.moveQueue.push({ items, fresh, resolve, reject });
+      this.moveQueue.push({ items, fresh, relocate, resolve, reject });
       this.signal();
       this.kick();
     });
@@ -321,7 +322,8 @@ export class WritePath {
       for (let j = 0; j < live.length; j++) {
         const it = m.items[live[j]];
         if (!this.log.addPage(b, COLD, it.key, it.page, it.version, crcs[j], it.data, 0)) break;
-        b.movedPages++;
+        if (m.relocate) b.relocatedPages++;
+        else b.movedPages++;
       }
     }
     this.log.closeRecord(b, COLD);
@@ -447,6 +449,7 @@ export class WritePath {
     const c = st.counters;
     c.hostBytes += b.hostPages * PAGE;
     c.movedBytes += b.movedPages * PAGE;
+    c.relocatedBytes += b.relocatedPages * PAGE;
     c.logBytes += b.blocks * PAGE;
     c.summaryBytes += b.headers * PAGE;
     c.coldSummaryBytes += b.coldHeaders * PAGE;

@@ -25,6 +25,7 @@ export interface PartitionFigures {
   deviceBytesWritten: number;
   metadataBytesWritten: number;
   cleanerBytesMoved: number;
+  readRelocatedBytes: number;
   segmentsCleaned: number;
   writeAmplification: number;
 }
@@ -86,9 +87,10 @@ export function registerNodeMetrics(registry: Registry, src: NodeMetricsSource):
     (['primary', 'replica'] as const).filter((role) => writeBytes[role] > 0).map((role) => ({ labels: { role }, value: writeBytes[role] })));
   const part = <K extends keyof PartitionFigures>(k: K) => (): Array<Sample<'partition'>> => src.partitions().map((p) => ({ labels: { partition: p.leaf }, value: p[k] as number }));
   mirroredCounter(registry, 'cairn_partition_host_bytes_written_total', 'Page bytes the hosts (and recovery) wrote to the partition.', ['partition'], part('hostBytesWritten'));
-  mirroredCounter(registry, 'cairn_partition_appended_bytes_total', 'Bytes appended to the partition\'s log: host pages, cleaner copies and record headers.', ['partition'], part('deviceBytesWritten'));
+  mirroredCounter(registry, 'cairn_partition_appended_bytes_total', 'Bytes appended to the partition\'s log: host pages, cleaner and read-relocation copies, and record headers.', ['partition'], part('deviceBytesWritten'));
   mirroredCounter(registry, 'cairn_partition_metadata_bytes_written_total', 'Record headers and checkpoint bytes written.', ['partition'], part('metadataBytesWritten'));
   mirroredCounter(registry, 'cairn_partition_cleaner_moved_bytes_total', 'Live page bytes the cleaner copied.', ['partition'], part('cleanerBytesMoved'));
+  mirroredCounter(registry, 'cairn_partition_read_relocated_bytes_total', 'Page bytes rewritten side by side because a read found them scattered over the log.', ['partition'], part('readRelocatedBytes'));
   mirroredCounter(registry, 'cairn_partition_cleaner_segments_total', 'Segments the cleaner emptied.', ['partition'], part('segmentsCleaned'));
   mirroredGauge(registry, 'cairn_partition_write_amplification_ratio', 'Appended bytes over host bytes since the partition opened (1 when nothing was written).', ['partition'], part('writeAmplification'));
   mirroredGauge(registry, 'cairn_partition_capacity_bytes', 'Page bytes the partition can hold.', ['partition'], part('capacityBytes'));
