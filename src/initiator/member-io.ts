@@ -48,10 +48,14 @@ export interface VolumeLog {
 /**
  * Which current member a read asks first:
  * - 'adaptive' (the default): a read that is the volume's only request in flight asks the
- *   node that served its previous read first, when that node is an up member; any other
- *   read rotates as 'balance'. A queue-depth-1 stream so stays on one node, whose loop is
- *   still turning from the last reply (a storage node polls after a lone read:
- *   NodeServer.pollGate) and whose caches are warm; deeper queues use every copy.
+ *   node that served its previous read first, when that node is an up member. A
+ *   queue-depth-1 stream so stays on one node, whose loop is still turning from the last
+ *   reply (a storage node polls after a lone read: NodeServer.pollGate) and whose caches
+ *   are warm. Any other read starts at the up member at position extent mod (up members):
+ *   each extent is read from one copy, and the extents, placed pseudo-randomly, spread
+ *   the reads over every copy. That copy alone is then in page cache and, when it was
+ *   scattered, relocated by its node's allocator (allocator/relocate.ts): rotating instead
+ *   rewrote all three copies of every extent before sequential reads got fast.
  * - 'balance' rotates over the up members, so every copy serves reads (Ceph's
  *   rbd_read_from_replica_policy=balance).
  * - 'primary' always starts at the extent's first placed member (the others only on
@@ -288,7 +292,8 @@ export class MemberIo {
    * NotCurrent, a bad checksum or a failure. With the 'balance' read policy, reads are spread
    * over the up members: each starts at the next one in turn, so all the copies serve reads,
    * not the primary alone ('primary': the first up member in placement order first;
-   * 'adaptive': a read alone in flight starts at the node of the previous read). A
+   * 'adaptive': a read alone in flight starts at the node of the previous read, others at
+   * the extent's own member). A
    * member is only ever read while it vouches for its copy (one that missed writes or is
    * still being filled answers NotCurrent); every acknowledged write is on every acting member.
    * With `into` (s.pages × 4096 bytes), the pages are placed there straight from the socket
@@ -319,6 +324,7 @@ export class MemberIo {
         const alone = policy === 'adaptive' && this.busy === 1;
         const stay = alone ? up.findIndex((m) => view.nodeOf(m) === this.lastReadNode) : -1;
         if (stay >= 0) first = stay;
+        else if (policy === 'adaptive') first = s.extent % up.length;
         else if (policy !== 'primary') {
           first = this.readTurn++ % up.length;
           if (this.readTurn >= 0x40000000) this.readTurn = 0;
