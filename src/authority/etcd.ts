@@ -291,9 +291,19 @@ export class EtcdAuthority implements MapAuthority {
     return out.sort((a, b) => a.epoch - b.epoch);
   }
 
-  heartbeat(node: number, at: number, suspects?: readonly number[]): void {
-    this.tracker.heartbeat(node, at, suspects);
+  heartbeat(node: number, at: number, suspects?: readonly number[], hb?: { sentAt: number; leaving?: boolean }): void {
+    const kind = this.tracker.classify(node, hb);
+    if (kind === 'stale') return;
     const n = this.latest.map.nodes.find((x) => x.id === node);
+    if (kind === 'leaving') {
+      if (n?.up && !this.closed && this.isLeader()) {
+        void this.commit({ type: 'down', nodes: [node], leaving: true }, true).catch((e: Error) => {
+          if (!(e instanceof NotLeaderError)) this.opts.log.warn({ node, err: e.message }, 'could not mark a stopping node down');
+        });
+      }
+      return;
+    }
+    this.tracker.heartbeat(node, at, suspects);
     if (n && !n.up && !this.closed && this.isLeader()) {
       void this.commit({ type: 'up', nodes: [node] }, true).catch((e: Error) => this.opts.log.warn({ node, err: e.message }, 'could not mark node up'));
     }

@@ -109,6 +109,8 @@ export class MembershipTracker {
   private readonly lastSeen = new Map<number, number>();
   private readonly reports = new Map<number, SuspectReport>();
   private readonly logged = new Set<number>();
+  /** Send time (the node's clock, ms) of each node's leaving heartbeat, until it is heard again. */
+  private readonly left = new Map<number, number>();
   private startedAt: number;
 
   /**
@@ -124,6 +126,23 @@ export class MembershipTracker {
   heartbeat(node: number, at: number, suspects?: readonly number[]): void {
     this.lastSeen.set(node, at);
     if (suspects) this.reports.set(node, { suspects, receivedAt: at });
+  }
+
+  /**
+   * Sorts a heartbeat of `node` before it counts: 'leaving' when it announces a graceful
+   * stop (remembered with its send time), 'stale' when it was sent no later than the node's
+   * leaving one (it arrived late; it must not mark the node up again), else 'alive' (the
+   * node is back: the leaving mark is forgotten). Without `hb` (no send time): 'alive'.
+   */
+  classify(node: number, hb?: { sentAt: number; leaving?: boolean }): 'leaving' | 'stale' | 'alive' {
+    if (hb?.leaving) {
+      this.left.set(node, Math.max(hb.sentAt, this.left.get(node) ?? -Infinity));
+      return 'leaving';
+    }
+    const left = this.left.get(node);
+    if (left !== undefined && hb && hb.sentAt <= left) return 'stale';
+    this.left.delete(node);
+    return 'alive';
   }
 
   /**

@@ -355,7 +355,8 @@ export class LocalCluster {
   }
 
   /**
-   * Stops node `id`: SIGTERM (graceful: flushes and exits) or SIGKILL (a crash).
+   * Stops node `id`: SIGTERM (graceful: the map marks it down first, then it flushes and
+   * exits) or SIGKILL (a crash: marked down after membership's downAfterMs).
    * An operator's stop: the supervisor does not restart it, and a pending restart is dropped.
    * Resolves when the process has exited.
    */
@@ -538,8 +539,10 @@ export class LocalCluster {
   }
 
   /**
-   * Stops every node gracefully (SIGTERM; SIGKILL after `graceMs` ms, default 20000) and
-   * drops pending supervisor restarts.
+   * Stops every node gracefully (the IPC message {type: 'stop'}, or SIGTERM when a node's
+   * IPC link is gone; SIGKILL after `graceMs` ms, default 20000) and drops pending
+   * supervisor restarts. Unlike stopNode's SIGTERM, no node first waits for the map to
+   * mark it down.
    */
   async stop(graceMs = 20000): Promise<void> {
     if (this.stopped) return;
@@ -552,7 +555,14 @@ export class LocalCluster {
     this.logFile?.close();
     await Promise.all([...this.procs.entries()].map(async ([, p]) => {
       p.stopRequested = true;
-      p.child.kill('SIGTERM');
+      // Every node stops: none asks the map to mark it down first (SIGTERM would), which
+      // would only wait on an authority that is stopping too.
+      try {
+        if (p.child.connected) p.child.send({ type: 'stop' });
+        else p.child.kill('SIGTERM');
+      } catch {
+        p.child.kill('SIGTERM');
+      }
       const t = setTimeout(() => p.child.kill('SIGKILL'), graceMs);
       await p.exited;
       clearTimeout(t);

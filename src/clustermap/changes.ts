@@ -59,7 +59,7 @@ export type OperatorChange = z.infer<typeof OperatorChangeSchema>;
  */
 export type MapChange =
   | OperatorChange
-  | { type: 'down'; nodes: number[] }
+  | { type: 'down'; nodes: number[]; /** The nodes announced a graceful stop (not silence). */ leaving?: boolean }
   | { type: 'up'; nodes: number[] }
   | { type: 'auto-out'; nodes: number[] };
 
@@ -131,7 +131,7 @@ export function describeChange(c: MapChange): string {
     case 'add-device': return `add a device to node ${c.node}`;
     case 'remove-device': return `remove device ${c.device} of node ${c.node}`;
     case 'settings': return describeSettings(c.settings);
-    case 'down': return `mark node${c.nodes.length > 1 ? 's' : ''} ${c.nodes.join(', ')} down (no heartbeat)`;
+    case 'down': return `mark node${c.nodes.length > 1 ? 's' : ''} ${c.nodes.join(', ')} down (${c.leaving ? 'stopping' : 'no heartbeat'})`;
     case 'up': return `mark node${c.nodes.length > 1 ? 's' : ''} ${c.nodes.join(', ')} up (heartbeat back)`;
     case 'auto-out': return `mark node${c.nodes.length > 1 ? 's' : ''} ${c.nodes.join(', ')} out (down past the grace period)`;
   }

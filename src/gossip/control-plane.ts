@@ -152,7 +152,28 @@ export class ControlPlane extends EventEmitter {
     return this.peer.topicPeers(this.t.map);
   }
 
-  private async sendHeartbeat(): Promise<void> {
+  /**
+   * A graceful stop's first step (Ceph's OSDs do the same on shutdown): stops the periodic
+   * heartbeat and announces, every 250 ms, a heartbeat flagged `leaving`, until this peer's
+   * map marks this node down or `timeoutMs` passes.
+   * @returns true once the map marks this node down, false on timeout (the leader then
+   *          marks it down after downAfterMs of silence, as after a crash).
+   */
+  async leave(timeoutMs: number): Promise<boolean> {
+    if (this.opts.role.kind !== 'node') return false;
+    const self = this.opts.role.nodeId;
+    if (this.hbTimer) clearInterval(this.hbTimer);
+    this.hbTimer = null;
+    const isDown = (): boolean => this.keeper.map.nodes.some((n) => n.id === self && !n.up);
+    const end = Date.now() + timeoutMs;
+    while (!isDown() && !this.stopped && Date.now() < end) {
+      await this.sendHeartbeat(true).catch(() => undefined);
+      await this.keeper.waitFor(this.keeper.epoch + 1, Math.min(250, Math.max(0, end - Date.now())));
+    }
+    return isDown();
+  }
+
+  private async sendHeartbeat(leaving = false): Promise<void> {
     if (this.stopped || this.opts.role.kind !== 'node') return;
     const hb: Heartbeat = {
       node: this.opts.role.nodeId,
@@ -162,6 +183,7 @@ export class ControlPlane extends EventEmitter {
       partitions: this.opts.role.stats(),
       ...(this.opts.role.volumes ? { volumes: this.opts.role.volumes() } : {}),
       suspects: this.suspects(),
+      ...(leaving ? { leaving: true as const } : {}),
     };
     this.heartbeats.set(hb.node, { hb, receivedAt: Date.now() });
     this.emit('heartbeat', hb);

@@ -42,6 +42,12 @@ export const HeartbeatSchema = z.object({
    * report to the membership leader, which marks a node down only when enough peers agree).
    */
   suspects: z.array(z.number().int().min(0).max(32767)).max(32768).optional(),
+  /**
+   * The sender is stopping (a graceful stop, SIGTERM): the membership leader marks it down
+   * now instead of after downAfterMs of silence, so I/O moves to the other copies before
+   * its connections close. Its last heartbeat; older ones arriving later are ignored.
+   */
+  leaving: z.literal(true).optional(),
 });
 
 /** The authority's map digest. */

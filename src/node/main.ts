@@ -7,9 +7,12 @@
  * port, gossipPort, apiPort}) and on stdout; each accepted map epoch is reported as
  * {type: 'map', node, epoch, checksum, at, down} (at: ms since 1970, sub-ms precision; down: node ids
  * marked down in that map); each completed peering round as {type: 'peered', node, upEpoch,
- * staleExtents}. SIGTERM/SIGINT, or
- * the parent going away, stop it gracefully: in-flight requests finish and every partition
- * is flushed. While it runs, `<data-dir>/run/node<ID>.pid` holds its process id.
+ * staleExtents}. SIGTERM/SIGINT stop it gracefully: it first has the map mark it down (a
+ * heartbeat flagged `leaving`; at most LEAVE_TIMEOUT_MS), so I/O moves to the other copies
+ * before its connections close; then in-flight requests finish and every partition is
+ * flushed. The IPC message {type: 'stop'} (the whole local cluster stopping) and the
+ * parent going away stop it the same way without that first step. While it runs,
+ * `<data-dir>/run/node<ID>.pid` holds its process id.
  */
 import '../gossip/polyfill.ts';
 import { parseArgs } from 'node:util';
@@ -17,7 +20,7 @@ import { mkdirSync, writeFileSync, rmSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileLogger } from '../logging/index.ts';
-import { loadConfig } from '../config/index.ts';
+import { loadConfig, membershipOf } from '../config/index.ts';
 import { ControlPlane, type Heartbeat } from '../gossip/index.ts';
 import { EmbeddedAuthority, EtcdAuthority, type MapAuthority } from '../authority/index.ts';
 import { mapNode, type SignedMap } from '../clustermap/index.ts';
@@ -181,7 +184,7 @@ if (!etcd && config!.authority!.node === nodeId) {
 }
 if (authority) {
   const a = authority;
-  control.on('heartbeat', (hb: Heartbeat) => a.heartbeat(hb.node, Date.now(), hb.suspects));
+  control.on('heartbeat', (hb: Heartbeat) => a.heartbeat(hb.node, Date.now(), hb.suspects, hb));
 }
 /** The node that leads membership and runs the catalog's changes (embedded: the authority node). */
 const leaderNode = (): number => etcd?.leader() ?? config!.authority!.node;
@@ -376,12 +379,21 @@ process.send?.({ type: 'ready', node: nodeId, port, gossipPort: control.gossipPo
 // Peer before serving reads: ask every up node what this node missed while it was away.
 server.onMap();
 
+/** Longest a graceful stop waits for the map to mark this node down (ms; capped at downAfterMs). */
+const LEAVE_TIMEOUT_MS = 3000;
 let stopping = false;
-async function stop(reason: string): Promise<void> {
+/** Stops the node; with `leave`, has the map mark it down first (see the module comment). */
+async function stop(reason: string, leave: boolean): Promise<void> {
   if (stopping) return;
   stopping = true;
   log.info({ reason }, 'stopping');
   try {
+    if (leave && control.keeper.map.nodes.some((n) => n.id === nodeId && n.up)) {
+      const t0 = Date.now();
+      const wait = Math.min(LEAVE_TIMEOUT_MS, membershipOf(config!).downAfterMs);
+      if (await control.leave(wait)) log.info({ ms: Date.now() - t0, epoch: control.keeper.epoch }, 'marked down in the map before stopping');
+      else log.warn({ ms: wait }, 'the map did not mark this node down in time; stopping anyway (it is marked down once its heartbeats are missed)');
+    }
     await server.close();
     await api.app.close();
     nodeCatalog.close();
@@ -399,7 +411,10 @@ async function stop(reason: string): Promise<void> {
     fail(`shutdown: ${(e as Error).message}`);
   }
 }
-process.on('SIGTERM', () => void stop('SIGTERM'));
-process.on('SIGINT', () => void stop('SIGINT'));
-onParentGone = () => void stop('parent went away');
+process.on('SIGTERM', () => void stop('SIGTERM', true));
+process.on('SIGINT', () => void stop('SIGINT', true));
+process.on('message', (m: { type?: string } | null) => {
+  if (m?.type === 'stop') void stop('the local cluster is stopping', false);
+});
+onParentGone = () => void stop('parent went away', false);
 if (process.send && !process.connected) onParentGone();

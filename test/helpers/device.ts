@@ -55,10 +55,11 @@ export async function waitSettled(cluster: LocalCluster, timeoutMs: number): Pro
 
 /**
  * Resolves true once a running node's map marks every node of `ids` down (the nodes must be
- * stopped), false after `timeoutMs`. A graceful stop does not tell the map authority, so
- * without this wait a restart that takes about membership's downAfterMs races the
- * mark-down: the map may then mark the restarted node down and up again while the test
- * reads, and its reads fail over to another member.
+ * stopped), false after `timeoutMs`. A graceful stop waits for its mark-down (at most 3 s,
+ * ControlPlane.leave); one that timed out, or a SIGKILL, is marked down only after
+ * membership's downAfterMs, and a restart that takes about that long races the mark-down:
+ * the map may then mark the restarted node down and up again while the test reads, and its
+ * reads fail over to another member.
  */
 export async function waitMarkedDown(cluster: LocalCluster, ids: number[], timeoutMs: number): Promise<boolean> {
   const end = Date.now() + timeoutMs;

@@ -8,7 +8,8 @@ const NODE_MAIN = fileURLToPath(new URL(`../../../src/node/main${import.meta.url
 
 /**
  * `cairn node start`: runs one storage node in the foreground until Ctrl-C (or SIGTERM), when
- * it stops gracefully (in-flight requests finish, partitions are flushed). The data directory
+ * it stops gracefully (the map marks it down first, in-flight requests finish, partitions are
+ * flushed). The data directory
  * needs the cluster's cluster.json (it holds the cluster token and the authority's public key).
  * A node listed there starts as is; a node added later (`cairn node add --no-start`) finds its
  * entry in the newest map stored under the data directory, else fetches it from --join the
@@ -19,7 +20,9 @@ export default class NodeStart extends Command {
   static override description =
     'To join a node on another machine: copy cluster.json (it holds the cluster credentials) into an empty data directory there, ' +
     'register the node with `cairn node add --no-start --host <its address>`, then run this command with --join and the API ' +
-    'address of a running node. Once it has run, its map is stored in the data directory and --join is no longer needed.';
+    'address of a running node. Once it has run, its map is stored in the data directory and --join is no longer needed. ' +
+    'Ctrl-C or SIGTERM stops the node gracefully: it waits (at most 3 s) until the map marks it down, so hosts move their I/O ' +
+    'to the other copies, then finishes what is in flight and flushes.';
   static override examples = [
     '<%= config.bin %> node start --data-dir /srv/cairn --node 3 --join http://10.0.0.1:7100',
     '<%= config.bin %> node start --data-dir /srv/cairn --node 3',
