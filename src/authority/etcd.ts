@@ -292,7 +292,7 @@ export class EtcdAuthority implements MapAuthority {
   }
 
   heartbeat(node: number, at: number, suspects?: readonly number[], hb?: { sentAt: number; leaving?: boolean }): void {
-    const kind = this.tracker.classify(node, hb);
+    const kind = this.tracker.classify(node, at, hb);
     if (kind === 'stale') return;
     const n = this.latest.map.nodes.find((x) => x.id === node);
     if (kind === 'leaving') {

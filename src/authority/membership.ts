@@ -109,8 +109,8 @@ export class MembershipTracker {
   private readonly lastSeen = new Map<number, number>();
   private readonly reports = new Map<number, SuspectReport>();
   private readonly logged = new Set<number>();
-  /** Send time (the node's clock, ms) of each node's leaving heartbeat, until it is heard again. */
-  private readonly left = new Map<number, number>();
+  /** Each node's leaving heartbeat, until it is heard again: its send time (the node's clock) and when it arrived (ours), ms. */
+  private readonly left = new Map<number, { sentAt: number; at: number }>();
   private startedAt: number;
 
   /**
@@ -129,18 +129,21 @@ export class MembershipTracker {
   }
 
   /**
-   * Sorts a heartbeat of `node` before it counts: 'leaving' when it announces a graceful
-   * stop (remembered with its send time), 'stale' when it was sent no later than the node's
-   * leaving one (it arrived late; it must not mark the node up again), else 'alive' (the
-   * node is back: the leaving mark is forgotten). Without `hb` (no send time): 'alive'.
+   * Sorts a heartbeat of `node`, arriving at local time `at` (ms), before it counts:
+   * 'leaving' when it announces a graceful stop (remembered); 'stale' when it was sent no
+   * later than the node's leaving one, by the node's own clock, and arrives within
+   * downAfterMs of it (gossip delivered it late; it must not mark the stopped node up
+   * again); else 'alive' (the node is back: the leaving mark is forgotten). The window keeps
+   * a node whose clock stepped back across a restart from being ignored for more than
+   * downAfterMs. Without `hb` (no send time): 'alive'.
    */
-  classify(node: number, hb?: { sentAt: number; leaving?: boolean }): 'leaving' | 'stale' | 'alive' {
+  classify(node: number, at: number, hb?: { sentAt: number; leaving?: boolean }): 'leaving' | 'stale' | 'alive' {
+    const left = this.left.get(node);
     if (hb?.leaving) {
-      this.left.set(node, Math.max(hb.sentAt, this.left.get(node) ?? -Infinity));
+      if (!left || hb.sentAt > left.sentAt) this.left.set(node, { sentAt: hb.sentAt, at });
       return 'leaving';
     }
-    const left = this.left.get(node);
-    if (left !== undefined && hb && hb.sentAt <= left) return 'stale';
+    if (left !== undefined && hb && hb.sentAt <= left.sentAt && at - left.at < this.timing.downAfterMs) return 'stale';
     this.left.delete(node);
     return 'alive';
   }
