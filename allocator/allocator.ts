@@ -359,6 +359,7 @@ export class Allocator {
   async close(): Promise<void> {
     if (this.closed || this.closing) return;
     this.closing = true;
+    await this.reloc?.stop();
     await this.wp.flushQueued();
     await this.cleaner.stop();
     if (!this.wp.failed) {

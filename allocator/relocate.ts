@@ -35,7 +35,8 @@ export type QueueMoves = (items: MoveItem[]) => Promise<void>;
 
 /** Decides which reads are relocated and queues their pages. One per partition. */
 export class ReadRelocator {
-  private inFlight = false;
+  private inFlight: Promise<void> | null = null;
+  private stopped = false;
 
   constructor(private readonly st: PartitionState, private readonly queue: QueueMoves) {}
 
@@ -44,7 +45,7 @@ export class ReadRelocator {
    * blocks (gaps included) should be relocated now.
    */
   wants(pages: number, spans: number, readBlocks: number): boolean {
-    if (this.inFlight || pages < MIN_PAGES) return false;
+    if (this.inFlight || this.stopped || pages < MIN_PAGES) return false;
     if (spans < MIN_SPANS && readBlocks < MAX_READ_PER_PAGE * pages) return false;
     return this.st.segs.freeCount >= this.st.segs.count * MIN_FREE_FRACTION;
   }
@@ -57,7 +58,7 @@ export class ReadRelocator {
    * operation too).
    */
   relocate(key: number, pages: number[], blocks: number[], versions: number[], data: Buffer, offsets: number[]): void {
-    if (this.inFlight) return; // another read of this partition got there first
+    if (this.inFlight || this.stopped) return; // another read of this partition got there first, or closing
     const copy = Buffer.allocUnsafe(pages.length * PAGE);
     const S = this.st.geo.S;
     const items: MoveItem[] = new Array(pages.length);
@@ -65,14 +66,19 @@ export class ReadRelocator {
       data.copy(copy, i * PAGE, offsets[i], offsets[i] + PAGE);
       items[i] = { key, page: pages[i], version: versions[i], data: copy.subarray(i * PAGE, (i + 1) * PAGE), from: blocks[i], victim: ((blocks[i] - 1) / S) | 0 };
     }
-    this.inFlight = true;
-    this.queue(items).then(
+    this.inFlight = this.queue(items).then(
       () => {
-        this.inFlight = false;
+        this.inFlight = null;
       },
       () => {
-        this.inFlight = false;
+        this.inFlight = null;
       },
     );
+  }
+
+  /** Takes no more reads, and resolves once the one in flight is applied or failed (before the allocator closes its file). */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    await this.inFlight;
   }
 }

@@ -123,3 +123,17 @@ test('nothing is relocated with relocateReads off, nor for short reads', async (
   await on.flush();
   t.is(on.stats().readRelocatedBytes, 0, 'reads of 8 pages are not relocated');
 });
+
+test('closing right after a scattered read waits for its relocation; the data reads back after a reopen', async (t) => {
+  const dev = tempDevice();
+  t.teardown(dev.cleanup);
+  const opts = { path: dev.path, offset: 0, size: 64 * MiB, segmentBytes: MiB };
+  let a = await Allocator.open(opts);
+  const expect = await scatter(a);
+  t.true((await a.read(KEY, 0, PAGES)).equals(expect));
+  await a.close(); // the relocation is queued, not yet applied
+  a = await Allocator.open(opts);
+  t.teardown(() => a.close());
+  t.true((await a.read(KEY, 0, PAGES)).equals(expect), 'every page as last written');
+  t.true(runs(a) === 1 || runs(a) > 20, `either relocated whole or not at all (${runs(a)} runs)`);
+});
