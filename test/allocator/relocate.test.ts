@@ -4,7 +4,7 @@
  * written, trimmed or pinned meanwhile keep their newest (or pinned) contents, across a
  * reopen too; with relocateReads off, or a read of few pages, nothing moves.
  */
-import test from 'ava';
+import test, { type ExecutionContext } from 'ava';
 import { Allocator, PAGE, readCount } from '../../allocator/index.ts';
 import { pageData, pagesData, rng, tempDevice } from './helpers.ts';
 
@@ -40,6 +40,17 @@ function runs(a: Allocator): number {
   return n;
 }
 
+/** A fresh 64 MiB device file (removed at the test's end) whose KEY is scattered; the allocator is closed again. */
+async function scatteredDevice(t: ExecutionContext): Promise<{ opts: { path: string; offset: number; size: number; segmentBytes: number }; expect: Buffer }> {
+  const dev = tempDevice();
+  t.teardown(dev.cleanup);
+  const opts = { path: dev.path, offset: 0, size: 64 * MiB, segmentBytes: MiB };
+  const a = await Allocator.open(opts);
+  const expect = await scatter(a);
+  await a.close();
+  return { opts, expect };
+}
+
 async function until(cond: () => boolean, what: string, ms = 10000): Promise<void> {
   const end = Date.now() + ms;
   while (!cond()) {
@@ -48,12 +59,9 @@ async function until(cond: () => boolean, what: string, ms = 10000): Promise<voi
   }
 }
 
-test('a scattered read is relocated: the next read is one device read, and the data survives a reopen', async (t) => {
-  const dev = tempDevice();
-  t.teardown(dev.cleanup);
-  const opts = { path: dev.path, offset: 0, size: 64 * MiB, segmentBytes: MiB };
+test.serial('a scattered read is relocated: the next read is one device read, and the data survives a reopen', async (t) => {
+  const { opts, expect } = await scatteredDevice(t);
   let a = await Allocator.open(opts);
-  const expect = await scatter(a);
   const before = runs(a);
   t.true(before > 20, `scattered (${before} runs)`);
   t.is(a.stats().readRelocatedBytes, 0, 'nothing relocated before a read');
@@ -75,11 +83,8 @@ test('a scattered read is relocated: the next read is one device read, and the d
 });
 
 test('writes and trims racing a relocation win; a pinned version stays readable', async (t) => {
-  const dev = tempDevice();
-  t.teardown(dev.cleanup);
-  const opts = { path: dev.path, offset: 0, size: 64 * MiB, segmentBytes: MiB };
+  const { opts, expect } = await scatteredDevice(t);
   let a = await Allocator.open(opts);
-  const expect = await scatter(a);
   await a.flush();
   const pinned = Buffer.from(expect);
   const pin = await a.pin(1000);
@@ -125,11 +130,8 @@ test('nothing is relocated with relocateReads off, nor for short reads', async (
 });
 
 test('closing right after a scattered read waits for its relocation; the data reads back after a reopen', async (t) => {
-  const dev = tempDevice();
-  t.teardown(dev.cleanup);
-  const opts = { path: dev.path, offset: 0, size: 64 * MiB, segmentBytes: MiB };
+  const { opts, expect } = await scatteredDevice(t);
   let a = await Allocator.open(opts);
-  const expect = await scatter(a);
   t.true((await a.read(KEY, 0, PAGES)).equals(expect));
   await a.close(); // the relocation is queued, not yet applied
   a = await Allocator.open(opts);
