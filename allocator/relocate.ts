@@ -12,6 +12,9 @@
  * The copies go through WritePath.move, the cleaner's own path: each page is re-checked at
  * build time (same block, same version), so a page written, trimmed or moved since the
  * read is simply skipped, and recovery treats a relocated copy as it treats a cleaner copy.
+ * Unlike the cleaner, a read can meet pages of the host record still open; those are
+ * skipped (write-path.ts build): that record is sealed after the copy's, so replay would
+ * let it win the same-version tie and point at the block the run-time map gave up.
  * The cost is one extra append of the pages (no device read: the data is the read's own,
  * verified against its crc32c). Bounded: one relocation in flight per partition, only for
  * reads of at least MIN_PAGES pages, and only while at least a quarter of the segments are

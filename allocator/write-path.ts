@@ -309,8 +309,14 @@ export class WritePath {
       progress = true;
       const live: number[] = [];
       const crcs: number[] = [];
+      // A relocation never copies a page of the open host record: that record is sealed
+      // later, so in replay its copy of the page (same version) would come after ours and
+      // win the tie, pointing at a block the run-time map had already let go.
+      const openFrom = m.relocate && this.log.hot ? 1 + this.log.hot.seg * this.S + this.log.hot.hdrPos : Infinity;
+      const openEnd = m.relocate && this.log.hot ? 1 + (this.log.hot.seg + 1) * this.S : -Infinity;
       for (let i = 0; i < m.items.length; i++) {
         const it = m.items[i];
+        if (it.from >= openFrom && it.from < openEnd) continue;
         const c = st.liveCrc(it.key, it.page, it.version, it.from);
         if (c >= 0) {
           live.push(i);
