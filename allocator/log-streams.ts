@@ -48,6 +48,12 @@ export class LogStreams {
     return c.seg < 0 ? 0 : Math.max(0, this.S - c.pos - 1);
   }
 
+  /** Whether absolute block `block` lies in the host record still open (its header not yet written, its seq not yet given). */
+  inOpenHost(block: number): boolean {
+    const r = this.hot;
+    return r !== null && block > r.seg * this.S + r.hdrPos && block <= (r.seg + 1) * this.S;
+  }
+
   /** Blocks the stream can still get without waiting: room left plus takeable segments. */
   roomFor(stream: number): number {
     const s = this.streams[stream];

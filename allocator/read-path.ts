@@ -119,7 +119,7 @@ export function readPages(st: PartitionState, key: number, firstPage: number, co
       const o = idx[j] * PAGE;
       if (crc32c(out.subarray(o, o + PAGE)) !== crcs[j]) throw checksumError(key, firstPage + idx[j], blocks[j]);
     }
-    if (relocate) reloc!.relocate(key, idx.map((i) => firstPage + i), blocks, relocate, out, idx.map((i) => i * PAGE));
+    if (relocate) reloc!.relocate(key, firstPage, idx, blocks, relocate, out);
     return out;
   });
 }

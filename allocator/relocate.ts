@@ -12,9 +12,9 @@
  * The copies go through WritePath.move, the cleaner's own path: each page is re-checked at
  * build time (same block, same version), so a page written, trimmed or moved since the
  * read is simply skipped, and recovery treats a relocated copy as it treats a cleaner copy.
- * Unlike the cleaner, a read can meet pages of the host record still open; those are
- * skipped (write-path.ts build): that record is sealed after the copy's, so replay would
- * let it win the same-version tie and point at the block the run-time map gave up.
+ * Unlike the cleaner, a read can meet pages of the host record still open; the write path
+ * skips those (LogStreams.inOpenHost): that record is sealed after the copy's, so replay
+ * would let it win the same-version tie and point at the block the run-time map gave up.
  * The cost is one extra append of the pages (no device read: the data is the read's own,
  * verified against its crc32c). Bounded: one relocation in flight per partition, only for
  * reads of at least MIN_PAGES pages, and only while at least a quarter of the segments are
@@ -54,20 +54,20 @@ export class ReadRelocator {
   }
 
   /**
-   * Queues the pages of a verified read for the cold stream. `data` holds page `pages[i]`
-   * at byte `offsets[i]`, read from absolute block `blocks[i]` at version `versions[i]`;
-   * it is copied, so the caller may reuse it at once. Errors of the move are dropped: the
-   * pages then simply stay where they are (a failed write path fails every other
-   * operation too).
+   * Queues the pages of a verified read of `key` from `firstPage` for the cold stream: page
+   * `firstPage + idx[i]`, at byte `idx[i] × 4096` of `data`, read from absolute block
+   * `blocks[i]` at version `versions[i]`. The data is copied, so the caller may reuse it at
+   * once. Errors of the move are dropped: the pages then simply stay where they are (a
+   * failed write path fails every other operation too).
    */
-  relocate(key: number, pages: number[], blocks: number[], versions: number[], data: Buffer, offsets: number[]): void {
+  relocate(key: number, firstPage: number, idx: number[], blocks: number[], versions: number[], data: Buffer): void {
     if (this.inFlight || this.stopped) return; // another read of this partition got there first, or closing
-    const copy = Buffer.allocUnsafe(pages.length * PAGE);
+    const copy = Buffer.allocUnsafe(idx.length * PAGE);
     const S = this.st.geo.S;
-    const items: MoveItem[] = new Array(pages.length);
-    for (let i = 0; i < pages.length; i++) {
-      data.copy(copy, i * PAGE, offsets[i], offsets[i] + PAGE);
-      items[i] = { key, page: pages[i], version: versions[i], data: copy.subarray(i * PAGE, (i + 1) * PAGE), from: blocks[i], victim: ((blocks[i] - 1) / S) | 0 };
+    const items: MoveItem[] = new Array(idx.length);
+    for (let i = 0; i < idx.length; i++) {
+      data.copy(copy, i * PAGE, idx[i] * PAGE, (idx[i] + 1) * PAGE);
+      items[i] = { key, page: firstPage + idx[i], version: versions[i], data: copy.subarray(i * PAGE, (i + 1) * PAGE), from: blocks[i], victim: ((blocks[i] - 1) / S) | 0 };
     }
     this.inFlight = this.queue(items).then(
       () => {

@@ -309,15 +309,12 @@ export class WritePath {
       progress = true;
       const live: number[] = [];
       const crcs: number[] = [];
-      // A relocation never copies a page of the open host record: that record is sealed
-      // later, so in replay its copy of the page (same version) would come after ours and
-      // win the tie, pointing at a block the run-time map had already let go.
-      const openFrom = m.relocate && this.log.hot ? 1 + this.log.hot.seg * this.S + this.log.hot.hdrPos : Infinity;
-      const openEnd = m.relocate && this.log.hot ? 1 + (this.log.hot.seg + 1) * this.S : -Infinity;
       for (let i = 0; i < m.items.length; i++) {
         const it = m.items[i];
-        if (it.from >= openFrom && it.from < openEnd) continue;
-        const c = st.liveCrc(it.key, it.page, it.version, it.from);
+        // No copy of a page of the open host record (only a read relocation can meet one:
+        // cleaner victims are sealed). That record is sealed after this one, so in replay its
+        // same-version page would win the tie and map a block the run-time map let go.
+        const c = this.log.inOpenHost(it.from) ? -1 : st.liveCrc(it.key, it.page, it.version, it.from);
         if (c >= 0) {
           live.push(i);
           crcs.push(c);
