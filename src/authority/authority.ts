@@ -51,7 +51,7 @@ export interface MapAuthority {
    * `suspects` is the node's report (the nodes it has not heard from), when it sent one.
    * `hb` carries the heartbeat's own send time and its `leaving` flag: a leaving node is
    * marked down at once (by the membership leader), and its heartbeats sent before that
-   * one, arriving late, do not mark it up again (see LeavingNodes).
+   * one, arriving late, do not mark it up again (MembershipTracker.heartbeat).
    */
   heartbeat(node: number, at: number, suspects?: readonly number[], hb?: { sentAt: number; leaving?: boolean }): void;
   /** Stops timers; waits for a submission in progress. */

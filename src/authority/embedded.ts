@@ -174,14 +174,13 @@ export class EmbeddedAuthority implements MapAuthority {
   }
 
   heartbeat(node: number, at: number, suspects?: readonly number[], hb?: { sentAt: number; leaving?: boolean }): void {
-    const kind = this.tracker.classify(node, at, hb);
+    const kind = this.tracker.heartbeat(node, at, suspects, hb);
     if (kind === 'stale') return;
     const n = this.latest.map.nodes.find((x) => x.id === node);
     if (kind === 'leaving') {
       if (n?.up && !this.closed) void this.submit({ type: 'down', nodes: [node], leaving: true }).catch((e: Error) => this.opts.log.warn({ node, err: e.message }, 'could not mark a stopping node down'));
       return;
     }
-    this.tracker.heartbeat(node, at, suspects);
     if (n && !n.up && !this.closed) {
       void this.submit({ type: 'up', nodes: [node] }).catch((e: Error) => this.opts.log.warn({ node, err: e.message }, 'could not mark node up'));
     }

@@ -292,7 +292,7 @@ export class EtcdAuthority implements MapAuthority {
   }
 
   heartbeat(node: number, at: number, suspects?: readonly number[], hb?: { sentAt: number; leaving?: boolean }): void {
-    const kind = this.tracker.classify(node, at, hb);
+    const kind = this.tracker.heartbeat(node, at, suspects, hb);
     if (kind === 'stale') return;
     const n = this.latest.map.nodes.find((x) => x.id === node);
     if (kind === 'leaving') {
@@ -303,7 +303,6 @@ export class EtcdAuthority implements MapAuthority {
       }
       return;
     }
-    this.tracker.heartbeat(node, at, suspects);
     if (n && !n.up && !this.closed && this.isLeader()) {
       void this.commit({ type: 'up', nodes: [node] }, true).catch((e: Error) => this.opts.log.warn({ node, err: e.message }, 'could not mark node up'));
     }

@@ -122,10 +122,17 @@ export class MembershipTracker {
     this.startedAt = now;
   }
 
-  /** Node `node` was heard from at local time `at` (ms); `suspects` is its report, when it sent one. */
-  heartbeat(node: number, at: number, suspects?: readonly number[]): void {
+  /**
+   * Node `node` was heard from at local time `at` (ms); `suspects` is its report, when it
+   * sent one; `hb` its send time and `leaving` flag. Returns how the heartbeat counts
+   * (classify): only an 'alive' one is recorded as the node being heard.
+   */
+  heartbeat(node: number, at: number, suspects?: readonly number[], hb?: { sentAt: number; leaving?: boolean }): 'leaving' | 'stale' | 'alive' {
+    const kind = this.classify(node, at, hb);
+    if (kind !== 'alive') return kind;
     this.lastSeen.set(node, at);
     if (suspects) this.reports.set(node, { suspects, receivedAt: at });
+    return kind;
   }
 
   /**
@@ -137,7 +144,7 @@ export class MembershipTracker {
    * a node whose clock stepped back across a restart from being ignored for more than
    * downAfterMs. Without `hb` (no send time): 'alive'.
    */
-  classify(node: number, at: number, hb?: { sentAt: number; leaving?: boolean }): 'leaving' | 'stale' | 'alive' {
+  private classify(node: number, at: number, hb?: { sentAt: number; leaving?: boolean }): 'leaving' | 'stale' | 'alive' {
     const left = this.left.get(node);
     if (hb?.leaving) {
       if (!left || hb.sentAt > left.sentAt) this.left.set(node, { sentAt: hb.sentAt, at });
