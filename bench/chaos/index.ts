@@ -30,20 +30,47 @@ import { Workload, killAllFio } from './workload.ts';
 
 const MiB = 1024 * 1024;
 
-const { values } = parseArgs({
-  options: {
-    rounds: { type: 'string', default: '10' },
-    seed: { type: 'string' },
-    'data-dir': { type: 'string' },
-    faults: { type: 'string', default: FAULT_KINDS.join(',') },
-    'heal-timeout': { type: 'string', default: '120' },
-    nodes: { type: 'string', default: '5' },
-    'volume-mib': { type: 'string', default: '256' },
-    'slot-mib': { type: 'string', default: '4' },
-    rate: { type: 'string', default: '2m' },
-    'stop-authority': { type: 'boolean', default: false },
-  },
-});
+const USAGE = `usage: npm run chaos -- [--rounds N] [--seed S] [--data-dir DIR] [--faults k1,k2] [--heal-timeout SEC]
+  [--nodes N] [--volume-mib M] [--slot-mib M] [--rate R] [--stop-authority]
+  --rounds N        rounds of one seeded random fault each (default 10)
+  --seed S          replay the faults, targets and timings of an earlier run (default: random)
+  --data-dir DIR    keep the cluster's files and logs in DIR (new or empty; default: a temp dir, removed)
+  --faults k1,k2    faults to draw from (default: all: ${FAULT_KINDS.join(', ')})
+  --heal-timeout S  how long a round waits for HEALTH_OK (default 120)
+  --nodes N         storage nodes, >= 3 (default 5)
+  --volume-mib M    volume size (default 256); --slot-mib M: verify slot size (default 4)
+  --rate R          fio rate of the background writes, per second (default 2m)
+  --stop-authority  let sigstop-node also stop the node that marks nodes down
+Prints one line per round on stderr and a JSON summary on stdout; exit 1 on any verify error,
+lost flushed write, replica mismatch or failed round; exit 2 on bad arguments.`;
+
+const args = (() => {
+  try {
+    return parseArgs({
+      options: {
+        help: { type: 'boolean', short: 'h', default: false },
+        rounds: { type: 'string', default: '10' },
+        seed: { type: 'string' },
+        'data-dir': { type: 'string' },
+        faults: { type: 'string', default: FAULT_KINDS.join(',') },
+        'heal-timeout': { type: 'string', default: '120' },
+        nodes: { type: 'string', default: '5' },
+        'volume-mib': { type: 'string', default: '256' },
+        'slot-mib': { type: 'string', default: '4' },
+        rate: { type: 'string', default: '2m' },
+        'stop-authority': { type: 'boolean', default: false },
+      },
+    });
+  } catch (e) {
+    process.stderr.write(`chaos: ${(e as Error).message}\n${USAGE}\n`);
+    process.exit(2);
+  }
+})();
+if (args.values.help) {
+  process.stdout.write(`${USAGE}\n`);
+  process.exit(0);
+}
+const { values } = args;
 const usage = (msg: string): never => {
   process.stderr.write(`chaos: ${msg}\n`);
   process.exit(2);
