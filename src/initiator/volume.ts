@@ -24,7 +24,7 @@ import { MemberIo, type Segment, type VolumeCounters, type VolumeLog } from './m
 import { WriteGate } from './write-gate.ts';
 import { WriteVersions } from './write-versions.ts';
 import type { ReadPolicy } from './member-io.ts';
-import { announceLease, reconcileExtents, type WriterContext } from './writer-change.ts';
+import { PendingReconciles, announceLease, reconcileExtents, type WriterContext } from './writer-change.ts';
 
 /** Extents worked on at once by one large request (trim of a whole volume, etc.). */
 const FANOUT = 64;
@@ -84,6 +84,8 @@ export class Volume implements BlockDevice {
   private resuming: Promise<boolean> | null = null;
   /** Requests to the members of each extent. */
   private readonly io: MemberIo;
+  /** Extents the last writer changes could not reconcile yet (retried in the background). */
+  private readonly unreconciled: PendingReconciles;
 
   constructor(private readonly opts: VolumeOptions) {
     this.#size = opts.record.sizeBytes;
@@ -102,6 +104,14 @@ export class Volume implements BlockDevice {
       readPolicy: opts.readPolicy ?? 'adaptive',
       counters: this.counters,
       dirty: this.dirty,
+    });
+    this.unreconciled = new PendingReconciles(this.writer, () => this.lease, (reconciled, left) => {
+      this.counters.reconciled += reconciled;
+      // The next flush goes to every node: it makes the pages the reconcile copied durable,
+      // and (once none is left) carries the watermark that settles the extents.
+      if (reconciled) for (const n of this.opts.views.current.map.nodes) this.dirty.add(n.id);
+      if (left.length) this.opts.log?.warn({ volume: this.name, reconciled, extents: left }, 'unsettled extents still not reconciled; retrying');
+      else this.opts.log?.info({ volume: this.name, reconciled }, 'unsettled extents reconciled on retry');
     });
   }
 
@@ -134,8 +144,10 @@ export class Volume implements BlockDevice {
    * announces it to every reachable storage node, which from then on fences every older
    * generation of the volume. Then peers: every extent that any node holds writes of an
    * older generation for that were never settled (the previous writer may have crashed
-   * mid-write) is reconciled, so every member serves the same bytes. Every node is marked
-   * dirty, so the next flush also covers writes the previous holder left unflushed.
+   * mid-write) is reconciled, so every member serves the same bytes; an extent no member
+   * could reconcile now is retried in the background until it is (PendingReconciles). Every
+   * node is marked dirty, so the next flush also covers writes the previous holder left
+   * unflushed.
    * @throws BlockDeviceError EFENCED when a node has already seen a newer generation,
    *         EINVAL when `gen` is older than the current one, EIO when an up node fails.
    */
@@ -148,8 +160,16 @@ export class Volume implements BlockDevice {
     const t0 = Date.now();
     const r = await reconcileExtents(this.writer, gen, suspects);
     this.counters.reconciled += r.reconciled;
-    this.opts.log?.info({ volume: this.name, extents: suspects.length, failures: r.failures, ms: Date.now() - t0 }, 'peering after writer change: unsettled extents reconciled');
-    if (r.failures) this.opts.log?.warn({ volume: this.name, failures: r.failures }, 'some unsettled extents could not be reconciled now (their members may differ until the next writer change)');
+    this.opts.log?.info({ volume: this.name, extents: suspects.length, failures: r.failed.length, ms: Date.now() - t0 }, 'peering after writer change: unsettled extents reconciled');
+    if (r.failed.length) {
+      this.opts.log?.warn({ volume: this.name, extents: r.failed }, 'some unsettled extents could not be reconciled now; retrying in the background (flushes settle nothing until they are)');
+      this.unreconciled.add(r.failed);
+    }
+  }
+
+  /** Extents a writer change could not reconcile yet (retried in the background; 0 normally). */
+  get unreconciledExtents(): number {
+    return this.unreconciled.size;
   }
 
   /** This volume as the writer-change steps see it. */
@@ -419,7 +439,8 @@ export class Volume implements BlockDevice {
     if (this.closed) throw new BlockDeviceError('ESHUTDOWN', `volume ${this.name} is closed`);
     const nodes = [...this.dirty];
     this.dirty.clear();
-    const watermark = this.versions.watermark();
+    // No settle watermark while a writer change's extents wait for reconcile (PendingReconciles).
+    const watermark = this.unreconciled.size ? 0 : this.versions.watermark();
     this.io.enter();
     try {
       const results = await Promise.allSettled(nodes.map((n) => this.io.flushNode(n, watermark)));
@@ -438,6 +459,7 @@ export class Volume implements BlockDevice {
   /** Marks the volume closed; later calls fail with ESHUTDOWN. Connections belong to the pool. */
   close(): void {
     this.closed = true;
+    this.unreconciled.stop();
     this.io.close();
   }
 }

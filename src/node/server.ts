@@ -481,6 +481,10 @@ export class NodeServer {
         this.recovery.records.resolved(h.partition, h.volume, h.extent, h.version);
         return undefined;
       case Op.Reconcile: {
+        // The members named come from the writer's map: from an older epoch they may be the
+        // wrong set (a copy placed since would be left out), so the writer refreshes first.
+        const epoch = this.map.epoch();
+        if (h.epoch < epoch) throw new StatusError(Status.StaleEpoch, `epoch ${h.epoch} is older than ${epoch}`, epoch);
         this.checkExtentPages(h);
         this.checkMembers(h);
         this.partition(h);

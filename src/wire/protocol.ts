@@ -67,6 +67,8 @@ export const Op = {
    * Make the up members of an extent agree: the receiving node (a member) reads every
    * member's page versions and copies each page's newest version to the members that lack
    * it. `members` = the up set, `absent` as for writes. Used after a writer change (peering).
+   * A request from an older epoch than the node's is refused with StaleEpoch (`members` may
+   * then be the wrong set); the writer refreshes its map and asks again.
    */
   Reconcile: 11,
   /**
