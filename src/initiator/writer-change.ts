@@ -39,41 +39,54 @@ export const ANNOUNCE_TIMEOUT_MS = 30000;
  * Announces lease generation `gen` to every node of the current map and collects the
  * extents they hold unsettled writes of (Op.Suspects). A node that is unreachable is skipped
  * once the map marks it down (waiting for that up to `timeoutMs`): it learns the generation
- * from the authority when it returns.
+ * from the authority when it returns. Every reply carries the node's map epoch: when one is
+ * newer than the writer's map, the map is refreshed and the nodes it adds (a node that
+ * joined since) are announced too, so none is left unfenced because the writer's map lagged.
  * @returns the extents to reconcile.
  * @throws BlockDeviceError EFENCED when a node has seen a newer generation, EIO when an up
  *         node cannot be reached.
  */
 export async function announceLease(ctx: WriterContext, gen: number): Promise<number[]> {
-  const view = ctx.views.current;
   const suspects = new Set<number>();
-  const base = { flags: 0, epoch: view.epoch, volume: ctx.volume, extent: 0, partition: 0, firstPage: 0, pages: 0, lease: gen, version: 0, members: [] };
+  const announced = new Set<number>();
   const deadline = Date.now() + (ctx.timeoutMs ?? ANNOUNCE_TIMEOUT_MS);
-  const results = await Promise.allSettled(view.map.nodes.map(async (n) => {
-    let r: Reply;
-    for (;;) {
-      try {
-        const c = await ctx.connections.get(n.id);
-        r = await c.request({ ...base, op: Op.Lease });
-        if (r.h.status === Status.Ok) {
-          const s = await c.request({ ...base, op: Op.Suspects });
-          if (s.h.status === Status.Ok) for (let o = 0; o + 4 <= s.payload.length; o += 4) suspects.add(s.payload.readUInt32LE(o));
+  let view = ctx.views.current;
+  for (let round = 0; round <= STALE_RETRIES; round++) {
+    const nodes = view.map.nodes.filter((n) => !announced.has(n.id));
+    let newest = view.epoch;
+    const base = { flags: 0, epoch: view.epoch, volume: ctx.volume, extent: 0, partition: 0, firstPage: 0, pages: 0, lease: gen, version: 0, members: [] };
+    const results = await Promise.allSettled(nodes.map(async (n) => {
+      let r: Reply;
+      for (;;) {
+        try {
+          const c = await ctx.connections.get(n.id);
+          r = await c.request({ ...base, op: Op.Lease });
+          if (r.h.status === Status.Ok) {
+            newest = Math.max(newest, r.h.epoch);
+            const s = await c.request({ ...base, op: Op.Suspects });
+            if (s.h.status === Status.Ok) for (let o = 0; o + 4 <= s.payload.length; o += 4) suspects.add(s.payload.readUInt32LE(o));
+          }
+          break;
+        } catch (e) {
+          // A node that cannot be reached is skipped once the map says it is down (it learns
+          // the generation from the authority when it returns); until then, wait for the map —
+          // a node just killed is still "up" for the failure-detection time.
+          if (!(e instanceof ConnectionError)) throw e;
+          if (!view.isUp(n.id) || !ctx.views.current.isUp(n.id)) return;
+          if (Date.now() > deadline) throw new BlockDeviceError('EIO', `announcing lease ${gen} to node ${n.id}: ${e.message} (and the map did not mark it down)`);
+          await new Promise((res) => setTimeout(res, 100));
         }
-        break;
-      } catch (e) {
-        // A node that cannot be reached is skipped once the map says it is down (it learns
-        // the generation from the authority when it returns); until then, wait for the map —
-        // a node just killed is still "up" for the failure-detection time.
-        if (!(e instanceof ConnectionError)) throw e;
-        if (!view.isUp(n.id) || !ctx.views.current.isUp(n.id)) return;
-        if (Date.now() > deadline) throw new BlockDeviceError('EIO', `announcing lease ${gen} to node ${n.id}: ${e.message} (and the map did not mark it down)`);
-        await new Promise((res) => setTimeout(res, 100));
       }
-    }
-    if (r.h.status !== Status.Ok) throw announceError(r.h.status, `announcing lease ${gen} of volume ${ctx.name} to node ${n.id}`);
-  }));
-  const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
-  if (failed) throw failed.reason;
+      if (r.h.status !== Status.Ok) throw announceError(r.h.status, `announcing lease ${gen} of volume ${ctx.name} to node ${n.id}`);
+    }));
+    const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed) throw failed.reason;
+    for (const n of nodes) announced.add(n.id);
+    if (newest <= view.epoch) break;
+    const next = await ctx.views.refresh(newest).catch(() => view);
+    if (next.epoch <= view.epoch) break; // no newer map to be had now: the nodes it adds learn the generation from requests or the authority
+    view = next;
+  }
   return [...suspects].sort((a, b) => a - b);
 }
 

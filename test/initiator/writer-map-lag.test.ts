@@ -1,16 +1,18 @@
 /**
- * A writer change whose reconcile cannot finish at once (DESIGN "peering").
+ * A writer change (DESIGN "peering") by a writer whose map lags the nodes': here a node
+ * joined, and the new writer's map does not have it yet.
  *
- * The new writer names each suspect extent's members from its own map. When that map is
- * older than the nodes' (here: a node joined, and the writer's follower lags), the members
- * named can be the wrong set, so a node refuses Reconcile from an older epoch (StaleEpoch)
- * and the writer refreshes its map before asking again. While its map cannot catch up, the
- * extent stays unreconciled: the volume retries it in the background, and its flushes carry
- * no settle watermark meanwhile, so the nodes keep listing the extent as a suspect (a next
- * writer would find it, should this one die). Once the map catches up, the retry makes every
- * member of the current epoch agree, and the next flush settles the extent.
+ * - Every reply carries the node's epoch: the writer refreshes its map and announces its
+ *   generation to the node its map lacked, so that node fences the old writer too.
+ * - The writer names each suspect extent's members from its own map; from an older epoch
+ *   that can be the wrong set, so a node refuses Reconcile from an older epoch (StaleEpoch)
+ *   and the writer refreshes before asking again. While its map cannot catch up, the extent
+ *   stays unreconciled: the volume retries it in the background, and its flushes carry no
+ *   settle watermark meanwhile, so the nodes keep listing the extent as a suspect (a next
+ *   writer would find it, should this one die). Once the map catches up, the retry makes
+ *   every member of the current epoch agree, and the next flush settles the extent.
  */
-import test from 'ava';
+import test, { type ExecutionContext } from 'ava';
 import { randomBytes } from 'node:crypto';
 import { LocalCluster } from '../../src/cluster/index.ts';
 import { ClusterView, Volume, grantLease, type ViewSource } from '../../src/initiator/index.ts';
@@ -22,24 +24,21 @@ import { eventually } from '../helpers/cluster.ts';
 const MiB = 1024 * 1024;
 const LAYOUT = { nodes: 3, devicesPerNode: 1, deviceBytes: 64 * MiB, partitionsPerDevice: 2, replicas: 3, volumeBytes: 8 * MiB };
 
-/** A writer's map that can be held back: `current` and refresh() stay at `held` until release(). */
+/** A writer's map at an older epoch: refresh() catches up to the live one unless `stuck` (a follower cut off from gossip). */
 class LaggingViews implements ViewSource {
-  private released = false;
+  private caughtUp = false;
   refreshes = 0;
 
-  constructor(private readonly held: ClusterView, private readonly live: () => ClusterView) {}
+  constructor(private readonly old: ClusterView, private readonly live: () => ClusterView, public stuck: boolean) {}
 
   get current(): ClusterView {
-    return this.released ? this.live() : this.held;
+    return this.caughtUp ? this.live() : this.old;
   }
 
   async refresh(): Promise<ClusterView> {
     this.refreshes++;
+    if (!this.stuck) this.caughtUp = true;
     return this.current;
-  }
-
-  release(): void {
-    this.released = true;
   }
 }
 
@@ -56,26 +55,65 @@ async function ask(cluster: LocalCluster, node: number, h: Omit<RequestHeader, '
   }
 }
 
-test('a reconcile from an older map is refused; the writer retries it in the background, holding settlement until the member placed since agrees', async (t) => {
-  t.timeout(240000);
+/** A running cluster whose volume a first writer filled and flushed, and a 4th node that joined since. */
+async function grown(t: ExecutionContext) {
   const { dir, cleanup } = tempDataDir();
   const cluster = await LocalCluster.start({ dataDir: dir, layout: LAYOUT, startTimeoutMs: 60000 });
+  const rec = cluster.config.volumes.find((v) => v.name === 'vol0')!;
+  const first = await cluster.attach('vol0');
+  await first.write(0, randomBytes(rec.sizeBytes));
+  await first.flush();
+  const gen1 = first.leaseGeneration;
+  first.close();
+  const old = cluster.view;
+  const added = await cluster.addNode();
+  t.true(await eventually(() => cluster.view.epoch > old.epoch && cluster.view.isUp(added), 60000), 'the initiator sees the new node up');
+  const now = cluster.view;
   const connections = new ConnectionPool({ token: cluster.config.token, address: (id) => cluster.view.address(id) });
+  const stop = async (): Promise<void> => {
+    connections.close();
+    await cluster.stop();
+    cleanup();
+  };
+  return { cluster, rec, gen1, old, now, added, connections, stop };
+}
+
+test('a writer whose map lacks a node that joined announces its generation there too', async (t) => {
+  t.timeout(240000);
+  const g = await grown(t);
   let writer: Volume | null = null;
   try {
-    const rec = cluster.config.volumes.find((v) => v.name === 'vol0')!;
-    const pages = rec.extentBytes / 4096;
-    const first = await cluster.attach('vol0');
-    await first.write(0, randomBytes(rec.sizeBytes));
-    await first.flush();
-    const gen1 = first.leaseGeneration;
-    first.close();
+    const { cluster, rec, now, added } = g;
+    const views = new LaggingViews(g.old, () => cluster.view, false);
+    writer = new Volume({ views, connections: g.connections, record: rec, lease: 0, ioTimeoutMs: 20000 });
+    await writer.adoptLease(await grantLease(now, cluster.config.token, rec.id));
+    t.true(views.refreshes > 0, 'the writer refreshed its map');
+    t.true(views.current.epoch >= now.epoch, `the writer's map caught up (epoch ${views.current.epoch})`);
+    // The old generation is fenced on the node the writer's map did not have.
+    const extents = rec.sizeBytes / rec.extentBytes;
+    let x = 0;
+    while (x < extents && !now.members(rec.id, x, rec.pool).some((l) => now.nodeOf(l) === added)) x++;
+    const placed = now.members(rec.id, x, rec.pool);
+    const leaf = placed.find((l) => now.nodeOf(l) === added)!;
+    t.truthy(leaf, 'an extent has a member on the new node');
+    const w = await ask(cluster, added, {
+      op: Op.Write, flags: 0, epoch: now.epoch, volume: rec.id, extent: x, partition: leaf, firstPage: 0, pages: 1, lease: g.gen1, version: writeVersion(g.gen1, 2 ** 31), members: placed,
+    }, Buffer.alloc(4096, 0x11));
+    t.is(statusName(w.h.status), 'Fenced', 'the new node refuses the old generation');
+    t.is(w.h.aux, writer.leaseGeneration);
+  } finally {
+    writer?.close();
+    await g.stop();
+  }
+});
 
-    // A fourth node joins: a new epoch, and some extents get a member on it.
-    const old = cluster.view;
-    const added = await cluster.addNode();
-    t.true(await eventually(() => cluster.view.epoch > old.epoch && cluster.view.isUp(added), 60000), 'the initiator sees the new node up');
-    const now = cluster.view;
+test('a reconcile from an older map is refused; the writer retries it in the background, holding settlement until the member placed since agrees', async (t) => {
+  t.timeout(240000);
+  const g = await grown(t);
+  let writer: Volume | null = null;
+  try {
+    const { cluster, rec, gen1, old, now, added } = g;
+    const pages = rec.extentBytes / 4096;
     const extents = rec.sizeBytes / rec.extentBytes;
     let x = -1;
     for (let e = 0; e < extents && x < 0; e++) if (now.members(rec.id, e, rec.pool).some((l) => now.nodeOf(l) === added)) x = e;
@@ -100,8 +138,8 @@ test('a reconcile from an older map is refused; the writer retries it in the bac
     t.is(refused.h.aux, now.epoch);
 
     // A new writer whose map is stuck at the old epoch takes the lease.
-    const views = new LaggingViews(old, () => cluster.view);
-    writer = new Volume({ views, connections, record: rec, lease: 0, ioTimeoutMs: 20000 });
+    const views = new LaggingViews(old, () => cluster.view, true);
+    writer = new Volume({ views, connections: g.connections, record: rec, lease: 0, ioTimeoutMs: 20000 });
     await writer.adoptLease(await grantLease(now, cluster.config.token, rec.id));
     t.true(writer.unreconciledExtents >= 1, `extent ${x} could not be reconciled with the old map (${writer.unreconciledExtents} pending)`);
     t.true(views.refreshes > 0, 'the writer tried to refresh its map');
@@ -117,8 +155,8 @@ test('a reconcile from an older map is refused; the writer retries it in the bac
     };
     t.true((await suspects()).includes(x), `extent ${x} is still a suspect after the writer's flush`);
 
-    // The map catches up: the background retry reconciles the extent on its current members.
-    views.release();
+    // The map can catch up: the background retry reconciles the extent on its current members.
+    views.stuck = false;
     t.true(await eventually(() => writer!.unreconciledExtents === 0, 60000), 'the retry reconciled every pending extent');
     for (const leaf of placedNow) {
       const h = { flags: Flag.Recovery, epoch: now.epoch, volume: rec.id, extent: x, partition: leaf, firstPage: 0, pages, lease: 0, version: 0, members: [] };
@@ -134,8 +172,6 @@ test('a reconcile from an older map is refused; the writer retries it in the bac
     t.false((await suspects()).includes(x), `extent ${x} is settled by the next flush`);
   } finally {
     writer?.close();
-    connections.close();
-    await cluster.stop();
-    cleanup();
+    await g.stop();
   }
 });
