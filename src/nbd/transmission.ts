@@ -14,7 +14,7 @@
  */
 import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
-import { BufferPool, TickCork } from '../net/index.ts';
+import { BufferPool, CopySlab, TickCork } from '../net/index.ts';
 import { BlockDeviceError, type BlockDevice } from '../volume/index.ts';
 import { CHUNK_HEADER, MAX_STATUS_BYTES, deviceStatus, encodeStatus } from './block-status.ts';
 import * as C from './constants.ts';
@@ -123,6 +123,8 @@ export class NbdSession {
   private readonly log: SessionLog;
   /** Chunks are transient (see SessionOptions.manual): keep copies only. */
   private readonly transient: boolean;
+  /** Where small write payloads are copied out of transient chunks. */
+  private readonly copies = new CopySlab();
 
   /** Serves `o.device` on `socket`; `initial` = bytes that arrived after the handshake. */
   constructor(private readonly socket: Socket, o: SessionOptions, initial: Buffer) {
@@ -231,7 +233,7 @@ export class NbdSession {
       } else if (req.type === C.CMD_WRITE) {
         if (this.buffered < req.length) return;
         payload = this.take(req.length);
-        if (this.transient) payload = Buffer.from(payload); // the write outlives the read buffer
+        if (this.transient) payload = this.copies.copy(payload); // the write outlives the read buffer
       }
       this.pendingHeader = null;
       if (req.type === C.CMD_DISC) {

@@ -7,12 +7,14 @@
  * caller's own buffer, e.g. the host read's reply — so that those bytes are copied once,
  * from the socket's chunk to their final place (DESIGN "Performance principles").
  */
+import { CopySlab } from '../net/index.ts';
 import { ProtocolError } from './protocol.ts';
 
 /**
  * Where the payload of a frame goes, asked once its first `minFrame` bytes (the fixed
  * header) are known: a buffer of exactly `frameLength - minFrame` bytes, or undefined to
- * assemble the frame as usual. The header passed is valid only during the call.
+ * assemble the frame as usual. The header passed is valid only during the call, and so is
+ * the header then handed to the frame callback with the placed payload.
  */
 export type PayloadPlacer = (head: Buffer, frameLength: number) => Buffer | undefined;
 
@@ -20,7 +22,9 @@ export type PayloadPlacer = (head: Buffer, frameLength: number) => Buffer | unde
 export interface FrameReaderOptions {
   /**
    * The chunks pushed are reused by the caller after push() returns (a socket `onread`
-   * buffer): frames handed out are then always copies.
+   * buffer): whole frames handed out are then always copies (packed into shared slabs,
+   * CopySlab), while the header that comes with a placed payload is a view valid only
+   * during the callback.
    */
   transient?: boolean;
   /** Payload placement for frames that are not inside one chunk or are transient. */
@@ -45,6 +49,8 @@ export class FrameReader {
   private lenHave = 0;
   private readonly transient: boolean;
   private readonly place?: PayloadPlacer;
+  /** Where copies of whole frames out of transient chunks go. */
+  private readonly copies: CopySlab | null;
 
   /**
    * @param minFrame smallest legal frame (bytes): also the fixed header `place` is shown.
@@ -59,6 +65,7 @@ export class FrameReader {
   ) {
     this.transient = o.transient === true;
     this.place = o.place;
+    this.copies = this.transient ? new CopySlab() : null;
   }
 
   /** True while a frame is partly read: the frame currently being assembled or placed. */
@@ -80,7 +87,7 @@ export class FrameReader {
           const len = this.check(chunk.readUInt32LE(off));
           if (end - off >= len && (!this.transient || !this.place)) {
             const f = chunk.subarray(off, off + len);
-            this.onFrame(this.transient ? Buffer.from(f) : f);
+            this.onFrame(this.copies ? this.copies.copy(f) : f);
             off += len;
             continue;
           }
@@ -89,9 +96,9 @@ export class FrameReader {
             const dest = this.place!(chunk.subarray(off, off + this.minFrame), len);
             if (dest) {
               chunk.copy(dest, 0, off + this.minFrame, off + len);
-              this.onFrame(Buffer.from(chunk.subarray(off, off + this.minFrame)), dest);
+              this.onFrame(chunk.subarray(off, off + this.minFrame), dest);
             } else {
-              this.onFrame(Buffer.from(chunk.subarray(off, off + len)));
+              this.onFrame(this.copies!.copy(chunk.subarray(off, off + len)));
             }
             off += len;
             continue;
