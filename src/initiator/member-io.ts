@@ -177,15 +177,15 @@ export class MemberIo {
     return e;
   }
 
-  private async sendTo(view: ClusterView, member: number, op: number, flags: number, s: Segment, members: number[], absent: number, version: number, payload?: Buffer, into?: Buffer): Promise<Reply> {
-    const client = await this.ctx.connections.get(view.nodeOf(member));
-    return client.request(
-      // A write carries the generation its version was made under: one issued just before
-      // the attachment adopted a newer generation is fenced (and retried), never refused.
-      { op, flags, epoch: view.epoch, volume: this.ctx.volume.id, extent: s.extent, partition: member, firstPage: s.firstPage, pages: s.pages, lease: (op === Op.Write || op === Op.Trim) && version > 0 ? versionGeneration(version) : this.ctx.lease(), version, members, absent },
-      payload,
-      into,
-    );
+  private sendTo(view: ClusterView, member: number, op: number, flags: number, s: Segment, members: number[], absent: number, version: number, payload?: Buffer, into?: Buffer): Promise<Reply> {
+    // A write carries the generation its version was made under: one issued just before
+    // the attachment adopted a newer generation is fenced (and retried), never refused.
+    const h = { op, flags, epoch: view.epoch, volume: this.ctx.volume.id, extent: s.extent, partition: member, firstPage: s.firstPage, pages: s.pages, lease: (op === Op.Write || op === Op.Trim) && version > 0 ? versionGeneration(version) : this.ctx.lease(), version, members, absent };
+    const node = view.nodeOf(member);
+    // The connection is almost always up: no promise hop for it then.
+    const ready = this.ctx.connections.ready(node);
+    if (ready) return ready.request(h, payload, into);
+    return this.ctx.connections.get(node).then((c) => c.request(h, payload, into));
   }
 
   private async writeMember(view: ClusterView, m: number, op: number, flags: number, s: Segment, members: number[], absent: number, version: number, payload?: Buffer): Promise<MemberResult> {

@@ -251,25 +251,39 @@ export class NbdSession {
       this.paused = true;
       this.socket.pause();
     }
+    // then(ok, fail) with the bookkeeping in both, not .finally(): two promises fewer per request.
     this.execute(req, payload).then(
-      (data) => this.reply(req, 0, data),
+      (data) => {
+        try {
+          this.reply(req, 0, data);
+        } finally {
+          this.done();
+        }
+      },
       (e: unknown) => {
         const errno = nbdErrno(e);
         this.log.warn({ cmd: COMMAND_NAMES[req.type] ?? req.type, offset: Number(req.offset), length: req.length, errno, code: e instanceof BlockDeviceError ? e.code : undefined, err: (e as Error).message }, 'NBD request failed');
-        this.reply(req, errno, undefined, (e as Error).message);
+        try {
+          this.reply(req, errno, undefined, (e as Error).message);
+        } finally {
+          this.done();
+        }
       },
-    ).finally(() => {
-      this.inflight--;
-      if (this.paused && this.inflight <= LOW_WATER) {
-        this.paused = false;
-        this.socket.resume();
-      }
-      if (this.inflight === 0) {
-        const w = this.idleWaiters;
-        this.idleWaiters = [];
-        for (const r of w) r();
-      }
-    });
+    );
+  }
+
+  /** A request has been answered: resume reading below the low-water mark, wake idle waiters. */
+  private done(): void {
+    this.inflight--;
+    if (this.paused && this.inflight <= LOW_WATER) {
+      this.paused = false;
+      this.socket.resume();
+    }
+    if (this.inflight === 0) {
+      const w = this.idleWaiters;
+      this.idleWaiters = [];
+      for (const r of w) r();
+    }
   }
 
   private async execute(req: Request, payload: Buffer | null): Promise<Buffer | undefined> {

@@ -32,6 +32,15 @@ export class ConnectionPool {
   constructor(private readonly opts: ConnectionPoolOptions) {}
 
   /**
+   * The connected client for `node` when there is one now, else undefined (then use get()).
+   * Synchronous, for the per-request path: no promise to await when the connection is up.
+   */
+  ready(node: number): WireClient | undefined {
+    const c = this.clients.get(node);
+    return c && c.alive ? c : undefined;
+  }
+
+  /**
    * A connected client for `node`.
    * @throws ConnectionError when the node is unknown, refuses, or was refused recently.
    */
