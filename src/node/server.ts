@@ -386,9 +386,14 @@ export class NodeServer {
     }
   }
 
-  private checkData(h: RequestHeader, fenced: boolean): void {
+  /** Refuses a request from an older epoch than this node's with StaleEpoch, naming ours. */
+  private checkEpoch(h: RequestHeader): void {
     const epoch = this.map.epoch();
     if (h.epoch < epoch) throw new StatusError(Status.StaleEpoch, `epoch ${h.epoch} is older than ${epoch}`, epoch);
+  }
+
+  private checkData(h: RequestHeader, fenced: boolean): void {
+    this.checkEpoch(h);
     if (h.pages < 1 || h.pages > MAX_PAGES || h.firstPage + h.pages > MAX_PAGES) {
       throw new StatusError(Status.Invalid, `page range ${h.firstPage}+${h.pages} is invalid`);
     }
@@ -495,8 +500,7 @@ export class NodeServer {
       case Op.Reconcile: {
         // The members named come from the writer's map: from an older epoch they may be the
         // wrong set (a copy placed since would be left out), so the writer refreshes first.
-        const epoch = this.map.epoch();
-        if (h.epoch < epoch) throw new StatusError(Status.StaleEpoch, `epoch ${h.epoch} is older than ${epoch}`, epoch);
+        this.checkEpoch(h);
         this.checkExtentPages(h);
         this.checkMembers(h);
         this.partition(h);

@@ -45,8 +45,8 @@ export class ConnectionPool {
    * @throws ConnectionError when the node is unknown, refuses, or was refused recently.
    */
   get(node: number): Promise<WireClient> {
-    const c = this.clients.get(node);
-    if (c && c.alive) return Promise.resolve(c);
+    const c = this.ready(node);
+    if (c) return Promise.resolve(c);
     const pending = this.connecting.get(node);
     if (pending) return pending;
     if (this.closed) return Promise.reject(new ConnectionError('ECONNLOST', 'connection pool is closed'));

@@ -60,14 +60,23 @@ async function grown(t: ExecutionContext) {
   const { dir, cleanup } = tempDataDir();
   const cluster = await LocalCluster.start({ dataDir: dir, layout: LAYOUT, startTimeoutMs: 60000 });
   const rec = cluster.config.volumes.find((v) => v.name === 'vol0')!;
-  const first = await cluster.attach('vol0');
-  await first.write(0, randomBytes(rec.sizeBytes));
-  await first.flush();
-  const gen1 = first.leaseGeneration;
-  first.close();
-  const old = cluster.view;
-  const added = await cluster.addNode();
-  t.true(await eventually(() => cluster.view.epoch > old.epoch && cluster.view.isUp(added), 60000), 'the initiator sees the new node up');
+  let gen1 = 0;
+  let old = cluster.view;
+  let added = -1;
+  try {
+    const first = await cluster.attach('vol0');
+    await first.write(0, randomBytes(rec.sizeBytes));
+    await first.flush();
+    gen1 = first.leaseGeneration;
+    first.close();
+    old = cluster.view;
+    added = await cluster.addNode();
+    t.true(await eventually(() => cluster.view.epoch > old.epoch && cluster.view.isUp(added), 60000), 'the initiator sees the new node up');
+  } catch (e) {
+    await cluster.stop(); // a failed setup leaves no node processes behind
+    cleanup();
+    throw e;
+  }
   const now = cluster.view;
   const connections = new ConnectionPool({ token: cluster.config.token, address: (id) => cluster.view.address(id) });
   const stop = async (): Promise<void> => {
