@@ -216,13 +216,17 @@ export class Allocator {
   /**
    * Makes every write and trim submitted before this call durable: waits for them to be
    * written, then fdatasync — one fdatasync serves every flush waiting at that moment
-   * (group commit).
+   * (group commit). The seal of the host record is asked for first, so writes still queued
+   * are sealed in the batch that writes them (a write followed at once by a flush — FUA —
+   * costs one batch, not a batch and then a seal).
    * @throws the fdatasync error (the allocator then refuses further work).
    */
   async flush(): Promise<void> {
     if (this.closed) throw new AllocatorStateError('allocator is closed');
+    const sealed = this.wp.sealHot();
     await this.wp.flushQueued();
     if (this.wp.failed) throw this.wp.failed;
+    await sealed;
     await this.wp.sync(true);
   }
 

@@ -85,7 +85,8 @@ export class LogStreams {
   /**
    * Seals the stream's record under construction: assigns its seq, finishes its runs,
    * stamps the header and extends the segment's chain. A host record's header, whose slot
-   * was skipped when its pages were written, goes out as an extent of its own.
+   * was skipped when its pages were written, joins its pages' extent when they are written
+   * by this batch, and goes out as an extent of its own otherwise.
    */
   closeRecord(b: Batch, stream: number): void {
     const r = b.cur[stream];
@@ -97,7 +98,14 @@ export class LogStreams {
     this.streams[stream].prev = sealHeader(r.hdr, r.w.runs, r.w.dataPages, body, st.clock, st.durableSeq);
     if (r.hasTrim && r.seq > st.segs.trimSeq[r.seg]) st.segs.trimSeq[r.seg] = r.seq;
     if (stream === HOT) {
-      b.exts.push({ seg: r.seg, start: r.hdrPos, n: 1, bufs: [r.hdr], src: null, s0: 0, s1: 0 });
+      // Opened in this batch, the record's pages follow its header slot in one extent: the
+      // header joins that write (a FUA write costs one pwritev). Otherwise it goes alone.
+      const e = b.exts.find((x) => x.seg === r.seg && x.start === r.hdrPos + 1);
+      if (e) {
+        e.bufs.unshift(r.hdr);
+        e.start--;
+        e.n++;
+      } else b.exts.push({ seg: r.seg, start: r.hdrPos, n: 1, bufs: [r.hdr], src: null, s0: 0, s1: 0 });
       b.sealedHot = r.gen;
       this.hot = null;
     }

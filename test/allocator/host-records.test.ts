@@ -5,7 +5,7 @@
  * wait with a few blocks of the open segment left.
  */
 import test from 'ava';
-import { Allocator } from '../../allocator/index.ts';
+import { Allocator, setSyncIo, syncIoFigures } from '../../allocator/index.ts';
 import { pagesData, rng, tempDevice } from './helpers.ts';
 
 const MiB = 1024 * 1024;
@@ -39,5 +39,31 @@ test('at 90 % utilisation under random 4 KiB overwrites, host summaries stay ≤
   t.log(`WA ${wa.toFixed(2)}; ${hostPages} host pages in ${hostHeaders} host records (${(hostPages / hostHeaders).toFixed(1)} pages each)`);
   t.true(wa > 3, `the cleaner was busy (WA ${wa.toFixed(2)})`);
   t.true(hostPages / hostHeaders >= 200, `host records carry ${(hostPages / hostHeaders).toFixed(1)} pages on average`);
+  await a.close();
+});
+
+// Serial: the sync-I/O call counter is the process's, and ava runs a file's other tests concurrently.
+test.serial('a write with its flush asked for at once (FUA) is written and sealed in one batch write; then read back after a reopen', async (t) => {
+  const dev = tempDevice();
+  t.teardown(dev.cleanup);
+  const opts = { path: dev.path, offset: 0, size: 16 * MiB, segmentBytes: MiB };
+  setSyncIo({ writes: true });
+  let a = await Allocator.open(opts);
+  const calls = (): number => syncIoFigures().writes.calls;
+  // Write, then flush once the write resolved: the pages, then the record's seal.
+  const c0 = calls();
+  await a.write(1, 0, pagesData(1, 0, 1, 1), 1);
+  await a.flush();
+  const apart = calls() - c0;
+  // Both at once: the batch that writes the page also seals its record.
+  const c1 = calls();
+  await Promise.all([a.write(1, 1, pagesData(1, 1, 1, 2), 2), a.flush()]);
+  const together = calls() - c1;
+  t.log(`batch writes: ${apart} write-then-flush, ${together} write-with-flush`);
+  t.is(apart, 2);
+  t.is(together, 1);
+  await a.close();
+  a = await Allocator.open(opts);
+  t.true((await a.read(1, 0, 2)).equals(Buffer.concat([pagesData(1, 0, 1, 1), pagesData(1, 1, 1, 2)])));
   await a.close();
 });
