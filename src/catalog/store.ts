@@ -76,8 +76,9 @@ export class CatalogStore {
       volume: { id: CATALOG_VOLUME, name: 'catalog', pool: CATALOG_POOL },
       lease: () => this.term,
       ioTimeoutMs: this.timeoutMs,
-      counters: { staleEpochReplies: 0, refreshes: 0, degradedWrites: 0, memberRetries: 0, readFailovers: 0, reconciled: 0 },
+      counters: { staleEpochReplies: 0, refreshes: 0, degradedWrites: 0, memberRetries: 0, readFailovers: 0, reconciled: 0, writeThrough: 0 },
       dirty: new Set(),
+      unsettled: new Set(),
     });
   }
 

@@ -36,6 +36,8 @@ export interface VolumeCounters {
   readFailovers: number;
   /** Extents reconciled after a writer change (peering on adoptLease). */
   reconciled: number;
+  /** Writes and trims sent with FUA because the host writes synchronously (flush-predictor.ts). */
+  writeThrough: number;
 }
 
 /** Log calls of a Volume (a pino logger fits). */
@@ -76,8 +78,10 @@ export interface MemberIoContext {
   readPolicy?: ReadPolicy;
   log?: VolumeLog;
   counters: VolumeCounters;
-  /** Nodes holding writes not yet covered by a flush. */
+  /** Nodes holding writes not yet covered by a flush (FUA writes leave them out: they are durable). */
   dirty: Set<number>;
+  /** Nodes that took FUA writes, until the settle watermark reaches them. */
+  unsettled: Set<number>;
 }
 
 /** Outcome of one member request. */
@@ -127,6 +131,11 @@ export class MemberIo {
   /** A request tracked by enter() ended. */
   leave(): void {
     this.busy--;
+  }
+
+  /** Requests tracked by enter() still in flight. */
+  get inflight(): number {
+    return this.busy;
   }
 
   private tick(): void {
@@ -213,7 +222,8 @@ export class MemberIo {
     const placed0 = this.placed(view0, s.extent);
     let acked: Map<number, number[]> | null = null;
     if (placed0.length > 0 && placed0.length >= view0.pool(this.ctx.volume.pool).replicas && allUp(view0, placed0)) {
-      for (const m of placed0) this.ctx.dirty.add(view0.nodeOf(m));
+      const written = flags & Flag.Fua ? this.ctx.unsettled : this.ctx.dirty;
+      for (const m of placed0) written.add(view0.nodeOf(m));
       const first = await Promise.all(placed0.map((m) => this.writeMember(view0, m, op, flags, s, placed0, 0, version, payload)));
       if (first.every((r) => r.ok)) return;
       acked = new Map();
@@ -249,7 +259,8 @@ export class MemberIo {
         if (up.length < pool.replicas) this.ctx.counters.degradedWrites++;
         return;
       }
-      for (const m of targets) this.ctx.dirty.add(view.nodeOf(m));
+      const written = flags & Flag.Fua ? this.ctx.unsettled : this.ctx.dirty;
+      for (const m of targets) written.add(view.nodeOf(m));
       const results = await Promise.all(targets.map((m) => this.writeMember(view, m, op, flags, s, placed, mask, version, payload)));
       let staleAt = 0;
       let retry = false;

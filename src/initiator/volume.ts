@@ -21,6 +21,7 @@ import { Flag, Op, PAGE_SIZE, type ConnectionPool } from '../wire/index.ts';
 import { volumeBlockStatus } from './block-status.ts';
 import type { ViewSource } from './cluster-view.ts';
 import { MemberIo, type Segment, type VolumeCounters, type VolumeLog } from './member-io.ts';
+import { FlushPredictor } from './flush-predictor.ts';
 import { WriteGate } from './write-gate.ts';
 import { WriteVersions } from './write-versions.ts';
 import type { ReadPolicy } from './member-io.ts';
@@ -28,6 +29,9 @@ import { PendingReconciles, announceLease, reconcileExtents, type WriterContext 
 
 /** Extents worked on at once by one large request (trim of a whole volume, etc.). */
 const FANOUT = 64;
+
+/** Least time between two watermark-only flushes sent in the background (ms); see settleInBackground. */
+const SETTLE_INTERVAL_MS = 200;
 
 /** Default bound on how long I/O waits for enough members (ms): below min_size, or a member that neither answers nor is marked down. */
 export const DEFAULT_IO_TIMEOUT_MS = 30000;
@@ -75,9 +79,15 @@ export class Volume implements BlockDevice {
   private readonly gate = new WriteGate();
   /** Nodes holding writes not yet covered by a flush. */
   private readonly dirty = new Set<number>();
+  /** Nodes that took FUA writes since they were last sent the settle watermark. */
+  private readonly unsettled = new Set<number>();
+  /** When a watermark-only flush last went out in the background (performance.now(), ms). */
+  private settledAt = 0;
+  /** Whether the host writes synchronously (lone writes then go with FUA). */
+  private readonly flushes = new FlushPredictor();
   private closed = false;
   /** Counters since attachment. */
-  readonly counters: VolumeCounters = { staleEpochReplies: 0, refreshes: 0, degradedWrites: 0, memberRetries: 0, readFailovers: 0, reconciled: 0 };
+  readonly counters: VolumeCounters = { staleEpochReplies: 0, refreshes: 0, degradedWrites: 0, memberRetries: 0, readFailovers: 0, reconciled: 0, writeThrough: 0 };
   /** Write versions under the lease generation every request carries. */
   private readonly versions: WriteVersions;
   private renewing: Promise<void> | null = null;
@@ -104,6 +114,7 @@ export class Volume implements BlockDevice {
       readPolicy: opts.readPolicy ?? 'adaptive',
       counters: this.counters,
       dirty: this.dirty,
+      unsettled: this.unsettled,
     });
     this.unreconciled = new PendingReconciles(this.writer, () => this.lease, (reconciled, left) => {
       this.counters.reconciled += reconciled;
@@ -317,9 +328,18 @@ export class Volume implements BlockDevice {
     await this.resumable(() => this.readAligned(offset, length, into));
   }
 
-  /** Not async, as readAligned. */
+  /** The flags of a write or trim about to start: FUA when asked, or when the host writes synchronously (flush-predictor.ts). */
+  private writeFlags(fua: boolean): number {
+    if (this.flushes.write(this.io.inflight) && !fua) {
+      this.counters.writeThrough++;
+      return Flag.Fua;
+    }
+    return fua ? Flag.Fua : 0;
+  }
+
+  /** Not async, as readAligned. A lone write of a synchronous writer goes with FUA (flush-predictor.ts). */
   private writeAligned(offset: number, data: Buffer, fua: boolean): Promise<void> {
-    const flags = fua ? Flag.Fua : 0;
+    const flags = this.writeFlags(fua);
     const segs = this.segments(offset, data.length);
     if (segs.length === 1) return this.writeSegment(Op.Write, flags, segs[0], data);
     return pMap(segs, (s) => this.writeSegment(Op.Write, flags, s, data.subarray(s.bufOffset, s.bufOffset + s.pages * PAGE_SIZE)), { concurrency: FANOUT }).then(() => undefined);
@@ -382,7 +402,7 @@ export class Volume implements BlockDevice {
     const wait = this.gate.enterShared();
     if (wait) await wait;
     try {
-      const flags = fua ? Flag.Fua : 0;
+      const flags = this.writeFlags(fua);
       await pMap(this.segments(start, end - start), (s) => this.writeSegment(Op.Trim, flags, s), { concurrency: FANOUT });
     } finally {
       this.gate.leaveShared();
@@ -433,15 +453,23 @@ export class Volume implements BlockDevice {
    *         ioTimeoutMs (it stays marked dirty); EFENCED when a newer writer took over.
    */
   async flush(): Promise<void> {
+    this.flushes.flush();
     return this.resumable(() => this.flushOnce());
   }
 
   private async flushOnce(): Promise<void> {
     if (this.closed) throw new BlockDeviceError('ESHUTDOWN', `volume ${this.name} is closed`);
-    const nodes = [...this.dirty];
-    this.dirty.clear();
     // No settle watermark while a writer change's extents wait for reconcile (PendingReconciles).
     const watermark = this.unreconciled.size ? 0 : this.versions.watermark();
+    if (this.dirty.size === 0) {
+      // Every write completed since the last flush was FUA: nothing to make durable.
+      this.settleInBackground(watermark);
+      return;
+    }
+    for (const n of this.unsettled) this.dirty.add(n);
+    this.unsettled.clear();
+    const nodes = [...this.dirty];
+    this.dirty.clear();
     this.io.enter();
     try {
       const results = await Promise.allSettled(nodes.map((n) => this.io.flushNode(n, watermark)));
@@ -454,6 +482,27 @@ export class Volume implements BlockDevice {
       }
     } finally {
       this.io.leave();
+    }
+  }
+
+  /**
+   * Sends the settle watermark to the nodes that took FUA writes since they last had one,
+   * without waiting, at most every SETTLE_INTERVAL_MS: a synchronous writer's flushes never
+   * reach the nodes, and without a watermark their unsettled extents would only grow (a
+   * writer change would have to reconcile all of them). A failure is only logged: the
+   * watermark is advisory, the next one covers it.
+   */
+  private settleInBackground(watermark: number): void {
+    const now = performance.now();
+    if (this.unsettled.size === 0 || watermark === 0 || now - this.settledAt < SETTLE_INTERVAL_MS) return;
+    this.settledAt = now;
+    const nodes = [...this.unsettled];
+    this.unsettled.clear();
+    for (const n of nodes) {
+      this.io.flushNode(n, watermark).catch((e: Error) => {
+        this.unsettled.add(n);
+        this.opts.log?.warn({ volume: this.name, node: n, err: e.message }, 'settle watermark not delivered; the next flush carries it');
+      });
     }
   }
 

@@ -548,14 +548,13 @@ export class NodeServer {
     const key = extentKey(h.volume, h.extent);
     this.recovery.unsettled.note(h.volume, h.extent, h.version);
     const recorded = this.recovery.records.noteAbsent(h);
-    if (h.op === Op.Write) {
-      await a.write(key, h.firstPage, payload, h.version);
-      this.opts.metrics?.hostWrite(h.members[0] === h.partition ? 'primary' : 'replica', payload.length);
-    }
-    else await a.trim(key, h.firstPage, h.pages, h.version);
+    const fua = (h.flags & Flag.Fua) !== 0;
+    const applied = h.op === Op.Write ? a.write(key, h.firstPage, payload, h.version) : a.trim(key, h.firstPage, h.pages, h.version);
+    // FUA: the flush is asked for at once, so the batch that writes the pages also seals them.
+    await (fua ? Promise.all([applied, a.flush()]) : applied);
+    if (h.op === Op.Write) this.opts.metrics?.hostWrite(h.members[0] === h.partition ? 'primary' : 'replica', payload.length);
     if (recorded) await recorded;
-    if (h.flags & Flag.Fua) await a.flush();
-    else this.opts.storage.markDirty(a);
+    if (!fua) this.opts.storage.markDirty(a);
   }
 
   /**
