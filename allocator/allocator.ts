@@ -28,6 +28,7 @@ import { RESERVE } from './log-streams.ts';
 import { readPages } from './read-path.ts';
 import { Cleaner } from './cleaner.ts';
 import { ReadRelocator } from './relocate.ts';
+import { SegmentPrezero } from './prezero.ts';
 import { Checkpointer } from './checkpointer.ts';
 import { recover, type RecoveryReport } from './recovery.ts';
 import { defaultSegmentBlocks, resolveTuning, type AllocatorOptions, type Tuning } from './options.ts';
@@ -64,6 +65,7 @@ export class Allocator {
   private readonly cleaner: Cleaner;
   private readonly ckpt: Checkpointer;
   private readonly reloc: ReadRelocator | undefined;
+  private readonly prezero: SegmentPrezero;
 
   private constructor(
     private readonly fh: FileHandle,
@@ -71,8 +73,10 @@ export class Allocator {
     private readonly store: CheckpointStore,
     private readonly tuning: Tuning,
     private readonly recovery: RecoveryReport,
+    sparse: boolean,
   ) {
-    this.wp = new WritePath(st, tuning.maxLive, tuning.summaryHoldMs, {
+    this.prezero = new SegmentPrezero(st, tuning.prezero && sparse, tuning.prezeroDelayMs);
+    this.wp = new WritePath(st, tuning.maxLive, tuning.summaryHoldMs, this.prezero, {
       applied: () => {
         this.ckpt.maybe();
         if (st.segs.freeCount < tuning.lowWater) this.cleaner.poke();
@@ -157,7 +161,10 @@ export class Allocator {
       });
       const tuning = resolveTuning(opts, sb.segBlocks, sb.segments);
       const report = await recover(st, store, `${path}@${offset}`, fresh, opts.rebuildFromLog ?? false);
-      const a = new Allocator(fh, st, store, tuning, report);
+      // A regular file with holes (or shorter than the region): never-written segments are
+      // zeroed ahead of the log (prezero.ts).
+      const stat = await fh.stat();
+      const a = new Allocator(fh, st, store, tuning, report, stat.isFile() && stat.blocks * 512 < Math.max(stat.size, offset + size));
       // Rebuilt from the log alone: commit a checkpoint so the database is whole again.
       if (!fresh && !report.fromCheckpoint) await a.ckpt.checkpoint();
       a.cleaner.start();

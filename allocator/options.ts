@@ -64,6 +64,18 @@ export interface AllocatorOptions {
    * side by side through the cleaner's path (relocate.ts). Default true.
    */
   relocateReads?: boolean;
+  /**
+   * When the device is a regular file with holes (sparse), fill each never-written segment
+   * with zeros just before the log reaches it, so appends and fdatasync do not allocate
+   * blocks one write at a time (prezero.ts). Block devices and files without holes are
+   * never zeroed. Default true.
+   */
+  prezero?: boolean;
+  /**
+   * Test hook: milliseconds to wait before a segment's zeros are written, to widen the window
+   * in which the log could reach that segment. Default 0.
+   */
+  prezeroDelayMs?: number;
 }
 
 /** Tuning resolved from the options and the geometry. */
@@ -80,6 +92,9 @@ export interface Tuning {
   readDelayMs: number;
   summaryHoldMs: number;
   relocateReads: boolean;
+  /** AllocatorOptions.prezero (the device must still be a sparse file). */
+  prezero: boolean;
+  prezeroDelayMs: number;
 }
 
 /**
@@ -139,5 +154,7 @@ export function resolveTuning(opts: AllocatorOptions, S: number, segments: numbe
     readDelayMs: opts.readDelayMs ?? 0,
     summaryHoldMs: hold,
     relocateReads: opts.relocateReads ?? true,
+    prezero: opts.prezero ?? true,
+    prezeroDelayMs: opts.prezeroDelayMs ?? 0,
   };
 }

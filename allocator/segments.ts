@@ -71,6 +71,12 @@ export class SegmentTable {
     this.free.push(s);
   }
 
+  /** The segment take() would hand out now (keep aside), or -1: the newest free one with no reads in flight. */
+  next(): number {
+    for (let i = this.free.length - 1; i >= 0; i--) if (this.readers[this.free[i]] === 0) return this.free[i];
+    return -1;
+  }
+
   /**
    * Takes a free segment with no reads in flight, or returns -1. The segment becomes OPEN.
    * `keep` free segments are left in place (the cleaner's reserve).

@@ -38,6 +38,8 @@ export interface AllocatorStats {
   cleanerBytesMoved: number;
   /** Page bytes read relocation copied (pages a read found scattered, relocate.ts). */
   readRelocatedBytes: number;
+  /** Never-written segments of a sparse device file filled with zeros ahead of the log (prezero.ts). */
+  prezeroedSegments: number;
   /** deviceBytesWritten / hostBytesWritten (1 when nothing was written). */
   writeAmplification: number;
   segmentsCleaned: number;
@@ -82,6 +84,7 @@ export function computeStats(st: PartitionState, maxLive: number, recovery: Reco
     checkpointBytesWritten: k.ckptBytes,
     cleanerBytesMoved: k.movedBytes,
     readRelocatedBytes: k.relocatedBytes,
+    prezeroedSegments: k.prezeroedSegments,
     writeAmplification: k.hostBytes ? k.logBytes / k.hostBytes : 1,
     segmentsCleaned: k.segmentsCleaned,
     cleanedUtilization: k.segmentsCleaned ? k.cleanedLiveSum / k.segmentsCleaned / S : 0,

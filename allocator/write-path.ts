@@ -35,6 +35,7 @@ import { Batch, flushExt } from './batch.ts';
 import { COLD, HOT, LogStreams, RESERVE } from './log-streams.ts';
 import { SEALED } from './segments.ts';
 import { datasync, hostPwritevFully } from './device-io.ts';
+import type { SegmentPrezero } from './prezero.ts';
 import type { PartitionState } from './partition-state.ts';
 import type { HostOp, MoveItem, MoveOp } from './ops.ts';
 
@@ -87,7 +88,7 @@ export class WritePath {
    * `maxLive`: capacity in pages; `holdMs`: longest a host record stays open (0: seal
    * every record with its batch).
    */
-  constructor(private readonly st: PartitionState, private readonly maxLive: number, private readonly holdMs: number, private readonly hooks: WritePathHooks) {
+  constructor(private readonly st: PartitionState, private readonly maxLive: number, private readonly holdMs: number, private readonly prezero: SegmentPrezero, private readonly hooks: WritePathHooks) {
     this.S = st.geo.S;
     this.log = new LogStreams(st, () => hooks.reclaim());
   }
@@ -202,12 +203,19 @@ export class WritePath {
     }
   }
 
-  /** Writes a built batch; resolves with the I/O error, or null. */
+  /**
+   * Writes a built batch; resolves with the I/O error, or null. An extent in a segment
+   * still being zeroed waits for that (prezero.ts); the next segment's zeroing starts here.
+   */
   private write(b: Batch): Promise<Error | null> {
     const { fd, offset } = this.st.geo;
     const S = this.S;
-    return Promise.all(b.exts.filter((e) => e.bufs.length > 0).map((e) => hostPwritevFully(fd, e.bufs, offset + (1 + e.seg * S + e.start) * PAGE)))
-      .then(() => null, (e: Error) => e);
+    this.prezero.ahead();
+    return Promise.all(b.exts.filter((e) => e.bufs.length > 0).map((e) => {
+      const at = offset + (1 + e.seg * S + e.start) * PAGE;
+      const zeroing = this.prezero.before(e.seg);
+      return zeroing ? zeroing.then(() => hostPwritevFully(fd, e.bufs, at)) : hostPwritevFully(fd, e.bufs, at);
+    })).then(() => null, (e: Error) => e);
   }
 
   /**
