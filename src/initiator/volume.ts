@@ -448,7 +448,10 @@ export class Volume implements BlockDevice {
    * Makes every write completed before this call durable on every acting member: sends
    * Flush (with the settle watermark) to each node written since the last flush, in
    * parallel. A node that fails is retried until it answers or the map marks it down (it
-   * is then no longer acting; what it missed is resynced when it returns).
+   * is then no longer acting; what it missed is resynced when it returns). Writes that went
+   * with FUA (asked for, or write-through: flush-predictor.ts) are durable already: when
+   * only those came since the last flush, it completes without a request, and the nodes
+   * get the watermark in the background (settleInBackground).
    * @throws BlockDeviceError EIO when a node neither flushes nor is marked down within
    *         ioTimeoutMs (it stays marked dirty); EFENCED when a newer writer took over.
    */
