@@ -385,11 +385,14 @@ export class MemberIo {
    * Flushes node `n` (Flush carrying the settle `watermark`), retrying until it answers or
    * the map marks it down (it is then not acting; what it missed is resynced on return).
    * @throws BlockDeviceError EIO when it neither flushes nor is marked down within
-   *         ioTimeoutMs; EFENCED when a newer writer took over.
+   *         ioTimeoutMs; EFENCED when a newer writer took over; ESHUTDOWN, for a
+   *         `background` flush (a watermark nobody waits for), when close() came between
+   *         two tries.
    */
-  async flushNode(n: number, watermark: number): Promise<void> {
+  async flushNode(n: number, watermark: number, background = false): Promise<void> {
     const deadline = Date.now() + this.ctx.ioTimeoutMs;
     for (;;) {
+      if (background && this.closed) throw new BlockDeviceError('ESHUTDOWN', `flush on node ${n}: volume ${this.ctx.volume.name} is closed`);
       const view = this.ctx.views.current;
       let why: string;
       try {

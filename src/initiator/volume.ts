@@ -502,7 +502,8 @@ export class Volume implements BlockDevice {
     const nodes = [...this.unsettled];
     this.unsettled.clear();
     for (const n of nodes) {
-      this.io.flushNode(n, watermark).catch((e: Error) => {
+      this.io.flushNode(n, watermark, true).catch((e: Error) => {
+        if (this.closed) return;
         this.unsettled.add(n);
         this.opts.log?.warn({ volume: this.name, node: n, err: e.message }, 'settle watermark not delivered; the next flush carries it');
       });
