@@ -12,6 +12,7 @@ import { closeSync, openSync, readSync } from 'node:fs';
 import { Allocator, ChecksumError, PAGE, READ_LIMITS, SyncIoPolicy, setSyncIo, syncIoFigures } from '../../allocator/index.ts';
 
 const { maxBytes: SYNC_READ_MAX_BYTES, turnMaxCalls: TURN_MAX_READS, turnBudgetUs: TURN_BUDGET_US, slowMeanUs: SLOW_MEAN_US, sampleClampUs: SAMPLE_CLAMP_US, backoffMs: BACKOFF_MS } = READ_LIMITS;
+import { syncReads } from '../../allocator/sync-io.ts';
 import { flip, pageData, pagesData, tempDevice } from './helpers.ts';
 
 const nextTurn = (): Promise<void> => new Promise((r) => setImmediate(r));
@@ -20,9 +21,13 @@ const syncCount = (): number => syncIoFigures().reads.calls;
 async function setup(t: { teardown: (f: () => void) => void }): Promise<{ a: Allocator; path: string }> {
   const dev = tempDevice();
   t.teardown(dev.cleanup);
-  const a = await Allocator.open({ path: dev.path, offset: 0, size: 8 * 1024 * 1024 });
+  // No pre-zeroing: its background writes would add to the read times the policy measures.
+  const a = await Allocator.open({ path: dev.path, offset: 0, size: 8 * 1024 * 1024, prezero: false });
   await a.write(1, 0, pagesData(1, 0, 256, 3), 3);
   await a.flush();
+  // A back-off left by an earlier test's slow reads (a loaded machine) would send this
+  // test's reads to the pool: wait it out (≤ BACKOFF_MS), then start on a fresh turn.
+  while (syncReads.backingOff()) await new Promise((r) => setTimeout(r, 10));
   await nextTurn();
   return { a, path: dev.path };
 }
