@@ -37,9 +37,4 @@ export class FlushPredictor {
     this.streak = this.writes <= 1 ? Math.min(this.streak + 1, STREAK) : 0;
     this.writes = 0;
   }
-
-  /** Whether lone writes currently go through with FUA. */
-  get active(): boolean {
-    return this.streak >= STREAK;
-  }
 }

@@ -133,6 +133,11 @@ export class MemberIo {
     this.busy--;
   }
 
+  /** Where a write with `flags` records its nodes: FUA ones are durable (unsettled only), others dirty. */
+  private written(flags: number): Set<number> {
+    return flags & Flag.Fua ? this.ctx.unsettled : this.ctx.dirty;
+  }
+
   /** Requests tracked by enter() still in flight. */
   get inflight(): number {
     return this.busy;
@@ -222,7 +227,7 @@ export class MemberIo {
     const placed0 = this.placed(view0, s.extent);
     let acked: Map<number, number[]> | null = null;
     if (placed0.length > 0 && placed0.length >= view0.pool(this.ctx.volume.pool).replicas && allUp(view0, placed0)) {
-      const written = flags & Flag.Fua ? this.ctx.unsettled : this.ctx.dirty;
+      const written = this.written(flags);
       for (const m of placed0) written.add(view0.nodeOf(m));
       const first = await Promise.all(placed0.map((m) => this.writeMember(view0, m, op, flags, s, placed0, 0, version, payload)));
       if (first.every((r) => r.ok)) return;
@@ -259,7 +264,7 @@ export class MemberIo {
         if (up.length < pool.replicas) this.ctx.counters.degradedWrites++;
         return;
       }
-      const written = flags & Flag.Fua ? this.ctx.unsettled : this.ctx.dirty;
+      const written = this.written(flags);
       for (const m of targets) written.add(view.nodeOf(m));
       const results = await Promise.all(targets.map((m) => this.writeMember(view, m, op, flags, s, placed, mask, version, payload)));
       let staleAt = 0;
