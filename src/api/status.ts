@@ -152,7 +152,7 @@ export function idleProgress(kind: RecoveryKind): RecoveryProgress {
 
 /** Zero traffic (what a report without traffic means). */
 function noTraffic(): RecoveryTraffic {
-  return { bytesIn: 0, bytesOut: 0, trimmedExtents: 0, trimmedBytes: 0 };
+  return { bytesIn: 0, bytesOut: 0, trimmedExtents: 0, trimmedBytes: 0, trimPasses: 0 };
 }
 
 /**
@@ -263,7 +263,7 @@ export const NodeRecoveryReportSchema: z.ZodType<NodeRecoveryReport, z.ZodTypeDe
   peering: z.boolean(),
   recovered: z.object({ extents: count, pages: count, repairs: count }),
   progress: z.array(RecoveryProgressSchema).max(64).optional().transform((p) => progressByKind(p ?? [])),
-  traffic: z.object({ bytesIn: count, bytesOut: count, trimmedExtents: count, trimmedBytes: count }).optional().transform((t) => t ?? noTraffic()),
+  traffic: z.object({ bytesIn: count, bytesOut: count, trimmedExtents: count, trimmedBytes: count, trimPasses: count.default(0) }).optional().transform((t) => t ?? noTraffic()),
   rateLimit: nonNegative.optional().transform((l) => l ?? 0),
 });
 
@@ -406,6 +406,7 @@ export function computeStatus(map: ClusterMap, config: ClusterConfig, reports: r
       bytesOut: t.bytesOut + r.traffic.bytesOut,
       trimmedExtents: t.trimmedExtents + r.traffic.trimmedExtents,
       trimmedBytes: t.trimmedBytes + r.traffic.trimmedBytes,
+      trimPasses: t.trimPasses + r.traffic.trimPasses,
     }), noTraffic()),
     misplaced,
     recovery: sorted.map((r) => ({

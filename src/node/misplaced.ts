@@ -5,8 +5,9 @@
  * Such a copy is a backfill source until every member has what it holds; then it is dead
  * weight. The rule, checked per extent with no coordination:
  *
- *   every placed member is up, and every member's copy *dominates* this one — for each
- *   page mapped here, the member holds a newer version, or the same version mapped;
+ *   the extent has its full count of members (not undersized), every placed member is up,
+ *   and every member's copy *dominates* this one — for each page mapped here, the member
+ *   holds a newer version, or the same version mapped;
  *
  * then the members are flushed (what they hold is durable), the map is checked again (same
  * epoch as the decision, extent still not placed on this partition), and each mapped page is
@@ -102,6 +103,11 @@ export async function trimMisplaced(ctx: MisplacedContext): Promise<TrimResult> 
       if (members.includes(leaf)) continue;
       out.misplaced++;
       if (!members.every((m) => view.isUp(view.nodeOf(m)))) continue;
+      // Undersized (fewer members placeable than the pool's replicas, e.g. 3 copies on a
+      // 3-node cluster with one node out): this copy is the extent's missing redundancy, and
+      // the node coming back in would have to pull it whole. It stays until placement gives
+      // the extent its full count of members.
+      if (members.length < view.pool(pool).replicas) continue;
       const mine = localVersions(a, key, extentPages);
       try {
         const lists = await Promise.all(members.map((m) => ctx.copy(m, volume, extent, extentPages).versions()));

@@ -51,6 +51,8 @@ export interface RecoveryTraffic {
   trimmedExtents: number;
   /** Bytes those copies held. */
   trimmedBytes: number;
+  /** Passes over the copies no longer placed here that finished (trimming or not: an undersized extent keeps its copy). */
+  trimPasses: number;
 }
 
 /** One node's report. */

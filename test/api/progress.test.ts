@@ -162,16 +162,16 @@ test('computeStatus: a backfill in progress is HEALTH_WARN with a progress line;
 test('computeStatus: traffic sums and per-node rate limits; reports without the new fields count as idle', async (t) => {
   const config = await makeConfig();
   const rs = reports(config);
-  rs[0].traffic = { bytesIn: 10, bytesOut: 20, trimmedExtents: 1, trimmedBytes: 4096 };
-  rs[2].traffic = { bytesIn: 5, bytesOut: 0, trimmedExtents: 2, trimmedBytes: 8192 };
+  rs[0].traffic = { bytesIn: 10, bytesOut: 20, trimmedExtents: 1, trimmedBytes: 4096, trimPasses: 3 };
+  rs[2].traffic = { bytesIn: 5, bytesOut: 0, trimmedExtents: 2, trimmedBytes: 8192, trimPasses: 1 };
   rs[2].rateLimit = 50 * MIB;
   // Node 1 runs an older build: no progress, traffic or rateLimit.
   const { progress: _p, traffic: _t, rateLimit: _r, ...old } = rs[1];
   const s = computeStatus(initialMap(config), config, [rs[0], old as typeof rs[1], rs[2]]);
   t.is(s.health, 'HEALTH_OK', s.checks.join('; '));
-  t.deepEqual(s.traffic, { bytesIn: 15, bytesOut: 20, trimmedExtents: 3, trimmedBytes: 12288 });
+  t.deepEqual(s.traffic, { bytesIn: 15, bytesOut: 20, trimmedExtents: 3, trimmedBytes: 12288, trimPasses: 4 });
   t.deepEqual(s.recovery.map((r) => r.rateLimit), [0, 0, 50 * MIB]);
-  t.deepEqual(s.recovery[1].traffic, { bytesIn: 0, bytesOut: 0, trimmedExtents: 0, trimmedBytes: 0 });
+  t.deepEqual(s.recovery[1].traffic, { bytesIn: 0, bytesOut: 0, trimmedExtents: 0, trimmedBytes: 0, trimPasses: 0 });
   t.true(s.progress.every((p) => !p.active));
 });
 
@@ -245,7 +245,7 @@ test.serial('cairn recovery status --json: every kind idle, with traffic, mispla
     t.is(p.etaSeconds, null);
     for (const k of ['extentsTotal', 'extentsDone', 'bytesTotal', 'bytesDone', 'rate'] as const) t.is(typeof p[k], 'number', `${p.kind}.${k}`);
   }
-  t.deepEqual(Object.keys(body.traffic).sort(), ['bytesIn', 'bytesOut', 'trimmedBytes', 'trimmedExtents']);
+  t.deepEqual(Object.keys(body.traffic).sort(), ['bytesIn', 'bytesOut', 'trimPasses', 'trimmedBytes', 'trimmedExtents']);
   t.deepEqual(body.misplaced, { extents: 0, copies: 0, bytes: 0 });
   t.deepEqual(body.nodes.map((n: { node: number }) => n.node), cluster!.config.nodes.map((n) => n.id));
   for (const n of body.nodes) t.is(typeof n.rateLimit, 'number');

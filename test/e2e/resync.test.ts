@@ -20,7 +20,7 @@ import { NbdServer } from '../../src/nbd/index.ts';
 import type { BlockDevice } from '../../src/volume/index.ts';
 import type { Volume } from '../../src/initiator/index.ts';
 import { tempDataDir } from '../helpers/cairn-up.ts';
-import { until } from '../helpers/cluster.ts';
+import { eventually, until } from '../helpers/cluster.ts';
 import { compareMembers, readOnNode, recoveryReport, resyncDone } from '../helpers/recovery.ts';
 import { have, run } from '../helpers/tools.ts';
 import { slowSerial } from '../helpers/slow.ts';
@@ -219,6 +219,11 @@ test.serial('out, writes on two members, in again: the returning node compares e
     await volume.trim(30 * MiB, MiB);
     await volume.flush();
     t.true(volume.counters.degradedWrites > 0, 'undersized writes');
+    // Node 2's copies are misplaced now, but the extents are undersized (2 of 3 members):
+    // a whole trim pass over them (started after the writes) must keep every copy.
+    const passes = (await report(cluster, 2))!.traffic.trimPasses;
+    t.true(await eventually(async () => (await report(cluster, 2))!.traffic.trimPasses >= passes + 2, 30000, 250), 'a trim pass ran on node 2 while it was out');
+    t.is((await report(cluster, 2))!.traffic.trimmedExtents, 0, 'no copy of an undersized extent trimmed');
     const back = await api.call<{ epoch: number }>('POST', '/v1/map/changes', { type: 'in', node: 2 });
     t.true(await until(() => cluster.view.epoch >= back.epoch, 10000));
     t.true(await resynced(cluster, 2, 120000), 'node 2 compared and pulled what changed while it was out');

@@ -61,7 +61,7 @@ export function reports(config: ClusterConfig, only?: number[]): NodeRecoveryRep
       peering: false,
       recovered: { extents: 0, pages: 0, repairs: 0 },
       progress: idleKinds(),
-      traffic: { bytesIn: 0, bytesOut: 0, trimmedExtents: 0, trimmedBytes: 0 },
+      traffic: { bytesIn: 0, bytesOut: 0, trimmedExtents: 0, trimmedBytes: 0, trimPasses: 0 },
       rateLimit: 0,
     }));
 }

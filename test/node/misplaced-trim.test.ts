@@ -20,9 +20,9 @@ import { extentKey } from '../../src/wire/index.ts';
 const LEAF = 7;
 const MEMBERS = [1, 2, 3];
 
-/** A view at `epoch` placing every extent on MEMBERS (not on LEAF), every node up. */
-function viewAt(epoch: number): ClusterView {
-  return { epoch, members: () => MEMBERS, isUp: () => true, nodeOf: (m: number) => m } as unknown as ClusterView;
+/** A view at `epoch` placing every extent on `members` (not on LEAF) of a 3-replica pool, every node up. */
+function viewAt(epoch: number, members = MEMBERS): ClusterView {
+  return { epoch, members: () => members, isUp: () => true, nodeOf: (m: number) => m, pool: () => ({ replicas: 3 }) } as unknown as ClusterView;
 }
 
 test('a trim pass stops once the map epoch moves; trims land at each page\'s own version', async (t) => {
@@ -59,4 +59,23 @@ test('a trim pass stops once the map epoch moves; trims land at each page\'s own
   t.is(a.version(trimmed[0], 3), 10, 'trimmed at the page\'s own version');
   t.is(a.version(trimmed[0], 9), 20);
   for (const k of keys.filter((x) => x !== trimmed[0])) t.is(a.mappedPages(k), 12, 'copies after the epoch change are kept');
+});
+
+test('an undersized extent (2 members placeable of 3 replicas) keeps its misplaced copy', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'cairn-misplaced-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const a = await Allocator.open({ path: join(dir, 'dev'), offset: 0, size: 16 * 1024 * 1024, segmentBytes: 256 * 1024 });
+  t.teardown(() => a.close());
+  const key = extentKey(1, 0);
+  await a.write(key, 0, Buffer.alloc(8 * PAGE, 1), 10);
+  const storage = { partitions: new Map([[LEAF, a]]), get: (l: number) => (l === LEAF ? a : undefined), markDirty: () => undefined, flushDirty: async () => undefined } as unknown as NodeStorage;
+  const copy = (): ExtentCopy => ({ leaf: 1, versions: async () => [...Array(8).keys()].map((p) => ({ page: p, version: 10, mapped: true })), read: async () => Buffer.alloc(0), put: async () => undefined });
+  const ctx = { storage, nodeId: 9, volumeInfo: () => ({ pool: 0, extentPages: 256 }), copy, flushNode: async () => undefined, log: pino({ level: 'silent' }), stopped: () => false };
+  const under = await trimMisplaced({ ...ctx, view: () => viewAt(5, [1, 2]) });
+  t.deepEqual(under, { misplaced: 1, extents: 0, bytes: 0 }, 'found misplaced, not trimmed');
+  t.is(a.mappedPages(key), 8, 'every page still mapped');
+  // Once placement gives the extent its 3 members again, the copy is dead weight and goes.
+  const full = await trimMisplaced({ ...ctx, view: () => viewAt(6) });
+  t.is(full.extents, 1);
+  t.is(a.mappedPages(key), 0);
 });
