@@ -123,7 +123,7 @@ export class NodeRecovery {
   /** Counters since start. */
   readonly recovered = { extents: 0, pages: 0, repairs: 0 };
   /** Recovery data moved since start. */
-  readonly traffic: RecoveryTraffic = { bytesIn: 0, bytesOut: 0, trimmedExtents: 0, trimmedBytes: 0 };
+  readonly traffic: RecoveryTraffic = { bytesIn: 0, bytesOut: 0, trimmedExtents: 0, trimmedBytes: 0, trimPasses: 0 };
   /** Progress per kind. */
   readonly progress = new ProgressTracker();
   /** The recovery rate limit (bytes pulled, and scrub reads); its rate follows the map's settings. */
@@ -157,6 +157,7 @@ export class NodeRecovery {
     }, (r) => {
       this.traffic.trimmedExtents += r.extents;
       this.traffic.trimmedBytes += r.bytes;
+      this.traffic.trimPasses++;
     });
     this.timers.push(setInterval(() => this.trimPass(), TRIM_EVERY_MS).unref());
   }
@@ -299,7 +300,7 @@ export class NodeRecovery {
     if (this.placedFp === fp && !this.placedMap) this.placedMap = map;
     if (!s.up) return;
     let round: Promise<void> | null = null;
-    if (this.fullAt !== s.inEpoch) round = this.fullPeer(s.inEpoch, null, this.fullAt === 0 ? 'resync' : 'rebalance').then(() => this.peer(s.upEpoch));
+    if (this.fullAt !== s.inEpoch) round = this.fullPeer(s.inEpoch, null, this.fullAt === 0 ? 'resync' : 'rebalance', false).then(() => this.peer(s.upEpoch));
     else if (this.placedFp !== fp) round = this.fullPeer(null, this.placedMap);
     else if (this.peeredAt !== s.upEpoch) round = this.peer(s.upEpoch);
     if (!round) {
@@ -322,9 +323,11 @@ export class NodeRecovery {
    * until a reconcile with its members and holders made it current. Placement round (`inEpoch` null) — the map's placement
    * changed (out, in, reweight, a new node): the extents newly placed here (all placed here
    * when `prev`, the map caught up with, is unknown) are pulled the same way: backfill when
-   * a former member went out, rebalance otherwise.
+   * a former member went out, rebalance otherwise. `pullNow` false: the peering round that
+   * follows starts the pull, once the peers' records of what this node missed joined the same
+   * entries (pulled first, an extent would be pulled again for its record).
    */
-  private async fullPeer(inEpoch: number | null, prev: ClusterMap | null, fullKind: RecoveryKind = 'resync'): Promise<void> {
+  private async fullPeer(inEpoch: number | null, prev: ClusterMap | null, fullKind: RecoveryKind = 'resync', pullNow = true): Promise<void> {
     // A trim pass over misplaced copies that began at an older epoch stops at its next copy;
     // the trims it already queued must be in the local versions compared below, or a copy
     // placed back here could be vouched for and then turned into tombstones (misplaced.ts).
@@ -373,8 +376,8 @@ export class NodeRecovery {
     this.placedMap = map;
     this.opts.log.info({ epoch: map.epoch, extents: keys.size, marked, ms: Date.now() - t0 }, 'full peering: extents to pull marked stale');
     void this.saveProgress(true);
-    if (this.work.size) void this.pull();
-    else await this.persist();
+    if (!this.work.size) await this.persist();
+    else if (pullNow) void this.pull();
   }
 
   /** Stores the peering state once nothing is stale (a restart then needs no full round). */
