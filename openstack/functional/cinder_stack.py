@@ -140,7 +140,7 @@ class CinderStack:
 
     def client(self):
         """A :class:`CinderClient` for this stack's API."""
-        return CinderClient(self.api_url)
+        return CinderClient(self.api_url, server_log=lambda: '\n'.join(self.grep_logs(r'ERROR|Traceback|Error:')[-40:]))
 
     def log_tails(self, lines=30):
         """The tails of every service's log (for failure messages)."""

@@ -109,17 +109,24 @@ class CairnClient:
 class CinderClient:
     """The Cinder block storage API v3 under noauth (``X-Auth-Token: USER:PROJECT``)."""
 
-    def __init__(self, base_url, project=PROJECT, user=USER):
-        """``base_url``: cinder-api's http://host:port."""
+    def __init__(self, base_url, project=PROJECT, user=USER, server_log=None):
+        """``base_url``: cinder-api's http://host:port. ``server_log``: called after an answer
+        of 500 or more, returns the services' log lines that explain it (added to the error)."""
         self.base = '%s/v3/%s' % (base_url, project)
         self.token = '%s:%s' % (user, project)
+        self.server_log = server_log
 
     def request(self, method, path, body=None, microversion=None):
         """One request under ``/v3/<project>``; returns the decoded body. :raises HttpError:"""
         headers = {'X-Auth-Token': self.token}
         if microversion:
             headers['OpenStack-API-Version'] = 'volume %s' % microversion
-        return http_json(method, self.base + path, body, headers)[2]
+        try:
+            return http_json(method, self.base + path, body, headers)[2]
+        except HttpError as e:
+            if e.status < 500 or not self.server_log:
+                raise
+            raise HttpError(method, self.base + path, e.status, '%s\nservice logs:\n%s' % (e.body, self.server_log())) from None
 
     def get(self, path, microversion=None):
         """GET ``path``."""
