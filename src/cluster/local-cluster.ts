@@ -36,6 +36,7 @@ import { devicesPresent, newestStoredMap, runningNodePid, seedNodeMap } from './
 import { catalogVolume, oneLine, settleVolumes } from './catalog-volumes.ts';
 import { ensureNodeKey, useEtcdAuthority, type LocalEtcdAuthority } from './etcd-mode.ts';
 import { RestartSupervisor } from './supervisor.ts';
+import { withMallocEnv } from './malloc-env.ts';
 import { childExecArgv } from '../runtime/index.ts';
 
 /** Options of LocalCluster.start. */
@@ -279,7 +280,7 @@ export class LocalCluster {
       // CAIRN_NODE_EXEC_ARGV adds Node flags to node processes, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof".
       execArgv: [...childExecArgv(), ...(process.env.CAIRN_NODE_EXEC_ARGV?.split(/\s+/).filter(Boolean) ?? [])],
       stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
-      env: this.opts.nodeEnv ? { ...process.env, ...this.opts.nodeEnv(id) } : process.env,
+      env: withMallocEnv(this.opts.nodeEnv ? { ...process.env, ...this.opts.nodeEnv(id) } : process.env),
       // Own process group: a terminal's Ctrl-C reaches only the parent, which drains
       // clients before stopping nodes. Nodes still stop when the parent's IPC link drops.
       detached: true,
