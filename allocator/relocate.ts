@@ -40,6 +40,12 @@ export type QueueMoves = (items: MoveItem[]) => Promise<void>;
 export class ReadRelocator {
   private inFlight: Promise<void> | null = null;
   private stopped = false;
+  /**
+   * Where the pages of the relocation in flight are copied; reused by the next one (only one
+   * is in flight, and the write path lets go of the pages when the move settles). A buffer
+   * allocated per relocation was fresh memory, faulted in page by page at each copy.
+   */
+  private buf: Buffer | null = null;
 
   constructor(private readonly st: PartitionState, private readonly queue: QueueMoves) {}
 
@@ -62,7 +68,8 @@ export class ReadRelocator {
    */
   relocate(key: number, firstPage: number, idx: number[], blocks: number[], versions: number[], data: Buffer): void {
     if (this.inFlight || this.stopped) return; // another read of this partition got there first, or closing
-    const copy = Buffer.allocUnsafe(idx.length * PAGE);
+    if (!this.buf || this.buf.length < idx.length * PAGE) this.buf = Buffer.allocUnsafe(idx.length * PAGE);
+    const copy = this.buf;
     const S = this.st.geo.S;
     const items: MoveItem[] = new Array(idx.length);
     for (let i = 0; i < idx.length; i++) {
