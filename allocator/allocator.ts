@@ -29,6 +29,7 @@ import { readPages } from './read-path.ts';
 import { Cleaner } from './cleaner.ts';
 import { ReadRelocator } from './relocate.ts';
 import { SegmentPrezero } from './prezero.ts';
+import { SmoothedWriteback } from './writeback.ts';
 import { Checkpointer } from './checkpointer.ts';
 import { recover, type RecoveryReport } from './recovery.ts';
 import { defaultSegmentBlocks, resolveTuning, type AllocatorOptions, type Tuning } from './options.ts';
@@ -66,6 +67,7 @@ export class Allocator {
   private readonly ckpt: Checkpointer;
   private readonly reloc: ReadRelocator | undefined;
   private readonly prezero: SegmentPrezero;
+  private readonly writeback: SmoothedWriteback;
 
   private constructor(
     private readonly fh: FileHandle,
@@ -76,7 +78,8 @@ export class Allocator {
     sparse: boolean,
   ) {
     this.prezero = new SegmentPrezero(st, tuning.prezero && sparse, tuning.prezeroDelayMs);
-    this.wp = new WritePath(st, tuning.maxLive, tuning.summaryHoldMs, this.prezero, {
+    this.writeback = new SmoothedWriteback(st.geo.fd, tuning.writebackBytes, () => st.counters.writebackSyncs++, (e) => this.wp.fail(e));
+    this.wp = new WritePath(st, tuning.maxLive, tuning.summaryHoldMs, this.prezero, this.writeback, {
       applied: () => {
         this.ckpt.maybe();
         if (st.segs.freeCount < tuning.lowWater) this.cleaner.poke();
@@ -380,6 +383,8 @@ export class Allocator {
       });
     } else await this.ckpt.settled();
     this.closed = true;
+    // Nothing of ours may still use the file descriptor once it is closed (it could be reused).
+    await Promise.all([this.writeback.idle(), this.prezero.idle()]);
     await this.horizonPut;
     await this.store.close().catch(() => undefined);
     await this.fh.close();

@@ -47,6 +47,8 @@ export interface Counters {
   relocatedBytes: number;
   /** Never-written segments filled with zeros ahead of the log (prezero.ts). */
   prezeroedSegments: number;
+  /** Background fdatasyncs of smoothed writeback (writeback.ts). */
+  writebackSyncs: number;
   segmentsCleaned: number;
   cleanedLiveSum: number;
   checkpoints: number;
@@ -88,7 +90,7 @@ export class PartitionState {
   clockAtCut = 0;
 
   readonly counters: Counters = {
-    hostBytes: 0, logBytes: 0, summaryBytes: 0, coldSummaryBytes: 0, ckptBytes: 0, movedBytes: 0, relocatedBytes: 0, prezeroedSegments: 0,
+    hostBytes: 0, logBytes: 0, summaryBytes: 0, coldSummaryBytes: 0, ckptBytes: 0, movedBytes: 0, relocatedBytes: 0, prezeroedSegments: 0, writebackSyncs: 0,
     segmentsCleaned: 0, cleanedLiveSum: 0, checkpoints: 0,
   };
 

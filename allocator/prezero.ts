@@ -52,6 +52,11 @@ export class SegmentPrezero {
     this.inflight = { seg, done };
   }
 
+  /** Resolves when no zeroing is in flight (before the file is closed). */
+  async idle(): Promise<void> {
+    while (this.inflight) await this.inflight.done;
+  }
+
   /** Resolves when no zeroing of `seg` is in flight (at once, undefined, in the common case). */
   before(seg: number): Promise<void> | undefined {
     return this.inflight?.seg === seg ? this.inflight.done : undefined;

@@ -40,6 +40,8 @@ export interface AllocatorStats {
   readRelocatedBytes: number;
   /** Never-written segments of a sparse device file filled with zeros ahead of the log (prezero.ts). */
   prezeroedSegments: number;
+  /** Background fdatasyncs of smoothed writeback (writeback.ts). */
+  writebackSyncs: number;
   /** deviceBytesWritten / hostBytesWritten (1 when nothing was written). */
   writeAmplification: number;
   segmentsCleaned: number;
@@ -85,6 +87,7 @@ export function computeStats(st: PartitionState, maxLive: number, recovery: Reco
     cleanerBytesMoved: k.movedBytes,
     readRelocatedBytes: k.relocatedBytes,
     prezeroedSegments: k.prezeroedSegments,
+    writebackSyncs: k.writebackSyncs,
     writeAmplification: k.hostBytes ? k.logBytes / k.hostBytes : 1,
     segmentsCleaned: k.segmentsCleaned,
     cleanedUtilization: k.segmentsCleaned ? k.cleanedLiveSum / k.segmentsCleaned / S : 0,

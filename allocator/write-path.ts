@@ -36,6 +36,7 @@ import { COLD, HOT, LogStreams, RESERVE } from './log-streams.ts';
 import { SEALED } from './segments.ts';
 import { datasync, hostPwritevFully } from './device-io.ts';
 import type { SegmentPrezero } from './prezero.ts';
+import type { SmoothedWriteback } from './writeback.ts';
 import type { PartitionState } from './partition-state.ts';
 import type { HostOp, MoveItem, MoveOp } from './ops.ts';
 
@@ -88,7 +89,7 @@ export class WritePath {
    * `maxLive`: capacity in pages; `holdMs`: longest a host record stays open (0: seal
    * every record with its batch).
    */
-  constructor(private readonly st: PartitionState, private readonly maxLive: number, private readonly holdMs: number, private readonly prezero: SegmentPrezero, private readonly hooks: WritePathHooks) {
+  constructor(private readonly st: PartitionState, private readonly maxLive: number, private readonly holdMs: number, private readonly prezero: SegmentPrezero, private readonly writeback: SmoothedWriteback, private readonly hooks: WritePathHooks) {
     this.S = st.geo.S;
     this.log = new LogStreams(st, () => hooks.reclaim());
   }
@@ -211,6 +212,7 @@ export class WritePath {
     const { fd, offset } = this.st.geo;
     const S = this.S;
     this.prezero.ahead();
+    this.writeback.wrote(b.blocks * PAGE);
     return Promise.all(b.exts.filter((e) => e.bufs.length > 0).map((e) => {
       const at = offset + (1 + e.seg * S + e.start) * PAGE;
       const zeroing = this.prezero.before(e.seg);
