@@ -42,7 +42,7 @@ export class ReadRelocator {
   private stopped = false;
   /**
    * Where the pages of the relocation in flight are copied; reused by the next one (only one
-   * is in flight, and the write path lets go of the pages when the move settles). A buffer
+   * is in flight, and the write path lets go of the pages when the move succeeds). A buffer
    * allocated per relocation was fresh memory, faulted in page by page at each copy.
    */
   private buf: Buffer | null = null;
@@ -81,6 +81,9 @@ export class ReadRelocator {
         this.inFlight = null;
       },
       () => {
+        // A failed move may be rejected while a batch holding its pages is still being
+        // written: that buffer is never handed out again (as a failed host write's is not).
+        this.buf = null;
         this.inFlight = null;
       },
     );

@@ -6,6 +6,7 @@
  */
 import test, { type ExecutionContext } from 'ava';
 import { Allocator, PAGE, readCount } from '../../allocator/index.ts';
+import { ReadRelocator } from '../../allocator/relocate.ts';
 import { pageData, pagesData, rng, tempDevice } from './helpers.ts';
 
 const MiB = 1024 * 1024;
@@ -156,4 +157,26 @@ test('pages of the still-open host record are not relocated (their record seals 
   a = await Allocator.open(opts);
   t.teardown(() => a.close());
   t.true((await a.read(KEY, 0, PAGES)).equals(expect), 'every page as last written after a reopen');
+});
+
+test('the relocation buffer is reused after a move that succeeded, never after one that failed', async (t) => {
+  type St = ConstructorParameters<typeof ReadRelocator>[0];
+  const moves: Array<{ data: Buffer; settle: (ok: boolean) => void }> = [];
+  const reloc = new ReadRelocator({ geo: { S: 256 } } as unknown as St, (items) => new Promise<void>((resolve, reject) => {
+    moves.push({ data: items[0].data, settle: (ok) => (ok ? resolve() : reject(new Error('write failed'))) });
+  }));
+  const data = pagesData(KEY, 0, 16, 1);
+  const relocate = (): void => reloc.relocate(KEY, 0, [...Array(16).keys()], [...Array(16).keys()].map((i) => 1 + i), Array(16).fill(1), data);
+  const settled = async (ok: boolean): Promise<void> => {
+    moves[moves.length - 1].settle(ok);
+    await new Promise((r) => setImmediate(r));
+  };
+  relocate();
+  await settled(true);
+  relocate();
+  t.is(moves[1].data.buffer, moves[0].data.buffer, 'reused after a success');
+  await settled(false);
+  relocate();
+  t.not(moves[2].data.buffer, moves[1].data.buffer, 'a new buffer after a failure');
+  t.true(moves[2].data.equals(data.subarray(0, PAGE)));
 });
