@@ -9,14 +9,9 @@ import { closeSync, openSync } from 'node:fs';
 import { Allocator, AllocatorStateError, syncCount } from '../../allocator/index.ts';
 import { SmoothedWriteback } from '../../allocator/writeback.ts';
 import { tempDevice } from './helpers.ts';
+import { until } from '../helpers/cluster.ts';
 
 const MiB = 1024 * 1024;
-
-/** Polls `cond` every 10 ms for up to `ms`. */
-async function until(cond: () => boolean, ms: number): Promise<boolean> {
-  for (const end = Date.now() + ms; Date.now() < end; await new Promise((r) => setTimeout(r, 10))) if (cond()) return true;
-  return cond();
-}
 
 /** 8 MiB in 256 KiB writes, each filled with its index; none flushed. */
 async function writeEight(a: Allocator): Promise<void> {
