@@ -39,11 +39,20 @@ test.serial('a cached 4 KiB read completes before read() returns; a turn reads a
   const p = a.read(1, 5, 1, undefined, into);
   t.is(syncCount(), c + 1, 'the read was made before read() returned');
   t.deepEqual(await p, pageData(1, 5, 3));
-  await nextTurn();
-  c = syncCount();
-  const eight = Array.from({ length: 8 }, (_, i) => a.read(1, i * 7, 1));
-  t.is(syncCount(), c + 8, 'a batch of 8 cached reads is read synchronously');
-  (await Promise.all(eight)).forEach((b, i) => t.deepEqual(b, pageData(1, i * 7, 3)));
+  // A batch of 8 cached reads is read synchronously in one turn. A read preempted on a loaded
+  // machine (CI runs test files side by side) can end the turn by its time budget or start a
+  // back-off, both rules of their own (tested below): such an attempt is retried on a fresh
+  // turn, three times at most; the turn's call limit never stops 8.
+  let synchronous = 0;
+  for (let attempt = 0; attempt < 3 && synchronous < 8; attempt++) {
+    while (syncReads.backingOff()) await new Promise((r) => setTimeout(r, 10));
+    await nextTurn();
+    c = syncCount();
+    const eight = Array.from({ length: 8 }, (_, i) => a.read(1, i * 7, 1));
+    synchronous = syncCount() - c;
+    (await Promise.all(eight)).forEach((b, i) => t.deepEqual(b, pageData(1, i * 7, 3)));
+  }
+  t.is(synchronous, 8, 'a batch of 8 cached reads is read synchronously');
   await nextTurn();
   c = syncCount();
   const n = TURN_MAX_READS + 40;
