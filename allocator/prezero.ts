@@ -21,7 +21,7 @@
  * AllocatorOptions.prezero false. Like ext4's own fallocate would, except fallocate leaves
  * "unwritten" extents whose conversion still goes through the journal on every fdatasync.
  */
-import { readSync } from 'node:fs';
+import { read } from 'node:fs';
 import type { PartitionState } from './partition-state.ts';
 import { PAGE } from './layout.ts';
 import { pwritevFully } from './device-io.ts';
@@ -66,11 +66,13 @@ export class SegmentPrezero {
   private async zero(seg: number): Promise<void> {
     const { fd, offset, S } = this.st.geo;
     const at = offset + (1 + seg * S) * PAGE;
-    // Read on the event loop: a hole or a cached block reads in a few µs, where a hand-off to
-    // the thread pool cost ~10 µs of this thread and ~40 µs in all (measured here); once per
-    // segment the log takes. Not device-io's counted pread (the tests count host reads).
+    // Read through the thread pool, never on the event loop: a hole is never cached, so its
+    // read maps blocks (ext4_map_blocks under i_data_sem) and waits behind the file's delayed
+    // allocation writeback — 13–21 ms for 1 read in 10 under random writes here (strace),
+    // the whole node's loop stalled with it. The hand-off (~40 µs) is paid once per segment
+    // the log takes. Not device-io's counted pread (the tests count host reads).
     const head = Buffer.alloc(PAGE);
-    const bytesRead = readSync(fd, head, 0, PAGE, at);
+    const bytesRead = await new Promise<number>((resolve, reject) => read(fd, head, 0, PAGE, at, (err, n) => (err ? reject(err) : resolve(n))));
     if (bytesRead === PAGE && !isZero(head)) return;
     if (this.delayMs > 0) await new Promise((r) => setTimeout(r, this.delayMs));
     let zeros = ZEROS.get(S);
