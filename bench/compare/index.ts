@@ -1,5 +1,5 @@
 /**
- * `npm run -s bench -- compare [--runtime S] [--size SIZE] [--skip-ceph] [--only JOB,...]`
+ * `npm run -s bench -- compare [--runtime S] [--size SIZE] [--rounds N] [--skip-ceph] [--only JOB,...]`
  * (issue 15): the same fio jobs, in one run, against `nbdkit memory` (the NBD protocol
  * ceiling), Ceph RBD (3 OSDs, size 3) and `cairn up` (3 nodes, 3 replicas), started one
  * after the other, each filled over SIZE (default 1 GiB) before it is measured. Prints one
@@ -8,6 +8,9 @@
  * stderr. Ceph is skipped, with a line on stderr, when its packages are missing; a busy
  * monitor port (3300, 6789) fails the run before anything starts. Every process and temp
  * directory is removed on exit, also on SIGINT/SIGTERM. Exit 1 when a system or job failed.
+ * `--rounds N` (default 1) runs the three systems N times in turn and reports the medians
+ * (tableOfRounds): on a small shared machine one 15 s sample of a job moves by ±25 % from
+ * one run to the next, enough to carry a ratio across a target's bound either way.
  */
 import { execFileSync } from 'node:child_process';
 import { cpus, loadavg, totalmem } from 'node:os';
@@ -17,14 +20,14 @@ import { cleanupAll, cleanupSignal } from '../lib/cleanup.ts';
 import { fio, round } from '../lib/fio.ts';
 import { fillArgs, jobArgs, jobFigures, JOBS, parseSize, type JobFigures } from './jobs.ts';
 import { DESCRIPTIONS, upCairn, upCeph, upNbdkit, type Running } from './systems.ts';
-import { checkTargets, table, type Results, type System } from './table.ts';
+import { checkTargets, medianResults, tableOfRounds, type Results, type System } from './table.ts';
 
 const log = (s: string): void => void process.stderr.write(`[bench compare] ${s}\n`);
-const usage = 'usage: npm run -s bench -- compare [--runtime S] [--size SIZE] [--skip-ceph] [--only JOB,...]';
+const usage = 'usage: npm run -s bench -- compare [--runtime S] [--size SIZE] [--rounds N] [--skip-ceph] [--only JOB,...]';
 
-let values: { runtime?: string; size?: string; 'skip-ceph'?: boolean; only?: string };
+let values: { runtime?: string; size?: string; rounds?: string; 'skip-ceph'?: boolean; only?: string };
 try {
-  ({ values } = parseArgs({ options: { runtime: { type: 'string', default: '15' }, size: { type: 'string', default: '1g' }, 'skip-ceph': { type: 'boolean', default: false }, only: { type: 'string' } } }));
+  ({ values } = parseArgs({ options: { runtime: { type: 'string', default: '15' }, size: { type: 'string', default: '1g' }, rounds: { type: 'string', default: '1' }, 'skip-ceph': { type: 'boolean', default: false }, only: { type: 'string' } } }));
 } catch (e) {
   log(`${(e as Error).message}\n${usage}`);
   process.exit(2);
@@ -39,8 +42,9 @@ try {
 }
 const only = values.only?.split(',').map((s) => s.trim()).filter(Boolean);
 const unknown = (only ?? []).filter((n) => !JOBS.some((j) => j.name === n));
-if (!Number.isFinite(runtime) || runtime < 1 || unknown.length) {
-  log(`${unknown.length ? `unknown job(s) ${unknown.join(', ')}; jobs: ${JOBS.map((j) => j.name).join(', ')}` : `--runtime must be ≥ 1 s`}\n${usage}`);
+const nRounds = Number(values.rounds);
+if (!Number.isFinite(runtime) || runtime < 1 || unknown.length || !Number.isInteger(nRounds) || nRounds < 1 || nRounds > 9) {
+  log(`${unknown.length ? `unknown job(s) ${unknown.join(', ')}; jobs: ${JOBS.map((j) => j.name).join(', ')}` : !(runtime >= 1) ? `--runtime must be ≥ 1 s` : `--rounds must be an integer from 1 to 9`}\n${usage}`);
   process.exit(2);
 }
 const jobs = JOBS.filter((j) => !only || only.includes(j.name));
@@ -75,78 +79,90 @@ else {
 const machine = {
   cpus: cpus().length, cpuModel: cpus()[0]?.model ?? 'unknown', memGiB: round(totalmem() / 2 ** 30, 1), node: process.version,
   fio: version('fio', ['--version']), nbdkit: version('nbdkit', ['--version']), ceph: skipped.ceph ? null : version('ceph', ['--version']),
-  loadavgStart: load(), loadavgAfter: {} as Partial<Record<System, number[]>>, loadavgEnd: [] as number[],
+  loadavgStart: load(), loadavgAfter: {} as Partial<Record<System, number[][]>>, loadavgEnd: [] as number[],
 };
-const results: Results = {};
-const fill: Partial<Record<System, { seconds: number; mbps: number }>> = {};
+const rounds: Results[] = [];
+const fill: Partial<Record<System, Array<{ seconds: number; mbps: number }>>> = {};
 const errors: Record<string, string> = {};
 const starts: Record<System, () => Promise<Running>> = {
   nbdkit: () => upNbdkit(sizeBytes),
   ceph: () => upCeph(sizeBytes, log),
   cairn: () => upCairn(sizeBytes),
 };
-log(`${machine.cpus} cpus, load ${machine.loadavgStart.join(' ')}; ${jobs.length} jobs × ${runtime} s on nbdkit, ceph${skipped.ceph ? ' (skipped)' : ''}, cairn over ${sizeBytes / 2 ** 20} MiB`);
+log(`${machine.cpus} cpus, load ${machine.loadavgStart.join(' ')}; ${jobs.length} jobs × ${runtime} s on nbdkit, ceph${skipped.ceph ? ' (skipped)' : ''}, cairn over ${sizeBytes / 2 ** 20} MiB${nRounds > 1 ? `, ${nRounds} rounds` : ''}`);
 
 /** Stops here for good once cleanup has begun (a signal): the handler exits the process. */
 async function haltIfAborted(): Promise<void> {
   if (cleanupSignal.aborted) await new Promise(() => {});
 }
 
-for (const sys of ['nbdkit', 'ceph', 'cairn'] as const) {
-  if (skipped[sys]) continue;
-  await haltIfAborted();
-  log(`${sys}: starting`);
-  const t0 = Date.now();
-  let running: Running;
-  try {
-    running = await starts[sys]();
-  } catch (e) {
+/** One round: each system started, filled, measured on every job and stopped, in turn. */
+async function runRound(k: number): Promise<Results> {
+  const results: Results = {};
+  const tag = nRounds > 1 ? `round ${k}/${nRounds}: ` : '';
+  const key = (s: string): string => (nRounds > 1 ? `round${k}/${s}` : s);
+  for (const sys of ['nbdkit', 'ceph', 'cairn'] as const) {
+    if (skipped[sys]) continue;
     await haltIfAborted();
-    errors[sys] = `start failed: ${(e as Error).message}`;
-    log(`${sys}: START FAILED: ${(e as Error).message}`);
-    continue;
-  }
-  await haltIfAborted();
-  log(`${sys}: up after ${((Date.now() - t0) / 1000).toFixed(1)} s; filling ${sizeBytes / 2 ** 20} MiB (1 MiB writes, QD8)`);
-  const figures: Record<string, JobFigures> = {};
-  results[sys] = figures;
-  try {
-    const f0 = Date.now();
-    await fio(fillArgs(running.target, sizeBytes), 'write', { env: running.target.env, signal: cleanupSignal });
-    const seconds = (Date.now() - f0) / 1000;
-    fill[sys] = { seconds: round(seconds, 1), mbps: round(sizeBytes / 1e6 / seconds, 1) };
-    for (const job of jobs) {
+    const say = (m: string): void => log(`${tag}${sys}: ${m}`);
+    say('starting');
+    const t0 = Date.now();
+    let running: Running;
+    try {
+      running = await starts[sys]();
+    } catch (e) {
       await haltIfAborted();
-      log(`${sys}: ${job.name}`);
-      try {
-        const f = jobFigures(await fio(jobArgs(running.target, job, sizeBytes, runtime), job.rw.includes('read') ? 'read' : 'write', { env: running.target.env, signal: cleanupSignal }));
-        figures[job.name] = f;
-        log(`${sys}: ${job.name}: ${f.iops} IOPS, ${f.mbps} MB/s, mean ${f.meanLatUs} µs, p99 ${f.p99LatUs} µs${f.syncMeanLatUs !== undefined ? `, flush mean ${f.syncMeanLatUs} µs` : ''}`);
-      } catch (e) {
-        await haltIfAborted();
-        errors[`${sys}/${job.name}`] = (e as Error).message.slice(0, 2000);
-        log(`${sys}: ${job.name} FAILED: ${(e as Error).message.slice(0, 500)}`);
-      }
+      errors[key(sys)] = `start failed: ${(e as Error).message}`;
+      say(`START FAILED: ${(e as Error).message}`);
+      continue;
     }
-  } catch (e) {
     await haltIfAborted();
-    errors[`${sys}/fill`] = (e as Error).message.slice(0, 2000);
-    log(`${sys}: fill FAILED: ${(e as Error).message.slice(0, 500)}`);
-  } finally {
-    log(`${sys}: stopping`);
-    await running.stop();
+    say(`up after ${((Date.now() - t0) / 1000).toFixed(1)} s; filling ${sizeBytes / 2 ** 20} MiB (1 MiB writes, QD8)`);
+    const figures: Record<string, JobFigures> = {};
+    results[sys] = figures;
+    try {
+      const f0 = Date.now();
+      await fio(fillArgs(running.target, sizeBytes), 'write', { env: running.target.env, signal: cleanupSignal });
+      const seconds = (Date.now() - f0) / 1000;
+      (fill[sys] ??= []).push({ seconds: round(seconds, 1), mbps: round(sizeBytes / 1e6 / seconds, 1) });
+      for (const job of jobs) {
+        await haltIfAborted();
+        say(job.name);
+        try {
+          const f = jobFigures(await fio(jobArgs(running.target, job, sizeBytes, runtime), job.rw.includes('read') ? 'read' : 'write', { env: running.target.env, signal: cleanupSignal }));
+          figures[job.name] = f;
+          say(`${job.name}: ${f.iops} IOPS, ${f.mbps} MB/s, mean ${f.meanLatUs} µs, p99 ${f.p99LatUs} µs${f.syncMeanLatUs !== undefined ? `, flush mean ${f.syncMeanLatUs} µs` : ''}`);
+        } catch (e) {
+          await haltIfAborted();
+          errors[key(`${sys}/${job.name}`)] = (e as Error).message.slice(0, 2000);
+          say(`${job.name} FAILED: ${(e as Error).message.slice(0, 500)}`);
+        }
+      }
+    } catch (e) {
+      await haltIfAborted();
+      errors[key(`${sys}/fill`)] = (e as Error).message.slice(0, 2000);
+      say(`fill FAILED: ${(e as Error).message.slice(0, 500)}`);
+    } finally {
+      say('stopping');
+      await running.stop();
+    }
+    (machine.loadavgAfter[sys] ??= []).push(load());
   }
-  machine.loadavgAfter[sys] = load();
+  return results;
 }
+
+for (let k = 1; k <= nRounds; k++) rounds.push(await runRound(k));
+const results = medianResults(rounds);
 machine.loadavgEnd = load();
 
-const rows = table(results, only);
+const rows = tableOfRounds(rounds, only);
 const checks = checkTargets(rows);
 const judged = checks.filter((c) => c.met !== null);
 console.log(JSON.stringify({
   bench: 'compare',
   setup: {
-    sizeBytes, runtimeSeconds: runtime, rampSeconds: 1, order: ['nbdkit', 'ceph', 'cairn'], oneSystemAtATime: true,
+    sizeBytes, runtimeSeconds: runtime, rampSeconds: 1, order: ['nbdkit', 'ceph', 'cairn'], oneSystemAtATime: true, rounds: nRounds,
+    ...(nRounds > 1 ? { medians: 'each round starts, fills and measures every system in turn; results holds each figure\'s median over the rounds, rounds each round\'s figures, and a table ratio is the median of the rounds\' own ratios (listed in its rounds field)' } : {}),
     fill: 'each system is written once over sizeBytes (1 MiB, QD8) before its jobs, so reads hit written data',
     systems: DESCRIPTIONS,
     jobs: jobs.map((j) => ({ ...j })),
@@ -155,9 +171,10 @@ console.log(JSON.stringify({
   machine,
   ...(Object.keys(skipped).length ? { skipped } : {}),
   results,
+  ...(nRounds > 1 ? { rounds } : {}),
   fill,
   table: {
-    note: 'ratios are Cairn ÷ Ceph and Cairn ÷ nbdkit of each row\'s metric from this one run; for rows with better = "lower" (latency, µs) a ratio below 1 means Cairn is faster; for "higher" (IOPS, MB/s) above 1',
+    note: 'ratios are Cairn ÷ Ceph and Cairn ÷ nbdkit of each row\'s metric from this one run (with rounds: the median of the rounds\' ratios); for rows with better = "lower" (latency, µs) a ratio below 1 means Cairn is faster; for "higher" (IOPS, MB/s) above 1',
     rows,
   },
   targets: {

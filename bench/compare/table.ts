@@ -1,7 +1,8 @@
 /**
- * The comparison table and the issue's targets, from the figures of one run. Pure: no I/O,
- * so it is tested from synthetic figures.
+ * The comparison table and the issue's targets, from the figures of one run (one or more
+ * rounds). Pure: no I/O, so it is tested from synthetic figures.
  */
+import { median } from 'simple-statistics';
 import { round } from '../lib/fio.ts';
 import { JOBS, type JobFigures, type Metric } from './jobs.ts';
 
@@ -25,6 +26,8 @@ export interface Row {
   cairnOverCeph: number | null;
   /** Cairn's figure ÷ nbdkit's. */
   cairnOverNbdkit: number | null;
+  /** With several rounds (tableOfRounds): each round's own ratios, in round order (null where a figure is missing). */
+  rounds?: { cairnOverCeph: Array<number | null>; cairnOverNbdkit: Array<number | null> };
 }
 
 const UNIT: Record<Metric, Row['unit']> = { iops: 'IOPS', mbps: 'MB/s', meanLatUs: 'µs', writePlusSyncMeanUs: 'µs' };
@@ -46,6 +49,52 @@ export function table(r: Results, only?: readonly string[]): Row[] {
       job: j.name, metric: j.metric, unit: UNIT[j.metric], better: j.metric === 'iops' || j.metric === 'mbps' ? 'higher' : 'lower',
       nbdkit, ceph, cairn, cairnOverCeph: ratio(cairn, ceph), cairnOverNbdkit: ratio(cairn, nbdkit),
     };
+  });
+}
+
+/**
+ * Figures of several rounds reduced to one: per system, job and field, the median over the
+ * rounds that have it (a system or job missing from every round stays missing).
+ */
+export function medianResults(rounds: readonly Results[]): Results {
+  const out: Results = {};
+  for (const s of ['nbdkit', 'ceph', 'cairn'] as const) {
+    const jobs = new Set(rounds.flatMap((r) => Object.keys(r[s] ?? {})));
+    if (jobs.size === 0) continue;
+    const sys: Record<string, JobFigures> = {};
+    for (const job of jobs) {
+      const per = rounds.map((r) => r[s]?.[job]).filter((f): f is JobFigures => f !== undefined);
+      const fields = new Set(per.flatMap((f) => Object.keys(f))) as Set<keyof JobFigures>;
+      const f: Partial<Record<keyof JobFigures, number>> = {};
+      for (const k of fields) {
+        const v = per.map((x) => x[k]).filter((x): x is number => typeof x === 'number');
+        if (v.length) f[k] = round(median(v), 1);
+      }
+      sys[job] = f as JobFigures;
+    }
+    out[s] = sys;
+  }
+  return out;
+}
+
+/**
+ * The table of several rounds (each round runs every system once, side by side): figures
+ * are the medians of medianResults; a ratio is the median of the rounds' own ratios (each
+ * pairs figures measured minutes apart on the same machine, so a machine that slows down
+ * between rounds moves both sides of a round's ratio), and `rounds` lists them. With one
+ * round this is table() of that round.
+ */
+export function tableOfRounds(rounds: readonly Results[], only?: readonly string[]): Row[] {
+  const per = rounds.map((r) => table(r, only));
+  const mid = (v: Array<number | null>): number | null => {
+    const n = v.filter((x): x is number => x !== null);
+    return n.length ? round(median(n), 3) : null;
+  };
+  return table(medianResults(rounds), only).map((row, i) => {
+    if (rounds.length < 2) return row;
+    const cairnOverCeph = per.map((p) => p[i].cairnOverCeph);
+    const cairnOverNbdkit = per.map((p) => p[i].cairnOverNbdkit);
+    return { ...row, cairnOverCeph: mid(cairnOverCeph), cairnOverNbdkit: mid(cairnOverNbdkit), rounds: { cairnOverCeph, cairnOverNbdkit } };
   });
 }
 

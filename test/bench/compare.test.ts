@@ -4,7 +4,7 @@
  */
 import test from 'ava';
 import { parseSize, jobFigures, type JobFigures } from '../../bench/compare/jobs.ts';
-import { checkTargets, table, TARGETS, type Results } from '../../bench/compare/table.ts';
+import { checkTargets, medianResults, table, tableOfRounds, TARGETS, type Results } from '../../bench/compare/table.ts';
 
 const fig = (iops: number, mbps: number, meanLatUs: number, sync?: number): JobFigures => ({
   iops, mbps, meanLatUs, p50LatUs: meanLatUs, p99LatUs: meanLatUs * 3, ...(sync === undefined ? {} : { syncMeanLatUs: sync, writePlusSyncMeanUs: meanLatUs + sync }),
@@ -58,6 +58,38 @@ test('targets: met at their bounds, missed just past them, unchecked without a r
   t.true(checks.filter((c) => c.against === 'nbdkit').every((c) => c.met === true));
   // A job left out with --only: its row is absent and its targets unchecked.
   t.true(checkTargets(table(passing(), ['read-1m-qd8'])).filter((c) => c.job !== 'read-1m-qd8').every((c) => c.met === null));
+});
+
+test('rounds: figures are medians per field, ratios the median of the rounds\' own ratios', (t) => {
+  const a = passing();
+  const b = passing();
+  const c = passing();
+  // The machine slows down in round 2 (both sides), and Cairn alone has a bad round 3.
+  b.nbdkit!['randread-4k-qd1'] = fig(8000, 32, 120);
+  b.cairn!['randread-4k-qd1'] = fig(3000, 12, 330); // 2.75× nbdkit in its round
+  c.cairn!['randread-4k-qd1'] = fig(4000, 16, 200); // 3.33×
+  const med = medianResults([a, b, c]);
+  t.is(med.nbdkit!['randread-4k-qd1'].meanLatUs, 60);
+  t.is(med.cairn!['randread-4k-qd1'].meanLatUs, 200);
+  t.is(med.cairn!['randread-4k-qd1'].iops, 4000);
+  t.is(med.ceph!['randwrite-4k-qd1-fsync'].writePlusSyncMeanUs, 5000);
+  const row = tableOfRounds([a, b, c]).find((r) => r.job === 'randread-4k-qd1')!;
+  // Rounds 2.5, 2.75, 3.333: the median is round 2's 2.75, not 200 ÷ 60.
+  t.deepEqual(row.rounds!.cairnOverNbdkit, [2.5, 2.75, 3.333]);
+  t.is(row.cairnOverNbdkit, 2.75);
+  t.is(row.cairn, 200);
+  t.false(checkTargets(tableOfRounds([a, b, c])).find((x) => x.job === 'randread-4k-qd1')!.met!);
+  // Two good rounds out of three meet it.
+  t.true(checkTargets(tableOfRounds([a, a, c])).find((x) => x.job === 'randread-4k-qd1')!.met!);
+  // One round: exactly table(), no rounds field.
+  t.deepEqual(tableOfRounds([a]), table(a));
+  // A system missing from a round (failed to start) counts only where it ran.
+  const noCeph = passing();
+  delete noCeph.ceph;
+  const rows = tableOfRounds([noCeph, a]);
+  t.deepEqual(rows.find((r) => r.job === 'read-1m-qd8')!.rounds!.cairnOverCeph, [null, 1.5]);
+  t.is(rows.find((r) => r.job === 'read-1m-qd8')!.cairnOverCeph, 1.5);
+  t.is(medianResults([noCeph]).ceph, undefined);
 });
 
 test('jobFigures: write + flush for fsync jobs; parseSize: binary units, 1 MiB multiples', (t) => {
