@@ -4,5 +4,5 @@ export { BufferPool, writeHeld, type BufferPoolOptions } from './buffer-pool.ts'
 export { CopySlab, SLAB_BYTES } from './copy-slab.ts';
 export { adoptWithReadBuffer, type TransientChunk } from './read-buffer.ts';
 export { freePorts, RESERVE_MS } from './ports.ts';
-export { DEFAULT_NODE_POLL_US, DEFAULT_POLL_US, POLL_MAX_INFLIGHT, LoopPoller, loopPoll, pollFromEnv } from './loop-poll.ts';
+export { DEFAULT_NODE_POLL_US, DEFAULT_POLL_US, NODE_POLL_MIN_CPUS, POLL_MAX_INFLIGHT, LoopPoller, defaultNodePollUs, loopPoll, pollFromEnv } from './loop-poll.ts';
 export { isLoopback, localSocketPath, localSocketsEnabled } from './local-socket.ts';

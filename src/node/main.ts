@@ -36,7 +36,7 @@ import { MissedLog } from '../recovery/index.ts';
 import { loadLibp2pStack } from '../gossip/libp2p-stack.ts';
 import { createRegistry, registerMetricsRoute, registerNodeMetrics } from '../metrics/index.ts';
 import { nodeMetricsSource } from './metrics.ts';
-import { DEFAULT_NODE_POLL_US, loopPoll, pollFromEnv } from '../net/index.ts';
+import { defaultNodePollUs, loopPoll, pollFromEnv } from '../net/index.ts';
 
 // Test knob: CAIRN_CLOCK_SKEW_MS=<n> runs this node's wall clock (Date.now) n ms ahead (or
 // behind, when negative), to show that nothing depends on the nodes' clocks agreeing
@@ -85,7 +85,7 @@ const fail = (msg: string): never => {
 // Busy-polling after the reply to a lone host read, CAIRN_NODE_POLL_US µs (src/net/loop-poll.ts;
 // NodeServer.pollGate says when).
 try {
-  pollFromEnv(process.env, 'CAIRN_NODE_POLL_US', DEFAULT_NODE_POLL_US);
+  pollFromEnv(process.env, 'CAIRN_NODE_POLL_US', defaultNodePollUs());
 } catch (e) {
   fail((e as Error).message);
 }

@@ -10,7 +10,7 @@ import { execFile } from 'node:child_process';
 import { createServer, type Socket } from 'node:net';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
-import { DEFAULT_NODE_POLL_US, LoopPoller, POLL_MAX_INFLIGHT, loopPoll, pollFromEnv } from '../../src/net/index.ts';
+import { DEFAULT_NODE_POLL_US, LoopPoller, NODE_POLL_MIN_CPUS, POLL_MAX_INFLIGHT, defaultNodePollUs, loopPoll, pollFromEnv } from '../../src/net/index.ts';
 import { FrameReader, Op, REQ_HEADER, Status, WireClient, decodeRequest, encodeReply } from '../../src/wire/index.ts';
 
 /** Resolves once `cond()` holds (checked every ms); rejects after `ms`. */
@@ -39,6 +39,14 @@ test('CAIRN_POLL_US: default, off, a window, and one clear error for anything el
   t.is(t.throws(() => pollFromEnv({ CAIRN_NODE_POLL_US: 'x' }, 'CAIRN_NODE_POLL_US', DEFAULT_NODE_POLL_US))?.message, 'CAIRN_NODE_POLL_US must be a number of microseconds from 0 to 10000 (got "x")');
   pollFromEnv({ CAIRN_POLL_US: '0' });
   t.throws(() => new LoopPoller().configure(-1), { instanceOf: RangeError });
+  // A node's default: off on a 2-CPU machine (two pollers and the host would share 2 CPUs), on from 3.
+  t.is(NODE_POLL_MIN_CPUS, 3);
+  t.is(defaultNodePollUs(1), 0);
+  t.is(defaultNodePollUs(2), 0);
+  t.is(defaultNodePollUs(3), DEFAULT_NODE_POLL_US);
+  t.is(defaultNodePollUs(64), DEFAULT_NODE_POLL_US);
+  t.is(pollFromEnv({ CAIRN_NODE_POLL_US: '1000' }, 'CAIRN_NODE_POLL_US', defaultNodePollUs(2)), 1000, 'the variable wins over the default');
+  pollFromEnv({ CAIRN_POLL_US: '0' });
 });
 
 test('cairn up with a bad CAIRN_POLL_US exits 2 with one line', async (t) => {
