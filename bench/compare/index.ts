@@ -18,9 +18,10 @@ import { parseArgs } from 'node:util';
 import { busyMonPorts, missingTools } from '../ceph/cluster.ts';
 import { cleanupAll, cleanupSignal } from '../lib/cleanup.ts';
 import { fio, round } from '../lib/fio.ts';
+import { cpuMeter } from '../lib/proc-cpu.ts';
 import { fillArgs, jobArgs, jobFigures, JOBS, parseSize, type JobFigures } from './jobs.ts';
 import { DESCRIPTIONS, upCairn, upCeph, upNbdkit, type Running } from './systems.ts';
-import { checkTargets, medianResults, tableOfRounds, type Results, type System } from './table.ts';
+import { checkTargets, medianResults, tableOfRounds, withCpuLimits, type Results, type System } from './table.ts';
 
 const log = (s: string): void => void process.stderr.write(`[bench compare] ${s}\n`);
 const usage = 'usage: npm run -s bench -- compare [--runtime S] [--size SIZE] [--rounds N] [--skip-ceph] [--only JOB,...]';
@@ -129,7 +130,16 @@ async function runRound(k: number): Promise<Results> {
         await haltIfAborted();
         say(job.name);
         try {
+          const pids = running.pids?.() ?? [];
+          const meter = cpuMeter(pids);
+          const j0 = performance.now();
           const f = jobFigures(await fio(jobArgs(running.target, job, sizeBytes, runtime), job.rw.includes('read') ? 'read' : 'write', { env: running.target.env, signal: cleanupSignal }));
+          if (pids.length > 0) {
+            const c = meter(f.iops * ((performance.now() - j0) / 1000));
+            f.gatewayCpuUs = c.perPidUs[0];
+            f.nodesCpuUs = round(c.perPidUs.slice(1).reduce((a, b) => a + b, 0), 1);
+            f.machineBusyPct = c.machineBusyPct;
+          }
           figures[job.name] = f;
           say(`${job.name}: ${f.iops} IOPS, ${f.mbps} MB/s, mean ${f.meanLatUs} µs, p99 ${f.p99LatUs} µs${f.syncMeanLatUs !== undefined ? `, flush mean ${f.syncMeanLatUs} µs` : ''}`);
         } catch (e) {
@@ -156,7 +166,7 @@ const results = medianResults(rounds);
 machine.loadavgEnd = load();
 
 const rows = tableOfRounds(rounds, only);
-const checks = checkTargets(rows);
+const checks = withCpuLimits(checkTargets(rows), results, machine.cpus);
 const judged = checks.filter((c) => c.met !== null);
 console.log(JSON.stringify({
   bench: 'compare',
@@ -166,6 +176,7 @@ console.log(JSON.stringify({
     fill: 'each system is written once over sizeBytes (1 MiB, QD8) before its jobs, so reads hit written data',
     systems: DESCRIPTIONS,
     jobs: jobs.map((j) => ({ ...j })),
+    cpu: 'Cairn\'s jobs carry gatewayCpuUs and nodesCpuUs: user + system CPU µs per request of the cairn up process and of the three node processes together (/proc/PID/stat over the fio run ÷ IOPS × its wall seconds; it includes the gateway\'s polling), and machineBusyPct, the busy share of all CPUs meanwhile (/proc/stat). Each target carries cpuLimit: the best figure that CPU cost allows on machine.cpus CPUs against the figure the target needs',
     fsyncJob: 'randwrite-4k-qd1-fsync: fio fsync=1 sends a flush (NBD FLUSH, rbd flush) after every write; meanLatUs is the write alone, writePlusSyncMeanUs the write plus its flush: the mean time to make one 4 KiB write durable (the figure compared)',
   },
   machine,

@@ -73,6 +73,14 @@ export interface JobFigures {
   /** fsync jobs: mean latency of the flushes, and write + flush: the mean time to make one write durable. */
   syncMeanLatUs?: number;
   writePlusSyncMeanUs?: number;
+  /**
+   * Cairn only: user + system CPU µs per request of the gateway (`cairn up`) and of the node
+   * processes together (/proc/PID/stat; a fsync job's request is one write and its flush),
+   * and the share of the whole machine's CPU time that was busy during the job, %.
+   */
+  gatewayCpuUs?: number;
+  nodesCpuUs?: number;
+  machineBusyPct?: number;
 }
 
 /** Reduces fio's figures to the reported ones (adds write + flush for fsync jobs). */

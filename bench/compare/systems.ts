@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { freePorts } from '../../src/cluster/index.ts';
 import { start as startCeph } from '../ceph/cluster.ts';
 import { startCairn } from '../lib/cairn-up.ts';
+import { nodePids } from '../lib/proc-cpu.ts';
 import { cleanupSignal, onCleanup } from '../lib/cleanup.ts';
 import { startNbdkit } from '../lib/nbdkit.ts';
 import { nbdTarget, rbdTarget, type FioTarget } from './jobs.ts';
@@ -17,6 +18,8 @@ import { nbdTarget, rbdTarget, type FioTarget } from './jobs.ts';
 export interface Running {
   target: FioTarget;
   stop(): Promise<void>;
+  /** Cairn only: its processes, the `cairn up` gateway first, then the nodes (for CPU per request). */
+  pids?: () => number[];
 }
 
 /** What each system is, for the output's setup. */
@@ -85,6 +88,6 @@ export async function upCairn(sizeBytes: number): Promise<Running> {
   const [port] = await freePorts(1);
   const up = startCairn(dataDir, port, ['--volume-size', String(sizeBytes)]);
   const stop = guard('cairn up', up, (s) => s(), () => rmSync(dataDir, { recursive: true, force: true }));
-  await settle(up, stop);
-  return { target: nbdTarget(`nbd://127.0.0.1:${port}/vol0`), stop };
+  const gateway = await settle(up, stop);
+  return { target: nbdTarget(`nbd://127.0.0.1:${port}/vol0`), stop, pids: () => [gateway.pid, ...nodePids(dataDir)] };
 }

@@ -119,10 +119,34 @@ export const TARGETS: readonly Target[] = [
   { name: '4 KiB QD1 fsync\'d write (write + flush) mean latency ≤ 1/5 of Ceph', job: 'randwrite-4k-qd1-fsync', against: 'ceph', op: '<=', bound: 0.2 },
 ];
 
+/**
+ * What Cairn's measured CPU cost per request allows on this machine, for one target: a
+ * bound from CPU time alone (it ignores fio's own CPU and assumes perfect overlap, so the
+ * real limit is lower for rates and higher for latencies).
+ */
+export interface CpuLimit {
+  /** CPU µs per request of Cairn's processes (the gateway plus every node), from the results. */
+  cairnCpuUsPerRequest: number;
+  /** The machine's busy CPU share during Cairn's job, %. */
+  machineBusyPct: number | null;
+  /** The figure the target needs, in the row's unit: bound × the reference system's figure. */
+  needed: number;
+  /**
+   * The best figure that CPU cost allows on `cores` CPUs, in the row's unit: for a rate,
+   * cores × 10^6 ÷ CPU µs per request (IOPS; × the request size for MB/s); for a latency,
+   * CPU µs per request ÷ cores (a floor).
+   */
+  bestAtThisCpu: number;
+  /** Whether `needed` is within bestAtThisCpu: false means the target cannot be met without cutting CPU per request (or adding cores). */
+  reachable: boolean;
+}
+
 /** A target checked: the measured ratio and whether it is met (null when a figure is missing: a system skipped or failed, or the job not run). */
 export interface TargetResult extends Target {
   ratio: number | null;
   met: boolean | null;
+  /** withCpuLimits: the CPU bound on this target, when Cairn's CPU and the reference's figure were measured. */
+  cpuLimit?: CpuLimit;
 }
 
 /** Checks every target against the table's ratios. */
@@ -131,5 +155,29 @@ export function checkTargets(rows: readonly Row[]): TargetResult[] {
     const row = rows.find((r) => r.job === t.job);
     const ratio = row ? (t.against === 'ceph' ? row.cairnOverCeph : row.cairnOverNbdkit) : null;
     return { ...t, ratio, met: ratio === null ? null : t.op === '>=' ? ratio >= t.bound : ratio <= t.bound };
+  });
+}
+
+/** Bytes per request of each job's block size. */
+const REQUEST_BYTES: Record<string, number> = { '4k': 4096, '1m': 1 << 20 };
+
+/**
+ * Adds to each checked target the bound that Cairn's CPU µs per request (gateway + nodes,
+ * medians in `results`) puts on its figure with `cores` CPUs (see CpuLimit). Targets whose
+ * Cairn CPU or reference figure is missing are returned unchanged.
+ */
+export function withCpuLimits(checks: readonly TargetResult[], results: Results, cores: number): TargetResult[] {
+  return checks.map((c) => {
+    const job = JOBS.find((j) => j.name === c.job);
+    const f = results.cairn?.[c.job];
+    const ref = figure(results, c.against, c.job, job?.metric ?? 'iops');
+    if (!job || !f || f.gatewayCpuUs === undefined || f.nodesCpuUs === undefined || ref === null || !(cores > 0)) return c;
+    const cpu = round(f.gatewayCpuUs + f.nodesCpuUs, 1);
+    if (!(cpu > 0)) return c;
+    const needed = round(c.bound * ref, 1);
+    const higher = job.metric === 'iops' || job.metric === 'mbps';
+    const perSec = (cores * 1e6) / cpu;
+    const best = round(!higher ? cpu / cores : job.metric === 'mbps' ? (perSec * REQUEST_BYTES[job.bs]) / 1e6 : perSec, 1);
+    return { ...c, cpuLimit: { cairnCpuUsPerRequest: cpu, machineBusyPct: f.machineBusyPct ?? null, needed, bestAtThisCpu: best, reachable: higher ? best >= needed : best <= needed } };
   });
 }

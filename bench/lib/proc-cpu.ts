@@ -73,3 +73,44 @@ export async function measureCpu<T>(pids: number[], work: () => Promise<T>, requ
   const per = used.map((u) => Math.round((u / n) * 10) / 10);
   return { result, cpu: { gatewayUs: per[0], nodesUs: per.slice(1), totalUs: Math.round((used.reduce((a, b) => a + b, 0) / n) * 10) / 10 } };
 }
+
+/** The machine's CPU time so far from /proc/stat's first line, µs summed over all CPUs: busy (user, nice, system, irq, softirq, steal) and total (those plus idle and iowait). */
+export interface MachineCpu {
+  busyUs: number;
+  totalUs: number;
+}
+
+/**
+ * Reads the machine's CPU time so far (proc(5): the `cpu` line of /proc/stat, in clock
+ * ticks; guest time is already inside user). Zeros when /proc/stat cannot be read.
+ */
+export function machineCpu(): MachineCpu {
+  try {
+    const f = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1, 9).map(Number);
+    const [user, nice, system, idle, iowait, irq, softirq, steal] = f;
+    const us = 1e6 / clockTicks();
+    const busy = user + nice + system + irq + softirq + steal;
+    return { busyUs: busy * us, totalUs: (busy + idle + iowait) * us };
+  } catch {
+    return { busyUs: 0, totalUs: 0 };
+  }
+}
+
+/**
+ * Starts measuring the CPU time of `pids` and of the whole machine. The returned function
+ * gives, for `requests` requests made since, each pid's CPU µs per request and the share of
+ * the machine's CPU time that was busy meanwhile, % (0 when /proc/stat is unreadable).
+ */
+export function cpuMeter(pids: number[]): (requests: number) => { perPidUs: number[]; machineBusyPct: number } {
+  const before = pids.map(cpuMicros);
+  const m0 = machineCpu();
+  return (requests) => {
+    const n = Math.max(1, requests);
+    const m1 = machineCpu();
+    const total = m1.totalUs - m0.totalUs;
+    return {
+      perPidUs: pids.map((p, i) => Math.round(((cpuMicros(p) - before[i]) / n) * 10) / 10),
+      machineBusyPct: total > 0 ? Math.round(((m1.busyUs - m0.busyUs) / total) * 1000) / 10 : 0,
+    };
+  };
+}

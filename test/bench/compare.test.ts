@@ -4,7 +4,7 @@
  */
 import test from 'ava';
 import { parseSize, jobFigures, type JobFigures } from '../../bench/compare/jobs.ts';
-import { checkTargets, medianResults, table, tableOfRounds, TARGETS, type Results } from '../../bench/compare/table.ts';
+import { checkTargets, medianResults, table, tableOfRounds, TARGETS, withCpuLimits, type Results } from '../../bench/compare/table.ts';
 
 const fig = (iops: number, mbps: number, meanLatUs: number, sync?: number): JobFigures => ({
   iops, mbps, meanLatUs, p50LatUs: meanLatUs, p99LatUs: meanLatUs * 3, ...(sync === undefined ? {} : { syncMeanLatUs: sync, writePlusSyncMeanUs: meanLatUs + sync }),
@@ -58,6 +58,33 @@ test('targets: met at their bounds, missed just past them, unchecked without a r
   t.true(checks.filter((c) => c.against === 'nbdkit').every((c) => c.met === true));
   // A job left out with --only: its row is absent and its targets unchecked.
   t.true(checkTargets(table(passing(), ['read-1m-qd8'])).filter((c) => c.job !== 'read-1m-qd8').every((c) => c.met === null));
+});
+
+test('cpu limits: the best figure Cairn\'s CPU per request allows on the machine\'s cores, against what each target needs', (t) => {
+  const r = passing();
+  // randread QD32: 100 µs of CPU per read on 2 CPUs allows 20,000 IOPS; 5× Ceph needs 20,000.
+  Object.assign(r.cairn!['randread-4k-qd32'], { gatewayCpuUs: 30, nodesCpuUs: 70, machineBusyPct: 97 });
+  // randwrite QD32: 200 µs per write allows 10,000 IOPS; 15× Ceph needs 12,000.
+  Object.assign(r.cairn!['randwrite-4k-qd32'], { gatewayCpuUs: 50, nodesCpuUs: 150 });
+  // read 1M: 2,000 µs per MiB allows 1,048.6 MB/s; 1.5× Ceph needs 1,200.
+  Object.assign(r.cairn!['read-1m-qd8'], { gatewayCpuUs: 500, nodesCpuUs: 1500 });
+  // fsync'd write: 1,800 µs per durable write on 2 CPUs is a 900 µs floor; 0.2 of Ceph needs ≤ 1,000.
+  Object.assign(r.cairn!['randwrite-4k-qd1-fsync'], { gatewayCpuUs: 300, nodesCpuUs: 1500 });
+  const checks = withCpuLimits(checkTargets(table(r)), r, 2);
+  const limit = (name: string) => checks.find((c) => c.name === name)!.cpuLimit;
+  t.deepEqual(limit(TARGETS[2].name), { cairnCpuUsPerRequest: 100, machineBusyPct: 97, needed: 20000, bestAtThisCpu: 20000, reachable: true });
+  t.like(limit(TARGETS[3].name), { needed: 20000, reachable: true }, 'against nbdkit: 0.4 × 50,000');
+  t.like(limit(TARGETS[4].name), { needed: 12000, bestAtThisCpu: 10000, reachable: false, machineBusyPct: null });
+  t.like(limit(TARGETS[0].name), { needed: 1200, bestAtThisCpu: 1048.6, reachable: false });
+  t.like(limit(TARGETS[7].name), { cairnCpuUsPerRequest: 1800, needed: 1000, bestAtThisCpu: 900, reachable: true });
+  // No CPU figures (write 1M, randread QD1), or no reference: no limit.
+  t.is(limit(TARGETS[1].name), undefined);
+  t.is(limit(TARGETS[6].name), undefined);
+  const noCeph = { ...r };
+  delete noCeph.ceph;
+  t.true(withCpuLimits(checkTargets(table(noCeph)), noCeph, 2).filter((c) => c.against === 'ceph').every((c) => c.cpuLimit === undefined));
+  // The checks themselves are unchanged.
+  t.deepEqual(checks.map(({ cpuLimit: _, ...c }) => c), checkTargets(table(r)));
 });
 
 test('rounds: figures are medians per field, ratios the median of the rounds\' own ratios', (t) => {
