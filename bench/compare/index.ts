@@ -17,8 +17,8 @@ import { cpus, loadavg, totalmem } from 'node:os';
 import { parseArgs } from 'node:util';
 import { busyMonPorts, missingTools } from '../ceph/cluster.ts';
 import { cleanupAll, cleanupSignal } from '../lib/cleanup.ts';
-import { fio, round } from '../lib/fio.ts';
-import { cpuMeter } from '../lib/proc-cpu.ts';
+import { fio, round, type FioFigures } from '../lib/fio.ts';
+import { measureCpu } from '../lib/proc-cpu.ts';
 import { fillArgs, jobArgs, jobFigures, JOBS, parseSize, type JobFigures } from './jobs.ts';
 import { DESCRIPTIONS, upCairn, upCeph, upNbdkit, type Running } from './systems.ts';
 import { checkTargets, medianResults, tableOfRounds, withCpuLimits, type Results, type System } from './table.ts';
@@ -131,14 +131,13 @@ async function runRound(k: number): Promise<Results> {
         say(job.name);
         try {
           const pids = running.pids?.() ?? [];
-          const meter = cpuMeter(pids);
-          const j0 = performance.now();
-          const f = jobFigures(await fio(jobArgs(running.target, job, sizeBytes, runtime), job.rw.includes('read') ? 'read' : 'write', { env: running.target.env, signal: cleanupSignal }));
+          const run = (): Promise<FioFigures> => fio(jobArgs(running.target, job, sizeBytes, runtime), job.rw.includes('read') ? 'read' : 'write', { env: running.target.env, signal: cleanupSignal });
+          const { result, cpu } = await measureCpu(pids, run, (r, seconds) => r.iops * seconds);
+          const f = jobFigures(result);
           if (pids.length > 0) {
-            const c = meter(f.iops * ((performance.now() - j0) / 1000));
-            f.gatewayCpuUs = c.perPidUs[0];
-            f.nodesCpuUs = round(c.perPidUs.slice(1).reduce((a, b) => a + b, 0), 1);
-            f.machineBusyPct = c.machineBusyPct;
+            f.gatewayCpuUs = cpu.gatewayUs;
+            f.nodesCpuUs = round(cpu.totalUs - cpu.gatewayUs, 1);
+            f.machineBusyPct = cpu.machineBusyPct;
           }
           figures[job.name] = f;
           say(`${job.name}: ${f.iops} IOPS, ${f.mbps} MB/s, mean ${f.meanLatUs} µs, p99 ${f.p99LatUs} µs${f.syncMeanLatUs !== undefined ? `, flush mean ${f.syncMeanLatUs} µs` : ''}`);

@@ -170,8 +170,9 @@ export function withCpuLimits(checks: readonly TargetResult[], results: Results,
   return checks.map((c) => {
     const job = JOBS.find((j) => j.name === c.job);
     const f = results.cairn?.[c.job];
-    const ref = figure(results, c.against, c.job, job?.metric ?? 'iops');
-    if (!job || !f || f.gatewayCpuUs === undefined || f.nodesCpuUs === undefined || ref === null || !(cores > 0)) return c;
+    if (!job || !f || f.gatewayCpuUs === undefined || f.nodesCpuUs === undefined || !(cores > 0)) return c;
+    const ref = figure(results, c.against, c.job, job.metric);
+    if (ref === null) return c;
     const cpu = round(f.gatewayCpuUs + f.nodesCpuUs, 1);
     if (!(cpu > 0)) return c;
     const needed = round(c.bound * ref, 1);

@@ -56,6 +56,8 @@ export interface CpuPerRequest {
   nodesUs: number[];
   /** All of them together. */
   totalUs: number;
+  /** The busy share of the whole machine's CPU time meanwhile, % (0 when /proc/stat is unreadable). */
+  machineBusyPct: number;
 }
 
 /**
@@ -65,13 +67,22 @@ export interface CpuPerRequest {
  */
 export async function measureCpu<T>(pids: number[], work: () => Promise<T>, requests: (r: T, seconds: number) => number): Promise<{ result: T; cpu: CpuPerRequest }> {
   const before = pids.map(cpuMicros);
+  const m0 = machineCpu();
   const t0 = performance.now();
   const result = await work();
   const seconds = (performance.now() - t0) / 1000;
   const used = pids.map((p, i) => cpuMicros(p) - before[i]);
+  const m1 = machineCpu();
+  const total = m1.totalUs - m0.totalUs;
   const n = Math.max(1, requests(result, seconds));
   const per = used.map((u) => Math.round((u / n) * 10) / 10);
-  return { result, cpu: { gatewayUs: per[0], nodesUs: per.slice(1), totalUs: Math.round((used.reduce((a, b) => a + b, 0) / n) * 10) / 10 } };
+  return {
+    result,
+    cpu: {
+      gatewayUs: per[0], nodesUs: per.slice(1), totalUs: Math.round((used.reduce((a, b) => a + b, 0) / n) * 10) / 10,
+      machineBusyPct: total > 0 ? Math.round(((m1.busyUs - m0.busyUs) / total) * 1000) / 10 : 0,
+    },
+  };
 }
 
 /** The machine's CPU time so far from /proc/stat's first line, µs summed over all CPUs: busy (user, nice, system, irq, softirq, steal) and total (those plus idle and iowait). */
@@ -96,21 +107,3 @@ export function machineCpu(): MachineCpu {
   }
 }
 
-/**
- * Starts measuring the CPU time of `pids` and of the whole machine. The returned function
- * gives, for `requests` requests made since, each pid's CPU µs per request and the share of
- * the machine's CPU time that was busy meanwhile, % (0 when /proc/stat is unreadable).
- */
-export function cpuMeter(pids: number[]): (requests: number) => { perPidUs: number[]; machineBusyPct: number } {
-  const before = pids.map(cpuMicros);
-  const m0 = machineCpu();
-  return (requests) => {
-    const n = Math.max(1, requests);
-    const m1 = machineCpu();
-    const total = m1.totalUs - m0.totalUs;
-    return {
-      perPidUs: pids.map((p, i) => Math.round(((cpuMicros(p) - before[i]) / n) * 10) / 10),
-      machineBusyPct: total > 0 ? Math.round(((m1.busyUs - m0.busyUs) / total) * 1000) / 10 : 0,
-    };
-  };
-}
